@@ -1,0 +1,1 @@
+"""One module per ``gnas`` sub-command, each with ``add_parser`` and ``run``."""

@@ -1,0 +1,55 @@
+"""Command-line flags shared by ``evolve`` and ``resume``, mapped to config keys."""
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from gnas.config import parse_set
+
+# flag dest -> config key
+FLAG_KEYS = {
+    "dataset": "data.dataset", "data_dir": "data.data_dir",
+    "max_train_samples": "data.max_train_samples",
+    "generations": "evolution.generations", "population": "evolution.population",
+    "seed": "evolution.seed", "init": "evolution.init", "lambda_c": "evolution.lambda_c",
+    "objectives": "evolution.objectives",
+    "epochs": "train.epochs", "batch_size": "train.batch_size", "threads": "train.threads",
+    "eval_timeout": "train.eval_timeout",
+    "prune": "prune.fraction", "mask": "prune.mask", "nm": "prune.nm",
+    "workers": "parallel.workers", "ray_address": "parallel.ray_address",
+    "gpus_per_worker": "parallel.gpus_per_worker",
+}
+
+
+def batch_size(text: str) -> int:
+    """``auto`` (0: largest batch that fits) or a positive integer."""
+    if text == "auto":
+        return 0
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer or 'auto', got {text!r}") from None
+
+
+def add_search_flags(p: argparse.ArgumentParser) -> None:
+    """Flags that change the search (all optional; defaults come from the config)."""
+    p.add_argument("--generations", type=int, help="generations after the initial one")
+    p.add_argument("--population", type=int, help="individuals per generation")
+    p.add_argument("--epochs", type=int, help="training epochs per evaluation")
+    p.add_argument("--workers", type=int, help="parallel evaluation workers (Ray when > 1)")
+    p.add_argument("--ray-address", dest="ray_address", help="join a Ray cluster: auto or HOST:PORT")
+    p.add_argument("--gpus-per-worker", dest="gpus_per_worker", type=float)
+    p.add_argument("--eval-timeout", dest="eval_timeout", type=float, help="seconds per evaluation")
+    p.add_argument("--threads", type=int, help="TensorFlow threads per evaluation")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                   help="override any config key, e.g. --set evolution.alpha=0.2")
+
+
+def overrides_from(args: argparse.Namespace) -> dict[str, Any]:
+    """Config overrides from the flags actually given, then --set (which wins)."""
+    out = {FLAG_KEYS[name]: value for name, value in vars(args).items()
+           if name in FLAG_KEYS and value is not None}
+    if getattr(args, "no_competition", False):
+        out["evolution.competition"] = False
+    out.update(parse_set(getattr(args, "overrides", [])))
+    return out

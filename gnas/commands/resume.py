@@ -1,0 +1,21 @@
+"""``gnas resume``: continue a run exactly where it stopped, or extend it."""
+from __future__ import annotations
+
+import argparse
+
+from gnas.commands.options import add_search_flags, overrides_from
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("resume", help="continue or extend a run from its run directory",
+                       description="Continue an interrupted run, or extend a finished one "
+                       "with --generations.")
+    p.add_argument("run_dir", metavar="RUN_DIR")
+    add_search_flags(p)
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from gnas import session
+
+    return session.resume(args.run_dir, overrides_from(args))

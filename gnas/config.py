@@ -1,0 +1,319 @@
+"""Run configuration: nested frozen dataclasses, loaded from TOML and ``--set``.
+
+Every key has a type and an allowed range or set of choices declared next to its
+default, so a typo or an out-of-range value is refused with one line that names the
+key, the value and what is allowed (neat-python's strictness), instead of surfacing
+an hour later as a strange search. The resolved configuration is written into every
+run directory, so a run can always be reproduced and resumed as it was run.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import tomllib
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any, Mapping
+
+from gnas.errors import ConfigError
+
+
+def _opt(default: Any, *, lo: float | None = None, hi: float | None = None,
+         choices: tuple[str, ...] | None = None, doc: str = "") -> Any:
+    """A dataclass field carrying its allowed range (inclusive) or choices."""
+    return field(default=default, metadata={"lo": lo, "hi": hi, "choices": choices, "doc": doc})
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Which data set, where to find it and how much of it to use."""
+
+    dataset: str = _opt("digits", doc="a name from `gnas datasets` or a path to an .npz")
+    data_dir: str = _opt("", doc="extra directory searched before the Keras cache")
+    max_train_samples: int = _opt(0, lo=0, doc="0 = the whole training split")
+    val_fraction: float = _opt(0.2, lo=0.01, hi=0.5)
+
+
+@dataclass(frozen=True)
+class SpaceConfig:
+    """The search space: stages of Genetic-CNN style DAGs, widths, limits."""
+
+    family: str = _opt("auto", choices=("auto", "conv", "dense"))
+    stage_nodes: tuple[int, ...] = _opt((3, 4, 4), lo=2, hi=7)
+    conv_widths: tuple[int, ...] = _opt((8, 16, 32, 64), lo=1, hi=4096)
+    dense_widths: tuple[int, ...] = _opt((32, 64, 128, 256), lo=1, hi=65536)
+    width_bits: int = _opt(2, lo=1, hi=6)
+    max_depth: int = _opt(3, lo=1, hi=32, doc="most stages active at once")
+    max_nodes: int = _opt(1024, lo=1, doc="most units/filters over all active nodes")
+    max_complexity: int = _opt(0, lo=0, doc="C_max_allowed; 0 = no limit")
+    complexity: str = _opt("params", choices=("params", "flops"))
+
+
+@dataclass(frozen=True)
+class EvolutionConfig:
+    """The genetic algorithm (paper Table I and Algorithm 1)."""
+
+    population: int = _opt(8, lo=2, hi=100000)
+    generations: int = _opt(4, lo=1, hi=1000000, doc="generations after the initial one")
+    elite: int = _opt(1, lo=0, doc="best individuals copied unchanged")
+    tournament: int = _opt(3, lo=1, hi=1000)
+    seed: int = _opt(0, lo=0, hi=2**31 - 1)
+    init: str = _opt("coe", choices=("coe", "random"))
+    lambda_c: float = _opt(-1.0, lo=-1.0, hi=1.0, doc="-1 = measure it (gnas chaos)")
+    indpb: float = _opt(0.0, lo=0.0, hi=1.0, doc="per-bit flip probability; 0 = 1/length")
+    alpha: float = _opt(0.1, lo=0.0, hi=100.0, doc="weight of C/C_max in the fitness")
+    mu: float = _opt(-0.05, lo=-100.0, hi=100.0, doc="weight of the pruned fraction P; negative rewards pruning")
+    growth: bool = _opt(True, doc="start from base models with only stage 0 active")
+    competition: bool = _opt(True)
+    champions: int = _opt(1, lo=0, hi=100)
+    objectives: str = _opt("error", choices=("error", "error,params", "error,flops"))
+    max_consecutive_failures: int = _opt(20, lo=1)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How one candidate is trained and scored."""
+
+    epochs: int = _opt(4, lo=1, hi=10000)
+    batch_size: int = _opt(32, lo=0, hi=65536, doc="0 = auto: largest batch that fits in 80% of memory")
+    threads: int = _opt(0, lo=0, hi=1024, doc="TensorFlow threads per evaluation; 0 = all cores")
+    bn_momentum: float = _opt(0.9, lo=0.0, hi=0.999)
+    weight_scale: float = _opt(2.0, lo=0.01, hi=100.0, doc="sigma^2 of fan-in weight init")
+    eval_timeout: float = _opt(0.0, lo=0.0, doc="seconds; 0 = none")
+
+
+@dataclass(frozen=True)
+class PruneConfig:
+    """Back-propagation pruning guided by the Markov analysis."""
+
+    fraction: float = _opt(0.0, lo=0.0, hi=0.99, doc="target pruned fraction; 0 = no pruning")
+    threshold: float = _opt(0.0, lo=0.0, hi=1.0, doc="start pruning when best error <= this")
+    growth_generations: int = _opt(0, lo=0, doc="generations of growth before pruning; 0 = all")
+    cycles: int = _opt(40, lo=1, hi=49, doc="fine-tuning steps per cut (< 50)")
+    mask: str = _opt("none", choices=("none", "irregular", "row", "column", "block", "nm"))
+    nm: str = _opt("2:4")
+    candidates: int = _opt(1, lo=1, hi=100, doc="best individuals pruned")
+
+
+@dataclass(frozen=True)
+class ParallelConfig:
+    """Where evaluations run."""
+
+    workers: int = _opt(0, lo=0, hi=4096)
+    ray_address: str = _opt("")
+    gpus_per_worker: float = _opt(0.0, lo=0.0, hi=64.0)
+    recycle_every: int = _opt(0, lo=0, doc="replace a worker after N evaluations; 0 = never")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything a run needs; saved as config.toml in its run directory."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    space: SpaceConfig = field(default_factory=SpaceConfig)
+    evolution: EvolutionConfig = field(default_factory=EvolutionConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    prune: PruneConfig = field(default_factory=PruneConfig)
+    parallel: ParallelConfig = field(default_factory=ParallelConfig)
+
+    def to_dict(self) -> dict[str, dict[str, Any]]:
+        """Plain nested dict (tuples become lists), ready for TOML or JSON."""
+        out: dict[str, dict[str, Any]] = {}
+        for sec in fields(self):
+            section = getattr(self, sec.name)
+            out[sec.name] = {f.name: (list(v) if isinstance(v := getattr(section, f.name), tuple) else v)
+                             for f in fields(section)}
+        return out
+
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # Paper Table I: N = 10, l = 31 (4 stage bits + 3+6+6+6+6 edges), 10 generations,
+    # 10 epochs, max depth 5, max nodes 1024.
+    "paper": {
+        "evolution.population": 10, "evolution.generations": 10,
+        "train.epochs": 10, "space.stage_nodes": (3, 4, 4, 4, 4),
+        "space.max_depth": 5, "space.max_nodes": 1024,
+    },
+    "default": {},
+    "tiny": {"evolution.population": 4, "evolution.generations": 2, "train.epochs": 1,
+             "space.stage_nodes": (3, 3), "space.max_depth": 2},
+}
+
+
+def _check_value(section: str, f: dataclasses.Field, value: Any) -> Any:
+    """Coerce ``value`` to the type of ``f`` and check its range; ConfigError if not."""
+    key = f"{section}.{f.name}"
+    default = f.default
+    meta = f.metadata
+    value = _coerce(key, default, value)
+    items = value if isinstance(value, tuple) else (value,)
+    for item in items:
+        if isinstance(item, bool) or isinstance(item, str):
+            continue
+        if isinstance(item, float) and not math.isfinite(item):
+            raise ConfigError(f"{key}: expected a finite number. Received: {key}={item!r}.")
+        lo, hi = meta.get("lo"), meta.get("hi")
+        if (lo is not None and item < lo) or (hi is not None and item > hi):
+            raise ConfigError(f"{key}={item!r} is out of range: allowed "
+                              f"{_range_text(lo, hi)}. Set a value in that range.")
+    if meta.get("choices") and value not in meta["choices"]:
+        raise ConfigError(f"{key}={value!r} is not allowed: choose one of "
+                          f"{', '.join(meta['choices'])}.")
+    if isinstance(value, tuple) and not value:
+        raise ConfigError(f"{key}: expected a non-empty list. Received: {key}=[].")
+    return value
+
+
+def _range_text(lo: float | None, hi: float | None) -> str:
+    if lo is not None and hi is not None:
+        return f"[{lo}, {hi}]"
+    return f">= {lo}" if lo is not None else f"<= {hi}"
+
+
+def _coerce(key: str, default: Any, value: Any) -> Any:
+    """Values from TOML or the command line, converted to the default's type."""
+    want = type(default)
+    try:
+        if want is bool:
+            if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no"):
+                return value.lower() in ("true", "1", "yes")
+            if isinstance(value, bool):
+                return value
+            raise TypeError
+        if want is tuple:
+            if isinstance(value, str):
+                value = [v for v in value.replace("[", "").replace("]", "").split(",") if v.strip()]
+            if not isinstance(value, (list, tuple)):
+                raise TypeError
+            return tuple(_coerce(key, default[0], v) for v in value)
+        if want is int:
+            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+                raise TypeError
+            return int(value)
+        if want is float:
+            if isinstance(value, bool):
+                raise TypeError
+            return float(value)
+        if want is str:
+            if not isinstance(value, str):
+                raise TypeError
+            return value
+    except (TypeError, ValueError):
+        pass
+    raise ConfigError(f"{key}: expected {want.__name__}{' of ' + type(default[0]).__name__ if want is tuple else ''}. "
+                      f"Received: {key}={value!r} ({type(value).__name__}).")
+
+
+def _section_fields(section: str) -> dict[str, dataclasses.Field]:
+    classes = {f.name: f.default_factory for f in fields(RunConfig)}  # type: ignore[misc]
+    if section not in classes:
+        raise ConfigError(f"unknown config section [{section}]: expected one of {', '.join(classes)}.")
+    return {f.name: f for f in fields(classes[section]())}
+
+
+def apply_overrides(cfg: RunConfig, overrides: Mapping[str, Any]) -> RunConfig:
+    """Return ``cfg`` with ``{"section.key": value}`` applied and every value checked."""
+    sections: dict[str, dict[str, Any]] = {}
+    for dotted, value in overrides.items():
+        if "." not in dotted:
+            raise ConfigError(f"config key {dotted!r} must be written section.key, e.g. evolution.population.")
+        section, key = dotted.split(".", 1)
+        known = _section_fields(section)
+        if key not in known:
+            raise ConfigError(f"unknown config key {section}.{key}: [{section}] accepts "
+                              f"{', '.join(known)}.")
+        sections.setdefault(section, {})[key] = _check_value(section, known[key], value)
+    for section, values in sections.items():
+        cfg = replace(cfg, **{section: replace(getattr(cfg, section), **values)})
+    validate(cfg)
+    return cfg
+
+
+def validate(cfg: RunConfig) -> None:
+    """Checks that involve more than one key."""
+    ev, sp = cfg.evolution, cfg.space
+    if ev.elite >= ev.population:
+        raise ConfigError(f"evolution.elite={ev.elite} must be below evolution.population={ev.population}.")
+    if sp.max_depth > len(sp.stage_nodes):
+        raise ConfigError(f"space.max_depth={sp.max_depth} exceeds the {len(sp.stage_nodes)} stages of "
+                          f"space.stage_nodes; lower it or add stages.")
+    n, _, m = cfg.prune.nm.partition(":")
+    if not (n.isdigit() and m.isdigit() and 0 < int(n) < int(m)):
+        raise ConfigError(f"prune.nm={cfg.prune.nm!r}: expected N:M with 0 < N < M, e.g. 2:4.")
+
+
+def flatten(mapping: Mapping[str, Any], where: str = "") -> dict[str, Any]:
+    """``{"evolution": {"population": 8}}`` -> ``{"evolution.population": 8}``."""
+    flat: dict[str, Any] = {}
+    for key, value in mapping.items():
+        if isinstance(value, Mapping):
+            if where:
+                raise ConfigError(f"config section [{where}.{key}] is too deep: gnas sections hold keys only.")
+            flat.update({f"{key}.{k}": v for k, v in flatten(value, key).items()})
+        elif not where:
+            raise ConfigError(f"config key {key!r} must sit in a section such as [evolution].")
+        else:
+            flat[key] = value
+    return flat
+
+
+def load_config(path: str | Path | None = None, overrides: Mapping[str, Any] | None = None,
+                preset: str | None = None) -> RunConfig:
+    """Build a RunConfig: defaults, then a preset, then a TOML file, then overrides."""
+    cfg = RunConfig()
+    if preset:
+        if preset not in PRESETS:
+            raise ConfigError(f"unknown preset {preset!r}: choose one of {', '.join(PRESETS)}.")
+        cfg = apply_overrides(cfg, PRESETS[preset])
+    if path:
+        cfg = apply_overrides(cfg, flatten(read_toml(path)))
+    return apply_overrides(cfg, overrides or {})
+
+
+def read_toml(path: str | Path) -> dict[str, Any]:
+    """Parse a TOML file, turning every failure into a one-line ConfigError."""
+    try:
+        with open(path, "rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} not found: check the path.") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML ({exc}); fix the line it names.") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"config file {path} cannot be read ({exc}).") from None
+
+
+def to_toml(cfg: RunConfig) -> str:
+    """Serialise the resolved configuration (values are str, int, float, bool, lists)."""
+    lines: list[str] = []
+    for section, values in cfg.to_dict().items():
+        lines.append(f"[{section}]")
+        lines.extend(f"{key} = {_toml_value(value)}" for key, value in values.items())
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, float):
+        return repr(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    return str(value)
+
+
+def parse_set(items: list[str]) -> dict[str, Any]:
+    """``["evolution.population=20"]`` -> overrides, values parsed as TOML scalars."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set {item!r}: expected section.key=value, e.g. evolution.population=20.")
+        try:
+            out[key.strip()] = tomllib.loads(f"v = {raw.strip()}")["v"]
+        except tomllib.TOMLDecodeError:
+            out[key.strip()] = raw.strip()
+    return out

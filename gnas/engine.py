@@ -1,0 +1,212 @@
+"""The search loop (paper Algorithm 1) and the evaluation bookkeeping around it.
+
+Pseudocode of :meth:`Search.run`, in the spirit of DEAP's ``eaSimple``::
+
+    if no checkpoint: draw the initial population (edge of chaos or uniform)
+    if generation == -1: evaluate it -> generation 0, checkpoint
+    while generation < G:
+        offspring = elitism + tournament + crossover + mutation (+ repair)
+        evaluate offspring (cache first: a network is never trained twice)
+        population = offspring                    # unconditional replacement
+        step hooks (layer-wise competition, pruning), hall of fame, logbook
+        on_generation_end -> checkpoint, Markov matrices, progress
+    on_search_end -> best model retrained, test score, summary
+
+Everything the next generation depends on (population, fitness, generator state)
+is in the checkpoint, so resuming from it reproduces an uninterrupted run.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from gnas import chaos
+from gnas.callbacks import CallbackList
+from gnas.config import RunConfig
+from gnas.errors import FatalError
+from gnas.fitness import FitnessModel
+from gnas.operators import Offspring, vary
+from gnas.parallel import Executor
+from gnas.results import EvalResult, EvalTask, derive_seed
+from gnas.run_dir import RunDir, SearchState
+from gnas.search_space import Bits, SearchSpace, bits_to_str, str_to_bits
+from gnas.store import EvaluationStore
+
+HALL_OF_FAME_SIZE = 5
+
+
+@dataclass
+class GenerationInfo:
+    """What one generation did, for callbacks."""
+
+    generation: int
+    population: list[Bits]
+    fitness: list[float]
+    offspring: list[Offspring] = field(default_factory=list)
+    record: dict[str, Any] = field(default_factory=dict)
+
+
+StepHook = Callable[["Search", GenerationInfo], None]
+
+
+class Search:
+    """Runs (or resumes) one search in one run directory."""
+
+    def __init__(self, cfg: RunConfig, space: SearchSpace, run_dir: RunDir, store: EvaluationStore,
+                 executor: Executor, callbacks: CallbackList | None = None,
+                 state: SearchState | None = None, lambda_c: Callable[[], tuple[float, str]] | None = None,
+                 hooks: Sequence[StepHook] = ()) -> None:
+        self.cfg = cfg
+        self.space = space
+        self.run_dir = run_dir
+        self.store = store
+        self.executor = executor
+        self.callbacks = callbacks or CallbackList([])
+        self.fitness_model = FitnessModel(cfg, space)
+        self.hooks = list(hooks)
+        self.state = state or self._initial_state(lambda_c)
+        self.rng = np.random.default_rng()
+        self.rng.bit_generator.state = self.state.rng_state
+        self.consecutive_failures = 0
+        self.started = time.perf_counter()
+
+    # --------------------------------------------------------------- the loop
+    def run(self) -> SearchState:
+        """Evolve until the configured number of generations; returns the final state."""
+        self.callbacks.on_search_begin(self)
+        if self.state.generation < 0:
+            self.run_dir.save_state(self.state)  # the initial population, before any training
+            population = [str_to_bits(g) for g in self.state.population]
+            fitness = self.evaluate(population, generation=0)
+            self._end_generation(GenerationInfo(0, population, fitness))
+        while self.state.generation < self.cfg.evolution.generations:
+            g = self.state.generation + 1
+            self.callbacks.on_generation_begin(self, g)
+            parents = [str_to_bits(x) for x in self.state.population]
+            offspring = vary(parents, self.current_fitness(), elite=self.cfg.evolution.elite,
+                             tournsize=self.cfg.evolution.tournament, rates=self.rates,
+                             indpb=self.indpb, repair=self.space.repair, rng=self.rng,
+                             crossover=self.crossover)
+            population = [o.bits for o in offspring]
+            fitness = self.evaluate(population, generation=g)
+            self._end_generation(GenerationInfo(g, population, fitness, offspring))
+        self.state.finished = True
+        self.run_dir.save_state(self.state)
+        self.callbacks.on_search_end(self)
+        return self.state
+
+    def _end_generation(self, info: GenerationInfo) -> None:
+        for hook in self.hooks:
+            hook(self, info)
+        self.state.generation = info.generation
+        self.state.population = [bits_to_str(b) for b in info.population]
+        self.state.fitness = [[f] for f in info.fitness]
+        self._update_hall_of_fame(info.population, info.fitness)
+        info.record = self._statistics(info)
+        self.state.logbook.append(info.record)
+        self.state.rng_state = self.rng.bit_generator.state
+        self.run_dir.save_state(self.state)
+        self.callbacks.on_generation_end(self, info)
+
+    # ------------------------------------------------------------ evaluation
+    def evaluate(self, genomes: Sequence[Bits], generation: int, kind: str = "search",
+                 options: dict[str, Any] | None = None) -> list[float]:
+        """Fitness of each genome: from the store when known, else trained once."""
+        results = self.evaluate_results(genomes, generation, kind, options)
+        return [self.fitness_model.fitness(r) for r in results]
+
+    def evaluate_results(self, genomes: Sequence[Bits], generation: int, kind: str = "search",
+                         options: dict[str, Any] | None = None) -> list[EvalResult]:
+        keys = [self.task_key(b, options) for b in genomes]
+        known: dict[str, EvalResult] = {}
+        tasks: dict[str, EvalTask] = {}
+        for bits, key in zip(genomes, keys):
+            if key in known or key in tasks:
+                continue
+            cached = self.store.lookup(key)
+            if cached is not None:
+                known[key] = cached
+                self.callbacks.on_evaluated(self, cached, True)
+            else:
+                tasks[key] = EvalTask(key=key, genome=bits_to_str(bits), kind=kind,
+                                      seed=derive_seed(self.cfg.evolution.seed, key),
+                                      generation=generation, options=dict(options or {}))
+        for result in self.executor.run(list(tasks.values())):
+            self.store.add(result, self.fitness_model.fitness(result))
+            known[result.key] = result
+            self._count_failure(result)
+            self.callbacks.on_evaluated(self, result, False)
+        return [known[k] for k in keys]
+
+    def task_key(self, bits: Bits, options: dict[str, Any] | None = None) -> str:
+        key = self.space.key(bits)
+        if options:
+            key = f"{key}:{options.get('tag', '')}" if options.get("tag") else key
+        return key
+
+    def _count_failure(self, result: EvalResult) -> None:
+        self.consecutive_failures = 0 if result.ok else self.consecutive_failures + 1
+        limit = self.cfg.evolution.max_consecutive_failures
+        if self.consecutive_failures >= limit:
+            raise FatalError(f"{limit} evaluations failed in a row (last: {result.message.splitlines()[0] if result.message else 'no reason'}); "
+                             f"check the data and the search space, then `gnas resume {self.run_dir.path}`.")
+
+    # ------------------------------------------------------------- operators
+    def rates(self, bits: Bits) -> tuple[float, float]:
+        """The individual's own (mutation rate, crossover rate): self-adaptive genes."""
+        hyper = self.space.hyper(bits)
+        return hyper["mutation_rate"], hyper["crossover_rate"]
+
+    @property
+    def indpb(self) -> float:
+        return self.cfg.evolution.indpb or 1.0 / self.space.length
+
+    crossover: Callable | None = None  # a hook may install stage-wise crossover
+
+    def current_fitness(self) -> list[float]:
+        return [f[0] if f else self.fitness_model.worst for f in self.state.fitness]
+
+    # ------------------------------------------------------------ bookkeeping
+    def _initial_state(self, lambda_c: Callable[[], tuple[float, str]] | None) -> SearchState:
+        ev = self.cfg.evolution
+        rng = np.random.default_rng(ev.seed)
+        value, source = (None, "")
+        if ev.init == "coe":
+            value, source = lambda_c() if lambda_c else (chaos.PAPER_LAMBDA_C["vector"], "preset")
+            raw = chaos.coe_bits(ev.population, self.space.length, value, rng)
+            population = [self.space.repair(tuple(int(b) for b in row)) for row in raw]
+        else:
+            population = [self.space.random_bits(rng) for _ in range(ev.population)]
+        if ev.growth:  # Algorithm 1: grow from base models with one active stage
+            population = [self.space.base_model(b) for b in population]
+        return SearchState(generation=-1, population=[bits_to_str(b) for b in population],
+                           fitness=[None] * ev.population, rng_state=rng.bit_generator.state,
+                           genome_length=self.space.length, l=self.space.l, init=ev.init,
+                           lambda_c=value, lambda_c_source=source)
+
+    def _update_hall_of_fame(self, population: Sequence[Bits], fitness: Sequence[float]) -> None:
+        entries = {e["key"]: e for e in self.state.hall_of_fame}
+        for bits, f in zip(population, fitness):
+            key = self.space.key(bits)
+            if key not in entries or f < entries[key]["fitness"]:
+                entries[key] = {"key": key, "genome": bits_to_str(bits), "fitness": f,
+                                "generation": self.state.generation}
+        ranked = sorted(entries.values(), key=lambda e: (e["fitness"], e["genome"]))
+        self.state.hall_of_fame = ranked[:HALL_OF_FAME_SIZE]
+
+    def _statistics(self, info: GenerationInfo) -> dict[str, Any]:
+        fit = np.asarray(info.fitness, dtype=float)
+        conn = np.asarray([self.space.connection_genes(b) for b in info.population])
+        bits = np.asarray(info.population)
+        best = self.store.lookup(self.space.key(info.population[int(np.argmin(fit))]))
+        return {
+            "generation": info.generation, "best": float(fit.min()), "mean": float(fit.mean()),
+            "std": float(fit.std()), "best_error": best.val_error if best else None,
+            "diversity": chaos.mean_hamming(bits), "entropy": chaos.per_locus_entropy(bits),
+            "lambda": chaos.population_lambda(conn), "evaluations": self.store.count(),
+            "failures": self.store.count("failed"), "phase": self.state.phase,
+            "elapsed_s": round(time.perf_counter() - self.started, 3),
+        }

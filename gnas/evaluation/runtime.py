@@ -1,0 +1,79 @@
+"""TensorFlow process settings that must happen before TensorFlow starts.
+
+Floating-point results depend on the thread count, so every evaluation runs with
+the same per-process thread settings whichever executor runs it. On a GPU,
+memory growth (or a hard per-process limit) stops one process from taking all of
+the device's memory, which TensorFlow otherwise does in every process.
+"""
+from __future__ import annotations
+
+import os
+import sys
+
+_configured: dict[str, object] = {}
+
+
+def configure(threads: int = 0, *, gpu_memory_mb: int = 0, use_gpu: bool = True) -> None:
+    """Set threads (0 = all cores), determinism and GPU memory policy; idempotent."""
+    n = threads or (os.cpu_count() or 1)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ["TF_NUM_INTRAOP_THREADS"] = str(n)
+    os.environ["TF_NUM_INTEROP_THREADS"] = str(min(n, 2))
+    os.environ["OMP_NUM_THREADS"] = str(n)
+    if not use_gpu:
+        os.environ["CUDA_VISIBLE_DEVICES"] = "-1"
+    if _configured:
+        return
+    tf = import_tensorflow()
+
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(n)
+        tf.config.threading.set_inter_op_parallelism_threads(min(n, 2))
+    except RuntimeError:
+        pass  # TensorFlow already started in this process; the environment held.
+    tf.config.experimental.enable_op_determinism()
+    _configure_gpus(tf, gpu_memory_mb)
+    _configured.update(threads=n, gpu_memory_mb=gpu_memory_mb)
+
+
+def _configure_gpus(tf, gpu_memory_mb: int) -> None:
+    for gpu in tf.config.list_physical_devices("GPU"):
+        try:
+            if gpu_memory_mb:
+                tf.config.set_logical_device_configuration(
+                    gpu, [tf.config.LogicalDeviceConfiguration(memory_limit=gpu_memory_mb)])
+            else:
+                tf.config.experimental.set_memory_growth(gpu, True)
+        except RuntimeError as exc:  # already initialised: report, keep going
+            print(f"gnas: GPU memory policy not applied ({exc})", file=sys.stderr)
+
+
+def import_tensorflow():
+    """Import TensorFlow with its C++ start-up chatter kept off the terminal.
+
+    TensorFlow's native logging writes to file descriptor 2 before any Python
+    setting applies; it is silenced only for the import, and an import failure
+    still raises normally.
+    """
+    if "tensorflow" in sys.modules:
+        return sys.modules["tensorflow"]
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        import tensorflow as tf
+        import keras  # noqa: F401 - its first import also logs
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+    return tf
+
+
+def gpu_count() -> int:
+    """Number of GPUs TensorFlow sees (imports TensorFlow)."""
+    import tensorflow as tf
+
+    return len(tf.config.list_physical_devices("GPU"))
