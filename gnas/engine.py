@@ -47,6 +47,7 @@ class GenerationInfo:
     fitness: list[float]
     offspring: list[Offspring] = field(default_factory=list)
     record: dict[str, Any] = field(default_factory=dict)
+    keys: list[str] = field(default_factory=list)   # evaluation key of each individual
 
 
 StepHook = Callable[["Search", GenerationInfo], None]
@@ -99,12 +100,14 @@ class Search:
         return self.state
 
     def _end_generation(self, info: GenerationInfo) -> None:
+        if not info.keys:
+            info.keys = [self.task_key(b) for b in info.population]
         for hook in self.hooks:
             hook(self, info)
         self.state.generation = info.generation
         self.state.population = [bits_to_str(b) for b in info.population]
         self.state.fitness = [[f] for f in info.fitness]
-        self._update_hall_of_fame(info.population, info.fitness)
+        self._update_hall_of_fame(info.population, info.fitness, info.keys)
         info.record = self._statistics(info)
         self.state.logbook.append(info.record)
         self.state.rng_state = self.rng.bit_generator.state
@@ -187,10 +190,10 @@ class Search:
                            genome_length=self.space.length, l=self.space.l, init=ev.init,
                            lambda_c=value, lambda_c_source=source)
 
-    def _update_hall_of_fame(self, population: Sequence[Bits], fitness: Sequence[float]) -> None:
+    def _update_hall_of_fame(self, population: Sequence[Bits], fitness: Sequence[float],
+                             keys: Sequence[str]) -> None:
         entries = {e["key"]: e for e in self.state.hall_of_fame}
-        for bits, f in zip(population, fitness):
-            key = self.space.key(bits)
+        for bits, f, key in zip(population, fitness, keys):
             if key not in entries or f < entries[key]["fitness"]:
                 entries[key] = {"key": key, "genome": bits_to_str(bits), "fitness": f,
                                 "generation": self.state.generation}
@@ -201,7 +204,7 @@ class Search:
         fit = np.asarray(info.fitness, dtype=float)
         conn = np.asarray([self.space.connection_genes(b) for b in info.population])
         bits = np.asarray(info.population)
-        best = self.store.lookup(self.space.key(info.population[int(np.argmin(fit))]))
+        best = self.store.lookup(info.keys[int(np.argmin(fit))])
         return {
             "generation": info.generation, "best": float(fit.min()), "mean": float(fit.mean()),
             "std": float(fit.std()), "best_error": best.val_error if best else None,

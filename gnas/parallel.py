@@ -15,7 +15,8 @@ from gnas.results import EvalResult, EvalTask
 
 class Executor(Protocol):
     def run(self, tasks: list[EvalTask]) -> Iterator[EvalResult]: ...
-    def final(self, genome: str, seed: int, out_dir: Path) -> dict[str, Any]: ...
+    def final(self, genome: str, seed: int, out_dir: Path,
+              options: dict[str, Any] | None = None) -> dict[str, Any]: ...
     def close(self) -> None: ...
 
 
@@ -42,9 +43,10 @@ class LocalExecutor:
         for task in tasks:
             yield self.evaluator.evaluate(task)
 
-    def final(self, genome: str, seed: int, out_dir: Path) -> dict[str, Any]:
-        """Retrain the best genome, save ``out_dir/model.keras``, return its scores."""
-        model, metrics = self.evaluator.final(genome, seed)
+    def final(self, genome: str, seed: int, out_dir: Path,
+              options: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Rebuild the best network, save ``out_dir/model.keras``, return its scores."""
+        model, metrics = self.evaluator.final(genome, seed, options)
         out_dir.mkdir(parents=True, exist_ok=True)
         tmp = out_dir / ".model.tmp.keras"
         model.save(tmp)

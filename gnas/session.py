@@ -124,9 +124,10 @@ def finish(search: Search, executor: Executor) -> dict[str, Any]:
             return previous
     arch = search.space.decode(str_to_bits(best["genome"]))
     row = search.store.lookup(best["key"])
-    params, flops = complexity(arch)
+    params, flops = (row.params, row.flops) if row and row.ok else complexity(arch)
+    options = (row.metrics.get("final_options") if row else None) or {}
     metrics = executor.final(best["genome"], derive_seed(search.cfg.evolution.seed, best["key"]),
-                             run_dir.best_dir)
+                             run_dir.best_dir, options)
     summary = {"key": best["key"], "genome": best["genome"], "fitness": best["fitness"],
                "val_error": row.val_error if row else metrics["val_error"],
                "test_error": metrics["test_error"], "test_score": metrics["test_score"],

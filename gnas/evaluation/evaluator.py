@@ -80,14 +80,21 @@ class Evaluator:
                           kind=task.kind, generation=task.generation,
                           metrics={"pid": os.getpid()}, **extra)
 
-    def final(self, genome: str, seed: int) -> tuple[keras.Model, dict[str, float]]:
-        """Retrain the best genome exactly as in the search, then score val and test.
+    def final(self, genome: str, seed: int,
+              options: dict[str, Any] | None = None) -> tuple[keras.Model, dict[str, float]]:
+        """Rebuild the best network exactly as in the search, then score val and test.
 
         Training is deterministic per seed, so this is the network the search scored;
-        the test split is touched here only.
+        a pruned network is rebuilt by replaying its recorded cuts (``options``).
+        The test split is touched here only.
         """
         arch = self.space.decode(str_to_bits(genome))
-        model = self.train(arch, seed)
+        if options:
+            from gnas.evaluation.prune_eval import rebuild_pruned
+
+            model, arch = rebuild_pruned(self, genome, seed, options)
+        else:
+            model = self.train(arch, seed)
         val = score(model, arch, self.data.x_val, self.data.y_val)
         test = score(model, arch, self.data.x_test, self.data.y_test)
         return model, {"val_error": val["error"], "test_error": test["error"],
