@@ -28,7 +28,7 @@ from gnas.callbacks import CallbackList
 from gnas.config import RunConfig
 from gnas.errors import FatalError
 from gnas.fitness import FitnessModel
-from gnas.operators import Offspring, vary
+from gnas.operators import Offspring, crowded_ranks, sel_nsga2, vary
 from gnas.parallel import Executor
 from gnas.results import EvalResult, EvalTask, derive_seed
 from gnas.run_dir import RunDir, SearchState
@@ -86,18 +86,43 @@ class Search:
         while self.state.generation < self.cfg.evolution.generations:
             g = self.state.generation + 1
             self.callbacks.on_generation_begin(self, g)
-            parents = [str_to_bits(x) for x in self.state.population]
-            offspring = vary(parents, self.current_fitness(), elite=self.cfg.evolution.elite,
-                             tournsize=self.cfg.evolution.tournament, rates=self.rates,
-                             indpb=self.indpb, repair=self.space.repair, rng=self.rng,
-                             crossover=self.crossover)
-            population = [o.bits for o in offspring]
-            fitness = self.evaluate(population, generation=g)
-            self._end_generation(GenerationInfo(g, population, fitness, offspring))
+            self._end_generation(self._next_generation(g))
         self.state.finished = True
         self.run_dir.save_state(self.state)
         self.callbacks.on_search_end(self)
         return self.state
+
+    def _next_generation(self, g: int) -> GenerationInfo:
+        """Variation, evaluation and replacement of one generation."""
+        parents = [str_to_bits(x) for x in self.state.population]
+        multi = self.objectives_count > 1
+        selection = crowded_ranks(self.current_objectives()) if multi else self.current_fitness()
+        offspring = vary(parents, selection, elite=0 if multi else self.cfg.evolution.elite,
+                         tournsize=self.cfg.evolution.tournament, rates=self.rates,
+                         indpb=self.indpb, repair=self.space.repair, rng=self.rng,
+                         crossover=self.crossover)
+        children = [o.bits for o in offspring]
+        results = self.evaluate_results(children, generation=g)
+        if not multi:  # unconditional replacement (elites are among the offspring)
+            return GenerationInfo(g, children, [self.fitness_model.fitness(r) for r in results],
+                                  offspring, keys=[r.key for r in results])
+        # NSGA-II: parents and children compete on (error, complexity).
+        pool = parents + children
+        pool_keys = list(self.state.keys or [self.task_key(b) for b in parents]) + [r.key for r in results]
+        pool_results = [self.store.lookup(k) for k in pool_keys]
+        chosen = sel_nsga2([self.fitness_model.objectives(r) for r in pool_results], len(parents))
+        return GenerationInfo(g, [pool[i] for i in chosen],
+                              [self.fitness_model.fitness(pool_results[i]) for i in chosen],
+                              offspring, keys=[pool_keys[i] for i in chosen])
+
+    @property
+    def objectives_count(self) -> int:
+        return len(self.cfg.evolution.objectives.split(","))
+
+    def current_objectives(self) -> list[tuple[float, ...]]:
+        """(error, complexity / C_max) of the current population, from the store."""
+        keys = self.state.keys or [self.task_key(str_to_bits(b)) for b in self.state.population]
+        return [self.fitness_model.objectives(self.store.lookup(k)) for k in keys]
 
     def _end_generation(self, info: GenerationInfo) -> None:
         if not info.keys:
@@ -107,10 +132,13 @@ class Search:
         self.state.generation = info.generation
         self.state.population = [bits_to_str(b) for b in info.population]
         self.state.fitness = [[f] for f in info.fitness]
+        self.state.keys = list(info.keys)
         self._update_hall_of_fame(info.population, info.fitness, info.keys)
         info.record = self._statistics(info)
         self.state.logbook.append(info.record)
         self.state.rng_state = self.rng.bit_generator.state
+        if self.objectives_count > 1:
+            self._update_pareto_front()
         self.run_dir.save_state(self.state)
         self.callbacks.on_generation_end(self, info)
 
@@ -199,6 +227,16 @@ class Search:
                                 "generation": self.state.generation}
         ranked = sorted(entries.values(), key=lambda e: (e["fitness"], e["genome"]))
         self.state.hall_of_fame = ranked[:HALL_OF_FAME_SIZE]
+
+    def _update_pareto_front(self) -> None:
+        """The non-dominated (error, complexity) networks of every evaluation so far."""
+        from gnas.pareto import front_of_rows
+
+        measure = self.fitness_model.measure
+        self.state.pareto_front = [
+            {"key": r["genome_key"], "genome": r["genome"], "val_error": r["val_error"],
+             measure: r[measure], "generation": r["generation"]}
+            for r in front_of_rows(self.store.rows(), measure)]
 
     def _statistics(self, info: GenerationInfo) -> dict[str, Any]:
         fit = np.asarray(info.fitness, dtype=float)

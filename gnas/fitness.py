@@ -18,7 +18,9 @@ class FitnessModel:
     def __init__(self, cfg: RunConfig, space: SearchSpace) -> None:
         self.alpha = cfg.evolution.alpha
         self.mu = cfg.evolution.mu
-        self.measure = cfg.space.complexity
+        objectives = cfg.evolution.objectives.split(",")
+        # --objectives error,flops measures complexity in FLOPs for both C terms
+        self.measure = objectives[1] if len(objectives) > 1 else cfg.space.complexity
         self.c_max = space.c_max
 
     @property
@@ -28,6 +30,12 @@ class FitnessModel:
 
     def complexity(self, result: EvalResult) -> int:
         return result.params if self.measure == "params" else result.flops
+
+    def objectives(self, result: EvalResult | None) -> tuple[float, float]:
+        """(error, complexity / C_max), both minimised, for NSGA-II; failures are worst."""
+        if result is None or not result.ok:
+            return (WORST_ERROR + 1.0, 2.0)
+        return (float(result.val_error), self.complexity(result) / self.c_max)
 
     def fitness(self, result: EvalResult) -> float:
         if not result.ok:

@@ -93,3 +93,33 @@ def vary(population: Sequence[Bits], fitnesses: Sequence[float], *, elite: int, 
                 ops[k] = "mutation" if ops[k] == "copy" else "crossover+mutation"
             out.append(Offspring(repair(child), lineage, ops[k]))
     return out[:n]
+
+
+def sel_nsga2(objectives: Sequence[Sequence[float]], k: int) -> list[int]:
+    """Indices of ``k`` survivors by NSGA-II (non-dominated fronts, then crowding).
+
+    Uses DEAP's ``selNSGA2`` on module-level individuals; it involves no randomness,
+    so survivors depend only on the objective values and their order.
+    """
+    from deap import tools
+
+    from gnas.individual import MultiIndividual
+
+    inds = []
+    for i, obj in enumerate(objectives):
+        ind = MultiIndividual([i])
+        ind.fitness.values = tuple(float(v) for v in obj)
+        inds.append(ind)
+    return [ind[0] for ind in tools.selNSGA2(inds, k)]
+
+
+def crowded_ranks(objectives: Sequence[Sequence[float]]) -> list[float]:
+    """A smaller-is-better score per individual: its position in NSGA-II's order.
+
+    Tournaments on this score are NSGA-II's crowded-comparison tournaments.
+    """
+    order = sel_nsga2(objectives, len(objectives))
+    rank = [0.0] * len(objectives)
+    for position, index in enumerate(order):
+        rank[index] = float(position)
+    return rank
