@@ -7,7 +7,8 @@ operators) next to the **theoretical** Wright-Fisher matrix with selection,
 plus what the theory predicts from it (fixation, absorption times,
 quasi-stationary distribution) and the per-gene survival probability that the
 pruner ranks genes by. Everything is NumPy only and side-effect free except
-the storage helpers, which write one ``.npz`` per generation atomically.
+the storage helpers, which write one ``.npz`` per generation atomically
+(figures of these records live in :mod:`gnas.analysis`).
 """
 from __future__ import annotations
 
@@ -25,28 +26,38 @@ from gnas.errors import InvalidGenomeError, RunDirError
 FITNESS_FLOOR = 1e-12
 """Smallest positive fitness: keeps every ratio in eq. 4 finite and defined."""
 
+CONVERGENCE_TOL = 1e-3
+"""Default relative improvement below which a generation counts as stagnant."""
+
+CONVERGENCE_PATIENCE = 3
+"""Default number of consecutive stagnant generations that means converged."""
+
 CONVERGENCE_DEFINITION = (
     "Observed generations to convergence (paper Table II): with b[g] the "
     "best-so-far (running minimum) fitness F after generation g (0-based; "
-    "non-finite values count as +inf), the first g such that each of the next "
-    "`patience` generations improves b by less than `tol` relative to the "
-    "previous value, i.e. b[k-1] - b[k] < tol * max(|b[k-1]|, 1e-12) for "
-    "k = g+1 .. g+patience; None if that never happens within the record."
+    "non-finite values count as +inf), generation k improves when "
+    "b[k-1] - b[k] >= tol * max(|b[k-1]|, 1e-12); the search converged at the "
+    "last generation g that improved (0 if none did), provided at least "
+    "`patience` further generations were recorded after it without improving; "
+    "otherwise None (not converged yet). "
+    f"Defaults: tol = {CONVERGENCE_TOL:g}, patience = {CONVERGENCE_PATIENCE}."
 )
 """The single definition of "convergence" used by gnas (reports, summaries, notebooks).
 
 The running minimum is used because with or without elitism the search has
 found the best-so-far network; a worse generation is not progress and a
-recovery to an old level is not an improvement. ``g`` is also the number of
-generations of evolution that were needed, since generation 0 is the initial
-population.
+recovery to an old level is not an improvement. The *last* improvement, not
+the first plateau, marks convergence: a search that stalls for a few
+generations and then finds a better network had not converged. ``g`` is also
+the number of generations of evolution that were needed, since generation 0 is
+the initial population.
 """
 
 RECORD_KEYS = (
     "generation", "l", "counts", "empirical", "observed", "theoretical", "f1", "f0",
     "fixation", "absorption_times", "quasi_stationary", "gene_survival", "parent_bits",
     "child_bits", "population_bits", "fitness", "state_entropy",
-    "predicted_generations_to_absorption",
+    "predicted_generations_to_absorption", "operators", "excluded",
 )
 
 
@@ -257,27 +268,42 @@ def predicted_generations_to_absorption(population_bits: np.ndarray, times: np.n
 
 
 def observed_generations_to_convergence(
-    best_fitness_per_generation: Sequence[float], tol: float = 1e-3, patience: int = 3
+    best_fitness_per_generation: Sequence[float], tol: float = CONVERGENCE_TOL,
+    patience: int = CONVERGENCE_PATIENCE,
 ) -> int | None:
     """Generations the search needed to converge, per ``CONVERGENCE_DEFINITION``.
 
     Args:
         best_fitness_per_generation: best (minimised) ``F`` of generations 0, 1, ...
         tol: relative improvement below which a generation counts as stagnant.
-        patience: number of consecutive stagnant generations that means converged.
+        patience: generations without improvement after the last improvement that mean converged.
     """
     if tol < 0 or patience < 1:
         raise ValueError(f"need tol >= 0 and patience >= 1, got tol={tol}, patience={patience}")
     b = np.asarray(best_fitness_per_generation, dtype=np.float64).ravel()
-    b = np.minimum.accumulate(np.where(np.isfinite(b), b, np.inf)) if b.size else b
-    run = 0
+    if b.size == 0:
+        return None
+    b = np.minimum.accumulate(np.where(np.isfinite(b), b, np.inf))
+    last = 0
     for k in range(1, b.size):
         prev, cur = b[k - 1], b[k]
         stagnant = cur == prev or (np.isfinite(prev) and prev - cur < tol * max(abs(prev), 1e-12))
-        run = run + 1 if stagnant else 0
-        if run == patience:
-            return k - patience
-    return None
+        last = last if stagnant else k
+    return last if b.size - 1 - last >= patience else None
+
+
+def best_fitness_curve(logbook: Sequence[dict]) -> list[float]:
+    """Best ``F`` of generations 0, 1, ... from logbook records (``generation``, ``best``).
+
+    A generation logged twice (a resumed run) keeps its last record; a missing
+    or non-finite best counts as +inf, as in ``CONVERGENCE_DEFINITION``.
+    """
+    rows = {int(r["generation"]): r.get("best") for r in logbook}
+    out = []
+    for g in sorted(rows):
+        best = rows[g]
+        out.append(float(best) if best is not None and math.isfinite(float(best)) else math.inf)
+    return out
 
 
 def simulate_absorption_times(
@@ -307,16 +333,32 @@ def simulate_absorption_times(
 
 
 # ----------------------------------------------------------------- storage ---
+def _labels(labels: Sequence[str] | None, n: int, what: str) -> np.ndarray:
+    """``n`` operator names as a fixed-width unicode array (no pickle needed); "" when unknown."""
+    out = [""] * n if labels is None else [str(x) for x in labels]
+    if len(out) != n:
+        raise InvalidGenomeError(f"got {len(out)} {what} for {n} lineage moves")
+    return np.asarray(out, dtype=f"<U{max([1] + [len(x) for x in out])}")
+
+
 def compute_record(
     *, generation: int, parent_bits: np.ndarray, child_bits: np.ndarray,
     population_bits: np.ndarray, fitness: np.ndarray,
+    operators: Sequence[str] | None = None, excluded: Sequence[str] = (),
 ) -> dict[str, np.ndarray]:
-    """Everything saved for one generation, as plain (non-object) arrays keyed by ``RECORD_KEYS``."""
+    """Everything saved for one generation, as plain (non-object) arrays keyed by ``RECORD_KEYS``.
+
+    Row ``k`` of ``parent_bits``/``child_bits`` is one counted move, made by
+    ``operators[k]``. ``excluded`` names how each offspring that is not a
+    counted move was made (``"elite"``, ``"champion"``, ...), so the moves and
+    the exclusions together account for every offspring of the generation.
+    """
     pop = _as_bits(population_bits, "population_bits")
     counts = empirical_counts(parent_bits, child_bits)
     l = pop.shape[1]
     if counts.shape[0] != l + 1:
         raise InvalidGenomeError(f"lineage arrays have l={counts.shape[0] - 1} but the population has l={l}")
+    labels = _labels(operators, int(counts.sum()), "operator labels")
     empirical, observed = normalise_rows(counts)
     f1, f0 = allele_fitness(pop, fitness)
     P = theoretical_matrix(l, f1, f0)
@@ -332,6 +374,7 @@ def compute_record(
         "population_bits": pop.astype(np.int8), "fitness": np.asarray(fitness, dtype=np.float64),
         "state_entropy": np.asarray(state_entropy(pop)),
         "predicted_generations_to_absorption": np.asarray(predicted_generations_to_absorption(pop, times)),
+        "operators": labels, "excluded": _labels(excluded, len(excluded), "exclusion labels"),
     }
 
 
@@ -343,6 +386,7 @@ def generation_path(markov_dir: str | os.PathLike, g: int) -> Path:
 def save_generation(
     path: str | os.PathLike, *, generation: int, parent_bits: np.ndarray, child_bits: np.ndarray,
     population_bits: np.ndarray, fitness: np.ndarray,
+    operators: Sequence[str] | None = None, excluded: Sequence[str] = (),
 ) -> None:
     """Compute the generation's record and write it atomically as one compressed ``.npz``.
 
@@ -350,7 +394,8 @@ def save_generation(
     so a crash never leaves a half-written record under the real name.
     """
     record = compute_record(generation=generation, parent_bits=parent_bits, child_bits=child_bits,
-                            population_bits=population_bits, fitness=fitness)
+                            population_bits=population_bits, fitness=fitness,
+                            operators=operators, excluded=excluded)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(str(path) + ".tmp")
@@ -398,16 +443,22 @@ def _finite_or_none(x: float) -> float | None:
 
 
 def summarise(markov_dir: str | os.PathLike, best_fitness_per_generation: Sequence[float]) -> dict:
+    """JSON-ready summary of a run's ``markov/`` directory; see :func:`summarise_records`."""
+    return summarise_records(load_run(markov_dir), best_fitness_per_generation, markov_dir)
+
+
+def summarise_records(records: Sequence[dict[str, np.ndarray]],
+                      best_fitness_per_generation: Sequence[float],
+                      where: str | os.PathLike = "the run") -> dict:
     """JSON-ready summary: per-generation predictions next to the observed convergence.
 
     Non-finite predictions are reported as None so ``json.dumps`` output is strict JSON.
     """
-    records = load_run(markov_dir)
     if not records:
-        raise RunDirError(f"no gen_*.npz Markov records in {markov_dir}; run at least one generation first")
+        raise RunDirError(f"no gen_*.npz Markov records in {where}; run at least one generation first")
     ls = {int(r["l"]) for r in records}
     if len(ls) != 1:
-        raise RunDirError(f"Markov records in {markov_dir} mix chromosome lengths {sorted(ls)}; "
+        raise RunDirError(f"Markov records in {where} mix chromosome lengths {sorted(ls)}; "
                           "they come from different runs")
     return {
         "l": ls.pop(),
@@ -420,32 +471,3 @@ def summarise(markov_dir: str | os.PathLike, best_fitness_per_generation: Sequen
         "observed_generations_to_convergence":
             observed_generations_to_convergence(best_fitness_per_generation),
     }
-
-
-def plot_matrices(record: dict, out_png: str | os.PathLike) -> Path:
-    """Empirical and theoretical heat maps side by side; unobserved rows greyed and hatched."""
-    # Figure + Agg canvas, not pyplot: renders headless without switching the
-    # global backend of a notebook that imports this module.
-    from matplotlib import colormaps
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-    from matplotlib.patches import Rectangle
-
-    l, g = int(record["l"]), int(record["generation"])
-    fig = Figure(figsize=(11, 4.8), layout="constrained")
-    FigureCanvasAgg(fig)
-    axes = fig.subplots(1, 2)
-    cmap = colormaps["viridis"].with_extremes(bad="lightgrey")
-    panels = (("empirical", "Empirical"), ("theoretical", "Theoretical (Wright-Fisher)"))
-    for ax, (key, title) in zip(axes, panels):
-        im = ax.imshow(np.ma.masked_invalid(record[key]), cmap=cmap, vmin=0.0, vmax=1.0, origin="upper")
-        ax.set(title=f"{title}, generation {g}", xlabel="child state j (ones)",
-               ylabel="parent state i (ones)")
-        fig.colorbar(im, ax=ax, shrink=0.85, label="P[i, j]")
-    for i in np.flatnonzero(~np.asarray(record["observed"], dtype=bool)):
-        axes[0].add_patch(Rectangle((-0.5, i - 0.5), l + 1, 1, facecolor="lightgrey",
-                                    edgecolor="grey", hatch="//", linewidth=0))
-    out = Path(out_png)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=120)
-    return out

@@ -44,8 +44,10 @@ def _best(run_dir: RunDir, state, store: EvaluationStore) -> dict[str, Any] | No
     summary_path = run_dir.best_dir / "summary.json"
     if summary_path.is_file():
         s = json.loads(summary_path.read_text())
-        return {k: s.get(k) for k in ("genome", "fitness", "val_error", "test_score", "params",
+        row = store.lookup(s["key"]) if s.get("key") else None
+        best = {k: s.get(k) for k in ("genome", "fitness", "val_error", "test_score", "params",
                                       "flops", "pruned_fraction", "architecture", "description")}
+        return {**best, "memory": memory_of(row.metrics) if row else None}
     if not state.hall_of_fame:
         return None
     top = state.hall_of_fame[0]
@@ -54,37 +56,100 @@ def _best(run_dir: RunDir, state, store: EvaluationStore) -> dict[str, Any] | No
             "val_error": row.val_error if row else None, "test_score": None,
             "params": row.params if row else None, "flops": row.flops if row else None,
             "pruned_fraction": row.pruned_fraction if row else 0.0, "architecture": None,
-            "description": None}
+            "description": None, "memory": memory_of(row.metrics) if row else None}
 
 
 def _top(state, store: EvaluationStore, k: int = 5) -> list[dict[str, Any]]:
-    """The best distinct architectures with error, parameters, FLOPs and evaluation count."""
-    rows = store.conn.execute(
-        "SELECT genome_key, MIN(fitness), MIN(val_error), MAX(params), MAX(flops), COUNT(*) "
-        "FROM evaluations WHERE status = 'ok' GROUP BY genome_key ORDER BY MIN(fitness), genome_key "
-        "LIMIT ?", (k,)).fetchall()
-    return [{"key": r[0], "fitness": r[1], "val_error": r[2], "params": r[3], "flops": r[4],
-             "evaluations": r[5]} for r in rows]
+    """The best distinct networks: error, parameters, FLOPs, memory and evaluation count.
+
+    Every number comes from one row, the network's best evaluation; ``evaluations``
+    counts all of the network's rows (retries and re-evaluations included).
+    """
+    keys = store.conn.execute(
+        "SELECT genome_key, MIN(fitness) FROM evaluations WHERE status = 'ok' AND fitness IS NOT NULL "
+        "GROUP BY genome_key ORDER BY MIN(fitness), genome_key LIMIT ?", (k,)).fetchall()
+    out = []
+    for key, _ in keys:
+        row = store.conn.execute(
+            "SELECT fitness, val_error, params, flops, pruned_fraction, metrics, generation FROM evaluations "
+            "WHERE genome_key = ? AND status = 'ok' AND fitness IS NOT NULL ORDER BY fitness, id LIMIT 1",
+            (key,)).fetchone()
+        count = store.conn.execute("SELECT COUNT(*) FROM evaluations WHERE genome_key = ?", (key,)).fetchone()[0]
+        out.append({"key": key, "fitness": row[0], "val_error": row[1], "params": row[2], "flops": row[3],
+                    "pruned_fraction": row[4], "generation": row[6], "evaluations": count,
+                    "memory": memory_of(json.loads(row[5] or "{}"))})
+    return out
+
+
+def memory_of(metrics: dict[str, Any]) -> dict[str, Any] | None:
+    """The memory estimates an evaluation recorded (gnas.memory), or None for older rows."""
+    wanted = ("model_bytes", "operational_bytes", "batch_size", "activations_per_sample")
+    if "model_bytes" not in metrics:
+        return None
+    return {k: metrics.get(k) for k in wanted}
+
+
+def _bytes(value: float | None) -> str:
+    if value is None:
+        return "-"
+    for unit, size in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if value >= size:
+            return f"{value / size:.1f} {unit}"
+    return f"{int(value)} B"
+
+
+def _number(value: float | None, fmt: str = ".4f") -> str:
+    return "-" if value is None else format(value, fmt)
 
 
 def format_report(report: dict[str, Any]) -> str:
+    """The report as text: progress, the best network, the top five, the Pareto front."""
     lines = [f"data set:     {report['dataset']}",
              f"generation:   {report['generation']}{' (finished)' if report['finished'] else ''}",
              f"evaluations:  {report['evaluations']} ({report['failed_evaluations']} failed)",
              f"init:         {report['init']}  lambda_c = {report['lambda_c']}"]
-    best = report.get("best")
-    if best:
-        lines.append(f"best fitness: {best['fitness']:.4f}  val error {best['val_error']}")
-        if best.get("test_score") is not None:
-            lines.append(f"test score:   {best['test_score']:.2f}")
-        if best.get("description"):
-            lines.append(f"architecture: {best['description']}")
-    lines.append("top architectures:")
-    lines.append("  fitness   val_error   params      flops  evals  key")
-    for t in report["top"]:
-        lines.append(f"  {t['fitness']:.4f}   {t['val_error']:.4f}   {t['params']:>8,} {t['flops']:>10,}"
-                     f"  {t['evaluations']:>5}  {t['key']}")
+    lines += _best_lines(report.get("best"))
+    lines += _top_lines(report["top"])
+    lines += _pareto_lines(report.get("pareto_front"))
     for name, value in report.items():
         if name in SECTIONS and isinstance(value, str):
             lines.append(value)
     return "\n".join(lines)
+
+
+def _best_lines(best: dict[str, Any] | None) -> list[str]:
+    if not best:
+        return []
+    lines = [f"best fitness: {best['fitness']:.4f}  val error {_number(best['val_error'])}"]
+    if best.get("test_score") is not None:
+        lines.append(f"test score:   {best['test_score']:.2f}")
+    if best.get("description"):
+        lines.append(f"architecture: {best['description']}")
+    mem = best.get("memory")
+    if mem:
+        lines.append(f"memory:       model {_bytes(mem['model_bytes'])}, training step "
+                     f"{_bytes(mem['operational_bytes'])} at batch {mem['batch_size']}")
+    return lines
+
+
+def _top_lines(top: list[dict[str, Any]]) -> list[str]:
+    lines = [f"top {len(top)} architectures:",
+             "  fitness  val_error    params       flops  model mem  train mem (batch)  evals  key"]
+    for t in top:
+        mem = t.get("memory") or {}
+        train = f"{_bytes(mem.get('operational_bytes'))} ({mem.get('batch_size', '-')})"
+        lines.append(f"  {t['fitness']:.4f}   {_number(t['val_error'])}  {t['params'] or 0:>8,} "
+                     f"{t['flops'] or 0:>11,}  {_bytes(mem.get('model_bytes')):>9}  {train:>17}  "
+                     f"{t['evaluations']:>5}  {t['key']}")
+    return lines
+
+
+def _pareto_lines(front: list[dict[str, Any]] | None) -> list[str]:
+    if not front:
+        return []
+    measure = front[0].get("objective", "params")
+    lines = [f"Pareto front (validation error vs {measure}, {len(front)} networks):",
+             f"  val_error  {measure:>11}  generation  key"]
+    for p in front:
+        lines.append(f"  {_number(p['val_error'])}     {p[measure] or 0:>11,}  {p['generation']:>10}  {p['key']}")
+    return lines

@@ -186,9 +186,13 @@ def test_state_entropy_and_predicted_absorption():
 @pytest.mark.parametrize("curve,expected", [
     ([1.0, 0.5, 0.5, 0.5, 0.5], 1),                 # last improvement at g=1, 3 flat after
     ([1.0, 0.5, 0.5, 0.5], None),                   # only 2 flat generations: not yet
+    ([1.0, 0.5, 0.5, 0.5, 0.5, 0.4999], 1),         # a step below tol is no improvement
     ([1.0, 0.9, 0.8, 0.7, 0.6, 0.5], None),         # keeps improving
     ([0.5, 0.5, 0.5, 0.5], 0),                      # flat from the start
-    ([1.0, 0.9999, 0.9998, 0.9997, 0.5], 0),        # relative steps of 1e-4 < tol count as stagnant
+    ([1.0, 0.9999, 0.9998, 0.9997], 0),             # relative steps of 1e-4 < tol count as stagnant
+    ([1.0, 0.9999, 0.9998, 0.9997, 0.5], None),     # ... but a real step after them restarts the clock
+    ([1.0, 1.0, 1.0, 1.0, 0.5, 0.5, 0.5, 0.5], 4),  # an early plateau is not convergence
+    ([0.7], None),                                  # nothing after generation 0 yet
     ([1.0, 0.5, 0.7, 0.6, 0.5, 0.5], 1),            # worse generations are not progress (running best)
     ([float("nan"), float("inf"), 2.0, 1.0, 1.0, 1.0, 1.0], 3),  # failed generations are +inf
     ([], None),
@@ -279,5 +283,66 @@ def test_plot_matrices_writes_png(tmp_path):
     pytest.importorskip("matplotlib")
     rec = markov.load_generation(save_random(tmp_path, 4, seed=4))
     assert not rec["observed"].all()  # some rows are hatched
-    out = markov.plot_matrices(rec, tmp_path / "plots" / "gen_0004.png")
+    from gnas import analysis
+
+    out = analysis.plot_matrices(rec, tmp_path / "plots" / "gen_0004.png")
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_operator_labels_and_exclusions_are_stored(tmp_path):
+    pop, fitness, parents, children = random_generation(5)
+    ops = ["crossover", "mutation"] * (len(parents) // 2)
+    path = markov.generation_path(tmp_path, 1)
+    markov.save_generation(path, generation=1, parent_bits=parents, child_bits=children,
+                           population_bits=pop, fitness=fitness, operators=ops,
+                           excluded=["elite", "champion"])
+    rec = markov.load_generation(path)
+    assert rec["operators"].tolist() == ops and rec["operators"].dtype.kind == "U"
+    assert rec["excluded"].tolist() == ["elite", "champion"] and rec["excluded"].dtype.kind == "U"
+    with pytest.raises(GnasError, match="operator labels"):
+        markov.compute_record(generation=1, parent_bits=parents, child_bits=children,
+                              population_bits=pop, fitness=fitness, operators=ops[:-1])
+
+
+def test_generation_zero_record_has_empty_lineage(tmp_path):
+    pop, fitness, _, _ = random_generation(6)
+    empty = np.zeros((0, pop.shape[1]), dtype=np.int8)
+    path = markov.generation_path(tmp_path, 0)
+    markov.save_generation(path, generation=0, parent_bits=empty, child_bits=empty,
+                           population_bits=pop, fitness=fitness, operators=[])
+    rec = markov.load_generation(path)
+    assert rec["counts"].sum() == 0 and not rec["observed"].any() and np.isnan(rec["empirical"]).all()
+    assert rec["parent_bits"].shape == (0, pop.shape[1]) and rec["operators"].shape == (0,)
+    np.testing.assert_allclose(rec["theoretical"].sum(axis=1), 1.0)
+    assert math.isfinite(float(rec["predicted_generations_to_absorption"]))
+
+
+def test_best_fitness_curve_orders_dedupes_and_maps_missing_to_inf():
+    book = [{"generation": 1, "best": 0.5}, {"generation": 0, "best": 0.9},
+            {"generation": 1, "best": 0.4}, {"generation": 2, "best": None},
+            {"generation": 3, "best": float("nan")}]
+    assert markov.best_fitness_curve(book) == [0.9, 0.4, math.inf, math.inf]
+
+
+def test_recorder_lineage_excludes_elites_and_champions_and_keeps_connection_genes():
+    from gnas.config import SpaceConfig
+    from gnas.markov_recorder import lineage_arrays
+    from gnas.operators import Offspring, vary
+    from gnas.search_space import SearchSpace
+
+    space = SearchSpace(SpaceConfig(), (64,), 10)
+    rng = np.random.default_rng(7)
+    population = [space.random_bits(rng) for _ in range(9)]
+    fitness = rng.random(9).tolist()
+    offspring = vary(population, fitness, elite=2, tournsize=3, rates=lambda bits: (0.8, 0.8),
+                     indpb=0.1, repair=space.repair, rng=rng)
+    offspring[-1] = Offspring(space.random_bits(rng), offspring[3].bits, "champion")
+    parents, children, ops, excluded = lineage_arrays(offspring, space)
+    moves = [o for o in offspring if o.operator not in ("elite", "champion")]
+    assert excluded == ["elite", "elite", "champion"] and len(ops) == len(moves) == 6
+    assert parents.shape == children.shape == (6, space.l)
+    assert parents.tolist() == [list(o.parent[:space.l]) for o in moves]
+    assert children.tolist() == [list(o.bits[:space.l]) for o in moves]
+    assert set(ops) <= {"copy", "crossover", "mutation", "crossover+mutation"}
+    empty = lineage_arrays([], space)
+    assert empty[0].shape == (0, space.l) and empty[3] == []

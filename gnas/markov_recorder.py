@@ -1,0 +1,117 @@
+"""Saves the Markov-chain record of every generation into the run directory.
+
+Registered at import (see :mod:`gnas.extensions`): a callback that writes
+``RUN_DIR/markov/gen_NNNN.npz`` at the end of each generation, and a
+``markov`` section of ``gnas report --json``.
+
+What counts as a move of the chain (parent state -> child state): every child
+made by the variation operators (``VARIATION_OPERATORS``: tournament selection
+followed by crossover and/or mutation, or by neither, "copy"), paired with the
+parent whose position it took (under crossover, the parent that contributed
+its first segment), after repair, since the repaired child is what enters the
+population. Not counted, but listed under ``excluded`` with their label:
+
+- elites: copied unchanged by elitism, no operator acts on them; counting them
+  would add ``elite`` certain ``i -> i`` moves per generation to the diagonal;
+- champions of the layer-wise competition: assembled from the best variant of
+  every layer of a member of the *same* generation, not bred from the previous
+  one, so they are no step of the generation-to-generation chain;
+- any other label a step hook gives to an individual it inserts.
+
+Generation 0 (the initial population) has no lineage: its record holds the
+population, its fitness and the theoretical chain, with an empty count matrix.
+Only the ``l`` connection genes enter the state.
+
+A run stopped between its checkpoint and this record (a crash, a second
+Ctrl-C) loses that generation's lineage, which is kept nowhere else. On
+resume the record is rebuilt from the checkpoint with an empty lineage:
+every row unobserved, never invented. Such a record is recognisable as a
+generation >= 1 with neither moves nor exclusions.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Sequence
+
+import numpy as np
+
+from gnas import markov, report, session
+from gnas.callbacks import Callback
+from gnas.errors import GnasError
+from gnas.run_dir import RunDir
+from gnas.search_space import str_to_bits
+
+if TYPE_CHECKING:  # pragma: no cover
+    from gnas.config import RunConfig
+    from gnas.engine import GenerationInfo, Search
+    from gnas.operators import Offspring
+    from gnas.search_space import SearchSpace
+
+VARIATION_OPERATORS = frozenset({"copy", "crossover", "mutation", "crossover+mutation"})
+
+
+def lineage_arrays(offspring: Sequence["Offspring"], space: "SearchSpace"
+                   ) -> tuple[np.ndarray, np.ndarray, list[str], list[str]]:
+    """Connection genes of the counted moves: ``(parent_bits, child_bits, operators, excluded)``.
+
+    ``excluded`` holds the labels of the offspring that are no move (see the
+    module docstring), in order.
+    """
+    moves = [o for o in offspring if o.operator in VARIATION_OPERATORS]
+    l = space.l
+    parents = np.array([space.connection_genes(o.parent) for o in moves], dtype=np.int8).reshape(-1, l)
+    children = np.array([space.connection_genes(o.bits) for o in moves], dtype=np.int8).reshape(-1, l)
+    excluded = [o.operator for o in offspring if o.operator not in VARIATION_OPERATORS]
+    return parents, children, [o.operator for o in moves], excluded
+
+
+class MarkovRecorder(Callback):
+    """Writes one ``markov/gen_NNNN.npz`` per finished generation (atomic replace)."""
+
+    def __init__(self, run_dir: RunDir) -> None:
+        self.run_dir = run_dir
+
+    def on_search_begin(self, search: "Search") -> None:
+        """Rebuild the checkpointed generation's record if the run stopped before writing it."""
+        state = search.state
+        g = state.generation
+        if g < 0 or markov.generation_path(self.run_dir.markov_dir, g).is_file():
+            return
+        population = [str_to_bits(x) for x in state.population]
+        fitness = [f[0] if f else float("inf") for f in state.fitness]
+        self._save(search.space, g, population, fitness, [])
+
+    def on_generation_end(self, search: "Search", info: "GenerationInfo") -> None:
+        self._save(search.space, info.generation, info.population, info.fitness, info.offspring)
+
+    def _save(self, space: "SearchSpace", generation: int, population: Sequence[Sequence[int]],
+              fitness: Sequence[float], offspring: Sequence["Offspring"]) -> None:
+        parents, children, operators, excluded = lineage_arrays(offspring, space)
+        markov.save_generation(
+            markov.generation_path(self.run_dir.markov_dir, generation), generation=generation,
+            parent_bits=parents, child_bits=children,
+            population_bits=np.array([space.connection_genes(b) for b in population], dtype=np.int8),
+            fitness=np.asarray(fitness, dtype=np.float64), operators=operators, excluded=excluded)
+
+
+def recorder_factory(cfg: "RunConfig", run_dir: RunDir) -> MarkovRecorder:
+    """Every run records its Markov chain: the analysis and the pruner read it."""
+    return MarkovRecorder(run_dir)
+
+
+def report_section(run_dir: RunDir, state: Any) -> dict[str, Any] | None:
+    """``gnas report``'s ``markov`` entry: :func:`gnas.markov.summarise`, or None without records.
+
+    A damaged record does not sink the whole report: the section then holds
+    the one-line reason under ``error``.
+    """
+    if not any(run_dir.markov_dir.glob("gen_*.npz")):
+        return None
+    try:
+        return markov.summarise(run_dir.markov_dir, markov.best_fitness_curve(state.logbook))
+    except GnasError as exc:
+        return {"error": str(exc)}
+
+
+if recorder_factory not in session.CALLBACK_FACTORIES:
+    session.CALLBACK_FACTORIES.append(recorder_factory)
+report.SECTIONS["markov"] = report_section

@@ -1,0 +1,119 @@
+"""`gnas export` round trip: the .keras file scores the same in a process without gnas."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from helpers import TINY, gnas  # noqa: E402
+
+pytestmark = pytest.mark.slow
+
+# Runs in a fresh interpreter: plain Keras only, and it proves gnas was never imported.
+LOAD_AND_SCORE = """
+import json, sys
+import numpy as np
+import keras
+model = keras.models.load_model(sys.argv[1])
+x = np.load(sys.argv[2], allow_pickle=False)
+y = np.load(sys.argv[3], allow_pickle=False)
+pred = model.predict(x, verbose=0)
+correct = int((pred.argmax(axis=1) == y).sum())
+print(json.dumps({"correct": correct, "score": 100.0 * correct / len(y),
+                  "gnas_imported": any(m == "gnas" or m.startswith("gnas.") for m in sys.modules)}))
+"""
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("export") / "run"
+    gnas("evolve", "--generations", "1", "--run-dir", path, "--lambda-c", "0.8", *TINY)
+    return path
+
+
+@pytest.fixture(scope="module")
+def test_arrays(tmp_path_factory) -> tuple[Path, Path]:
+    """The run's test split, as the .npy files the fresh process reads."""
+    from gnas.datasets import load_dataset
+
+    data = load_dataset("digits", max_train_samples=300, val_fraction=0.2, seed=0)
+    folder = tmp_path_factory.mktemp("arrays")
+    np.save(folder / "x.npy", data.x_test)
+    np.save(folder / "y.npy", data.y_test)
+    return folder / "x.npy", folder / "y.npy"
+
+
+def score_in_fresh_process(model: Path, arrays: tuple[Path, Path], cwd: Path) -> dict:
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env["TF_CPP_MIN_LOG_LEVEL"] = "3"
+    proc = subprocess.run([sys.executable, "-c", LOAD_AND_SCORE, str(model), *map(str, arrays)],
+                          capture_output=True, text=True, cwd=cwd, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def test_export_keeps_the_search_weights_and_scores_the_same_without_gnas(run, test_arrays, tmp_path):
+    out = tmp_path / "best.keras"
+    proc = gnas("export", run, "--out", out)
+    sidecar = json.loads(out.with_suffix(".json").read_text())
+    summary = json.loads((run / "best" / "summary.json").read_text())
+    assert sidecar["weights"] == "search weights (best/model.keras)"
+    assert sidecar["metrics"]["test_score"] == pytest.approx(summary["test_score"], abs=1e-4)
+    assert sidecar["key"] == summary["key"] and sidecar["genome"] == summary["genome"]
+    assert sidecar["architecture"] == summary["architecture"]
+    assert sidecar["dataset"]["name"] == "digits" and sidecar["gnas_version"]
+    assert sidecar["metrics"]["params"] == summary["params"]
+    assert f"test score:  {sidecar['metrics']['test_score']:.2f}" in proc.stdout
+    fresh = score_in_fresh_process(out, test_arrays, tmp_path)
+    assert fresh["gnas_imported"] is False
+    assert fresh["correct"] == sidecar["metrics"]["test_correct"]
+    assert fresh["score"] == pytest.approx(sidecar["metrics"]["test_score"], abs=1e-9)
+
+
+def test_export_rebuilds_the_search_network_when_the_run_kept_no_model(run, test_arrays, tmp_path):
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    (copy / "best" / "model.keras").unlink()
+    out = tmp_path / "rebuilt.keras"
+    gnas("export", copy, "--out", out)
+    sidecar = json.loads(out.with_suffix(".json").read_text())
+    summary = json.loads((run / "best" / "summary.json").read_text())
+    assert sidecar["weights"] == "search weights (retrained as in the search)"
+    # training is seeded per genome: the rebuilt network is the one the search scored
+    assert sidecar["metrics"]["test_score"] == pytest.approx(summary["test_score"], abs=1e-4)
+    assert score_in_fresh_process(out, test_arrays, tmp_path)["correct"] == sidecar["metrics"]["test_correct"]
+
+
+def test_export_retrain_on_train_and_val(run, test_arrays, tmp_path):
+    out = tmp_path / "retrained.keras"
+    gnas("export", run, "--out", out, "--retrain", "--epochs", "2")
+    sidecar = json.loads(out.with_suffix(".json").read_text())
+    assert sidecar["weights"] == "retrained on train+val for 2 epochs"
+    assert sidecar["retrain_epochs"] == 2
+    fresh = score_in_fresh_process(out, test_arrays, tmp_path)
+    assert fresh["gnas_imported"] is False
+    assert fresh["correct"] == sidecar["metrics"]["test_correct"]
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--out", "model.h5"], "ending in .keras"),
+    (["--out", "missing-dir/model.keras"], "does not exist"),
+    (["--out", "m.keras", "--epochs", "2"], "--epochs applies to --retrain"),
+])
+def test_export_refuses_bad_arguments_in_one_line(run, tmp_path, args, message):
+    proc = gnas("export", run, *args, cwd=tmp_path, check=False)
+    assert proc.returncode == 2
+    assert message in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "m.keras").exists()
+
+
+def test_export_of_a_directory_that_is_not_a_run(tmp_path):
+    proc = gnas("export", tmp_path, "--out", tmp_path / "m.keras", check=False)
+    assert proc.returncode == 2 and "not a gnas run" in proc.stderr
