@@ -38,4 +38,13 @@ class FatalError(GnasError):
 
 
 class Terminated(KeyboardInterrupt):
-    """SIGTERM, handled like Ctrl-C (checkpoint kept, resume printed) but exit 143."""
+    """SIGTERM (or SIGHUP), handled like Ctrl-C but with exit status 128 + the signal number.
+
+    Ctrl-C itself stays a plain KeyboardInterrupt (exit 130), so code that
+    catches KeyboardInterrupt handles both alike.
+    """
+
+    def __init__(self, signum: int = 15) -> None:
+        super().__init__(signum)
+        self.signum = signum
+        self.exit_code = 128 + signum

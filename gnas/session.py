@@ -5,9 +5,12 @@ wired exactly like a fresh one; only where the state comes from differs.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import shlex
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -15,13 +18,13 @@ from typing import Any, Callable
 from gnas import chaos, extensions
 from gnas.architecture import complexity
 from gnas.callbacks import Callback, CallbackList, ProgressBar
-from gnas.config import RunConfig
+from gnas.config import RunConfig, flatten
 from gnas.datasets import Dataset, load_dataset
 from gnas.engine import Search
-from gnas.errors import RunDirError, Terminated
+from gnas.errors import ConfigError, RunDirError
 from gnas.parallel import Executor, make_executor
 from gnas.results import derive_seed
-from gnas.run_dir import RunDir, SearchState, atomic_write_text
+from gnas.run_dir import RunDir, SearchState, acknowledge_interrupt, atomic_write_text, fault_point
 from gnas.search_space import SearchSpace, str_to_bits
 from gnas.space_factory import make_space
 from gnas.store import EvaluationStore
@@ -63,54 +66,152 @@ def lambda_c_provider(cfg: RunConfig, dataset: Dataset, space: SearchSpace,
 
 
 def start(cfg: RunConfig, run_dir_path: str | Path | None, out=sys.stdout) -> int:
-    """A new search: validate everything cheap first, then create the run directory."""
+    """A new search: validate everything cheap first, then create the run directory.
+
+    The run directory, the data set and the search space are all checked before
+    anything is written, so a mistake costs seconds and leaves no half-made run.
+    """
+    run_dir = RunDir(run_dir_path or default_run_dir(cfg))
+    run_dir.check_new()
+    cfg = absolute_data_paths(cfg)
     dataset = load_data(cfg)
     space = make_space(cfg, dataset)
-    run_dir = RunDir(run_dir_path or default_run_dir(cfg))
     run_dir.create(cfg)
-    return execute(cfg, dataset, space, run_dir, None, out)
+    with run_dir.locked():
+        return execute(cfg, dataset, space, run_dir, None, out)
+
+
+def absolute_data_paths(cfg: RunConfig) -> RunConfig:
+    """The config with an ``.npz`` data set and ``data_dir`` as absolute paths.
+
+    config.toml records them so, and ``gnas resume`` works from any directory.
+    """
+    data = cfg.data
+    dataset = str(Path(data.dataset).resolve()) if data.dataset.endswith(".npz") else data.dataset
+    data_dir = str(Path(data.data_dir).resolve()) if data.data_dir else ""
+    return dataclasses.replace(cfg, data=dataclasses.replace(data, dataset=dataset, data_dir=data_dir))
+
+
+# Keys a resume may change: how long to search and where or how fast to evaluate.
+# Every other key defines the search itself (its genomes, their scores, the cache
+# keys), so changing it mid-run would mix two different searches in one directory.
+RESUMABLE_KEYS = ("evolution.generations", "evolution.max_consecutive_failures", "data.data_dir",
+                  "train.threads", "train.eval_timeout", "parallel.")
 
 
 def resume(path: str | Path, overrides: dict[str, Any], out=sys.stdout) -> int:
-    """Continue a run from its last checkpoint (optionally with more generations)."""
+    """Continue a run from its last checkpoint (optionally with more generations).
+
+    Holds the run's lock throughout, so two processes never continue one run.
+    Everything is validated (configuration, data set, checkpoint, evaluation
+    database) before the first byte is written to the run directory.
+    """
     run_dir = RunDir(path)
     run_dir.open_existing()
+    with run_dir.locked():
+        try:
+            cfg = absolute_data_paths(resume_config(run_dir, overrides))
+            dataset = load_data(cfg)
+            space = make_space(cfg, dataset)
+            state = run_dir.load_state(warn=_warn)
+            check_compatible(run_dir, state, space)
+            EvaluationStore.check_file(run_dir.db_path)
+        except KeyboardInterrupt as exc:
+            return interrupted(run_dir, exc)
+        if state is not None and state.generation >= cfg.evolution.generations:
+            state.finished = True
+        run_dir.remove_stale_temp_files()
+        run_dir.save_config(cfg)
+        return execute(cfg, dataset, space, run_dir, state, out)
+
+
+def resume_config(run_dir: RunDir, overrides: dict[str, Any]) -> RunConfig:
+    """The run's own configuration with the overrides a resume may apply.
+
+    Raises:
+        ConfigError: An override changes a key that defines the search.
+    """
+    original = run_dir.load_config()
     cfg = run_dir.load_config(overrides)
-    dataset = load_data(cfg)
-    space = make_space(cfg, dataset)
-    state = run_dir.load_state(warn=lambda m: print(f"gnas: {m}", file=sys.stderr))
+    before, after = flatten(original.to_dict()), flatten(cfg.to_dict())
+    for key in overrides:
+        if not key.startswith(RESUMABLE_KEYS) and before.get(key) != after.get(key):
+            raise ConfigError(f"{key} cannot change on resume (the run has {before.get(key)!r}, "
+                              f"asked {after.get(key)!r}): it defines the search. Start a new run "
+                              "with `gnas evolve` instead.")
+    return cfg
+
+
+def check_compatible(run_dir: RunDir, state: SearchState | None, space: SearchSpace) -> None:
+    """Refuse a checkpoint whose chromosomes do not fit this search space."""
     if state is not None and (state.genome_length != space.length or state.l != space.l):
-        raise RunDirError(f"{run_dir.path}: its chromosomes have {state.genome_length} bits but this "
-                          f"search space has {space.length}; resume with the run's own config.toml.")
-    if state is not None and state.generation >= cfg.evolution.generations:
-        state.finished = True
-    run_dir.save_config(cfg)
-    return execute(cfg, dataset, space, run_dir, state, out)
+        raise RunDirError(f"{run_dir.path}: its chromosomes have {state.genome_length} bits "
+                          f"(l = {state.l}) but this search space has {space.length} (l = {space.l}); "
+                          "resume with the run's own config.toml.")
 
 
 def execute(cfg: RunConfig, dataset: Dataset, space: SearchSpace, run_dir: RunDir,
             state: SearchState | None, out=sys.stdout) -> int:
-    """Run the loop; on Ctrl-C keep what finished and say how to resume."""
+    """Run the loop; on Ctrl-C / SIGTERM keep what finished and say how to resume."""
     extensions.load()
     store = EvaluationStore(run_dir.db_path)
-    executor = make_executor(cfg, dataset)
-    callbacks = CallbackList([ProgressBar()] + [cb for f in CALLBACK_FACTORIES
-                                                if (cb := f(cfg, run_dir)) is not None])
-    hooks = [h for f in HOOK_FACTORIES if (h := f(cfg, space)) is not None]
+    executor: Executor | None = None
     try:
+        handlers = _signal_handlers()
+        executor = make_executor(cfg, dataset)
+        _restore_signal_handlers(handlers)
+        callbacks = CallbackList([ProgressBar()] + [cb for f in CALLBACK_FACTORIES
+                                                    if (cb := f(cfg, run_dir)) is not None])
+        hooks = [h for f in HOOK_FACTORIES if (h := f(cfg, space)) is not None]
         search = Search(cfg, space, run_dir, store, executor, callbacks, state,
                         lambda_c=lambda_c_provider(cfg, dataset, space, run_dir), hooks=hooks)
         search.run()
         summary = finish(search, executor)
     except KeyboardInterrupt as exc:
-        print(f"\ngnas: interrupted; finished evaluations and the last generation are saved in "
-              f"{run_dir.path}.\nResume with: {resume_command(run_dir)}", file=sys.stderr)
-        return 143 if isinstance(exc, Terminated) else 130
+        return interrupted(run_dir, exc)
     finally:
-        executor.close()
+        if executor is not None:
+            executor.close()
         store.close()
     print(format_summary(summary, run_dir), file=out)
     return 0
+
+
+def interrupted(run_dir: RunDir, exc: KeyboardInterrupt) -> int:
+    """Say what an interrupt kept and how to resume; returns 130 (Ctrl-C) or 143 (SIGTERM).
+
+    In-flight evaluations are abandoned, not finished: a network half-way through
+    training is dropped and trained again on resume (from the same seed, so the
+    result is identical). Every evaluation that finished is already committed in
+    evaluations.db and the last completed generation in state.json; nothing else
+    is written here, so an interrupt can never leave a half-updated checkpoint.
+    """
+    acknowledge_interrupt()
+    print(f"\ngnas: interrupted; every finished evaluation and the last completed generation are "
+          f"saved in {run_dir.path} (in-flight evaluations were abandoned).\n"
+          f"Resume with: {resume_command(run_dir)}", file=sys.stderr, flush=True)
+    fault_point("interrupted")
+    return getattr(exc, "exit_code", 130)
+
+
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+def _signal_handlers() -> dict[int, Any]:
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    return {s: signal.getsignal(s) for s in _STOP_SIGNALS}
+
+
+def _restore_signal_handlers(handlers: dict[int, Any]) -> None:
+    """Put back gnas' own handlers: ``ray.init`` replaces SIGTERM's with a bare ``sys.exit``."""
+    for signum, handler in handlers.items():
+        if handler is not None and signal.getsignal(signum) is not handler:
+            signal.signal(signum, handler)
+
+
+def _warn(message: str) -> None:
+    print(f"gnas: {message}", file=sys.stderr, flush=True)
 
 
 def finish(search: Search, executor: Executor) -> dict[str, Any]:
@@ -118,10 +219,10 @@ def finish(search: Search, executor: Executor) -> dict[str, Any]:
     best = search.state.hall_of_fame[0]
     run_dir = search.run_dir
     summary_path = run_dir.best_dir / "summary.json"
-    if summary_path.is_file():
-        previous = json.loads(summary_path.read_text())
-        if previous.get("key") == best["key"] and (run_dir.best_dir / "model.keras").is_file():
-            return previous
+    previous = _read_json(summary_path)
+    if (isinstance(previous, dict) and previous.get("key") == best["key"]
+            and (run_dir.best_dir / "model.keras").is_file()):
+        return previous
     arch = search.space.decode(str_to_bits(best["genome"]))
     row = search.store.lookup(best["key"])
     params, flops = (row.params, row.flops) if row and row.ok else complexity(arch)
@@ -138,6 +239,14 @@ def finish(search: Search, executor: Executor) -> dict[str, Any]:
     atomic_write_text(run_dir.best_dir / "architecture.json", json.dumps(arch.to_dict(), indent=1))
     atomic_write_text(summary_path, json.dumps(summary, indent=1))
     return summary
+
+
+def _read_json(path: Path) -> Any:
+    """A JSON file's content, or None when it is missing or damaged (then it is rebuilt)."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, UnicodeDecodeError):
+        return None
 
 
 def format_summary(summary: dict[str, Any], run_dir: RunDir) -> str:

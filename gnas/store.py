@@ -7,6 +7,7 @@ instead of training it again. Queries use bound parameters only.
 from __future__ import annotations
 
 import json
+import numbers
 import sqlite3
 import time
 from pathlib import Path
@@ -14,6 +15,7 @@ from typing import Iterator
 
 from gnas.errors import RunDirError
 from gnas.results import EvalResult
+from gnas.run_dir import deferred_interrupts
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS evaluations (
@@ -46,33 +48,84 @@ _COLUMNS = ("genome_key", "genome", "kind", "generation", "status", "val_error",
 
 
 class EvaluationStore:
-    """Append-only table of evaluations in ``evaluations.db``."""
+    """Append-only table of evaluations in ``evaluations.db``.
 
-    def __init__(self, path: str | Path) -> None:
+    Args:
+        path: The database file; created (with its table) unless ``read_only``.
+        read_only: Open without writing to the database, not even the WAL switch,
+            for readers such as reports (SQLite may still create its -wal/-shm files).
+
+    Raises:
+        RunDirError: The file is not an SQLite database, or not one of gnas.
+    """
+
+    def __init__(self, path: str | Path, read_only: bool = False) -> None:
         self.path = Path(path)
         try:
-            self.conn = sqlite3.connect(str(self.path), timeout=30.0)
-            self.conn.execute("PRAGMA journal_mode=WAL")
-            self.conn.execute("PRAGMA synchronous=NORMAL")
-            self.conn.executescript(_SCHEMA)
-            self.conn.commit()
+            if read_only:
+                self.conn = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True,
+                                            timeout=30.0)
+            else:
+                self.conn = sqlite3.connect(str(self.path), timeout=30.0)
+                # WAL + FULL: a commit survives a killed process and a power cut alike;
+                # one fsync per evaluation is nothing next to training a network.
+                self.conn.execute("PRAGMA journal_mode=WAL")
+                self.conn.execute("PRAGMA synchronous=FULL")
+                self.conn.executescript(_SCHEMA)
+                self.conn.commit()
+            self._check_columns()
         except sqlite3.DatabaseError as exc:
             raise RunDirError(f"{self.path} is not a usable evaluation database ({exc}); "
                               "restore it from a backup or start a new run.") from None
+
+    @staticmethod
+    def check_file(path: str | Path) -> None:
+        """Refuse a file that is not an SQLite database, reading 16 bytes and writing nothing.
+
+        Opening a WAL database, even read-only, creates SQLite's side files; this
+        check lets ``gnas resume`` refuse a foreign file before anything is created.
+        """
+        path = Path(path)
+        try:
+            with open(path, "rb") as fh:
+                head = fh.read(16)
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            raise RunDirError(f"{path} cannot be read ({exc.strerror}).") from None
+        if head and head != b"SQLite format 3\x00":
+            raise RunDirError(f"{path} is not an SQLite database; restore it from a backup "
+                              "or start a new run.")
+
+    def _check_columns(self) -> None:
+        found = {row[1] for row in self.conn.execute("PRAGMA table_info(evaluations)")}
+        missing = [c for c in _COLUMNS if c not in found]
+        if missing:
+            self.conn.close()
+            raise RunDirError(f"{self.path} is not a gnas evaluation database (no column(s) "
+                              f"{', '.join(missing)}); restore it from a backup or start a new run.")
 
     def close(self) -> None:
         self.conn.close()
 
     def add(self, result: EvalResult, fitness: float) -> None:
-        """Record one evaluation and commit at once."""
+        """Record one evaluation and commit at once (a Ctrl-C waits for the commit)."""
         row = (result.key, result.genome, result.kind, result.generation, result.status,
                _finite(result.val_error), _finite(result.val_loss), _finite(fitness), result.params,
                result.flops, result.pruned_fraction, result.seconds, result.attempts,
                result.worker, result.node, result.message,
-               json.dumps(result.metrics, allow_nan=False, default=float), time.time())
-        self.conn.execute(f"INSERT INTO evaluations ({', '.join(_COLUMNS)}) "
-                          f"VALUES ({', '.join('?' * len(_COLUMNS))})", row)
-        self.conn.commit()
+               json.dumps(_plain(result.metrics), allow_nan=False, default=float), time.time())
+        with deferred_interrupts():
+            self.conn.execute(f"INSERT INTO evaluations ({', '.join(_COLUMNS)}) "
+                              f"VALUES ({', '.join('?' * len(_COLUMNS))})", row)
+            self.conn.commit()
+
+    def key_counts(self, kind: str | None = None) -> dict[str, int]:
+        """How many rows each genome key has (each finished evaluation is one row)."""
+        sql = "SELECT genome_key, COUNT(*) FROM evaluations"
+        cur = (self.conn.execute(sql + " GROUP BY genome_key") if kind is None else
+               self.conn.execute(sql + " WHERE kind = ? GROUP BY genome_key", (kind,)))
+        return dict(cur.fetchall())
 
     def lookup(self, key: str) -> EvalResult | None:
         """The latest finished evaluation of a network, or None (cache miss)."""
@@ -97,6 +150,19 @@ class EvaluationStore:
             return self.conn.execute("SELECT COUNT(*) FROM evaluations").fetchone()[0]
         return self.conn.execute("SELECT COUNT(*) FROM evaluations WHERE status = ?",
                                  (status,)).fetchone()[0]
+
+
+def _plain(value):
+    """Metrics as strict JSON: non-finite numbers become null instead of failing the commit."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        return int(value)
+    if isinstance(value, numbers.Real):
+        return _finite(float(value))
+    return value
 
 
 def _finite(value: float | None) -> float | None:

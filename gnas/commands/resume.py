@@ -9,7 +9,13 @@ from gnas.commands.options import add_search_flags, overrides_from
 def add_parser(sub) -> None:
     p = sub.add_parser("resume", help="continue or extend a run from its run directory",
                        description="Continue an interrupted run, or extend a finished one "
-                       "with --generations.")
+                       "with --generations. Only how long and where the search runs may change "
+                       "(--generations, --workers, --threads, --eval-timeout, --ray-address, "
+                       "--gpus-per-worker, --data-dir); anything that defines the search is refused, "
+                       "so a resumed run ends exactly as an uninterrupted one would. A run killed "
+                       "at any moment resumes from its last checkpoint; finished evaluations are "
+                       "never trained again.")
+    p.add_argument("--data-dir", dest="data_dir", help="where the data set files are now")
     p.add_argument("run_dir", metavar="RUN_DIR")
     add_search_flags(p)
     p.set_defaults(run=run)

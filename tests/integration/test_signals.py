@@ -1,0 +1,144 @@
+"""Ctrl-C and SIGTERM stop a real run within a bounded time, keep it, say how to resume.
+
+One run on digits is interrupted four ways in a row: SIGINT during training
+(exit 130), SIGTERM during training of a resumed run (exit 143), a second resume
+refused while the first holds the run's lock, and a double Ctrl-C that exits at
+once (exit 130). A last resume then finishes it; no network is trained twice.
+In-flight evaluations are abandoned: the row count never grows after a signal.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+ARGS = ["--dataset", "digits", "--population", "4", "--epochs", "1", "--max-train-samples", "300",
+        "--generations", "2", "--threads", "1", "--seed", "5", "--lambda-c", "0.8"]
+TIMEOUT_S = 300
+STOP_WITHIN_S = 30  # generous: the shared CI machine may be loaded; typical is well under 2 s
+
+
+def gnas(*args: str, fault: str | None = None) -> subprocess.Popen:
+    env = dict(os.environ, GNAS_OFFLINE="1", TF_CPP_MIN_LOG_LEVEL="3")
+    env.pop("GNAS_FAULT_AT", None)
+    if fault:
+        env["GNAS_FAULT_AT"] = fault
+    return subprocess.Popen([sys.executable, "-m", "gnas", *args], env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def rows(run: Path) -> int:
+    db = run / "evaluations.db"
+    if not db.exists():
+        return 0
+    try:
+        with sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro", uri=True, timeout=5) as conn:
+            return conn.execute("SELECT COUNT(*) FROM evaluations").fetchone()[0]
+    except sqlite3.OperationalError:
+        return 0
+
+
+def wait_rows(proc: subprocess.Popen, run: Path, k: int) -> None:
+    deadline = time.monotonic() + TIMEOUT_S
+    while rows(run) < k:
+        assert proc.poll() is None, f"the run ended before {k} evaluations: {proc.communicate()}"
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+
+
+def stop(proc: subprocess.Popen, signum: int) -> tuple[int, str, float]:
+    """Send ``signum``; returns (exit status, stderr, seconds until the process was gone)."""
+    sent = time.monotonic()
+    proc.send_signal(signum)
+    _, err = proc.communicate(timeout=TIMEOUT_S)
+    return proc.returncode, err, time.monotonic() - sent
+
+
+def assert_resumable(run: Path, err: str) -> None:
+    assert f"Resume with: gnas resume {run}" in err
+    assert "Traceback" not in err
+    json.loads((run / "state.json").read_text())  # a complete checkpoint
+    assert not (run / "gnas.lock").exists(), "a clean stop releases the lock"
+
+
+def test_sigint_sigterm_lock_and_double_ctrl_c(tmp_path: Path):
+    run = tmp_path / "run"
+
+    # Ctrl-C during training of the initial population.
+    proc = gnas("evolve", *ARGS, "--run-dir", str(run))
+    wait_rows(proc, run, 1)
+    code, err, took = stop(proc, signal.SIGINT)
+    assert code == 130, err[-2000:]
+    assert took < STOP_WITHIN_S
+    assert_resumable(run, err)
+    assert "in-flight evaluations were abandoned" in err
+    kept = rows(run)
+
+    # SIGTERM during a resumed run; a second resume meanwhile is refused by the lock.
+    proc = gnas("resume", str(run))
+    wait_rows(proc, run, kept + 1)
+    lock = json.loads((run / "gnas.lock").read_text())
+    assert lock["pid"] == proc.pid
+    second = subprocess.run([sys.executable, "-m", "gnas", "resume", str(run)], text=True,
+                            capture_output=True, timeout=TIMEOUT_S, env=dict(os.environ, GNAS_OFFLINE="1"))
+    assert second.returncode == 2
+    assert second.stderr.strip().splitlines() == [second.stderr.strip()]
+    assert f"in use by process {proc.pid}" in second.stderr
+    code, err, took = stop(proc, signal.SIGTERM)
+    assert code == 143, err[-2000:]
+    assert took < STOP_WITHIN_S
+    assert_resumable(run, err)
+    kept = rows(run)
+
+    # Double Ctrl-C: the first one's clean-up is stalled (test hook); the second exits at once.
+    proc = gnas("resume", str(run), fault="interrupted:1:stall")
+    wait_rows(proc, run, kept + 1)
+    proc.send_signal(signal.SIGINT)
+    deadline = time.monotonic() + TIMEOUT_S
+    while "Resume with" not in (first := _stderr_so_far(proc)):
+        assert proc.poll() is None and time.monotonic() < deadline
+        time.sleep(0.05)
+    code, err, took = stop(proc, signal.SIGINT)
+    assert code == 130, first + err
+    assert took < 5
+    assert "stopped at once" in err and f"gnas resume {run}" in err
+    json.loads((run / "state.json").read_text())
+    after_double = rows(run)
+
+    # And it still finishes, training nothing twice.
+    proc = gnas("resume", str(run))
+    _, err = proc.communicate(timeout=TIMEOUT_S)
+    assert proc.returncode == 0, err[-3000:]
+    assert rows(run) >= after_double
+    with sqlite3.connect(run / "evaluations.db") as conn:
+        twice = conn.execute("SELECT genome_key, kind, COUNT(*) FROM evaluations "
+                             "GROUP BY genome_key, kind HAVING COUNT(*) > 1").fetchall()
+    assert twice == []
+    assert json.loads((run / "state.json").read_text())["finished"] is True
+
+
+_buffers: dict[int, str] = {}
+
+
+def _stderr_so_far(proc: subprocess.Popen) -> str:
+    """Read what ``proc`` wrote to stderr so far without blocking."""
+    import select
+
+    buf = _buffers.get(proc.pid, "")
+    fd = proc.stderr.fileno()
+    while select.select([fd], [], [], 0)[0]:
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            break
+        buf += chunk.decode(errors="replace")
+    _buffers[proc.pid] = buf
+    return buf
