@@ -139,6 +139,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt as exc:
         acknowledge_interrupt()
         return getattr(exc, "exit_code", 130)
+    except BrokenPipeError:  # `gnas report RUN | head`: the reader left, nothing is wrong
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 # Failures of the machine rather than of gnas: reported on one line, exit 2.

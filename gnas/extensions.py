@@ -13,7 +13,7 @@ MODULES = (
     "gnas.competition",         # layer-wise competition and stage-wise crossover
     "gnas.pruning_hook",        # back-propagation pruning guided by Markov survival
     "gnas.tensorboard_logger",  # TensorBoard scalars per generation
-    "gnas.pareto",              # NSGA-II front, when --objectives has two entries
+    "gnas.pareto",              # Pareto front of the evaluations (report section)
 )
 
 _loaded = False

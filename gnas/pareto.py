@@ -77,7 +77,7 @@ def pareto_section(run_dir: RunDir, state: Any) -> list[dict[str, Any]] | None:
     from gnas.store import EvaluationStore
 
     complexity = complexity_measure(run_dir)
-    store = EvaluationStore(run_dir.db_path)
+    store = EvaluationStore(run_dir.db_path, read_only=True)
     try:
         front = front_of_rows(store.rows(), complexity)
     finally:

@@ -20,7 +20,7 @@ def build_report(run_dir: RunDir) -> dict[str, Any]:
     if state is None:
         raise RunDirError(f"{run_dir.path} has no finished generation yet; nothing to report.")
     cfg = run_dir.load_config()
-    store = EvaluationStore(run_dir.db_path)
+    store = EvaluationStore(run_dir.db_path, read_only=True)
     try:
         report: dict[str, Any] = {
             "dataset": cfg.data.dataset, "generation": state.generation,
@@ -40,10 +40,19 @@ def build_report(run_dir: RunDir) -> dict[str, Any]:
     return report
 
 
+def _read_summary(path) -> dict[str, Any] | None:
+    """best/summary.json, or None when missing or damaged (the hall of fame stands in)."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
 def _best(run_dir: RunDir, state, store: EvaluationStore) -> dict[str, Any] | None:
     summary_path = run_dir.best_dir / "summary.json"
-    if summary_path.is_file():
-        s = json.loads(summary_path.read_text())
+    s = _read_summary(summary_path)
+    if s is not None:
         row = store.lookup(s["key"]) if s.get("key") else None
         best = {k: s.get(k) for k in ("genome", "fitness", "val_error", "test_score", "params",
                                       "flops", "pruned_fraction", "architecture", "description")}

@@ -52,6 +52,7 @@ class SearchState:
     rng_state: dict[str, Any]            # numpy bit-generator state
     genome_length: int
     l: int
+    keys: list[str] = field(default_factory=list)   # evaluation key of each individual
     hall_of_fame: list[dict[str, Any]] = field(default_factory=list)
     logbook: list[dict[str, Any]] = field(default_factory=list)
     init: str = "coe"
@@ -313,6 +314,9 @@ class RunDir:
     # opening
     def open_existing(self) -> None:
         """Check this is a gnas run that this version can continue (reads only)."""
+        if self.path.exists() and not self.path.is_dir():
+            raise RunDirError(f"{self.path} is a file, not a run directory; give the directory "
+                              "that `gnas evolve` created.")
         if not self.path.is_dir():
             raise RunDirError(f"{self.path} does not exist; give the directory of a gnas run.")
         if not self.is_run():

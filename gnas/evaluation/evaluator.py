@@ -169,4 +169,4 @@ def _gpu_memory_bytes() -> int:
 
 def _is_bug(exc: Exception) -> bool:
     """Errors that point at gnas rather than at the candidate."""
-    return isinstance(exc, (NameError, AttributeError, ImportError, KeyboardInterrupt))
+    return isinstance(exc, (NameError, AttributeError, ImportError))

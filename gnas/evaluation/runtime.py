@@ -16,7 +16,7 @@ _configured: dict[str, object] = {}
 def configure(threads: int = 0, *, gpu_memory_mb: int = 0, use_gpu: bool = True) -> None:
     """Set threads (0 = all cores), determinism and GPU memory policy; idempotent."""
     n = threads or (os.cpu_count() or 1)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     os.environ["TF_NUM_INTRAOP_THREADS"] = str(n)
     os.environ["TF_NUM_INTEROP_THREADS"] = str(min(n, 2))
     os.environ["OMP_NUM_THREADS"] = str(n)
