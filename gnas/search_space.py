@@ -190,7 +190,8 @@ class SearchSpace:
         """Meet max_depth, max_nodes and C_max_allowed by switching stages off.
 
         Excess stages are switched off from the deepest; if stage 0 alone is too
-        big, its width code is lowered. Valid bits come back unchanged.
+        big, its width code is lowered, then its edges are switched off from the
+        last. Valid bits come back unchanged.
         """
         out = list(bits)
         while True:
@@ -202,9 +203,13 @@ class SearchSpace:
                 out[self.active_slice.start + active[-1] - 1] = 0
                 continue
             code = gray_to_int(out[self.width_slices[0]])
-            if code == 0:
+            if code > 0:
+                out[self.width_slices[0]] = int_to_gray(code - 1, self.cfg.width_bits)
+                continue
+            edges = [i for i in range(self.edge_slices[0].start, self.edge_slices[0].stop) if out[i]]
+            if not edges:
                 return tuple(out)  # unreachable: _check_smallest_fits guarantees it
-            out[self.width_slices[0]] = int_to_gray(code - 1, self.cfg.width_bits)
+            out[edges[-1]] = 0  # fewer nodes in stage 0: its last edge goes first
 
     def _largest_complexity(self) -> int:
         """C_max: the complexity of the largest network of the space (all genes on)."""
