@@ -1,7 +1,8 @@
 """Decoded architectures: what a chromosome builds, in plain data.
 
-An :class:`Architecture` is the network a bit string describes after isolated
-nodes are dropped and each stage's DAG is put in canonical form. Its key hashes
+An :class:`Architecture` is the network a bit string describes after dead nodes
+are removed (:func:`canonical_stage` states the rule) and each stage's DAG is put
+in canonical form. Its key hashes
 only what changes the trained network, so two bit strings that build the same
 network share one cache entry and are trained once.
 """
@@ -13,7 +14,7 @@ import json
 import math
 from dataclasses import asdict, dataclass
 from functools import lru_cache
-from typing import Any
+from typing import Any, Iterable
 
 Edge = tuple[int, int]
 
@@ -102,28 +103,83 @@ def _topological_ok(edges: tuple[Edge, ...]) -> bool:
     return all(i < j for i, j in edges)
 
 
-@lru_cache(maxsize=65536)
-def canonical_stage(nodes: int, edges: tuple[Edge, ...]) -> tuple[int, tuple[Edge, ...]]:
-    """Drop isolated nodes and relabel the DAG canonically.
+def live_nodes(nodes: int, edges: Iterable[Edge], inputs: Iterable[int],
+               outputs: Iterable[int]) -> frozenset[int]:
+    """Nodes on some path from the stage input to the stage output (paper §III-B-1).
 
-    Nodes without a predecessor take the stage input and nodes without a successor
-    feed the stage output (Genetic-CNN), so a node is dead exactly when it has no
-    edge at all. A stage without edges is one node. The canonical labelling is the
-    lexicographically smallest sorted edge list over all topological relabellings,
-    which is the same for isomorphic DAGs.
+    ``inputs`` are the nodes the stage input feeds and ``outputs`` those that feed
+    the stage output. A node with no incoming connection (no live predecessor and
+    no input) or no outgoing one (no live successor and no output) is removed with
+    its edges, and the rule is applied again until nothing changes: removing one
+    node can strand its neighbours.
     """
-    used = sorted({n for e in edges for n in e})
+    alive = set(range(nodes))
+    edges = [(i, j) for i, j in edges if i in alive and j in alive]
+    feeds_in, feeds_out = set(inputs), set(outputs)
+    while True:
+        has_in = feeds_in | {j for i, j in edges}
+        has_out = feeds_out | {i for i, j in edges}
+        dead = {n for n in alive if n not in has_in or n not in has_out}
+        if not dead:
+            return frozenset(alive)
+        alive -= dead
+        edges = [(i, j) for i, j in edges if i in alive and j in alive]
+
+
+def genetic_cnn_terminals(nodes: int, edges: Iterable[Edge]) -> tuple[list[int], list[int]]:
+    """Where the stage input enters and the stage output leaves, as the builder wires them.
+
+    Genetic CNN: a node with at least one edge and no predecessor takes the stage
+    input; one with at least one edge and no successor is summed into the output.
+    An isolated node is attached to neither, so under this convention the dead
+    nodes of :func:`live_nodes` are exactly the isolated ones.
+    """
+    edges = list(edges)
+    targets, origins = {j for _, j in edges}, {i for i, _ in edges}
+    connected = targets | origins
+    return ([n for n in range(nodes) if n in connected and n not in targets],
+            [n for n in range(nodes) if n in connected and n not in origins])
+
+
+@lru_cache(maxsize=65536)
+def canonical_labels(nodes: int, edges: tuple[Edge, ...]) -> tuple[int, tuple[Edge, ...], dict[int, int]]:
+    """(live nodes, canonical edges, original node -> canonical label).
+
+    Dead nodes are removed with :func:`live_nodes` on the Genetic-CNN terminals,
+    then the live DAG is relabelled: the canonical labelling is the
+    lexicographically smallest sorted edge list over all topological relabellings,
+    which is the same for isomorphic DAGs. The label map lets weights follow their
+    node when a cut relabels the stage. Do not mutate the returned dict (cached).
+    """
+    inputs, outputs = genetic_cnn_terminals(nodes, edges)
+    used = sorted(live_nodes(nodes, edges, inputs, outputs))
     if not used:
-        return 1, ()
+        return 1, (), {}
     index = {n: k for k, n in enumerate(used)}
-    relabelled = [(index[i], index[j]) for i, j in edges]
+    relabelled = [(index[i], index[j]) for i, j in edges if i in index and j in index]
     best: tuple[Edge, ...] | None = None
+    best_perm: tuple[int, ...] = tuple(range(len(used)))
     for perm in itertools.permutations(range(len(used))):
         candidate = tuple(sorted((perm[i], perm[j]) for i, j in relabelled))
         if _topological_ok(candidate) and (best is None or candidate < best):
-            best = candidate
+            best, best_perm = candidate, perm
     assert best is not None  # the identity labelling is topological
-    return len(used), best
+    return len(used), best, {n: best_perm[index[n]] for n in used}
+
+
+def canonical_stage(nodes: int, edges: tuple[Edge, ...]) -> tuple[int, tuple[Edge, ...]]:
+    """Remove dead nodes and relabel the DAG canonically: (live nodes, edges).
+
+    Dead-node rule (paper §III-B-1, made consistent with the builder): a node is
+    live when it lies on a path from the stage input to the stage output, and dead
+    nodes are removed recursively (:func:`live_nodes`). The builder feeds the stage
+    input to every node without a predecessor and sums every node without a
+    successor into the output (Genetic CNN), so only isolated nodes are dead; a
+    stage whose nodes are all dead is one node fed by the input (Genetic CNN's
+    default). Parameters and FLOPs (:func:`complexity`) count live nodes only.
+    """
+    n, canon, _ = canonical_labels(nodes, edges)
+    return n, canon
 
 
 def _pooled(shape: tuple[int, ...], stage_index: int) -> tuple[int, int]:

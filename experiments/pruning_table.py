@@ -1,0 +1,99 @@
+"""Table II's shape: generations to convergence and best score, with and without pruning.
+
+For each data set, pruning target (none, 0.5, 0.7) and seed, run a small search
+through the CLI and read its run directory: the observed generations to
+convergence (:func:`gnas.markov.observed_generations_to_convergence` on the best
+fitness per generation) and the best network's test score, 100 x (1 - error),
+with its pruned fraction and parameter count. Prints the exact command of every
+run, then the table (mean over seeds; "-" where no run converged within the
+budget) and writes it as JSON next to the runs.
+
+    python experiments/pruning_table.py --out runs/pruning-table
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+from statistics import mean
+
+from gnas.markov import observed_generations_to_convergence
+
+DATASETS = {"digits": ["--max-train-samples", "300"],
+            "fashion_mnist": ["--max-train-samples", "2000"]}
+TARGETS = (0.0, 0.5, 0.7)
+
+
+def command(dataset: str, target: float, seed: int, run_dir: Path, args) -> list[str]:
+    cmd = [sys.executable, "-m", "gnas", "evolve", "--dataset", dataset, "--run-dir", str(run_dir),
+           "--seed", str(seed), "--population", str(args.population),
+           "--generations", str(args.generations), "--epochs", "1", "--lambda-c", "0.881",
+           "--threads", str(args.threads), *DATASETS[dataset]]
+    if target > 0:
+        cmd += ["--prune", str(target), "--set", f"prune.growth_generations={args.growth}",
+                "--set", f"prune.cycles={args.cycles}"]
+    return cmd
+
+
+def measure(run_dir: Path, patience: int) -> dict:
+    state = json.loads((run_dir / "state.json").read_text())
+    summary = json.loads((run_dir / "best" / "summary.json").read_text())
+    best = [r["best"] for r in state["logbook"]]
+    return {"generations": observed_generations_to_convergence(best, patience=patience),
+            "test_score": summary["test_score"], "pruned_fraction": summary.get("pruned_fraction", 0.0),
+            "params": summary["params"]}
+
+
+def table(rows: list[dict]) -> str:
+    lines = ["| data set | pruning | generations to convergence | best test score | P of best | params of best |",
+             "|---|---|---|---|---|---|"]
+    for ds in DATASETS:
+        for t in TARGETS:
+            cell = [r for r in rows if r["dataset"] == ds and r["target"] == t]
+            if not cell:
+                continue
+            gens = [r["generations"] for r in cell if r["generations"] is not None]
+            g = f"{mean(gens):.2f} ({len(gens)}/{len(cell)} converged)" if gens else f"- (0/{len(cell)})"
+            lines.append(f"| {ds} | {t or 'none'} | {g} | {mean(r['test_score'] for r in cell):.2f} | "
+                         f"{mean(r['pruned_fraction'] for r in cell):.2f} | "
+                         f"{mean(r['params'] for r in cell):,.0f} |")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--out", default="runs/pruning-table")
+    p.add_argument("--seeds", type=int, default=2)
+    p.add_argument("--population", type=int, default=4)
+    p.add_argument("--generations", type=int, default=4)
+    p.add_argument("--growth", type=int, default=2, help="generations of growth before pruning")
+    p.add_argument("--cycles", type=int, default=20)
+    p.add_argument("--patience", type=int, default=2)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--datasets", default=",".join(DATASETS))
+    args = p.parse_args()
+    out = Path(args.out)
+    rows = []
+    for ds in args.datasets.split(","):
+        for target in TARGETS:
+            for seed in range(args.seeds):
+                run_dir = out / f"{ds}-p{target}-s{seed}"
+                cmd = command(ds, target, seed, run_dir, args)
+                print("$", shlex.join(cmd), flush=True)
+                if not (run_dir / "best" / "summary.json").is_file():
+                    done = subprocess.run(cmd, capture_output=True, text=True)
+                    if done.returncode != 0:
+                        print(done.stderr[-2000:], file=sys.stderr)
+                        return done.returncode
+                rows.append({"dataset": ds, "target": target, "seed": seed, **measure(run_dir, args.patience)})
+                print(json.dumps(rows[-1]), flush=True)
+    (out / "table.json").write_text(json.dumps(rows, indent=1))
+    print(table(rows))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
