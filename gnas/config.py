@@ -86,13 +86,17 @@ class TrainConfig:
 class PruneConfig:
     """Back-propagation pruning guided by the Markov analysis."""
 
-    fraction: float = _opt(0.0, lo=0.0, hi=0.99, doc="target pruned fraction; 0 = no pruning")
+    fraction: float = _opt(0.0, lo=0.0, hi=0.999, doc="target pruned fraction in [0, 1); 0 = no pruning")
     threshold: float = _opt(0.0, lo=0.0, hi=1.0, doc="start pruning when best error <= this")
     growth_generations: int = _opt(0, lo=0, doc="generations of growth before pruning; 0 = all")
     cycles: int = _opt(40, lo=1, hi=49, doc="fine-tuning steps per cut (< 50)")
     mask: str = _opt("none", choices=("none", "irregular", "row", "column", "block", "nm"))
     nm: str = _opt("2:4")
     candidates: int = _opt(1, lo=1, hi=100, doc="best individuals pruned")
+    max_rejections: int = _opt(3, lo=1, hi=1000, doc="stop after this many rejected cuts in a row")
+    p1_weight: float = _opt(0.5, lo=0.0, hi=1.0, doc="weight of Markov survival p1 vs saliency")
+    mask_sparsity: float = _opt(0.0, lo=0.0, hi=0.99, doc="weight-mask sparsity; 0 = prune.fraction")
+    mask_score: str = _opt("magnitude", choices=("magnitude", "saliency"))
 
 
 @dataclass(frozen=True)

@@ -102,7 +102,7 @@ class Search:
                          indpb=self.indpb, repair=self.space.repair, rng=self.rng,
                          crossover=self.crossover)
         children = [o.bits for o in offspring]
-        results = self.evaluate_results(children, generation=g)
+        results = self.evaluate_results(children, generation=g, keys=self._elite_keys(offspring))
         if not multi:  # unconditional replacement (elites are among the offspring)
             return GenerationInfo(g, children, [self.fitness_model.fitness(r) for r in results],
                                   offspring, keys=[r.key for r in results])
@@ -114,6 +114,18 @@ class Search:
         return GenerationInfo(g, [pool[i] for i in chosen],
                               [self.fitness_model.fitness(pool_results[i]) for i in chosen],
                               offspring, keys=[pool_keys[i] for i in chosen])
+
+    def _elite_keys(self, offspring: Sequence[Offspring]) -> list[str | None]:
+        """Elites keep the evaluation key of the individual they copy.
+
+        A pruned network's key names its pruning chain; a plain key would train the
+        copy from scratch as another network.
+        """
+        keys: list[str | None] = []
+        old = dict(zip(self.state.population, self.state.keys or []))
+        for o in offspring:
+            keys.append(old.get(bits_to_str(o.bits)) if o.operator == "elite" else None)
+        return keys
 
     @property
     def objectives_count(self) -> int:
@@ -150,8 +162,15 @@ class Search:
         return [self.fitness_model.fitness(r) for r in results]
 
     def evaluate_results(self, genomes: Sequence[Bits], generation: int, kind: str = "search",
-                         options: dict[str, Any] | None = None) -> list[EvalResult]:
-        keys = [self.task_key(b, options) for b in genomes]
+                         options: dict[str, Any] | None = None,
+                         keys: Sequence[str | None] | None = None) -> list[EvalResult]:
+        """Results of each genome: from the store when known, else trained once.
+
+        ``keys`` may name an evaluation key per genome; a named key is used only
+        when the store knows it, otherwise the key is derived from the genome.
+        """
+        keys = [k if k and self.store.lookup(k) is not None else self.task_key(b, options)
+                for b, k in zip(genomes, keys or [None] * len(genomes))]
         known: dict[str, EvalResult] = {}
         tasks: dict[str, EvalTask] = {}
         for bits, key in zip(genomes, keys):

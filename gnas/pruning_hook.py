@@ -26,15 +26,12 @@ from gnas.config import RunConfig
 from gnas.results import derive_seed
 from gnas.search_space import SearchSpace, bits_to_str, str_to_bits
 
-MAX_REJECTIONS = 3
-
 
 def settings_of(cfg: RunConfig) -> dict[str, Any]:
     """What shapes every attempt (and so belongs in its tag and final options)."""
     p = cfg.prune
     return {"cycles": int(p.cycles), "mask": p.mask, "nm": p.nm,
-            "sparsity": float(getattr(p, "mask_sparsity", 0.0) or p.fraction),
-            "mask_score": getattr(p, "mask_score", "magnitude")}
+            "sparsity": float(p.mask_sparsity or p.fraction), "mask_score": p.mask_score}
 
 
 def validate(cfg: RunConfig, space: SearchSpace) -> None:
@@ -53,8 +50,8 @@ class PruningHook:
         self.cfg = cfg
         self.space = space
         self.settings = settings_of(cfg)
-        self.max_rejections = int(getattr(cfg.prune, "max_rejections", MAX_REJECTIONS))
-        self.p1_weight = float(getattr(cfg.prune, "p1_weight", pruning.P1_WEIGHT))
+        self.max_rejections = cfg.prune.max_rejections
+        self.p1_weight = cfg.prune.p1_weight
 
     def __call__(self, search, info) -> None:
         book = search.state.pruning
@@ -240,4 +237,5 @@ def _after(run_dir) -> dict[str, Any] | None:
 
 
 session.HOOK_FACTORIES.append(make_hook)
+session.CHECKS.append(validate)
 report.SECTIONS["pruning"] = report_section

@@ -120,6 +120,7 @@ def format_report(report: dict[str, Any]) -> str:
     lines += _best_lines(report.get("best"))
     lines += _top_lines(report["top"])
     lines += _pareto_lines(report.get("pareto_front"))
+    lines += _pruning_lines(report.get("pruning"))
     for name, value in report.items():
         if name in SECTIONS and isinstance(value, str):
             lines.append(value)
@@ -150,6 +151,24 @@ def _top_lines(top: list[dict[str, Any]]) -> list[str]:
         lines.append(f"  {t['fitness']:.4f}   {_number(t['val_error'])}  {t['params'] or 0:>8,} "
                      f"{t['flops'] or 0:>11,}  {_bytes(mem.get('model_bytes')):>9}  {train:>17}  "
                      f"{t['evaluations']:>5}  {t['key']}")
+    return lines
+
+
+def _pruning_lines(book: dict[str, Any] | None) -> list[str]:
+    """Before and after pruning: parameters, FLOPs, file size, validation and test score."""
+    if not book or not book.get("before"):
+        return []
+    lines = [f"pruning (target {book.get('target')}; {book.get('started', {}).get('reason', '')}):",
+             "           params (nonzero / total)       flops   file size  val score  test score"]
+    for name in ("before", "after"):
+        m = book.get(name)
+        if not m:
+            continue
+        lines.append(f"  {name:<7}  {m.get('params_nonzero') or 0:>10,} / {m.get('params_total') or 0:>10,}"
+                     f"  {m.get('flops') or 0:>10,}  {_bytes(m.get('model_bytes')):>10}"
+                     f"  {_number(m.get('val_score'))}  {_number(m.get('test_score'))}")
+    if book.get("test_score_change") is not None:
+        lines.append(f"  test score change: {book['test_score_change']:+.2f}")
     return lines
 
 

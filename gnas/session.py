@@ -34,6 +34,9 @@ from gnas.store import EvaluationStore
 CALLBACK_FACTORIES: list[Callable[[RunConfig, RunDir], Callback | None]] = []
 # Step hooks (competition, pruning) registered the same way: (cfg, space) -> hook or None.
 HOOK_FACTORIES: list[Callable[[RunConfig, SearchSpace], Any]] = []
+# Checks of a configuration against its search space, run before a run directory
+# is created: (cfg, space) -> None, raising a GnasError.
+CHECKS: list[Callable[[RunConfig, SearchSpace], None]] = []
 
 
 def default_run_dir(cfg: RunConfig) -> Path:
@@ -76,6 +79,9 @@ def start(cfg: RunConfig, run_dir_path: str | Path | None, out=sys.stdout) -> in
     cfg = absolute_data_paths(cfg)
     dataset = load_data(cfg)
     space = make_space(cfg, dataset)
+    extensions.load()
+    for check in CHECKS:
+        check(cfg, space)
     run_dir.create(cfg)
     with run_dir.locked():
         return execute(cfg, dataset, space, run_dir, None, out)
