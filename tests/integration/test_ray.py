@@ -1,0 +1,258 @@
+"""The Ray executor on real Ray: same answers, contained failures, a two-node cluster.
+
+Every run is tiny (digits, 300 samples, population 4, one generation, one epoch)
+and single-threaded per evaluation, so the in-process and the Ray runs train
+bit-identical networks. Clusters started here are stopped by process group in
+teardown, whatever happened, and never touch a Ray that someone else started.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from gnas.config import load_config
+from gnas.ray_executor import ClusterError, plan_pool, usable_cores, visible_gpus
+
+pytestmark = pytest.mark.ray
+
+TINY = ["--preset", "tiny", "--max-train-samples", "300", "--generations", "1",
+        "--threads", "1", "--lambda-c", "0.8", "--seed", "3"]
+# `gnas` that also says whether the driver process built or trained any network itself.
+DRIVER = ("import sys; from gnas.cli import main; code = main(sys.argv[1:]); "
+          "print('driver evaluated:', 'gnas.evaluation.evaluator' in sys.modules, file=sys.stderr); "
+          "sys.exit(code)")
+# Ray turns token authentication on for a new head node but not for the nodes that
+# join it; the loopback-only test cluster runs without it on every process.
+CLUSTER_ENV = {"RAY_AUTH_MODE": "disabled"}
+RAY_BIN = str(Path(sys.executable).with_name("ray"))
+
+
+def gnas(*args: str, timeout: float = 240,
+         env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "gnas", *args], capture_output=True, text=True,
+                          timeout=timeout, env=_env(env))
+
+
+def _env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """This environment for a child, without what an in-process Ray driver set in it."""
+    env = {k: v for k, v in os.environ.items() if k not in ("RAY_AUTH_MODE", "RAY_ADDRESS")}
+    return {**env, "GNAS_OFFLINE": "1", "RAY_USAGE_STATS_ENABLED": "0", **(extra or {})}
+
+
+def rows(run_dir: Path) -> list[dict]:
+    con = sqlite3.connect(str(run_dir / "evaluations.db"))
+    con.row_factory = sqlite3.Row
+    try:
+        return [dict(r) for r in con.execute("SELECT * FROM evaluations ORDER BY id")]
+    except sqlite3.OperationalError:  # not created yet
+        return []
+    finally:
+        con.close()
+
+
+def outcome(run_dir: Path) -> dict:
+    """What a run ended with: population, fitness, hall of fame, error of every network."""
+    state = json.loads((run_dir / "state.json").read_text())
+    errors = {r["genome_key"]: r["val_error"] for r in rows(run_dir) if r["status"] == "ok"}
+    return {k: state[k] for k in ("population", "fitness", "hall_of_fame")} | {"errors": errors}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# ------------------------------------------------------------ one machine
+@pytest.fixture(scope="module")
+def killed_run(tmp_path_factory) -> tuple[Path, int, subprocess.CompletedProcess]:
+    """A 2-worker run in which one worker's process is SIGKILLed mid-evaluation."""
+    run_dir = tmp_path_factory.mktemp("ray") / "run"
+    proc = subprocess.Popen([sys.executable, "-c", DRIVER, "evolve", *TINY, "--workers", "2",
+                             "--run-dir", str(run_dir)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=_env())
+    victim = 0
+    try:
+        deadline = time.monotonic() + 180
+        while not victim and proc.poll() is None and time.monotonic() < deadline:
+            done = rows(run_dir) if (run_dir / "evaluations.db").exists() else []
+            victim = json.loads(done[0]["metrics"]).get("pid", 0) if done else 0
+            time.sleep(0.1)
+        assert victim, "no evaluation finished before the run ended"
+        time.sleep(0.5)  # the worker has taken its next genome by now
+        os.kill(victim, signal.SIGKILL)
+        out, err = proc.communicate(timeout=240)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    return run_dir, victim, subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
+def test_killed_worker_is_replaced_and_its_genome_retried(killed_run):
+    run_dir, victim, done = killed_run
+    assert done.returncode == 0, done.stderr[-2000:]
+    table = rows(run_dir)
+    retried = [r for r in table if r["attempts"] == 2]
+    assert retried and all(r["status"] == "ok" for r in retried)
+    assert victim not in {json.loads(r["metrics"]).get("pid") for r in retried}
+    assert {r["worker"] for r in table} >= {"ray0.0", "ray1.0"}
+    assert all(r["node"].startswith("127.0.0.1/") for r in table)
+    assert "driver evaluated: False" in done.stderr
+
+
+def test_two_workers_end_like_the_in_process_run(killed_run, tmp_path):
+    run_dir, _, done = killed_run
+    assert done.returncode == 0, done.stderr[-2000:]
+    local = gnas("evolve", *TINY, "--workers", "1", "--run-dir", str(tmp_path / "local"))
+    assert local.returncode == 0, local.stderr[-2000:]
+    assert outcome(run_dir) == outcome(tmp_path / "local")
+    assert {r["worker"] for r in rows(tmp_path / "local")} == {"local"}
+
+
+def test_eval_timeout_fails_the_candidate_and_the_pool_goes_on_recycling():
+    from gnas.ray_executor import RayExecutor
+    from gnas.results import EvalTask
+    from gnas.search_space import bits_to_str
+    from gnas.session import load_data
+    from gnas.space_factory import make_space
+
+    cfg = load_config(None, {"parallel.workers": 1, "train.threads": 1, "train.eval_timeout": 0.05,
+                             "data.max_train_samples": 300}, preset="tiny")
+    dataset = load_data(cfg)
+    genome = bits_to_str(make_space(cfg, dataset).random_bits(np.random.default_rng(0)))
+    executor = RayExecutor(cfg, dataset)
+    try:
+        executor.wait_ready()
+        start = time.monotonic()
+        [result] = list(executor.run([EvalTask(key="k", genome=genome, seed=1)]))
+        assert time.monotonic() - start < 30
+        assert result.status == "failed" and "timed out" in result.message
+        assert result.worker == "ray0.0" and executor.workers()[0]["name"] == "ray0.1"
+        executor.cfg = replace(cfg, train=replace(cfg.train, eval_timeout=0.0),
+                               parallel=replace(cfg.parallel, recycle_every=1))
+        [again] = list(executor.run([EvalTask(key="k", genome=genome, seed=1)]))
+        assert again.ok and again.worker == "ray0.1"  # the replacement works
+        assert executor.workers()[0]["name"] == "ray0.2"  # recycled after 1 evaluation
+    finally:
+        executor.close()
+
+
+# ------------------------------------------------------------ bad input
+def test_plan_refuses_what_ray_cannot_give():
+    cfg = load_config(None, {"parallel.workers": 3, "train.threads": 1})
+    with pytest.raises(ClusterError, match="needs 3 CPU cores but Ray sees 2"):
+        plan_pool(cfg, cores=2)
+    with pytest.raises(ClusterError, match="needs 4 CPU cores"):
+        plan_pool(load_config(None, {"parallel.workers": 2, "train.threads": 2}), cores=2)
+    assert plan_pool(load_config(None, {"parallel.workers": 2}), cores=8).threads == 4
+    gpu = load_config(None, {"parallel.workers": 2, "parallel.gpus_per_worker": 0.5})
+    with pytest.raises(ClusterError, match="Ray sees none"):
+        plan_pool(gpu, cores=2, gpus=0)
+    assert plan_pool(gpu, cores=2, gpus=1).gpus_per_worker == 0.5
+    with pytest.raises(ClusterError, match="needs 3 GPUs"):
+        plan_pool(load_config(None, {"parallel.workers": 3, "parallel.gpus_per_worker": 1.0}),
+                  cores=4, gpus=2)
+
+
+def _bad_inputs() -> list[list[str]]:
+    cases = [["--workers", str(usable_cores() + 1), "--threads", "1"],
+             ["--workers", "-1"],
+             ["--ray-address", f"127.0.0.1:{free_port()}"],
+             ["--ray-address", "no-port-here"]]
+    if visible_gpus() == 0:
+        cases.append(["--workers", "2", "--threads", "1", "--gpus-per-worker", "0.5"])
+    return cases
+
+
+@pytest.mark.parametrize("flags", _bad_inputs(), ids=lambda f: " ".join(f))
+def test_bad_parallel_input_exits_2_in_seconds(flags, tmp_path):
+    start = time.monotonic()
+    done = gnas("evolve", "--preset", "tiny", *flags, "--run-dir", str(tmp_path / "run"), timeout=60)
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert time.monotonic() - start < 30
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("gnas: error:"), done.stderr
+
+
+# ------------------------------------------------------------ two nodes
+@pytest.fixture(scope="module")
+def two_node_cluster():
+    """A head and a worker node on this machine (one CPU each), each with its own resource."""
+    temp = Path(tempfile.mkdtemp(prefix="gnasray"))  # short: Ray's socket paths are limited
+    port = free_port()
+    head = ["--head", "--node-ip-address", "127.0.0.1", "--port", str(port),
+            "--resources", '{"head_node": 1}', "--include-dashboard", "false",
+            "--ray-client-server-port", str(free_port())]
+    worker = ["--address", f"127.0.0.1:{port}", "--resources", '{"worker_node": 1}']
+    nodes: list[subprocess.Popen] = []
+    try:
+        for flags in (head, worker):
+            nodes.append(_start_node(flags, temp))
+        yield f"127.0.0.1:{port}"
+    finally:
+        _stop_nodes(nodes)
+        shutil.rmtree(temp, ignore_errors=True)
+
+
+def _start_node(flags: list[str], temp: Path) -> subprocess.Popen:
+    """``ray start --block`` in its own process group; returns once the node runs."""
+    node = subprocess.Popen([RAY_BIN, "start", "--block", "--num-cpus", "1", "--num-gpus", "0",
+                             "--temp-dir", str(temp), "--disable-usage-stats",
+                            "--dashboard-agent-listen-port", str(free_port()), *flags],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env=_env(CLUSTER_ENV), start_new_session=True)
+    deadline = time.monotonic() + 120
+    seen: list[str] = []
+    for line in node.stdout:
+        seen.append(line)
+        if "Ray runtime started" in line or time.monotonic() > deadline:
+            break
+    if node.poll() is not None or time.monotonic() > deadline:
+        _stop_nodes([node])
+        raise RuntimeError(f"ray start {' '.join(flags)} failed:\n{''.join(seen[-20:])}")
+    return node
+
+
+def _stop_nodes(nodes: list[subprocess.Popen]) -> None:
+    """SIGTERM each node's process group (its own, by id), then SIGKILL what is left."""
+    for node in nodes:
+        _signal_group(node, signal.SIGTERM)
+    for node in nodes:
+        try:
+            node.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            pass
+        _signal_group(node, signal.SIGKILL)
+        node.wait()
+
+
+def _signal_group(node: subprocess.Popen, signum: int) -> None:
+    try:
+        os.killpg(node.pid, signum)
+    except ProcessLookupError:
+        pass
+
+
+def test_a_run_on_a_two_node_cluster_uses_both_nodes(two_node_cluster, tmp_path):
+    done = gnas("evolve", *TINY, "--workers", "2", "--ray-address", two_node_cluster,
+                "--run-dir", str(tmp_path / "run"), env=CLUSTER_ENV)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "Ray cluster at" in done.stderr
+    table = rows(tmp_path / "run")
+    assert table and all(r["status"] == "ok" for r in table)
+    assert len({r["node"] for r in table}) == 2
+    assert (tmp_path / "run" / "best" / "model.keras").stat().st_size > 0
