@@ -6,7 +6,6 @@ stays short and users can add their own.
 from __future__ import annotations
 
 import sys
-import time
 from typing import TYPE_CHECKING, Any, Sequence
 
 if TYPE_CHECKING:  # pragma: no cover

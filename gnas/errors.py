@@ -25,6 +25,10 @@ class RunDirError(GnasError):
     """A run directory that cannot be created, read, resumed or trusted."""
 
 
+class ClusterError(GnasError):
+    """Ray cannot provide the requested workers (cores, GPUs or cluster address)."""
+
+
 class InvalidGenomeError(GnasError):
     """A genome of the wrong length or with values other than 0 and 1."""
 

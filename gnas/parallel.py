@@ -61,6 +61,16 @@ def make_executor(cfg: RunConfig, dataset: Dataset) -> Executor:
     """The in-process executor for 0 or 1 workers, else a Ray actor pool."""
     if cfg.parallel.workers <= 1 and not cfg.parallel.ray_address:
         return LocalExecutor(cfg, dataset)
+    from gnas.evaluation import runtime
     from gnas.ray_executor import RayExecutor
 
+    runtime.keep_off_gpu()
     return RayExecutor(cfg, dataset)
+
+
+def check_parallel(cfg: RunConfig) -> None:
+    """Refuse impossible worker, GPU or cluster settings in seconds, before anything is written."""
+    if cfg.parallel.workers > 1 or cfg.parallel.ray_address:
+        from gnas.ray_executor import plan_pool
+
+        plan_pool(cfg)

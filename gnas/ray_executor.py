@@ -37,7 +37,7 @@ from typing import Any, Iterator
 
 from gnas.config import RunConfig
 from gnas.datasets import Dataset
-from gnas.errors import FatalError, GnasError
+from gnas.errors import ClusterError, FatalError
 from gnas.results import EvalResult, EvalTask, failed
 
 MAX_ATTEMPTS = 2            # a candidate whose worker dies is tried once more, then failed
@@ -47,10 +47,6 @@ PROBE_TIMEOUT_S = 3.0       # socket probe of --ray-address
 POLL_S = 1.0                # how often the pool checks timeouts while waiting
 GPU_MEMORY_SHARE = 0.9      # of a worker's GPU fraction; the rest is CUDA's own context
 _LOCAL_ONLY_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
-
-
-class ClusterError(GnasError):
-    """Ray cannot provide the requested workers (cores, GPUs or cluster address)."""
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from gnas.config import RunConfig, flatten
 from gnas.datasets import Dataset, load_dataset
 from gnas.engine import Search
 from gnas.errors import ConfigError, RunDirError
-from gnas.parallel import Executor, make_executor
+from gnas.parallel import Executor, check_parallel, make_executor
 from gnas.results import derive_seed
 from gnas.run_dir import RunDir, SearchState, acknowledge_interrupt, atomic_write_text, fault_point
 from gnas.search_space import SearchSpace, str_to_bits
@@ -79,12 +79,18 @@ def start(cfg: RunConfig, run_dir_path: str | Path | None, out=sys.stdout) -> in
     cfg = absolute_data_paths(cfg)
     dataset = load_data(cfg)
     space = make_space(cfg, dataset)
-    extensions.load()
-    for check in CHECKS:
-        check(cfg, space)
+    preflight(cfg, space)
     run_dir.create(cfg)
     with run_dir.locked():
         return execute(cfg, dataset, space, run_dir, None, out)
+
+
+def preflight(cfg: RunConfig, space: SearchSpace) -> None:
+    """Every check that can fail before a run starts: workers, GPUs, cluster, extensions."""
+    check_parallel(cfg)
+    extensions.load()
+    for check in CHECKS:
+        check(cfg, space)
 
 
 def absolute_data_paths(cfg: RunConfig) -> RunConfig:
@@ -119,6 +125,7 @@ def resume(path: str | Path, overrides: dict[str, Any], out=sys.stdout) -> int:
             cfg = absolute_data_paths(resume_config(run_dir, overrides))
             dataset = load_data(cfg)
             space = make_space(cfg, dataset)
+            preflight(cfg, space)
             state = run_dir.load_state(warn=_warn)
             check_compatible(run_dir, state, space)
             EvaluationStore.check_file(run_dir.db_path)

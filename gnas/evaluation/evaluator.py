@@ -149,6 +149,10 @@ def device_memory_bytes(cfg: RunConfig) -> int:
     """
     gpu = _gpu_memory_bytes()
     if gpu:
+        from gnas.evaluation import runtime
+
+        if runtime.gpu_memory_limit_mb():  # the process limit is already this worker's share
+            return gpu
         share = cfg.parallel.gpus_per_worker
         return int(gpu * share) if 0 < share < 1 else gpu
     total = memory.system_memory_bytes() or FALLBACK_MEMORY_BYTES

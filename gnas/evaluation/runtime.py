@@ -11,6 +11,24 @@ import os
 import sys
 
 _configured: dict[str, object] = {}
+_driver_uses_gpu = True
+
+
+def keep_off_gpu() -> None:
+    """This process evaluates nothing (Ray workers do): its TensorFlow must not take GPU memory.
+
+    The driver of a Ray run may still start TensorFlow for TensorBoard or the chaos
+    probe; hiding the GPUs from it keeps every byte of them for the workers.
+    """
+    global _driver_uses_gpu
+    _driver_uses_gpu = False
+
+
+def _hide_gpus(tf) -> None:
+    try:
+        tf.config.set_visible_devices([], "GPU")
+    except RuntimeError as exc:  # TensorFlow already started its devices here
+        print(f"gnas: GPUs could not be hidden from this process ({exc})", file=sys.stderr)
 
 
 def configure(threads: int = 0, *, gpu_memory_mb: int = 0, use_gpu: bool = True) -> None:
@@ -20,11 +38,12 @@ def configure(threads: int = 0, *, gpu_memory_mb: int = 0, use_gpu: bool = True)
     os.environ["TF_NUM_INTRAOP_THREADS"] = str(n)
     os.environ["TF_NUM_INTEROP_THREADS"] = str(min(n, 2))
     os.environ["OMP_NUM_THREADS"] = str(n)
-    if not use_gpu:
-        os.environ["CUDA_VISIBLE_DEVICES"] = "-1"
+    use_gpu = use_gpu and _driver_uses_gpu
     if _configured:
         return
     tf = import_tensorflow()
+    if not use_gpu:
+        _hide_gpus(tf)
 
     try:
         tf.config.threading.set_intra_op_parallelism_threads(n)
@@ -32,7 +51,8 @@ def configure(threads: int = 0, *, gpu_memory_mb: int = 0, use_gpu: bool = True)
     except RuntimeError:
         pass  # TensorFlow already started in this process; the environment held.
     tf.config.experimental.enable_op_determinism()
-    _configure_gpus(tf, gpu_memory_mb)
+    if use_gpu:
+        _configure_gpus(tf, gpu_memory_mb)
     _configured.update(threads=n, gpu_memory_mb=gpu_memory_mb)
 
 
@@ -70,6 +90,11 @@ def import_tensorflow():
         os.close(saved)
         os.close(devnull)
     return tf
+
+
+def gpu_memory_limit_mb() -> int:
+    """The hard per-process GPU memory limit set by :func:`configure` (0 = none)."""
+    return int(_configured.get("gpu_memory_mb") or 0)
 
 
 def gpu_count() -> int:
