@@ -53,8 +53,8 @@ class SpaceConfig:
 class EvolutionConfig:
     """The genetic algorithm (paper Table I and Algorithm 1)."""
 
-    population: int = _opt(8, lo=2, hi=100000)
-    generations: int = _opt(4, lo=1, hi=1000000, doc="generations after the initial one")
+    population: int = _opt(10, lo=2, hi=100000)
+    generations: int = _opt(8, lo=1, hi=1000000, doc="generations after the initial one")
     elite: int = _opt(1, lo=0, doc="best individuals copied unchanged")
     tournament: int = _opt(3, lo=1, hi=1000)
     seed: int = _opt(0, lo=0, hi=2**31 - 1)
@@ -78,7 +78,8 @@ class TrainConfig:
     batch_size: int = _opt(32, lo=0, hi=65536, doc="0 = auto: largest batch that fits in 80% of memory")
     threads: int = _opt(0, lo=0, hi=1024, doc="TensorFlow threads per evaluation; 0 = all cores")
     bn_momentum: float = _opt(0.9, lo=0.0, hi=0.999)
-    weight_scale: float = _opt(2.0, lo=0.01, hi=100.0, doc="sigma^2 of fan-in weight init")
+    weight_scale: float = _opt(2.0, lo=0.01, hi=100.0,
+                               doc="sigma^2 of fan-in weight init; also sets where lambda_c lies (gnas chaos)")
     eval_timeout: float = _opt(0.0, lo=0.0, doc="seconds; 0 = none")
 
 

@@ -223,12 +223,11 @@ class Search:
     def _initial_state(self, lambda_c: Callable[[], tuple[float, str]] | None) -> SearchState:
         ev = self.cfg.evolution
         rng = np.random.default_rng(ev.seed)
-        value, source = (None, "")
         if ev.init == "coe":
             value, source = lambda_c() if lambda_c else (chaos.PAPER_LAMBDA_C["vector"], "preset")
-            raw = chaos.coe_bits(ev.population, self.space.length, value, rng)
-            population = [self.space.repair(tuple(int(b) for b in row)) for row in raw]
-        else:
+            population = self._edge_of_chaos_population(value, rng)
+        else:  # 'complete chaos': uniform bits, so each gene is active with probability 1/2
+            value, source = 0.5, "uniform"
             population = [self.space.random_bits(rng) for _ in range(ev.population)]
         if ev.growth:  # Algorithm 1: grow from base models with one active stage
             population = [self.space.base_model(b) for b in population]
@@ -236,6 +235,22 @@ class Search:
                            fitness=[None] * ev.population, rng_state=rng.bit_generator.state,
                            genome_length=self.space.length, l=self.space.l, init=ev.init,
                            lambda_c=value, lambda_c_source=source)
+
+    def _edge_of_chaos_population(self, lambda_c: float, rng: np.random.Generator) -> list[Bits]:
+        """Initial genomes from logistic-map orbits at the onset of chaos.
+
+        The ``l`` connection genes are thresholded at ``lambda_c``: a fraction
+        ``lambda_c`` of them is active. Width and hyper-parameter genes come from the
+        same kind of orbit thresholded at 1/2: a Gray-coded value has no active or
+        quiescent state, and tying it to ``lambda_c`` would push every learning rate
+        and width to one end of its range (a measured ``lambda_c`` of 0.15 gives
+        learning rates near 1e-4).
+        """
+        n, l = self.cfg.evolution.population, self.space.l
+        connections = chaos.coe_bits(n, l, lambda_c, rng)
+        values = chaos.coe_bits(n, self.space.length - l, 0.5, rng)
+        return [self.space.repair(tuple(int(b) for b in np.concatenate([c, v])))
+                for c, v in zip(connections, values)]
 
     def _update_hall_of_fame(self, population: Sequence[Bits], fitness: Sequence[float],
                              keys: Sequence[str]) -> None:

@@ -43,7 +43,7 @@ def test_paper_preset_is_table_one():
     ({"train.epochs": -1}, "train.epochs=-1"),
     ({"space.stage_nodes": [3, 9]}, "space.stage_nodes=9"),
     ({"evolution.init": "warm"}, "choose one of coe, random"),
-    ({"evolution.elite": 8}, "evolution.elite=8 must be below"),
+    ({"evolution.elite": 10}, "evolution.elite=10 must be below"),
     ({"space.max_depth": 9}, "space.max_depth=9"),
     ({"prune.nm": "4:2"}, "prune.nm"),
 ])

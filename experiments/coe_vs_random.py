@@ -1,0 +1,260 @@
+"""Edge-of-chaos vs random initialisation (paper Fig. 2, 5 and 6), measured.
+
+Question: does a population drawn at the edge of chaos (``--init coe``) search
+better than uniform random bits (``--init random``) with the same seeds and the
+same budget? Both run through the real engine (``gnas.session``); a callback
+records every generation's population. Written to ``--out`` (default
+``runs/coe_vs_random``):
+
+* ``generations.csv``: one row per (init, seed, generation): best and mean
+  validation loss and error, failures, diversity (mean pairwise Hamming distance
+  and mean per-locus entropy), lambda of the connection genes, and the mean and
+  standard deviation of every hyper-parameter gene;
+* ``loss.png`` (Fig. 2), ``diversity.png``, ``hyperparameters.png`` (Fig. 5/6:
+  the spread, "deviation", of each hyper-parameter gene per generation);
+* ``summary.json``: per init, means over seeds of the final and best values;
+* ``runs/<init>-seed<k>/``: the run directories (``gnas report`` reads them).
+
+Run ``python experiments/coe_vs_random.py`` (defaults: digits, 50 generations,
+population 8, seeds 0-2, 1 epoch, 600 training samples); ``--smoke`` runs 2
+generations of population 4 on one seed. ``--lambda-c 0.881`` runs CoE at the
+paper's preset instead of the measured ``lambda_c``; ``--inits coe`` runs one
+side only. An interrupted experiment continues where it stopped when run again
+with the same ``--out``; finished runs are reused.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import shlex
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from gnas import chaos, session
+from gnas.callbacks import Callback
+from gnas.config import load_config
+from gnas.run_dir import RunDir
+from gnas.search_space import HYPER_FIELDS
+
+INITS = ("coe", "random")
+LOG_NAME = "generations.jsonl"
+
+
+class GenerationLog(Callback):
+    """Appends one JSON line per generation to ``RUN_DIR/generations.jsonl``."""
+
+    def __init__(self, run_dir: RunDir) -> None:
+        self.path = run_dir.path / LOG_NAME
+
+    def on_generation_end(self, search, info) -> None:
+        rows = [search.store.lookup(k) for k in info.keys]
+        losses = [r.val_loss if r and r.ok else math.nan for r in rows]
+        errors = [r.val_error if r and r.ok else math.nan for r in rows]
+        bits = np.asarray(info.population)
+        record: dict[str, Any] = {
+            "generation": info.generation, "val_losses": losses, "val_errors": errors,
+            "fitness": list(info.fitness), "diversity": chaos.mean_hamming(bits),
+            "entropy": chaos.per_locus_entropy(bits), "length": int(bits.shape[1]),
+            "lambda": chaos.population_lambda([search.space.connection_genes(b) for b in info.population]),
+            "hyper": [search.space.hyper(b) for b in info.population],
+            "lambda_c": search.state.lambda_c, "lambda_c_source": search.state.lambda_c_source,
+        }
+        with self.path.open("a", encoding="utf-8") as fh:
+            fh.write(json.dumps(record, allow_nan=True) + "\n")
+
+
+def _factory(cfg, run_dir: RunDir) -> Callback:
+    return GenerationLog(run_dir)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--dataset", default="digits")
+    p.add_argument("--generations", type=int, default=50)
+    p.add_argument("--population", type=int, default=8)
+    p.add_argument("--seeds", default="0,1,2", help="comma-separated run seeds")
+    p.add_argument("--epochs", type=int, default=1)
+    p.add_argument("--max-train-samples", dest="max_train_samples", type=int, default=600)
+    p.add_argument("--threads", type=int, default=1, help="TensorFlow threads per evaluation")
+    p.add_argument("--lambda-c", dest="lambda_c", type=float, default=-1.0,
+                   help="lambda_c for --init coe; -1 measures it in every run (the default)")
+    p.add_argument("--inits", default="coe,random", help="initialisations to run (coe, random)")
+    p.add_argument("--out", default="runs/coe_vs_random")
+    p.add_argument("--smoke", action="store_true", help="2 generations, population 4, seed 0")
+    args = p.parse_args(argv)
+    if args.smoke:
+        args.generations, args.population, args.seeds = 2, 4, "0"
+        args.max_train_samples = min(args.max_train_samples, 300)
+    args.seed_list = [int(s) for s in args.seeds.split(",") if s.strip()]
+    args.init_list = [i.strip() for i in args.inits.split(",") if i.strip()]
+    unknown = set(args.init_list) - set(INITS)
+    if unknown or not args.seed_list or not args.init_list:
+        p.error(f"--inits takes coe and/or random, --seeds at least one seed (got {args.inits!r}, {args.seeds!r})")
+    return args
+
+
+def run_one(args: argparse.Namespace, init: str, seed: int, out: Path) -> Path:
+    """One search; resumes (or just reuses) a run directory left by an earlier call."""
+    path = out / "runs" / f"{init}-seed{seed}"
+    overrides = {"data.dataset": args.dataset, "data.max_train_samples": args.max_train_samples,
+                 "evolution.generations": args.generations, "evolution.population": args.population,
+                 "evolution.seed": seed, "evolution.init": init, "evolution.lambda_c": args.lambda_c,
+                 "train.epochs": args.epochs, "train.threads": args.threads}
+    if RunDir(path).is_run():
+        session.resume(path, {})
+    else:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        session.start(load_config(None, overrides), path)
+    return path
+
+
+def generation_rows(init: str, seed: int, run_path: Path) -> list[dict[str, Any]]:
+    """The CSV rows of one run, from its generation log (last record per generation wins)."""
+    records: dict[int, dict[str, Any]] = {}
+    for line in (run_path / LOG_NAME).read_text().splitlines():
+        rec = json.loads(line)
+        records[rec["generation"]] = rec
+    return [_row(init, seed, records[g]) for g in sorted(records)]
+
+
+def _row(init: str, seed: int, rec: dict[str, Any]) -> dict[str, Any]:
+    loss = np.asarray(rec["val_losses"], dtype=float)
+    err = np.asarray(rec["val_errors"], dtype=float)
+    ok = np.isfinite(loss)
+    row: dict[str, Any] = {
+        "init": init, "seed": seed, "generation": rec["generation"],
+        "best_val_loss": float(loss[ok].min()) if ok.any() else math.nan,
+        "mean_val_loss": float(loss[ok].mean()) if ok.any() else math.nan,
+        "best_val_error": float(err[ok].min()) if ok.any() else math.nan,
+        "mean_val_error": float(err[ok].mean()) if ok.any() else math.nan,
+        "failed": int((~ok).sum()), "best_fitness": float(min(rec["fitness"])),
+        "diversity": rec["diversity"], "diversity_per_gene": rec["diversity"] / rec["length"],
+        "entropy": rec["entropy"], "lambda": rec["lambda"], "lambda_c": rec["lambda_c"],
+    }
+    for f in HYPER_FIELDS:
+        values = np.asarray([h[f.name] for h in rec["hyper"]], dtype=float)
+        values = np.log10(values) if f.log else values
+        name = f"log10_{f.name}" if f.log else f.name
+        row[f"{name}_mean"] = float(values.mean())
+        row[f"{name}_std"] = float(values.std())
+    return row
+
+
+def write_csv(rows: list[dict[str, Any]], path: Path) -> None:
+    with path.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def by_init(rows: list[dict[str, Any]], column: str) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Per init: generations, mean over seeds and standard deviation over seeds of a column."""
+    out = {}
+    for init in sorted({r["init"] for r in rows}, key=INITS.index):
+        mine = [r for r in rows if r["init"] == init]
+        gens = sorted({r["generation"] for r in mine})
+        table = [[r[column] for r in mine if r["generation"] == g] for g in gens]
+        out[init] = (np.asarray(gens), np.asarray([np.nanmean(t) for t in table]),
+                     np.asarray([np.nanstd(t) for t in table]))
+    return out
+
+
+def plot_panels(rows: list[dict[str, Any]], columns: list[tuple[str, str]], path: Path, title: str) -> Path:
+    """One panel per column, CoE and random side by side (mean over seeds, band = std)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cols = min(2, len(columns))
+    nrows = math.ceil(len(columns) / cols)
+    fig, axes = plt.subplots(nrows, cols, figsize=(6 * cols, 3.6 * nrows), squeeze=False)
+    for ax, (column, label) in zip(axes.ravel(), columns):
+        for init, (g, mean, std) in by_init(rows, column).items():
+            ax.plot(g, mean, label=init)
+            ax.fill_between(g, mean - std, mean + std, alpha=0.2)
+        ax.set_xlabel("generation")
+        ax.set_ylabel(label)
+        ax.legend(fontsize=8)
+    for ax in axes.ravel()[len(columns):]:
+        ax.set_visible(False)
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def write_plots(rows: list[dict[str, Any]], out: Path, seeds: int) -> list[Path]:
+    note = f"mean over {seeds} seed(s), band = std"
+    hyper = [(f"log10_{f.name}_std" if f.log else f"{f.name}_std",
+              f"std of {'log10 ' if f.log else ''}{f.name}") for f in HYPER_FIELDS]
+    return [
+        plot_panels(rows, [("best_val_loss", "best validation loss"),
+                           ("mean_val_loss", "mean validation loss"),
+                           ("best_val_error", "best validation error"),
+                           ("mean_val_error", "mean validation error")],
+                    out / "loss.png", f"validation loss per generation ({note})"),
+        plot_panels(rows, [("diversity_per_gene", "mean pairwise Hamming / length"),
+                           ("entropy", "mean per-locus entropy (bits)"),
+                           ("lambda", "lambda of the connection genes")],
+                    out / "diversity.png", f"population diversity ({note})"),
+        plot_panels(rows, hyper, out / "hyperparameters.png",
+                    f"spread of each hyper-parameter gene ({note})"),
+    ]
+
+
+def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per init, over seeds: final-generation values, best loss ever and where it came."""
+    out: dict[str, Any] = {}
+    for init in INITS:
+        mine = [r for r in rows if r["init"] == init]
+        if not mine:
+            continue
+        last_g = max(r["generation"] for r in mine)
+        last = [r for r in mine if r["generation"] == last_g]
+        first = [r for r in mine if r["generation"] == 0]
+        seeds = sorted({r["seed"] for r in mine})
+        best_ever = [min(r["best_val_loss"] for r in mine if r["seed"] == s) for s in seeds]
+        out[init] = {
+            "seeds": seeds, "generations": last_g,
+            "lambda_c": sorted({r["lambda_c"] for r in mine if r["lambda_c"] is not None}),
+            **{f"final_{k}": float(np.nanmean([r[k] for r in last]))
+               for k in ("best_val_loss", "mean_val_loss", "best_val_error", "mean_val_error",
+                         "diversity_per_gene", "entropy", "lambda")},
+            **{f"initial_{k}": float(np.nanmean([r[k] for r in first]))
+               for k in ("best_val_loss", "mean_val_loss", "diversity_per_gene", "entropy", "lambda")},
+            "best_val_loss_ever": float(np.mean(best_ever)),
+            "mean_failed_per_generation": float(np.mean([r["failed"] for r in mine])),
+        }
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    print("command: " + shlex.join([sys.executable, "experiments/coe_vs_random.py", *(argv or sys.argv[1:])]),
+          flush=True)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    session.CALLBACK_FACTORIES.append(_factory)
+    rows: list[dict[str, Any]] = []
+    for seed in args.seed_list:
+        for init in args.init_list:
+            print(f"== init {init}, seed {seed}", flush=True)
+            rows += generation_rows(init, seed, run_one(args, init, seed, out))
+    write_csv(rows, out / "generations.csv")
+    plots = write_plots(rows, out, len(args.seed_list))
+    summary = summarise(rows)
+    (out / "summary.json").write_text(json.dumps(summary, indent=1))
+    print(json.dumps(summary, indent=1))
+    print("wrote " + ", ".join(str(p) for p in [out / "generations.csv", out / "summary.json", *plots]))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,167 @@
+"""The lambda sweep, the zero crossing, the preset fallback, the run cache and the probe."""
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from gnas import calibration
+from gnas.calibration import SweepPoint
+from gnas.config import load_config
+from gnas.datasets import load_dataset
+from gnas.errors import ConfigError, DataError
+from gnas.run_dir import RunDir
+from gnas.space_factory import make_space
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_dataset("digits", max_train_samples=200, val_fraction=0.2)
+
+
+@pytest.fixture(scope="module")
+def space(digits):
+    return make_space(load_config(), digits)
+
+
+def test_importing_calibration_does_not_import_tensorflow():
+    code = "import sys, gnas.calibration; print('tensorflow' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+# ---------------------------------------------------------------- zero crossing
+def test_zero_crossing_is_interpolated():
+    assert calibration.zero_crossing([0.0, 0.5, 1.0], [-0.2, -0.1, 0.3]) == pytest.approx(0.625)
+
+
+def test_zero_crossing_takes_the_last_crossing_from_below():
+    lam = [0.0, 0.25, 0.5, 0.75, 1.0]
+    assert calibration.zero_crossing(lam, [-1.0, 1.0, -1.0, 1.0, 2.0]) == pytest.approx(0.625)
+
+
+def test_zero_crossing_counts_an_exact_zero():
+    assert calibration.zero_crossing([0.0, 0.5, 1.0], [-0.2, 0.0, 0.3]) == pytest.approx(0.5)
+
+
+@pytest.mark.parametrize("values", [[0.1, 0.2, 0.3], [-0.3, -0.2, -0.1], [0.2, -0.1, -0.3]])
+def test_no_zero_crossing_gives_none(values):
+    assert calibration.zero_crossing([0.0, 0.5, 1.0], values) is None
+
+
+def _sweep(values):
+    lam = np.linspace(0, 1, len(values))
+    return [SweepPoint(float(a), float(b), 0.01) for a, b in zip(lam, values)]
+
+
+@pytest.mark.parametrize("kind, preset", [("image", 0.881), ("text", 0.786), ("vector", 0.786)])
+def test_without_crossing_the_paper_preset_is_used_and_said(kind, preset):
+    result = calibration.conclude(_sweep([0.1, 0.2, 0.3]), kind, weight_scale=2.0, samples=8,
+                                  batch=64, seed=0)
+    assert (result.lambda_c, result.source) == (preset, "preset")
+    assert "no zero crossing" in result.reason and "weight_scale" in result.reason
+    assert result.to_dict()["crossing"] is False
+
+
+def test_with_crossing_the_result_is_measured():
+    result = calibration.conclude(_sweep([-0.4, -0.2, 0.2]), "image", weight_scale=2.0, samples=8,
+                                  batch=64, seed=0)
+    assert result.source == "measured" and result.lambda_c == pytest.approx(0.75)
+    record = result.to_dict()
+    assert record["sweep"][0] == {"lambda": 0.0, "exponent": -0.4, "std": 0.01}
+    json.dumps(record)
+
+
+# ---------------------------------------------------------------- arguments
+@pytest.mark.parametrize("points", [2, 0, -5, 2.5, True])
+def test_sweep_needs_three_points(points):
+    with pytest.raises(ConfigError):
+        calibration.sweep_lambdas(points)
+
+
+def test_sweep_points_span_zero_to_one():
+    assert list(calibration.sweep_lambdas(11)) == pytest.approx([k / 10 for k in range(11)])
+
+
+@pytest.mark.parametrize("values", [[0, 0.5, 1.2], [-0.1, 0.5, 1.0], [0.0, 1.0], [0.5, 0.5, 1.0]])
+def test_explicit_lambdas_are_checked(values):
+    with pytest.raises(ConfigError):
+        calibration.check_lambdas(values)
+
+
+def test_input_batch_refuses_a_data_set_too_small(digits):
+    with pytest.raises(DataError) as info:
+        calibration.input_batch(digits, len(digits.x_train) + 1)
+    assert "\n" not in str(info.value)
+    a = calibration.input_batch(digits, 16, seed=3)
+    assert a.shape == (16, 8, 8, 1) and np.array_equal(a, calibration.input_batch(digits, 16, seed=3))
+
+
+@pytest.mark.parametrize("lam", [0.0, 0.3, 1.0])
+def test_sampled_connection_genes_are_bernoulli_lambda(space, lam):
+    rng = np.random.default_rng(0)
+    bits = np.array(calibration.sample_chromosomes(space, lam, 200, rng))
+    edges = bits[:, space.active_slice.stop:space.l]  # repair never touches edge genes
+    assert edges.mean() == pytest.approx(lam, abs=0.03)
+    assert all(space.is_valid(b) for b in bits[:20])
+
+
+# ---------------------------------------------------------------- the run cache
+def test_run_calibration_is_reused_when_data_and_space_match(tmp_path, digits, space):
+    cfg = load_config()
+    run_dir = RunDir(tmp_path / "run")
+    run_dir.create(cfg)
+    fingerprint = calibration.space_fingerprint(space, cfg.train.weight_scale)
+    record = {"lambda_c": 0.4321, "sweep": [], "source": "measured", "dataset": "digits",
+              "space": fingerprint}
+    (run_dir.path / "chaos.json").write_text(json.dumps(record))
+    assert calibration.calibrate_for_run(cfg, digits, space, run_dir) == (0.4321, "measured")
+
+
+def test_cache_is_ignored_for_another_space_or_a_damaged_file(tmp_path, space):
+    path = tmp_path / "chaos.json"
+    good = {"lambda_c": 0.5, "source": "preset", "dataset": "digits",
+            "space": calibration.space_fingerprint(space, 2.0)}
+    path.write_text(json.dumps(good))
+    assert calibration.load_cached(path, "digits", good["space"]) is not None
+    assert calibration.load_cached(path, "mnist", good["space"]) is None
+    assert calibration.load_cached(path, "digits", calibration.space_fingerprint(space, 1.5)) is None
+    path.write_text(json.dumps({**good, "lambda_c": 1.5}))
+    assert calibration.load_cached(path, "digits", good["space"]) is None
+    path.write_text("{not json")
+    assert calibration.load_cached(path, "digits", good["space"]) is None
+
+
+# ---------------------------------------------------------------- the probe (TensorFlow)
+@pytest.mark.parametrize("scale", [1.0, 2.0])
+def test_linear_chain_grows_by_half_log_sigma_squared_per_layer(digits, scale):
+    from gnas.evaluation import probe
+
+    x = calibration.input_batch(digits, 32)
+    arch = probe.chain_architecture(12, 96, x.shape[1:])
+    probe.reset()
+    values = probe.probe_many([arch] * 3, x, weight_scale=scale, seeds=[0, 1, 2], linear=True)
+    assert np.mean(values) == pytest.approx(0.5 * math.log(scale), abs=0.04)
+
+
+def test_probe_is_deterministic_whatever_was_probed_before(digits, space):
+    from gnas.evaluation import probe
+
+    x = calibration.input_batch(digits, 16)
+    archs = [space.decode(b) for b in calibration.sample_chromosomes(space, 0.7, 2, np.random.default_rng(1))]
+    probe.reset()
+    first = probe.probe_many(archs, x, weight_scale=2.0, seeds=[7, 8])
+    again = probe.probe_many(archs[::-1], x, weight_scale=2.0, seeds=[8, 7])
+    assert first == again[::-1]
+    assert probe.network_depth(archs[0]) >= len(archs[0].stages)
+
+
+def test_plot_is_written(tmp_path):
+    result = calibration.conclude(_sweep([-0.4, -0.2, 0.2]), "image", weight_scale=2.0, samples=8,
+                                  batch=64, seed=0)
+    path = calibration.plot_sweep(result, tmp_path / "sub" / "chaos.png")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
