@@ -64,6 +64,8 @@ class EvolutionConfig:
     alpha: float = _opt(0.1, lo=0.0, hi=100.0, doc="weight of C/C_max in the fitness")
     mu: float = _opt(-0.05, lo=-100.0, hi=100.0, doc="weight of the pruned fraction P; negative rewards pruning")
     growth: bool = _opt(True, doc="start from base models with only stage 0 active")
+    grow_rate: float = _opt(0.2, lo=0.0, hi=1.0,
+                            doc="chance that a mutation also switches the next stage on while growing")
     competition: bool = _opt(True)
     champions: int = _opt(1, lo=0, hi=100)
     objectives: str = _opt("error", choices=("error", "error,params", "error,flops"))

@@ -17,6 +17,7 @@ is in the checkpoint, so resuming from it reproduces an uninterrupted run.
 """
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
@@ -28,7 +29,7 @@ from gnas.callbacks import CallbackList
 from gnas.config import RunConfig
 from gnas.errors import FatalError
 from gnas.fitness import FitnessModel
-from gnas.operators import Offspring, crowded_ranks, sel_nsga2, vary
+from gnas.operators import Offspring, crowded_ranks, mut_grow, sel_nsga2, vary
 from gnas.parallel import Executor
 from gnas.results import EvalResult, EvalTask, derive_seed
 from gnas.run_dir import RunDir, SearchState
@@ -100,7 +101,7 @@ class Search:
         offspring = vary(parents, selection, elite=0 if multi else self.cfg.evolution.elite,
                          tournsize=self.cfg.evolution.tournament, rates=self.rates,
                          indpb=self.indpb, repair=self.space.repair, rng=self.rng,
-                         crossover=self.crossover)
+                         crossover=self.crossover, grow=self._grow_operator())
         children = [o.bits for o in offspring]
         results = self.evaluate_results(children, generation=g, keys=self._elite_keys(offspring))
         if not multi:  # unconditional replacement (elites are among the offspring)
@@ -209,6 +210,13 @@ class Search:
         """The individual's own (mutation rate, crossover rate): self-adaptive genes."""
         hyper = self.space.hyper(bits)
         return hyper["mutation_rate"], hyper["crossover_rate"]
+
+    def _grow_operator(self) -> Callable[[Bits, np.random.Generator], Bits] | None:
+        """Growth mutation while the search grows (Algorithm 1); none once it prunes."""
+        ev = self.cfg.evolution
+        if not ev.growth or ev.grow_rate <= 0 or self.state.phase != "grow":
+            return None
+        return functools.partial(mut_grow, stage_bits=self.space.active_slice, rate=ev.grow_rate)
 
     @property
     def indpb(self) -> float:

@@ -46,6 +46,23 @@ def cx_segments(a: Bits, b: Bits, segments: Sequence[Sequence[slice]],
     return tuple(x), tuple(y)
 
 
+def mut_grow(bits: Bits, rng: np.random.Generator, *, stage_bits: slice, rate: float) -> Bits:
+    """Growth mutation: with probability ``rate``, switch on the first inactive stage.
+
+    Per-bit inversion alone flips one particular stage bit with probability
+    1/length, so networks would almost never grow; this targeted inversion is how
+    stages switch on during the growth phase (repair still enforces max_depth).
+    """
+    if rng.random() >= rate:
+        return bits
+    out = list(bits)
+    for i in range(stage_bits.start, stage_bits.stop):
+        if not out[i]:
+            out[i] = 1
+            break
+    return tuple(out)
+
+
 def mut_flip_bits(bits: Bits, indpb: float, rng: np.random.Generator) -> Bits:
     """Binary inversion: each bit flips with probability ``indpb``."""
     flips = rng.random(len(bits)) < indpb
@@ -65,6 +82,7 @@ def vary(population: Sequence[Bits], fitnesses: Sequence[float], *, elite: int, 
          rates: Callable[[Bits], tuple[float, float]], indpb: float,
          repair: Callable[[Bits], Bits], rng: np.random.Generator,
          crossover: Callable[[Bits, Bits, np.random.Generator], tuple[Bits, Bits]] | None = None,
+         grow: Callable[[Bits, np.random.Generator], Bits] | None = None,
          ) -> list[Offspring]:
     """One generation of Algorithm 1's variation with unconditional replacement.
 
@@ -72,7 +90,8 @@ def vary(population: Sequence[Bits], fitnesses: Sequence[float], *, elite: int, 
     children of tournament-selected parent pairs: crossover with the first
     parent's own crossover rate, then bit-inversion mutation with probability
     equal to the child's own mutation rate (per-bit probability ``indpb``).
-    ``rates(bits)`` returns an individual's (mutation rate, crossover rate).
+    ``rates(bits)`` returns an individual's (mutation rate, crossover rate);
+    ``grow``, when given, is part of mutation (it may switch the next stage on).
     Children are repaired, never dropped. A child's lineage parent is the parent
     that contributed its first segment.
     """
@@ -90,6 +109,8 @@ def vary(population: Sequence[Bits], fitnesses: Sequence[float], *, elite: int, 
             child = children[k]
             if rng.random() < rates(child)[0]:
                 child = mut_flip_bits(child, indpb, rng)
+                if grow is not None:
+                    child = grow(child, rng)
                 ops[k] = "mutation" if ops[k] == "copy" else "crossover+mutation"
             out.append(Offspring(repair(child), lineage, ops[k]))
     return out[:n]

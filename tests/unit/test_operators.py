@@ -80,3 +80,28 @@ def test_repair_is_applied_to_children_never_dropped():
     out = vary(pop, [0.0] * 4, elite=0, tournsize=2, rates=lambda b: (1.0, 1.0), indpb=0.5,
                repair=lambda b: (0,) + b[1:], rng=np.random.default_rng(2))
     assert len(out) == 4 and all(o.bits[0] == 0 for o in out)
+
+
+def test_grow_switches_on_the_first_inactive_stage_only():
+    from gnas.operators import mut_grow
+
+    bits = (1, 0, 0, 1, 1)
+    stages = slice(0, 3)
+    assert mut_grow(bits, np.random.default_rng(0), stage_bits=stages, rate=1.0) == (1, 1, 0, 1, 1)
+    assert mut_grow((1, 1, 1, 0, 0), np.random.default_rng(0), stage_bits=stages, rate=1.0) == (1, 1, 1, 0, 0)
+    assert mut_grow(bits, np.random.default_rng(0), stage_bits=stages, rate=0.0) == bits
+
+
+def test_vary_applies_growth_as_part_of_mutation():
+    from functools import partial
+
+    from gnas.operators import mut_grow
+
+    pop = [(0, 0, 1, 1)] * 4
+    grow = partial(mut_grow, stage_bits=slice(0, 2), rate=1.0)
+    out = vary(pop, [0.0] * 4, elite=0, tournsize=2, rates=lambda b: (1.0, 0.0), indpb=0.0,
+               repair=lambda b: b, rng=np.random.default_rng(0), grow=grow)
+    assert all(o.bits[:2] == (1, 0) and o.operator == "mutation" for o in out)
+    none = vary(pop, [0.0] * 4, elite=0, tournsize=2, rates=lambda b: (0.0, 0.0), indpb=0.0,
+                repair=lambda b: b, rng=np.random.default_rng(0), grow=grow)
+    assert all(o.bits == pop[0] for o in none)
