@@ -97,7 +97,8 @@ def test_evolve_with_coe_calibrates_and_reports_lambda_c(tmp_path):
 def test_evolve_with_random_init_reports_it(tmp_path):
     report = _evolve(tmp_path, "random", "--init", "random")
     assert report["init"] == "random"
-    assert report["lambda_c"] is None  # uniform bits: no lambda_c was used
+    assert report["lambda_c"] == 0.5  # uniform bits: each gene active with probability 1/2
+    assert report["lambda_c_source"] == "uniform"
     assert not (tmp_path / "random" / "chaos.json").exists()
     assert 0.2 < report["logbook"][0]["lambda"] < 0.8
 

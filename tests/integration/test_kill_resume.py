@@ -30,7 +30,7 @@ import pytest
 pytestmark = pytest.mark.slow
 
 ARGS = ["--dataset", "digits", "--population", "4", "--epochs", "1", "--max-train-samples", "300",
-        "--generations", "3", "--threads", "1", "--seed", "3", "--lambda-c", "0.8"]
+        "--generations", "3", "--threads", "1", "--seed", "4", "--lambda-c", "0.8"]
 TIMEOUT_S = 300
 
 
