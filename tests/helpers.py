@@ -30,3 +30,38 @@ def state(run_dir: str | Path) -> dict:
 
 def report(run_dir: str | Path) -> dict:
     return json.loads(gnas("report", str(run_dir), "--json").stdout)
+
+
+def start_gnas(*args: str, fault: str | None = None) -> subprocess.Popen:
+    """Start ``python -m gnas ARGS`` without waiting; ``fault`` sets ``GNAS_FAULT_AT``."""
+    env = dict(os.environ, GNAS_OFFLINE="1", TF_CPP_MIN_LOG_LEVEL="3")
+    env.pop("GNAS_FAULT_AT", None)
+    if fault:
+        env["GNAS_FAULT_AT"] = fault
+    return subprocess.Popen([sys.executable, "-m", "gnas", *map(str, args)], env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def committed_rows(run: Path) -> int:
+    """Committed evaluations, read the way any other process would (read-only)."""
+    import sqlite3
+
+    db = Path(run) / "evaluations.db"
+    if not db.exists():
+        return 0
+    try:
+        with sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro", uri=True, timeout=5) as conn:
+            return conn.execute("SELECT COUNT(*) FROM evaluations").fetchone()[0]
+    except sqlite3.OperationalError:
+        return 0
+
+
+def wait_rows(proc: subprocess.Popen, run: Path, k: int, timeout: float = 300) -> None:
+    """Return as soon as ``k`` evaluations are committed (the run is training the next)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while committed_rows(run) < k:
+        assert proc.poll() is None, f"the run ended before {k} evaluations: {proc.communicate()}"
+        assert time.monotonic() < deadline
+        time.sleep(0.02)

@@ -17,15 +17,18 @@ score. ``--threads 1`` everywhere: floating-point results depend on it.
 from __future__ import annotations
 
 import json
-import os
 import signal
 import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from helpers import committed_rows as rows  # noqa: E402
+from helpers import start_gnas as gnas  # noqa: E402
+from helpers import wait_rows  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -34,30 +37,9 @@ ARGS = ["--dataset", "digits", "--population", "4", "--epochs", "1", "--max-trai
 TIMEOUT_S = 300
 
 
-def gnas(*args: str, fault: str | None = None) -> subprocess.Popen:
-    env = dict(os.environ, GNAS_OFFLINE="1", TF_CPP_MIN_LOG_LEVEL="3")
-    env.pop("GNAS_FAULT_AT", None)
-    if fault:
-        env["GNAS_FAULT_AT"] = fault
-    return subprocess.Popen([sys.executable, "-m", "gnas", *args], env=env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-
-
 def finish(proc: subprocess.Popen) -> tuple[int, str, str]:
     out, err = proc.communicate(timeout=TIMEOUT_S)
     return proc.returncode, out, err
-
-
-def rows(run: Path) -> int:
-    """Committed evaluations, read the way any other process would."""
-    db = run / "evaluations.db"
-    if not db.exists():
-        return 0
-    try:
-        with sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro", uri=True, timeout=5) as conn:
-            return conn.execute("SELECT COUNT(*) FROM evaluations").fetchone()[0]
-    except sqlite3.OperationalError:
-        return 0
 
 
 def key_counts(run: Path) -> dict[str, int]:
@@ -68,11 +50,7 @@ def key_counts(run: Path) -> dict[str, int]:
 
 def kill_at_rows(proc: subprocess.Popen, run: Path, k: int) -> None:
     """SIGKILL ``proc`` as soon as ``k`` evaluations are committed (it is training the next)."""
-    deadline = time.monotonic() + TIMEOUT_S
-    while rows(run) < k:
-        assert proc.poll() is None, f"the run ended before {k} evaluations: {proc.communicate()}"
-        assert time.monotonic() < deadline
-        time.sleep(0.02)
+    wait_rows(proc, run, k, TIMEOUT_S)
     proc.send_signal(signal.SIGKILL)
     proc.communicate(timeout=TIMEOUT_S)
 

@@ -19,40 +19,17 @@ from pathlib import Path
 
 import pytest
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from helpers import committed_rows as rows  # noqa: E402
+from helpers import start_gnas as gnas  # noqa: E402
+from helpers import wait_rows  # noqa: E402
+
 pytestmark = pytest.mark.slow
 
 ARGS = ["--dataset", "digits", "--population", "4", "--epochs", "1", "--max-train-samples", "300",
         "--generations", "2", "--threads", "1", "--seed", "5", "--lambda-c", "0.8"]
 TIMEOUT_S = 300
 STOP_WITHIN_S = 30  # generous: the shared CI machine may be loaded; typical is well under 2 s
-
-
-def gnas(*args: str, fault: str | None = None) -> subprocess.Popen:
-    env = dict(os.environ, GNAS_OFFLINE="1", TF_CPP_MIN_LOG_LEVEL="3")
-    env.pop("GNAS_FAULT_AT", None)
-    if fault:
-        env["GNAS_FAULT_AT"] = fault
-    return subprocess.Popen([sys.executable, "-m", "gnas", *args], env=env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-
-
-def rows(run: Path) -> int:
-    db = run / "evaluations.db"
-    if not db.exists():
-        return 0
-    try:
-        with sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro", uri=True, timeout=5) as conn:
-            return conn.execute("SELECT COUNT(*) FROM evaluations").fetchone()[0]
-    except sqlite3.OperationalError:
-        return 0
-
-
-def wait_rows(proc: subprocess.Popen, run: Path, k: int) -> None:
-    deadline = time.monotonic() + TIMEOUT_S
-    while rows(run) < k:
-        assert proc.poll() is None, f"the run ended before {k} evaluations: {proc.communicate()}"
-        assert time.monotonic() < deadline
-        time.sleep(0.02)
 
 
 def stop(proc: subprocess.Popen, signum: int) -> tuple[int, str, float]:

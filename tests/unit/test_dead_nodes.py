@@ -1,7 +1,6 @@
 """Dead-node removal: hand-made DAGs, the Genetic-CNN convention, and parameter counts."""
 from __future__ import annotations
 
-import itertools
 import random
 
 import pytest
