@@ -8,7 +8,8 @@ actors together never use more threads than there are cores), and on a GPU
 turns on memory growth or, for a fraction of a GPU, a hard memory limit: Ray's
 fractional GPUs are bookkeeping, not limits, and TensorFlow otherwise takes the
 whole device in every process. The driver never imports TensorFlow; even the
-final retraining runs on an actor.
+final retraining runs on an actor. The pool is planned and checked before Ray
+starts, in ``gnas.ray_plan``; its bookkeeping records are in ``gnas.ray_slots``.
 
 Failures stay inside the pool. An actor that dies mid-evaluation (killed,
 segfault, out of memory, lost node) is replaced and its candidate retried once,
@@ -25,119 +26,35 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 from collections import deque
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
+# Names imported ``as`` themselves are re-exported for the code that imports them from here.
 from gnas.config import RunConfig
 from gnas.datasets import Dataset
-from gnas.errors import ClusterError, FatalError
+from gnas.errors import ClusterError as ClusterError
+from gnas.errors import FatalError
+from gnas.ray_plan import PROBE_TIMEOUT_S as PROBE_TIMEOUT_S
+from gnas.ray_plan import PoolPlan as PoolPlan
+from gnas.ray_plan import check_gpus as check_gpus
+from gnas.ray_plan import plan_pool as plan_pool
+from gnas.ray_plan import probe_address as probe_address
+from gnas.ray_plan import usable_cores as usable_cores
+from gnas.ray_plan import visible_gpus as visible_gpus
+from gnas.ray_slots import Flight, Slot
 from gnas.results import EvalResult, EvalTask, failed
 
 MAX_ATTEMPTS = 2            # a candidate whose worker dies is tried once more, then failed
 START_TIMEOUT_S = 300.0     # longest wait for a first worker before giving up
 START_GRACE_S = 60.0        # the first run waits this long for the whole pool to start
-PROBE_TIMEOUT_S = 3.0       # socket probe of --ray-address
 POLL_S = 1.0                # how often the pool checks timeouts while waiting
 GPU_MEMORY_SHARE = 0.9      # of a worker's GPU fraction; the rest is CUDA's own context
 _LOCAL_ONLY_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
-
-
-@dataclass(frozen=True)
-class PoolPlan:
-    """What the pool asks Ray for, checked before Ray starts."""
-
-    address: str            # "" = start a local Ray; else a reachable HOST:PORT
-    workers: int            # 0 = one per cluster CPU (joined clusters only)
-    threads: int            # TensorFlow threads (and Ray CPUs) per worker
-    gpus_per_worker: float
-
-
-def plan_pool(cfg: RunConfig, cores: int | None = None, gpus: int | None = None) -> PoolPlan:
-    """Check workers, threads, GPUs and the address; ClusterError in seconds if unusable."""
-    par, threads = cfg.parallel, cfg.train.threads
-    if par.ray_address:
-        return PoolPlan(probe_address(par.ray_address), par.workers, threads or 1,
-                        par.gpus_per_worker)
-    cores = cores if cores is not None else usable_cores()
-    workers = max(par.workers, 1)
-    threads = threads or max(cores // workers, 1)
-    if workers * threads > cores:
-        raise ClusterError(f"--workers {workers} with --threads {threads} needs {workers * threads} "
-                           f"CPU cores but Ray sees {cores} here; use --workers "
-                           f"{max(cores // threads, 1)} or fewer threads, or join a cluster "
-                           "with --ray-address.")
-    if par.gpus_per_worker > 0:
-        check_gpus(workers, par.gpus_per_worker, visible_gpus() if gpus is None else gpus)
-    return PoolPlan("", workers, threads, par.gpus_per_worker)
-
-
-def check_gpus(workers: int, per_worker: float, available: float) -> None:
-    """ClusterError unless ``workers`` actors of ``per_worker`` GPUs fit in ``available``."""
-    if available <= 0:
-        raise ClusterError(f"--gpus-per-worker {per_worker:g} asks for a GPU but Ray sees none "
-                           "here; drop the flag or run where a GPU is visible.")
-    if workers * per_worker > available + 1e-9:
-        raise ClusterError(f"--workers {workers} x --gpus-per-worker {per_worker:g} needs "
-                           f"{workers * per_worker:g} GPUs but Ray sees {available:g}; lower one.")
-
-
-def usable_cores() -> int:
-    """Cores this process may run on (the CPUs a local Ray is started with)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
-
-
-def visible_gpus() -> int:
-    """NVIDIA GPUs the kernel driver lists, limited by CUDA_VISIBLE_DEVICES; no CUDA needed."""
-    mask = os.environ.get("CUDA_VISIBLE_DEVICES")
-    if mask is not None and mask.strip() in ("", "-1"):
-        return 0
-    try:
-        count = len(list(Path("/proc/driver/nvidia/gpus").iterdir()))
-    except OSError:
-        count = 0
-    return count if mask is None else min(count, len(mask.split(",")))
-
-
-def probe_address(address: str) -> str:
-    """Resolve ``auto`` and check that something listens at HOST:PORT, within seconds.
-
-    Ray itself retries an unreachable address for a minute or more; a socket
-    probe turns a typo into a one-line error at once.
-    """
-    resolved = _auto_address() if address == "auto" else address
-    target = resolved.removeprefix("ray://")
-    host, sep, port = target.rpartition(":")
-    if not sep or not host or not port.isdigit():
-        raise ClusterError(f"--ray-address {address!r}: expected auto or HOST:PORT, "
-                           "e.g. 127.0.0.1:6379.")
-    try:
-        socket.create_connection((host.strip("[]"), int(port)), timeout=PROBE_TIMEOUT_S).close()
-    except OSError as exc:
-        raise ClusterError(f"cannot reach a Ray cluster at {target} ({exc.strerror or exc}); "
-                           "start it with `ray start --head` or check the address.") from None
-    return resolved
-
-
-def _auto_address() -> str:
-    """What Ray's ``auto`` means: RAY_ADDRESS, else the cluster `ray start` left here."""
-    if os.environ.get("RAY_ADDRESS"):
-        return os.environ["RAY_ADDRESS"]
-    temp = os.environ.get("RAY_TMPDIR") or os.environ.get("TMPDIR") or "/tmp"
-    try:
-        return (Path(temp) / "ray" / "ray_current_cluster").read_text().strip()
-    except OSError:
-        raise ClusterError("--ray-address auto found no Ray cluster (RAY_ADDRESS is unset and "
-                           "`ray start` left none here); start one or give HOST:PORT.") from None
 
 
 class _Worker:
@@ -191,39 +108,6 @@ def _gpu_memory_mb(fraction: float) -> int:
         return 0
 
 
-@dataclass(eq=False)
-class _Slot:
-    """One place in the pool and the actor currently filling it."""
-
-    index: int
-    incarnation: int = -1
-    actor: Any = None
-    starting: Any = None        # ObjectRef of info() until the actor is ready
-    started_s: float = 0.0
-    busy: bool = False
-    done: int = 0               # evaluations since this actor started
-    pid: int = 0
-    node: str = ""
-
-    @property
-    def name(self) -> str:
-        return f"ray{self.index}.{self.incarnation}"
-
-    @property
-    def idle(self) -> bool:
-        return self.starting is None and not self.busy
-
-
-@dataclass(eq=False)
-class _Flight:
-    """A task running on a slot."""
-
-    task: EvalTask
-    slot: _Slot
-    attempt: int
-    started_s: float
-
-
 class RayExecutor:
     """Evaluates tasks on a pool of Ray actors and yields each result as it arrives."""
 
@@ -240,7 +124,7 @@ class RayExecutor:
             self._actor = self.ray.remote(_Worker).options(
                 num_cpus=self.plan.threads, num_gpus=self.plan.gpus_per_worker, max_restarts=0,
                 scheduling_strategy="SPREAD" if self.plan.address else "DEFAULT")
-            self.slots = [_Slot(i) for i in range(self.plan.workers)]
+            self.slots = [Slot(i) for i in range(self.plan.workers)]
             for slot in self.slots:
                 self._start(slot)
         except BaseException:
@@ -280,7 +164,7 @@ class RayExecutor:
     def run(self, tasks: list[EvalTask]) -> Iterator[EvalResult]:
         """Yield one result per task, in the order they finish."""
         queue: deque[tuple[EvalTask, int]] = deque((t, 1) for t in tasks)
-        flights: dict[Any, _Flight] = {}
+        flights: dict[Any, Flight] = {}
         if queue and not self._warm:
             self._await_pool()
         try:
@@ -301,7 +185,7 @@ class RayExecutor:
         self._warm = True
         self._wait_started(time.monotonic() + START_GRACE_S)
 
-    def _dispatch(self, queue: deque, flights: dict[Any, _Flight]) -> None:
+    def _dispatch(self, queue: deque, flights: dict[Any, Flight]) -> None:
         for slot in self.slots:
             if not queue:
                 return
@@ -309,9 +193,9 @@ class RayExecutor:
                 task, attempt = queue.popleft()
                 ref = slot.actor.evaluate.remote(task, attempt)
                 slot.busy = True
-                flights[ref] = _Flight(task, slot, attempt, time.monotonic())
+                flights[ref] = Flight(task, slot, attempt, time.monotonic())
 
-    def _collect(self, queue: deque, flights: dict[Any, _Flight]) -> Iterator[EvalResult]:
+    def _collect(self, queue: deque, flights: dict[Any, Flight]) -> Iterator[EvalResult]:
         starting = {s.starting: s for s in self.slots if s.starting is not None}
         done, _ = self.ray.wait(list(flights) + list(starting), num_returns=1,
                                 timeout=self._wait_s(flights))
@@ -322,7 +206,7 @@ class RayExecutor:
                 yield result
         yield from self._expire(flights)
 
-    def _finish(self, ref: Any, flight: _Flight, queue: deque) -> EvalResult | None:
+    def _finish(self, ref: Any, flight: Flight, queue: deque) -> EvalResult | None:
         """The result of a finished flight, or None when the task goes back in the queue."""
         slot = flight.slot
         try:
@@ -343,7 +227,7 @@ class RayExecutor:
             self._replace(slot)
         return result
 
-    def _expire(self, flights: dict[Any, _Flight]) -> Iterator[EvalResult]:
+    def _expire(self, flights: dict[Any, Flight]) -> Iterator[EvalResult]:
         """Fail and replace every evaluation that ran past ``train.eval_timeout``."""
         limit = self.cfg.train.eval_timeout
         if not limit:
@@ -359,14 +243,14 @@ class RayExecutor:
                 self._replace(slot)
                 yield result
 
-    def _wait_s(self, flights: dict[Any, _Flight]) -> float:
+    def _wait_s(self, flights: dict[Any, Flight]) -> float:
         limit = self.cfg.train.eval_timeout
         if not limit or not flights:
             return POLL_S
         oldest = min(f.started_s for f in flights.values())
         return min(max(oldest + limit - time.monotonic(), 0.0) + 0.01, POLL_S)
 
-    def _check_start_timeout(self, flights: dict[Any, _Flight]) -> None:
+    def _check_start_timeout(self, flights: dict[Any, Flight]) -> None:
         """Never wait forever for actors that Ray cannot place."""
         if flights or any(s.starting is None for s in self.slots):
             return
@@ -374,7 +258,7 @@ class RayExecutor:
             raise FatalError(self._no_room_message(START_TIMEOUT_S))
 
     # ------------------------------------------------------------------- actors
-    def _start(self, slot: _Slot) -> None:
+    def _start(self, slot: Slot) -> None:
         slot.incarnation += 1
         slot.actor = self._actor.remote(self.cfg, self._data, slot.name, self.plan.threads,
                                         self.plan.gpus_per_worker)
@@ -382,7 +266,7 @@ class RayExecutor:
         slot.started_s = time.monotonic()
         slot.busy, slot.done, slot.pid, slot.node = False, 0, 0, ""
 
-    def _replace(self, slot: _Slot) -> None:
+    def _replace(self, slot: Slot) -> None:
         """Kill the slot's actor (if still alive) and start a fresh one in its place."""
         try:
             self.ray.kill(slot.actor, no_restart=True)
@@ -443,7 +327,7 @@ class RayExecutor:
         raise FatalError(f"the worker retraining the best network died twice ({reason}); "
                          "resume the run to try again.")
 
-    def _idle_slot(self) -> _Slot:
+    def _idle_slot(self) -> Slot:
         """A started, idle actor, waiting for one to start if need be."""
         deadline = time.monotonic() + START_TIMEOUT_S
         while not any(s.idle for s in self.slots):

@@ -1,4 +1,4 @@
-"""The run directory: paths, atomic JSON, the search state, the lock, safety checks.
+"""The run directory: paths, creation and opening checks, the lock, saving the search state.
 
 Layout (DESIGN.md)::
 
@@ -14,189 +14,42 @@ Everything is JSON, TOML, SQLite or NumPy without pickle, so a run directory is
 safe to open even when it came from someone else. Every file is replaced
 atomically (temporary file, fsync, rename), so a run killed at any moment leaves
 either the old or the new version of each file, never half of one.
+
+The pieces this builds on have their own modules: ``gnas.atomic`` (atomic
+writes), ``gnas.search_state`` (the state and its checksum), ``gnas.interrupts``
+(interrupts held back during writes) and ``gnas.faults`` (test fault points).
 """
 from __future__ import annotations
 
 import contextlib
 import fcntl
-import hashlib
 import json
 import os
-import re
-import signal
 import socket
-import tempfile
-import threading
 import time
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+# Names imported ``as`` themselves lived here once; they are re-exported for the code that
+# imports them from ``gnas.run_dir``.
 from gnas import __version__
+from gnas.atomic import atomic_write_text as atomic_write_text
 from gnas.config import RunConfig, flatten, load_config, read_toml, to_toml
 from gnas.errors import RunDirError
+from gnas.faults import FAULT_ENV as FAULT_ENV
+from gnas.faults import fault_point as fault_point
+from gnas.interrupts import _deferral as _deferral
+from gnas.interrupts import acknowledge_interrupt as acknowledge_interrupt
+from gnas.interrupts import defer_interrupt as defer_interrupt
+from gnas.interrupts import deferred_interrupts as deferred_interrupts
+from gnas.interrupts import interrupt_acknowledged as interrupt_acknowledged
+from gnas.search_state import SCHEMA_VERSION as SCHEMA_VERSION
+from gnas.search_state import SearchState as SearchState
+from gnas.search_state import readable_state
+from gnas.search_state import with_checksum as _with_checksum
 
-SCHEMA_VERSION = 1
 MARKER = "gnas-run.json"
 LOCK = "gnas.lock"
-FAULT_ENV = "GNAS_FAULT_AT"
-
-
-@dataclass
-class SearchState:
-    """Everything needed to continue a search exactly where it stopped."""
-
-    generation: int                      # last completed generation; -1 = initial population not evaluated
-    population: list[str]                # genomes as 0/1 strings
-    fitness: list[list[float] | None]    # fitness values per individual (None = not evaluated)
-    rng_state: dict[str, Any]            # numpy bit-generator state
-    genome_length: int
-    l: int
-    keys: list[str] = field(default_factory=list)   # evaluation key of each individual
-    hall_of_fame: list[dict[str, Any]] = field(default_factory=list)
-    logbook: list[dict[str, Any]] = field(default_factory=list)
-    init: str = "coe"
-    lambda_c: float | None = None
-    lambda_c_source: str = ""
-    phase: str = "grow"                  # "grow" then "prune"
-    scoreboard: dict[str, Any] = field(default_factory=dict)
-    pareto_front: list[dict[str, Any]] = field(default_factory=list)
-    pruning: dict[str, Any] = field(default_factory=dict)
-    finished: bool = False
-    schema_version: int = SCHEMA_VERSION
-    gnas_version: str = __version__
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "SearchState":
-        known = set(cls.__dataclass_fields__)
-        return cls(**{k: v for k, v in data.items() if k in known})
-
-
-# ------------------------------------------------------------------ interrupts
-_deferral: dict[str, Any] = {"depth": 0, "pending": None}
-
-
-@contextlib.contextmanager
-def deferred_interrupts() -> Iterator[None]:
-    """Hold back Ctrl-C / SIGTERM (as raised by ``gnas.cli``) until the block ends.
-
-    Checkpoint writes and evaluation commits run inside this block, so a first
-    interrupt never lands between a finished evaluation and its row. The atomic
-    writes keep files consistent even without it; this keeps finished work.
-    """
-    _deferral["depth"] += 1
-    try:
-        yield
-    finally:
-        _deferral["depth"] -= 1
-    if _deferral["depth"] == 0 and _deferral["pending"] is not None:
-        exc, _deferral["pending"] = _deferral["pending"], None
-        raise exc
-
-
-def defer_interrupt(exc: BaseException) -> bool:
-    """Keep ``exc`` for the end of the current deferred block; False when there is none."""
-    if _deferral["depth"] == 0:
-        return False
-    _deferral["pending"] = _deferral["pending"] or exc
-    return True
-
-
-def acknowledge_interrupt() -> None:
-    """Record that an interrupt reached the code that handles it (see ``gnas.cli.Interrupts``).
-
-    A KeyboardInterrupt raised while Python runs a weakref callback or a
-    destructor (for example inside Keras' ``clear_session``) is silently
-    dropped; until this is called, the CLI raises it again from a SIGALRM
-    interval timer, which is stopped here (gnas uses that timer for nothing else).
-    """
-    _deferral["acknowledged"] = True
-    if threading.current_thread() is threading.main_thread():
-        signal.setitimer(signal.ITIMER_REAL, 0)
-
-
-def interrupt_acknowledged() -> bool:
-    return bool(_deferral.get("acknowledged"))
-
-
-# -------------------------------------------------------------- fault points
-_fault_counts: dict[str, int] = {}
-
-
-def fault_point(name: str) -> None:
-    """Test hook: kill or stall this process at a precise moment, when asked to.
-
-    ``GNAS_FAULT_AT=POINT:N[:ACTION]`` acts at the N-th time this process passes
-    ``POINT``; ACTION is ``kill`` (SIGKILL, the default) or ``stall`` (sleep ten
-    minutes, so a test can deliver a signal there). Points:
-
-    - ``checkpoint``: state.json's temporary file is written and fsynced, not yet
-      renamed (a kill here is a kill during the checkpoint write);
-    - ``checkpointed``: state.json has just been replaced (between generations);
-    - ``interrupted``: the first Ctrl-C / SIGTERM has been handled and the resume
-      command printed (a second signal sent now tests the immediate exit).
-
-    Unset in normal use, this costs one dictionary lookup.
-    """
-    spec = os.environ.get(FAULT_ENV)
-    if not spec:
-        return
-    point, _, rest = spec.partition(":")
-    if point != name:
-        return
-    count_text, _, action = rest.partition(":")
-    _fault_counts[name] = _fault_counts.get(name, 0) + 1
-    if _fault_counts[name] != int(count_text or 1):
-        return
-    if action == "stall":
-        time.sleep(600)
-    else:
-        os.kill(os.getpid(), signal.SIGKILL)
-
-
-# -------------------------------------------------------------- atomic files
-def atomic_write_text(path: Path, text: str, *, before_rename: Callable[[], None] | None = None) -> None:
-    """Write ``text`` to a temporary file in the same directory, fsync, then rename.
-
-    A reader (or a crash) sees either the old file or the new one, never half.
-    ``before_rename`` runs between the fsync and the rename (a test fault point).
-    """
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            os.fchmod(fh.fileno(), 0o666 & ~_umask())
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        if before_rename is not None:
-            before_rename()
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def _fsync_dir(directory: Path) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 # ---------------------------------------------------------------- the lock
@@ -415,7 +268,7 @@ class RunDir:
         text = _with_checksum(state.to_dict())
         with deferred_interrupts():
             if self.state_path.is_file():
-                if _readable_state(self.state_path) is not None:
+                if readable_state(self.state_path) is not None:
                     atomic_write_text(self.prev_state_path, self.state_path.read_text(encoding="utf-8"))
                 else:
                     os.replace(self.state_path, self.path / f"state.damaged-{int(time.time())}.json")
@@ -431,8 +284,8 @@ class RunDir:
         """
         if not self.state_path.exists() and not self.prev_state_path.exists():
             return None
-        current = _readable_state(self.state_path)
-        previous = _readable_state(self.prev_state_path) if current is None else None
+        current = readable_state(self.state_path)
+        previous = readable_state(self.prev_state_path) if current is None else None
         data = current if current is not None else previous
         if data is None:
             raise RunDirError(f"no usable checkpoint in {self.path}: state.json and state.prev.json are "
@@ -459,46 +312,3 @@ def _same_file(fd: int, path: Path) -> bool:
     except OSError:
         return False
     return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
-
-
-def _checksum(data: dict[str, Any]) -> str:
-    body = json.dumps({k: v for k, v in data.items() if k != "checksum"}, sort_keys=True,
-                      allow_nan=False, separators=(",", ":"))
-    return "sha256:" + hashlib.sha256(body.encode()).hexdigest()
-
-
-def _with_checksum(data: dict[str, Any]) -> str:
-    """The state as JSON text carrying the SHA-256 of its own content.
-
-    The checksum is taken over the JSON round trip of ``data`` (what a reader
-    will parse), so keys and numbers hash the same when the file is loaded.
-    """
-    plain = json.loads(json.dumps(data, allow_nan=False))
-    return json.dumps({**plain, "checksum": _checksum(plain)}, indent=1, allow_nan=False)
-
-
-_BITS = re.compile(r"[01]+")
-
-
-def _readable_state(path: Path) -> dict[str, Any] | None:
-    """The checkpoint's content when it is complete and consistent, else None.
-
-    Only JSON is parsed; the checksum (when present) and the shapes are checked,
-    so a truncated, edited or foreign file is never taken for a checkpoint.
-    """
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError, UnicodeDecodeError):
-        return None
-    if not isinstance(data, dict) or ("checksum" in data and data["checksum"] != _checksum(data)):
-        return None
-    try:
-        n, gen = int(data["genome_length"]), int(data["generation"])
-        population, fitness = data["population"], data["fitness"]
-        ok = (gen >= -1 and isinstance(data["rng_state"], dict) and isinstance(population, list)
-              and isinstance(fitness, list) and len(fitness) == len(population) > 0
-              and all(isinstance(g, str) and len(g) == n and _BITS.fullmatch(g) for g in population)
-              and all(f is None or isinstance(f, list) for f in fitness))
-    except (KeyError, TypeError, ValueError):
-        return None
-    return data if ok else None
