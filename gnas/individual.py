@@ -1,8 +1,8 @@
 """DEAP fitness and individual classes, defined at module level.
 
-``deap.creator.create`` would create these classes at run time inside
-``deap.creator``; worker processes that never ran the same call cannot unpickle
-them. Written out here, they pickle by name anywhere.
+DEAP's ``creator`` module would make these classes at run time inside
+``deap.creator``; worker processes that never made the same classes cannot
+unpickle them. Written out here, they pickle by name anywhere.
 """
 from __future__ import annotations
 
