@@ -100,7 +100,7 @@ def search_model(run_dir: RunDir, evaluator, best: dict[str, Any], seed: int,
     """The search's trained network: best/model.keras when it is this genome's, else rebuilt."""
     import keras
 
-    from gnas.evaluation.trainer import compile_model
+    from gnas.evaluation.trainer import StopOnNaN, compile_model
 
     saved = run_dir.best_dir / "model.keras"
     summary = run_dir.best_dir / "summary.json"
@@ -132,7 +132,7 @@ def retrained_model(evaluator, genome: str, seed: int, options: dict[str, Any], 
     data = evaluator.data
     x = np.concatenate([data.x_train, data.x_val])
     y = np.concatenate([data.y_train, data.y_val])
-    callbacks = [keras.callbacks.TerminateOnNaN()] + ([mask_keeper(masks)] if masks else [])
+    callbacks = [StopOnNaN()] + ([mask_keeper(masks)] if masks else [])
     history = model.fit(x, y, batch_size=evaluator.batch_size(arch), epochs=epochs, verbose=0,
                         shuffle=True, callbacks=callbacks)
     loss = float(history.history["loss"][-1])

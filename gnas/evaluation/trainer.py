@@ -11,6 +11,19 @@ from gnas.architecture import Architecture
 from gnas.errors import EvaluationFailed
 
 
+class StopOnNaN(keras.callbacks.Callback):
+    """Stop training at the first non-finite loss, silently.
+
+    Keras' ``TerminateOnNaN`` prints to stdout, which would break the progress bar
+    and the summary; divergence is reported once, as the evaluation's failure reason.
+    """
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(float(loss)):
+            self.model.stop_training = True
+
+
 def compile_model(model: keras.Model, arch: Architecture, learning_rate: float | None = None) -> None:
     """SGD with the individual's own learning rate and momentum (paper Table I)."""
     opt = keras.optimizers.SGD(learning_rate=learning_rate or arch.learning_rate,
@@ -32,7 +45,7 @@ def fit(model: keras.Model, x: np.ndarray, y: np.ndarray, *, epochs: int, batch_
         history = model.fit(x[:n], y[:n], batch_size=batch_size, epochs=1, verbose=0, shuffle=False)
     else:
         history = model.fit(x, y, batch_size=batch_size, epochs=epochs, verbose=0, shuffle=True,
-                            callbacks=[keras.callbacks.TerminateOnNaN()])
+                            callbacks=[StopOnNaN()])
     loss = float(history.history["loss"][-1])
     if not math.isfinite(loss):
         raise EvaluationFailed(f"training diverged (loss {loss}) at learning rate "
