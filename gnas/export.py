@@ -100,7 +100,7 @@ def search_model(run_dir: RunDir, evaluator, best: dict[str, Any], seed: int,
     """The search's trained network: best/model.keras when it is this genome's, else rebuilt."""
     import keras
 
-    from gnas.evaluation.trainer import StopOnNaN, compile_model
+    from gnas.evaluation.trainer import compile_model
 
     saved = run_dir.best_dir / "model.keras"
     summary = run_dir.best_dir / "summary.json"
@@ -116,7 +116,7 @@ def retrained_model(evaluator, genome: str, seed: int, options: dict[str, Any], 
     """Fresh weights of the (pruned) network, trained on train + val for ``epochs``."""
     import keras
 
-    from gnas.evaluation.trainer import compile_model
+    from gnas.evaluation.trainer import StopOnNaN, compile_model
 
     arch = evaluator.space.decode(str_to_bits(genome))
     if options:  # the pruned structure and its zeroed weights come from the rebuilt network
