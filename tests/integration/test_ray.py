@@ -30,6 +30,9 @@ pytestmark = pytest.mark.ray
 
 TINY = ["--preset", "tiny", "--max-train-samples", "300", "--generations", "1",
         "--threads", "1", "--lambda-c", "0.8", "--seed", "3"]
+# Eight individuals: after the first result each worker still has genomes to take, so
+# the worker killed then is busy and its genome must be retried.
+KILL_RUN = [*TINY, "--population", "8"]
 # `gnas` that also says whether the driver process built or trained any network itself.
 DRIVER = ("import sys; from gnas.cli import main; code = main(sys.argv[1:]); "
           "print('driver evaluated:', 'gnas.evaluation.evaluator' in sys.modules, file=sys.stderr); "
@@ -81,7 +84,7 @@ def free_port() -> int:
 def killed_run(tmp_path_factory) -> tuple[Path, int, subprocess.CompletedProcess]:
     """A 2-worker run in which one worker's process is SIGKILLed mid-evaluation."""
     run_dir = tmp_path_factory.mktemp("ray") / "run"
-    proc = subprocess.Popen([sys.executable, "-c", DRIVER, "evolve", *TINY, "--workers", "2",
+    proc = subprocess.Popen([sys.executable, "-c", DRIVER, "evolve", *KILL_RUN, "--workers", "2",
                              "--run-dir", str(run_dir)], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env=_env())
     victim = 0
@@ -117,7 +120,7 @@ def test_killed_worker_is_replaced_and_its_genome_retried(killed_run):
 def test_two_workers_end_like_the_in_process_run(killed_run, tmp_path):
     run_dir, _, done = killed_run
     assert done.returncode == 0, done.stderr[-2000:]
-    local = gnas("evolve", *TINY, "--workers", "1", "--run-dir", str(tmp_path / "local"))
+    local = gnas("evolve", *KILL_RUN, "--workers", "1", "--run-dir", str(tmp_path / "local"))
     assert local.returncode == 0, local.stderr[-2000:]
     assert outcome(run_dir) == outcome(tmp_path / "local")
     assert {r["worker"] for r in rows(tmp_path / "local")} == {"local"}
