@@ -61,15 +61,6 @@ def held_runs() -> list[Path]:
     return [Path(p) for p in _held]
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
 
 def _lock_owner(path: Path) -> str:
     try:

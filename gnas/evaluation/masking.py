@@ -9,7 +9,6 @@ with plain ``keras.models.load_model`` and no custom objects.
 from __future__ import annotations
 
 import math
-from typing import Sequence
 
 import keras
 import numpy as np
@@ -103,10 +102,3 @@ def parameter_counts(model: keras.Model, masks: Masks | None = None) -> tuple[in
     total = int(model.count_params())
     removed = sum(int(m.size - np.count_nonzero(m)) for m in (masks or {}).values())
     return total, total - removed
-
-
-def zero_fraction(model: keras.Model, names: Sequence[str]) -> float:
-    """Share of exact zeros in the named kernels (for checks and reports)."""
-    sizes = [model.get_layer(n).kernel.numpy() for n in names]
-    total = sum(k.size for k in sizes)
-    return 0.0 if not total else sum(int((k == 0).sum()) for k in sizes) / total

@@ -95,10 +95,3 @@ def import_tensorflow():
 def gpu_memory_limit_mb() -> int:
     """The hard per-process GPU memory limit set by :func:`configure` (0 = none)."""
     return int(_configured.get("gpu_memory_mb") or 0)
-
-
-def gpu_count() -> int:
-    """Number of GPUs TensorFlow sees (imports TensorFlow)."""
-    import tensorflow as tf
-
-    return len(tf.config.list_physical_devices("GPU"))
