@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from gnas import session
-from gnas.callbacks import Callback
+from gnas.search.callbacks import Callback
 from gnas.config import load_config
 
 
@@ -59,22 +59,21 @@ def main() -> None:
                              "evolution.population": args.population, "train.epochs": args.epochs,
                              "data.max_train_samples": args.max_train_samples,
                              "evolution.seed": args.seed})
-    from gnas.evaluation import evaluator as evaluator_module
-    from gnas.evaluation import runtime
+    from gnas.backend import evaluator as evaluator_module
+    from gnas.backend import runtime
 
     runtime.configure(cfg.train.threads)
     keras_time: list[float] = []
     evaluator_module.fit = timed(evaluator_module.fit, keras_time)
     evaluator_module.score = timed(evaluator_module.score, keras_time)
     counter = Counter()
-    session.CALLBACK_FACTORIES.append(lambda c, r: counter)
     with tempfile.TemporaryDirectory() as tmp:
         run_dir = Path(tmp) / "run"
         start = time.perf_counter()
-        code = session.start(cfg, run_dir)
+        code = session.start(cfg, run_dir, extra_callbacks=[counter])
         wall = time.perf_counter() - start
-        from gnas.report import build_report
-        from gnas.run_dir import RunDir
+        from gnas.report.summary import build_report
+        from gnas.runs.directory import RunDir
 
         rep = build_report(RunDir(run_dir))
     if code != 0:

@@ -27,10 +27,10 @@ import numpy as np
 
 from gnas.config import RunConfig, load_config
 from gnas.datasets import Dataset, load_dataset
-from gnas.parallel import LocalExecutor
-from gnas.results import EvalTask, derive_seed
-from gnas.search_space import bits_to_str
-from gnas.space_factory import make_space
+from gnas.execution.local import LocalExecutor
+from gnas.records import EvalTask, derive_seed
+from gnas.genome.space import bits_to_str
+from gnas.genome.factory import make_space
 
 VAL_FRACTION = 0.2
 
@@ -88,7 +88,7 @@ def run_local(cfg: RunConfig, dataset: Dataset, tasks: list[EvalTask]) -> dict[s
 def run_ray(cfg: RunConfig, dataset: Dataset, tasks: list[EvalTask], workers: int) -> dict[str, float]:
     from dataclasses import replace
 
-    from gnas.ray_executor import RayExecutor
+    from gnas.execution.ray_pool import RayExecutor
 
     cfg = replace(cfg, parallel=replace(cfg.parallel, workers=workers))
     start = time.perf_counter()

@@ -35,11 +35,14 @@ from typing import Any
 
 import numpy as np
 
-from gnas import chaos, session
-from gnas.callbacks import Callback
+from gnas import session
+
+from gnas.chaos import population as chaos
+from gnas.search import statistics
+from gnas.search.callbacks import Callback
 from gnas.config import load_config
-from gnas.run_dir import RunDir
-from gnas.search_space import HYPER_FIELDS
+from gnas.runs.directory import RunDir
+from gnas.genome.space import HYPER_FIELDS
 
 INITS = ("coe", "random")
 LOG_NAME = "generations.jsonl"
@@ -58,18 +61,14 @@ class GenerationLog(Callback):
         bits = np.asarray(info.population)
         record: dict[str, Any] = {
             "generation": info.generation, "val_losses": losses, "val_errors": errors,
-            "fitness": list(info.fitness), "diversity": chaos.mean_hamming(bits),
-            "entropy": chaos.per_locus_entropy(bits), "length": int(bits.shape[1]),
-            "lambda": chaos.population_lambda([search.space.connection_genes(b) for b in info.population]),
+            "fitness": list(info.fitness), "diversity": statistics.mean_hamming(bits),
+            "entropy": statistics.per_locus_entropy(bits), "length": int(bits.shape[1]),
+            "lambda": statistics.population_lambda([search.space.connection_genes(b) for b in info.population]),
             "hyper": [search.space.hyper(b) for b in info.population],
             "lambda_c": search.state.lambda_c, "lambda_c_source": search.state.lambda_c_source,
         }
         with self.path.open("a", encoding="utf-8") as fh:
             fh.write(json.dumps(record, allow_nan=True) + "\n")
-
-
-def _factory(cfg, run_dir: RunDir) -> Callback:
-    return GenerationLog(run_dir)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -105,11 +104,12 @@ def run_one(args: argparse.Namespace, init: str, seed: int, out: Path) -> Path:
                  "evolution.generations": args.generations, "evolution.population": args.population,
                  "evolution.seed": seed, "evolution.init": init, "evolution.lambda_c": args.lambda_c,
                  "train.epochs": args.epochs, "train.threads": args.threads}
+    log = [GenerationLog(RunDir(path))]
     if RunDir(path).is_run():
-        session.resume(path, {})
+        session.resume(path, {}, extra_callbacks=log)
     else:
         path.parent.mkdir(parents=True, exist_ok=True)
-        session.start(load_config(None, overrides), path)
+        session.start(load_config(None, overrides), path, extra_callbacks=log)
     return path
 
 
@@ -241,7 +241,6 @@ def main(argv: list[str] | None = None) -> int:
           flush=True)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    session.CALLBACK_FACTORIES.append(_factory)
     rows: list[dict[str, Any]] = []
     for seed in args.seed_list:
         for init in args.init_list:

@@ -32,9 +32,9 @@ import numpy as np
 
 from gnas.config import RunConfig, load_config
 from gnas.datasets import Dataset, load_dataset
-from gnas.results import EvalTask, derive_seed
-from gnas.search_space import bits_to_str
-from gnas.space_factory import make_space
+from gnas.records import EvalTask, derive_seed
+from gnas.genome.space import bits_to_str
+from gnas.genome.factory import make_space
 
 VAL_FRACTION = 0.2
 PLACEMENT = re.compile(r"(?:Executing op (\S+) in device|: \((\S+)\):) /job:\S*device:(GPU|CPU):\d+")
@@ -69,13 +69,13 @@ def workload(args: argparse.Namespace) -> tuple[RunConfig, Dataset, list[EvalTas
 # ------------------------------------------------------------ child processes
 def child(args: argparse.Namespace) -> int:
     """One measurement in a fresh process; prints one JSON line."""
-    from gnas.evaluation import runtime
+    from gnas.backend import runtime
 
     if args.child == "placement":
         os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0"
     runtime.configure(0, use_gpu=args.child != "cpu")
     tf = runtime.import_tensorflow()
-    from gnas.evaluation.evaluator import Evaluator
+    from gnas.backend.evaluator import Evaluator
 
     cfg, dataset, tasks = workload(args)
     evaluator = Evaluator(cfg, dataset)
@@ -116,7 +116,7 @@ def placement_share(log: str) -> tuple[float, int]:
 # ------------------------------------------------------------ Ray workers per GPU
 def ray_throughput(cfg: RunConfig, dataset: Dataset, tasks: list[EvalTask], k: int) -> float:
     """Evaluations per minute with k workers sharing one GPU (warm workers)."""
-    from gnas.ray_executor import RayExecutor, usable_cores
+    from gnas.execution.ray_pool import RayExecutor, usable_cores
 
     threads = max(usable_cores() // k, 1)
     cfg = replace(cfg, parallel=replace(cfg.parallel, workers=k, gpus_per_worker=1.0 / k),
@@ -137,7 +137,7 @@ def main() -> int:
     if args.child:
         return child(args)
     print("command: python " + " ".join([sys.argv[0]] + sys.argv[1:]), flush=True)
-    from gnas.ray_executor import visible_gpus
+    from gnas.execution.ray_pool import visible_gpus
 
     if visible_gpus() == 0:
         print("no GPU visible here (no NVIDIA GPU in /proc/driver/nvidia/gpus, or "

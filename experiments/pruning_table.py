@@ -2,7 +2,7 @@
 
 For each data set, pruning target (none, 0.5, 0.7) and seed, run a small search
 through the CLI and read its run directory: the observed generations to
-convergence (:func:`gnas.markov.observed_generations_to_convergence` on the best
+convergence (:func:`gnas.markov.chain.observed_generations_to_convergence` on the best
 fitness per generation) and the best network's test score, 100 x (1 - error),
 with its pruned fraction and parameter count. Prints the exact command of every
 run, then the table (mean over seeds; "-" where no run converged within the
@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 from statistics import mean
 
-from gnas.markov import observed_generations_to_convergence
+from gnas.markov.chain import observed_generations_to_convergence
 
 DATASETS = {"digits": ["--max-train-samples", "300"],
             "fashion_mnist": ["--max-train-samples", "2000"]}

@@ -1,4 +1,4 @@
 """``python -m gnas`` is the ``gnas`` command."""
-from gnas.cli import main
+from gnas.cli.main import main
 
 raise SystemExit(main())

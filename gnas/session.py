@@ -7,51 +7,42 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import shlex
 import signal
 import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
-from gnas import chaos, extensions
-from gnas.architecture import complexity
-from gnas.callbacks import Callback, CallbackList, ProgressBar
+from gnas.chaos import population as chaos
+from gnas.competition.scoreboard import stagewise_crossover
+from gnas.competition.step import CompetitionStep
 from gnas.config import RunConfig, flatten
-from gnas.datasets import Dataset, load_dataset
-from gnas.engine import Search
+from gnas.datasets import Dataset, load_for_run as load_data
 from gnas.errors import ConfigError, RunDirError
-from gnas.parallel import Executor, check_parallel, make_executor
-from gnas.results import derive_seed
-from gnas.run_dir import RunDir, SearchState, acknowledge_interrupt, atomic_write_text, fault_point
-from gnas.search_space import SearchSpace, str_to_bits
-from gnas.space_factory import make_space
-from gnas.store import EvaluationStore
-
-# Callback factories other modules register (Markov recorder, TensorBoard, ...);
-# each takes (cfg, run_dir) and returns a Callback or None.
-CALLBACK_FACTORIES: list[Callable[[RunConfig, RunDir], Callback | None]] = []
-# Step hooks (competition, pruning) registered the same way: (cfg, space) -> hook or None.
-HOOK_FACTORIES: list[Callable[[RunConfig, SearchSpace], Any]] = []
-# Checks of a configuration against its search space, run before a run directory
-# is created: (cfg, space) -> None, raising a GnasError.
-CHECKS: list[Callable[[RunConfig, SearchSpace], None]] = []
+from gnas.execution.local import check_parallel, make_executor
+from gnas.genome.architecture import complexity
+from gnas.genome.factory import make_space
+from gnas.genome.space import SearchSpace, str_to_bits
+from gnas.markov.recorder import MarkovRecorder
+from gnas.pruning import step as pruning_step
+from gnas.records import derive_seed
+from gnas.report.tensorboard import TensorBoardLogger
+from gnas.runs.atomic import atomic_write_text, read_json
+from gnas.runs.directory import RunDir, resume_command
+from gnas.runs.faults import fault_point
+from gnas.runs.interrupts import acknowledge_interrupt
+from gnas.runs.state import SearchState
+from gnas.runs.store import EvaluationStore
+from gnas.search.callbacks import Callback, CallbackList, ProgressBar
+from gnas.search.loop import Executor, InitialPopulation, Search
+from gnas.search.operators import Crossover, cx_one_point
+from gnas.search.step import Step
 
 
 def default_run_dir(cfg: RunConfig) -> Path:
     name = Path(cfg.data.dataset).stem if cfg.data.dataset.endswith(".npz") else cfg.data.dataset
     return Path("runs") / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
-
-
-def load_data(cfg: RunConfig) -> Dataset:
-    return load_dataset(cfg.data.dataset, data_dir=cfg.data.data_dir or None,
-                        max_train_samples=cfg.data.max_train_samples or None,
-                        val_fraction=cfg.data.val_fraction, seed=0)
-
-
-def resume_command(run_dir: RunDir) -> str:
-    return f"gnas resume {shlex.quote(str(run_dir.path))}"
 
 
 def lambda_c_provider(cfg: RunConfig, dataset: Dataset, space: SearchSpace,
@@ -60,15 +51,14 @@ def lambda_c_provider(cfg: RunConfig, dataset: Dataset, space: SearchSpace,
     def provide() -> tuple[float, str]:
         if cfg.evolution.lambda_c >= 0:
             return cfg.evolution.lambda_c, "config"
-        try:
-            from gnas.calibration import calibrate_for_run
-        except ImportError:
-            return chaos.PAPER_LAMBDA_C[dataset.kind], "preset"
+        from gnas.chaos.calibration import calibrate_for_run
+
         return calibrate_for_run(cfg, dataset, space, run_dir)
     return provide
 
 
-def start(cfg: RunConfig, run_dir_path: str | Path | None, out=sys.stdout) -> int:
+def start(cfg: RunConfig, run_dir_path: str | Path | None, out=sys.stdout,
+          extra_callbacks: Sequence[Callback] = ()) -> int:
     """A new search: validate everything cheap first, then create the run directory.
 
     The run directory, the data set and the search space are all checked before
@@ -82,15 +72,52 @@ def start(cfg: RunConfig, run_dir_path: str | Path | None, out=sys.stdout) -> in
     preflight(cfg, space)
     run_dir.create(cfg)
     with run_dir.locked():
-        return execute(cfg, dataset, space, run_dir, None, out)
+        return execute(cfg, dataset, space, run_dir, None, out, extra_callbacks)
 
 
 def preflight(cfg: RunConfig, space: SearchSpace) -> None:
-    """Every check that can fail before a run starts: workers, GPUs, cluster, extensions."""
+    """Every check that can fail before a run starts: workers, GPUs, cluster, pruning masks."""
     check_parallel(cfg)
-    extensions.load()
-    for check in CHECKS:
-        check(cfg, space)
+    pruning_step.validate(cfg, space)
+
+
+def steps_of(cfg: RunConfig, space: SearchSpace, run_dir: RunDir) -> list[Step]:
+    """The steps of a run, in the order they act on each generation."""
+    steps: list[Step] = []
+    if cfg.evolution.competition:
+        steps.append(CompetitionStep(cfg, space))
+    if cfg.prune.fraction > 0:
+        steps.append(pruning_step.PruningStep(cfg, space, run_dir.path / "pruning" / "before"))
+    return steps
+
+
+def crossover_of(cfg: RunConfig, space: SearchSpace) -> Crossover:
+    """Stage-wise crossover goes with the layer-wise competition; single-point otherwise."""
+    return stagewise_crossover(space) if cfg.evolution.competition else cx_one_point
+
+
+def callbacks_of(cfg: RunConfig, run_dir: RunDir, extra: Sequence[Callback] = ()) -> CallbackList:
+    """Progress on stderr, the Markov record and TensorBoard scalars of every generation.
+
+    ``extra`` callbacks (an experiment's recorder, say) follow them.
+    """
+    return CallbackList([ProgressBar(), MarkovRecorder(run_dir),
+                         TensorBoardLogger(run_dir, cfg.train.threads), *extra])
+
+
+def build_search(cfg: RunConfig, dataset: Dataset, space: SearchSpace, run_dir: RunDir,
+                 store: EvaluationStore, executor: Executor, state: SearchState | None,
+                 extra_callbacks: Sequence[Callback] = ()) -> Search:
+    """The one place a search is wired: its steps, crossover, callbacks and first population."""
+    provide = lambda_c_provider(cfg, dataset, space, run_dir)
+
+    def initial(rng) -> InitialPopulation:
+        return chaos.initial_population(cfg, space, rng, provide)
+
+    return Search(cfg, space, run_dir, store, executor,
+                  callbacks_of(cfg, run_dir, extra_callbacks), state,
+                  initial=initial, steps=steps_of(cfg, space, run_dir),
+                  crossover=crossover_of(cfg, space))
 
 
 def absolute_data_paths(cfg: RunConfig) -> RunConfig:
@@ -111,7 +138,8 @@ RESUMABLE_KEYS = ("evolution.generations", "evolution.max_consecutive_failures",
                   "train.threads", "train.eval_timeout", "parallel.")
 
 
-def resume(path: str | Path, overrides: dict[str, Any], out=sys.stdout) -> int:
+def resume(path: str | Path, overrides: dict[str, Any], out=sys.stdout,
+           extra_callbacks: Sequence[Callback] = ()) -> int:
     """Continue a run from its last checkpoint (optionally with more generations).
 
     Holds the run's lock throughout, so two processes never continue one run.
@@ -135,7 +163,7 @@ def resume(path: str | Path, overrides: dict[str, Any], out=sys.stdout) -> int:
             state.finished = True
         run_dir.remove_stale_temp_files()
         run_dir.save_config(cfg)
-        return execute(cfg, dataset, space, run_dir, state, out)
+        return execute(cfg, dataset, space, run_dir, state, out, extra_callbacks)
 
 
 def resume_config(run_dir: RunDir, overrides: dict[str, Any]) -> RunConfig:
@@ -164,20 +192,15 @@ def check_compatible(run_dir: RunDir, state: SearchState | None, space: SearchSp
 
 
 def execute(cfg: RunConfig, dataset: Dataset, space: SearchSpace, run_dir: RunDir,
-            state: SearchState | None, out=sys.stdout) -> int:
+            state: SearchState | None, out=sys.stdout, extra_callbacks: Sequence[Callback] = ()) -> int:
     """Run the loop; on Ctrl-C / SIGTERM keep what finished and say how to resume."""
-    extensions.load()
     store = EvaluationStore(run_dir.db_path)
     executor: Executor | None = None
     try:
         handlers = _signal_handlers()
         executor = make_executor(cfg, dataset)
         _restore_signal_handlers(handlers)
-        callbacks = CallbackList([ProgressBar()] + [cb for f in CALLBACK_FACTORIES
-                                                    if (cb := f(cfg, run_dir)) is not None])
-        hooks = [h for f in HOOK_FACTORIES if (h := f(cfg, space)) is not None]
-        search = Search(cfg, space, run_dir, store, executor, callbacks, state,
-                        lambda_c=lambda_c_provider(cfg, dataset, space, run_dir), hooks=hooks)
+        search = build_search(cfg, dataset, space, run_dir, store, executor, state, extra_callbacks)
         search.run()
         summary = finish(search, executor)
     except KeyboardInterrupt as exc:
@@ -202,7 +225,7 @@ def interrupted(run_dir: RunDir, exc: KeyboardInterrupt) -> int:
     acknowledge_interrupt()
     print(f"\ngnas: interrupted; every finished evaluation and the last completed generation are "
           f"saved in {run_dir.path} (in-flight evaluations were abandoned).\n"
-          f"Resume with: {resume_command(run_dir)}", file=sys.stderr, flush=True)
+          f"Resume with: {resume_command(run_dir.path)}", file=sys.stderr, flush=True)
     fault_point("interrupted")
     return getattr(exc, "exit_code", 130)
 
@@ -232,7 +255,7 @@ def finish(search: Search, executor: Executor) -> dict[str, Any]:
     best = search.state.hall_of_fame[0]
     run_dir = search.run_dir
     summary_path = run_dir.best_dir / "summary.json"
-    previous = _read_json(summary_path)
+    previous = read_json(summary_path)
     if (isinstance(previous, dict) and previous.get("key") == best["key"]
             and (run_dir.best_dir / "model.keras").is_file()):
         return previous
@@ -254,14 +277,6 @@ def finish(search: Search, executor: Executor) -> dict[str, Any]:
     return summary
 
 
-def _read_json(path: Path) -> Any:
-    """A JSON file's content, or None when it is missing or damaged (then it is rebuilt)."""
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError, UnicodeDecodeError):
-        return None
-
-
 def format_summary(summary: dict[str, Any], run_dir: RunDir) -> str:
     return "\n".join([
         "",
@@ -270,5 +285,5 @@ def format_summary(summary: dict[str, Any], run_dir: RunDir) -> str:
         f"test score:        {summary['test_score']:.2f}  (100 x (1 - test error))",
         f"parameters:        {summary['params']:,}",
         f"run directory:     {run_dir.path}",
-        f"resume / extend:   {resume_command(run_dir)} --generations N",
+        f"resume / extend:   {resume_command(run_dir.path)} --generations N",
     ])

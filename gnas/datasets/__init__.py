@@ -30,6 +30,8 @@ scaling, standardisation, multi-hot).
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import pathlib
 import urllib.request  # noqa: F401 (reachable as gnas.datasets.urllib, as before the split)
 
@@ -58,6 +60,9 @@ from gnas.datasets.safe_pickle import _restricted_unpickle as _restricted_unpick
 from gnas.datasets.specs import DATASETS, _FASHION_FILES as _FASHION_FILES, _SPECS, _canonical
 from gnas.datasets.user_npz import MAX_CLASSES as MAX_CLASSES, _read_user_npz
 from gnas.errors import DataError as DataError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from gnas.config import RunConfig
 
 __all__ = [
     "DATASETS",
@@ -121,6 +126,14 @@ def load_dataset(
         path = _user_npz_path(name)
         raw, meta = _read_user_npz(path)
     return _prepare(*meta, raw, max_train_samples, val_fraction, seed)
+
+
+def load_for_run(cfg: "RunConfig") -> Dataset:
+    """The data set a run's configuration names, split as every run of it splits it."""
+    data = cfg.data
+    return load_dataset(data.dataset, data_dir=data.data_dir or None,
+                        max_train_samples=data.max_train_samples or None,
+                        val_fraction=data.val_fraction, seed=0)
 
 
 def list_datasets(data_dir: str | None = None) -> list[DatasetInfo]:

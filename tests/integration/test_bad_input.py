@@ -237,7 +237,7 @@ def test_newer_schema_in_the_marker(run: Path):
 
 
 def test_newer_schema_in_the_checkpoint(run: Path):
-    from gnas.run_dir import _with_checksum
+    from gnas.runs.state import with_checksum as _with_checksum
 
     state = json.loads((run / "state.json").read_text())
     state.pop("checksum")

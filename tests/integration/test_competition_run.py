@@ -10,15 +10,15 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from helpers import gnas, report, state  # noqa: E402
 
-from gnas.competition import credited_rows, scoreboard, stage_variants  # noqa: E402
+from gnas.competition.scoreboard import credited_rows, scoreboard, stage_variants  # noqa: E402
 from gnas.config import load_config  # noqa: E402
-from gnas.search_space import SearchSpace, str_to_bits  # noqa: E402
+from gnas.genome.space import SearchSpace, str_to_bits  # noqa: E402
 
 # digits, population 4, 1 epoch, stages of 3 nodes, 300 training samples, one thread,
 # the paper's lambda_c for images (no calibration)
 ARGS = ["--preset", "tiny", "--seed", "11", "--max-train-samples", "300", "--threads", "1",
         "--lambda-c", "0.881"]
-SAME = ("population", "fitness", "hall_of_fame", "rng_state", "scoreboard", "generation")
+SAME = ("population", "fitness", "hall_of_fame", "rng_state", "steps", "generation")
 
 
 def rows(run: Path) -> list[dict]:
@@ -71,13 +71,13 @@ def test_scoreboard_is_a_recount_of_the_run_rows(runs):
     mode, straight, _, _ = runs
     s = state(straight)
     if mode == "off":
-        assert s["scoreboard"] == {}
+        assert "competition" not in s["steps"]
         assert not [r for r in rows(straight) if r["kind"] == "champion"]
         return
     space = space_of(straight)
     population = [str_to_bits(g) for g in s["population"]]
     recount = scoreboard(space, credited_rows(rows(straight), generation=3), 2, population)
-    board = s["scoreboard"]
+    board = s["steps"]["competition"]
     assert board["layers"] == recount["layers"] and board["credited"] == recount["credited"]
     champions = board["champions"]
     assert {c["generation"] for c in champions} == {0, 1, 2}

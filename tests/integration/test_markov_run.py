@@ -1,4 +1,4 @@
-"""A small real search on digits, then its Markov records, `gnas markov` and gnas.analysis."""
+"""A small real search on digits, then its Markov records, `gnas markov` and gnas.report.analysis."""
 from __future__ import annotations
 
 import json
@@ -12,10 +12,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gnas import analysis, markov
+from gnas.report import analysis
+
+from gnas.markov import chain as markov
 from gnas.config import load_config
 from gnas.errors import GnasError
-from gnas.run_dir import RunDir
+from gnas.runs.directory import RunDir
 
 pytestmark = pytest.mark.slow  # a real (tiny) search on digits
 

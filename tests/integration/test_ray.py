@@ -24,7 +24,7 @@ import numpy as np
 import pytest
 
 from gnas.config import load_config
-from gnas.ray_executor import ClusterError, plan_pool, usable_cores, visible_gpus
+from gnas.execution.ray_pool import ClusterError, plan_pool, usable_cores, visible_gpus
 
 pytestmark = pytest.mark.ray
 
@@ -34,8 +34,8 @@ TINY = ["--preset", "tiny", "--max-train-samples", "300", "--generations", "1",
 # the worker killed then is busy and its genome must be retried.
 KILL_RUN = [*TINY, "--population", "8"]
 # `gnas` that also says whether the driver process built or trained any network itself.
-DRIVER = ("import sys; from gnas.cli import main; code = main(sys.argv[1:]); "
-          "print('driver evaluated:', 'gnas.evaluation.evaluator' in sys.modules, file=sys.stderr); "
+DRIVER = ("import sys; from gnas.cli.main import main; code = main(sys.argv[1:]); "
+          "print('driver evaluated:', 'gnas.backend.evaluator' in sys.modules, file=sys.stderr); "
           "sys.exit(code)")
 # Ray turns token authentication on for a new head node but not for the nodes that
 # join it; the loopback-only test cluster runs without it on every process.
@@ -127,11 +127,11 @@ def test_two_workers_end_like_the_in_process_run(killed_run, tmp_path):
 
 
 def test_eval_timeout_fails_the_candidate_and_the_pool_goes_on_recycling():
-    from gnas.ray_executor import RayExecutor
-    from gnas.results import EvalTask
-    from gnas.search_space import bits_to_str
-    from gnas.session import load_data
-    from gnas.space_factory import make_space
+    from gnas.execution.ray_pool import RayExecutor
+    from gnas.records import EvalTask
+    from gnas.genome.space import bits_to_str
+    from gnas.datasets import load_for_run as load_data
+    from gnas.genome.factory import make_space
 
     cfg = load_config(None, {"parallel.workers": 1, "train.threads": 1, "train.eval_timeout": 0.05,
                              "data.max_train_samples": 300}, preset="tiny")

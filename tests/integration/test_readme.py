@@ -34,7 +34,7 @@ def test_ci_runs_the_readme_test_command_verbatim():
 
 def test_install_metadata_declares_command_and_extras():
     cfg = (ROOT / "setup.cfg").read_text()
-    assert "gnas = gnas.cli:main" in cfg
+    assert "gnas = gnas.cli.main:main" in cfg
     assert re.search(r"^test =", cfg, flags=re.M) and re.search(r"^notebooks =", cfg, flags=re.M)
     assert "build-backend" in (ROOT / "pyproject.toml").read_text()
 

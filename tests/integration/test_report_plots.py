@@ -69,7 +69,7 @@ def test_plots_default_to_the_run_directory_and_skip_what_is_missing(run, tmp_pa
 
 
 def _events(logdir: Path) -> list[tuple[str, int, float]]:
-    from gnas.evaluation.runtime import import_tensorflow
+    from gnas.backend.runtime import import_tensorflow
 
     tf = import_tensorflow()
     out = []
@@ -105,7 +105,7 @@ def test_resume_adds_steps_without_duplicates(run, tmp_path):
     counts = Counter((tag, step) for tag, step, _ in events)
     assert max(counts.values()) == 1, [k for k, c in counts.items() if c > 1]
     assert len(list((copy / "tensorboard").glob("events.out.tfevents.*"))) == 2
-    from gnas.evaluation.tensorboard import read_scalars
+    from gnas.backend.tensorboard import read_scalars
 
     assert read_scalars(copy / "tensorboard")["fitness/best"][2] == pytest.approx(
         state(copy)["logbook"][-1]["best"], rel=1e-6)
@@ -133,9 +133,9 @@ def test_report_lists_top_architectures_with_memory_and_the_front(run):
 def test_evaluation_rows_record_memory_and_the_auto_batch(run):
     from gnas.config import load_config
     from gnas.datasets import load_dataset
-    from gnas.memory import estimate
-    from gnas.space_factory import make_space
-    from gnas.search_space import str_to_bits
+    from gnas.genome.memory import estimate
+    from gnas.genome.factory import make_space
+    from gnas.genome.space import str_to_bits
 
     cfg = load_config(None, {"data.max_train_samples": 300})
     data = load_dataset("digits", max_train_samples=300, val_fraction=cfg.data.val_fraction, seed=0)
@@ -152,8 +152,8 @@ def test_evaluation_rows_record_memory_and_the_auto_batch(run):
 
 
 def test_scoreboard_in_a_generic_format_and_architecture_layout(tmp_path):
-    from gnas.architecture import StageArch
-    from gnas.plots import SIZES, node_positions, save, scoreboard_figure, scoreboard_layers
+    from gnas.genome.architecture import StageArch
+    from gnas.report.figures import SIZES, node_positions, save, scoreboard_figure, scoreboard_layers
 
     board = {"stage 0": [{"name": "a", "fitness": 0.4, "count": 3}, {"name": "b", "fitness": 0.2, "count": 1}],
              "stage 1": [{"name": "off", "fitness": 0.3}], "notes": "ignored"}

@@ -9,13 +9,13 @@ import sys
 import numpy as np
 import pytest
 
-from gnas import calibration
-from gnas.calibration import SweepPoint
+from gnas.chaos import calibration
+from gnas.chaos.calibration import SweepPoint
 from gnas.config import load_config
 from gnas.datasets import load_dataset
 from gnas.errors import ConfigError, DataError
-from gnas.run_dir import RunDir
-from gnas.space_factory import make_space
+from gnas.runs.directory import RunDir
+from gnas.genome.factory import make_space
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +29,7 @@ def space(digits):
 
 
 def test_importing_calibration_does_not_import_tensorflow():
-    code = "import sys, gnas.calibration; print('tensorflow' in sys.modules)"
+    code = "import sys, gnas.chaos.calibration; print('tensorflow' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 
@@ -139,7 +139,7 @@ def test_cache_is_ignored_for_another_space_or_a_damaged_file(tmp_path, space):
 # ---------------------------------------------------------------- the probe (TensorFlow)
 @pytest.mark.parametrize("scale", [1.0, 2.0])
 def test_linear_chain_grows_by_half_log_sigma_squared_per_layer(digits, scale):
-    from gnas.evaluation import probe
+    from gnas.backend import probe
 
     x = calibration.input_batch(digits, 32)
     arch = probe.chain_architecture(12, 96, x.shape[1:])
@@ -149,7 +149,7 @@ def test_linear_chain_grows_by_half_log_sigma_squared_per_layer(digits, scale):
 
 
 def test_probe_is_deterministic_whatever_was_probed_before(digits, space):
-    from gnas.evaluation import probe
+    from gnas.backend import probe
 
     x = calibration.input_batch(digits, 16)
     archs = [space.decode(b) for b in calibration.sample_chromosomes(space, 0.7, 2, np.random.default_rng(1))]

@@ -6,14 +6,13 @@ import itertools
 import numpy as np
 import pytest
 
-from gnas import chaos
+from gnas.chaos import population as chaos
+from gnas.search import statistics
 from gnas.config import load_config
 from gnas.datasets import load_dataset
-from gnas.engine import Search
+from gnas.genome.space import bits_to_str
 from gnas.errors import ConfigError, GnasError
-from gnas.run_dir import RunDir
-from gnas.space_factory import make_space
-from gnas.store import EvaluationStore
+from gnas.genome.factory import make_space
 
 
 # ---------------------------------------------------------------- Langton's lambda
@@ -31,8 +30,8 @@ def test_langton_lambda_refuses_bad_arguments(n, d, q):
 
 
 def test_population_lambda_is_fraction_of_active_genes():
-    assert chaos.population_lambda([[1, 0, 0, 1], [1, 1, 1, 1]]) == pytest.approx(0.75)
-    assert chaos.population_lambda(np.zeros((0, 4))) == 0.0
+    assert statistics.population_lambda([[1, 0, 0, 1], [1, 1, 1, 1]]) == pytest.approx(0.75)
+    assert statistics.population_lambda(np.zeros((0, 4))) == 0.0
 
 
 @pytest.mark.parametrize("value", [-0.01, 1.01, float("nan")])
@@ -46,11 +45,11 @@ def test_mean_hamming_and_entropy_match_brute_force():
     bits = np.random.default_rng(3).integers(0, 2, (7, 13))
     pairs = list(itertools.combinations(range(7), 2))
     brute = np.mean([np.sum(bits[i] != bits[j]) for i, j in pairs])
-    assert chaos.mean_hamming(bits) == pytest.approx(brute)
+    assert statistics.mean_hamming(bits) == pytest.approx(brute)
     p = bits.mean(axis=0)
     h = [0.0 if v in (0, 1) else -(v * np.log2(v) + (1 - v) * np.log2(1 - v)) for v in p]
-    assert chaos.per_locus_entropy(bits) == pytest.approx(np.mean(h))
-    assert chaos.mean_hamming(bits[:1]) == 0.0
+    assert statistics.per_locus_entropy(bits) == pytest.approx(np.mean(h))
+    assert statistics.mean_hamming(bits[:1]) == 0.0
 
 
 # ---------------------------------------------------------------- the logistic map
@@ -95,12 +94,12 @@ def test_coe_individuals_differ_and_are_as_diverse_as_bernoulli(lam):
     hamming, entropy, distinct = [], [], []
     for seed in range(20):
         bits = chaos.coe_bits(n, length, lam, np.random.default_rng(seed))
-        hamming.append(chaos.mean_hamming(bits) / length)
-        entropy.append(chaos.per_locus_entropy(bits))
+        hamming.append(statistics.mean_hamming(bits) / length)
+        entropy.append(statistics.per_locus_entropy(bits))
         distinct.append(len({row.tobytes() for row in bits}))
     assert np.mean(distinct) >= n - 0.5
     assert np.mean(hamming) == pytest.approx(2 * lam * (1 - lam), rel=0.15)
-    bernoulli = [chaos.per_locus_entropy(np.random.default_rng(s).random((n, length)) < lam)
+    bernoulli = [statistics.per_locus_entropy(np.random.default_rng(s).random((n, length)) < lam)
                  for s in range(20)]
     assert np.mean(entropy) >= 0.9 * np.mean(bernoulli)
 
@@ -111,15 +110,8 @@ def _initial_population(tmp_path, init: str, seed: int) -> list[str]:
                              "evolution.growth": False, "data.max_train_samples": 100})
     dataset = load_dataset("digits", max_train_samples=100, val_fraction=0.2)
     space = make_space(cfg, dataset)
-    run_dir = RunDir(tmp_path / f"{init}-{seed}-{len(list(tmp_path.iterdir()))}")
-    run_dir.create(cfg)
-    store = EvaluationStore(run_dir.db_path)
-    try:
-        search = Search(cfg, space, run_dir, store, executor=None,
-                        lambda_c=lambda: (0.881, "config"))
-    finally:
-        store.close()
-    return search.state.population
+    drawn = chaos.initial_population(cfg, space, np.random.default_rng(seed), lambda: (0.881, "config"))
+    return [bits_to_str(b) for b in drawn.genomes]
 
 
 def _connection_genes() -> int:

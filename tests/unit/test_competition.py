@@ -9,13 +9,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gnas import competition
+from gnas.competition import scoreboard as competition
 from gnas.config import SpaceConfig
-from gnas.engine import GenerationInfo
-from gnas.operators import Offspring, vary
-from gnas.results import EvalResult
-from gnas.search_space import SearchSpace, bits_to_str, str_to_bits
-from gnas.store import EvaluationStore
+from gnas.records import Operator
+from gnas.search.step import Generation, StepDecision, apply_decision, replace_worst
+from gnas.search.operators import Offspring, vary
+from gnas.records import EvalResult
+from gnas.genome.space import SearchSpace, bits_to_str, str_to_bits
+from gnas.runs.store import EvaluationStore
 
 # (space config, input shape, family): the default layout, both complexity measures,
 # a conv space, and limits that stage 0 alone, at its smallest width, can still break
@@ -224,17 +225,19 @@ def test_hosts_are_the_best_distinct_networks():
 def test_champions_replace_the_worst_and_never_an_elite():
     space = make_space("default")
     pop = random_genomes(space, 4, seed=1)
-    info = GenerationInfo(3, list(pop), [0.9, 0.2, 0.5, 0.95], keys=["a", "b", "c", "d"],
-                          offspring=[Offspring(pop[0], pop[0], "elite")] +
-                          [Offspring(b, b, "mutation") for b in pop[1:]])
-    protected = competition.protected_indices(info, elite=1)
-    assert protected == {0, 1}  # marked elite, and the best by fitness
-    slot = competition.worst_slot(info.fitness, protected)
-    assert slot == 3
-    competition.place(info, slot, pop[1], "z", 0.3, pop[1])
-    assert info.keys == ["a", "b", "c", "z"] and info.fitness[3] == 0.3
-    assert info.offspring[3].operator == "champion"
-    assert competition.worst_slot([0.1, 0.2], {0, 1}) is None
+    gen = Generation(3, list(pop), [0.9, 0.2, 0.5, 0.95], ["a", "b", "c", "d"],
+                     [Offspring(pop[0], pop[0], Operator.ELITE)] +
+                     [Offspring(b, b, Operator.MUTATION) for b in pop[1:]])
+    protected = {i for i, o in enumerate(gen.offspring) if o.operator == Operator.ELITE} | {1}
+    replacements, accepted = replace_worst(gen.fitness, gen.keys, protected,
+                                           [(pop[1], "z", 0.3), (pop[2], "y", 0.99)],
+                                           operator=Operator.CHAMPION, parents=[pop[1], pop[2]])
+    assert accepted == [True, False] and [r.slot for r in replacements] == [3]
+    apply_decision(gen, StepDecision(tuple(replacements)))
+    assert gen.keys == ["a", "b", "c", "z"] and gen.fitness[3] == 0.3
+    assert gen.offspring[3].operator == Operator.CHAMPION
+    assert replace_worst([0.1, 0.2], ["a", "b"], {0, 1}, [(pop[0], "z", 0.0)],
+                         operator=Operator.CHAMPION) == ([], [False])
 
 
 # ------------------------------------------------------------------ crossover

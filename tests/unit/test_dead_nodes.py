@@ -5,9 +5,9 @@ import random
 
 import pytest
 
-from gnas.architecture import (Architecture, StageArch, canonical_labels, canonical_stage, complexity,
+from gnas.genome.architecture import (Architecture, StageArch, canonical_labels, canonical_stage, complexity,
                                genetic_cnn_terminals, live_nodes)
-from gnas.search_space import stage_edge_pairs
+from gnas.genome.space import stage_edge_pairs
 
 
 def test_chain_is_all_alive():
@@ -62,7 +62,7 @@ def test_canonical_form_is_shared_by_isomorphic_dags():
 @pytest.mark.parametrize("family,shape", [("dense", (8, 8)), ("conv", (8, 8, 1))])
 def test_parameter_count_reflects_removed_nodes(family, shape):
     keras = pytest.importorskip("keras")
-    from gnas.evaluation.builder import build_model
+    from gnas.backend.builder import build_model
 
     n, edges = canonical_stage(4, ((0, 2),))  # nodes 1 and 3 are dead
     arch = Architecture(family=family, input_shape=shape, n_outputs=10, task="classification",

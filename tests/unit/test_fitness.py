@@ -4,9 +4,9 @@ from __future__ import annotations
 import pytest
 
 from gnas.config import RunConfig, apply_overrides
-from gnas.fitness import FitnessModel, fitness_value
-from gnas.results import EvalResult
-from gnas.search_space import SearchSpace
+from gnas.search.fitness import FitnessModel, fitness_value
+from gnas.records import EvalResult
+from gnas.genome.space import SearchSpace
 
 
 def test_equation_three():

@@ -1,4 +1,4 @@
-"""Tests of gnas.markov against brute force, hand computations and known results."""
+"""Tests of gnas.markov.chain against brute force, hand computations and known results."""
 from __future__ import annotations
 
 import json
@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gnas import markov
+from gnas.markov import chain as markov
 from gnas.errors import GnasError
 
 
@@ -283,7 +283,7 @@ def test_plot_matrices_writes_png(tmp_path):
     pytest.importorskip("matplotlib")
     rec = markov.load_generation(save_random(tmp_path, 4, seed=4))
     assert not rec["observed"].all()  # some rows are hatched
-    from gnas import analysis
+    from gnas.report import analysis
 
     out = analysis.plot_matrices(rec, tmp_path / "plots" / "gen_0004.png")
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -326,9 +326,9 @@ def test_best_fitness_curve_orders_dedupes_and_maps_missing_to_inf():
 
 def test_recorder_lineage_excludes_elites_and_champions_and_keeps_connection_genes():
     from gnas.config import SpaceConfig
-    from gnas.markov_recorder import lineage_arrays
-    from gnas.operators import Offspring, vary
-    from gnas.search_space import SearchSpace
+    from gnas.markov.recorder import lineage_arrays
+    from gnas.search.operators import Offspring, vary
+    from gnas.genome.space import SearchSpace
 
     space = SearchSpace(SpaceConfig(), (64,), 10)
     rng = np.random.default_rng(7)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from gnas import masks
+from gnas.pruning import masks
 from gnas.errors import GnasError
 
 
@@ -79,7 +79,7 @@ def test_masks_stay_zero_after_real_keras_training():
     keras = pytest.importorskip("keras")
     from sklearn.datasets import load_digits
 
-    from gnas.evaluation import masking
+    from gnas.backend import masking
 
     x, y = load_digits(return_X_y=True)
     x = (x[:256] / 16.0).astype("float32")

@@ -6,14 +6,14 @@ import math
 import numpy as np
 import pytest
 
-from gnas.architecture import Architecture, StageArch
+from gnas.genome.architecture import Architecture, StageArch
 from gnas.config import SpaceConfig
-from gnas.memory import (estimate, largest_batch, layer_output_sizes, system_memory_bytes,
+from gnas.genome.memory import (estimate, largest_batch, layer_output_sizes, system_memory_bytes,
                          trainable_params)
-from gnas.search_space import SearchSpace
+from gnas.genome.space import SearchSpace
 
 keras = pytest.importorskip("keras")
-from gnas.evaluation.builder import build_model  # noqa: E402 - after the Keras check
+from gnas.backend.builder import build_model  # noqa: E402 - after the Keras check
 
 
 def _arch(family: str, input_shape, stages, n_outputs=10, momentum=0.5) -> Architecture:
@@ -118,14 +118,14 @@ def test_system_memory_reads_memtotal(tmp_path):
 
 
 def _gpus() -> list:
-    from gnas.evaluation.runtime import import_tensorflow
+    from gnas.backend.runtime import import_tensorflow
 
     return import_tensorflow().config.list_physical_devices("GPU")
 
 
 def test_auto_batch_plans_with_a_share_of_system_ram_without_a_gpu():
     from gnas.config import load_config
-    from gnas.evaluation.evaluator import device_memory_bytes
+    from gnas.backend.evaluator import device_memory_bytes
 
     if _gpus():
         pytest.skip("a GPU is visible: its memory is planned with instead")
@@ -137,7 +137,7 @@ def test_auto_batch_plans_with_a_share_of_system_ram_without_a_gpu():
 @pytest.mark.gpu
 def test_auto_batch_plans_with_gpu_memory():
     from gnas.config import load_config
-    from gnas.evaluation.evaluator import device_memory_bytes
+    from gnas.backend.evaluator import device_memory_bytes
 
     if not _gpus():
         pytest.skip("no GPU visible")

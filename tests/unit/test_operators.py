@@ -5,8 +5,8 @@ import pickle
 
 import numpy as np
 
-from gnas.individual import Individual, MultiIndividual
-from gnas.operators import (cx_one_point, cx_segments, mut_flip_bits, sel_best, sel_tournament,
+from gnas.search.individual import Individual, MultiIndividual
+from gnas.search.operators import (cx_one_point, cx_segments, mut_flip_bits, sel_best, sel_tournament,
                             vary)
 
 
@@ -83,7 +83,7 @@ def test_repair_is_applied_to_children_never_dropped():
 
 
 def test_grow_switches_on_the_first_inactive_stage_only():
-    from gnas.operators import mut_grow
+    from gnas.search.operators import mut_grow
 
     bits = (1, 0, 0, 1, 1)
     stages = slice(0, 3)
@@ -95,7 +95,7 @@ def test_grow_switches_on_the_first_inactive_stage_only():
 def test_vary_applies_growth_as_part_of_mutation():
     from functools import partial
 
-    from gnas.operators import mut_grow
+    from gnas.search.operators import mut_grow
 
     pop = [(0, 0, 1, 1)] * 4
     grow = partial(mut_grow, stage_bits=slice(0, 2), rate=1.0)

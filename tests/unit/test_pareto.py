@@ -7,8 +7,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from gnas import pareto
-from gnas.pareto import front_of_rows, non_dominated
+from gnas.search import pareto
+from gnas.search.pareto import front_of_rows, non_dominated
 
 
 def brute_force(points: np.ndarray) -> list[int]:
@@ -65,9 +65,3 @@ def test_front_of_rows_keeps_one_best_row_per_network_and_skips_failures():
     assert [(r["genome_key"], r["val_error"]) for r in front] == [("a", 0.4), ("b", 0.3), ("e", 0.3)]
     assert [r["genome_key"] for r in front_of_rows(rows, "flops")] == ["a", "b", "e"]
     assert front_of_rows([]) == []
-
-
-def test_registers_a_report_section():
-    from gnas import report
-
-    assert report.SECTIONS["pareto_front"] is pareto.pareto_section

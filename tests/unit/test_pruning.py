@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import pytest
 
-from gnas import pruning
+from gnas.pruning import cuts as pruning
 from gnas.config import load_config
-from gnas.search_space import SearchSpace, stage_edge_pairs
+from gnas.genome.space import SearchSpace, stage_edge_pairs
 
 
 @pytest.fixture()

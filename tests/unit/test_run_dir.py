@@ -11,10 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from gnas import run_dir as run_dir_lib
+from gnas.runs import directory as run_dir_lib
+from gnas.runs import interrupts
 from gnas.config import RunConfig
 from gnas.errors import RunDirError
-from gnas.run_dir import RunDir, SearchState, atomic_write_text, deferred_interrupts
+from gnas.runs.atomic import atomic_write_text
+from gnas.runs.directory import RunDir
+from gnas.runs.interrupts import deferred_interrupts
+from gnas.runs.state import SearchState
 
 
 def make_state(generation: int = 0, **extra) -> SearchState:
@@ -32,7 +36,7 @@ def rd(tmp_path: Path) -> RunDir:
 
 
 def test_save_load_round_trip(rd: RunDir):
-    state = make_state(3, scoreboard={"2": {"a": 1}, "10": {"b": 2}})
+    state = make_state(3, steps={"competition": {"2": {"a": 1}, "10": {"b": 2}}})
     rd.save_state(state)
     assert rd.load_state() == state
 
@@ -174,7 +178,7 @@ def test_lock_is_reentrant_and_removed(rd: RunDir):
 
 HOLD = textwrap.dedent("""
     import sys, time
-    from gnas.run_dir import RunDir
+    from gnas.runs.directory import RunDir
     RunDir(sys.argv[1]).lock()
     print("locked", flush=True)
     time.sleep(60)
@@ -197,7 +201,7 @@ def test_lock_held_by_a_live_process_is_refused_then_taken_over_when_it_dies(rd:
 
 # -------------------------------------------------------------- interrupts
 def test_interrupt_waits_for_the_end_of_a_deferred_block():
-    from gnas.cli import Interrupts
+    from gnas.cli.main import Interrupts
 
     saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGALRM)}
     hook = sys.unraisablehook
@@ -210,15 +214,15 @@ def test_interrupt_waits_for_the_end_of_a_deferred_block():
                 done.append("after the signal, inside the block")
         assert done == ["after the signal, inside the block"]
     finally:
-        run_dir_lib.acknowledge_interrupt()
-        run_dir_lib._deferral["acknowledged"] = False
+        interrupts.acknowledge_interrupt()
+        interrupts._deferral["acknowledged"] = False
         for s, handler in saved.items():
             signal.signal(s, handler)
         sys.unraisablehook = hook
 
 
 FAULT = textwrap.dedent("""
-    from gnas.run_dir import fault_point
+    from gnas.runs.faults import fault_point
     for i in range(1, 4):
         fault_point("x")
         print(i, flush=True)

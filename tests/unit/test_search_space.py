@@ -8,10 +8,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gnas.architecture import canonical_stage
+from gnas.genome.architecture import canonical_stage
 from gnas.config import SpaceConfig, load_config
 from gnas.errors import ConfigError, InvalidGenomeError
-from gnas.search_space import (SearchSpace, gray_to_int, int_to_gray, stage_edge_pairs,
+from gnas.genome.space import (SearchSpace, gray_to_int, int_to_gray, stage_edge_pairs,
                                str_to_bits, bits_to_str)
 
 

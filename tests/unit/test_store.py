@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from gnas.errors import RunDirError
-from gnas.results import EvalResult
-from gnas.store import EvaluationStore
+from gnas.records import EvalResult
+from gnas.runs.store import EvaluationStore
 
 
 def result(key: str = "k1", **extra) -> EvalResult:
@@ -63,8 +63,8 @@ def test_non_finite_values_are_stored_as_null(tmp_path: Path):
 
 KILLED = textwrap.dedent("""
     import os, signal, sys
-    from gnas.results import EvalResult
-    from gnas.store import EvaluationStore
+    from gnas.records import EvalResult
+    from gnas.runs.store import EvaluationStore
     store = EvaluationStore(sys.argv[1])
     store.add(EvalResult(key="kept", genome="01", status="ok"), 0.5)
     os.kill(os.getpid(), signal.SIGKILL)

@@ -3,17 +3,17 @@ from __future__ import annotations
 
 import pytest
 
-from gnas.architecture import Architecture, StageArch
+from gnas.genome.architecture import Architecture, StageArch
 from gnas.datasets import load_dataset
 from gnas.errors import EvaluationFailed
 
 
 def test_divergence_is_a_silent_evaluation_failure(capsys):
-    from gnas.evaluation import runtime
+    from gnas.backend import runtime
 
     runtime.configure(1)
-    from gnas.evaluation.builder import build_model
-    from gnas.evaluation.trainer import compile_model, fit
+    from gnas.backend.builder import build_model
+    from gnas.backend.trainer import compile_model, fit
 
     data = load_dataset("digits", max_train_samples=200)
     arch = Architecture(family="dense", input_shape=data.input_shape, n_outputs=10,

@@ -1,0 +1,176 @@
+"""Evaluator: genome -> trained network -> validation error, as an EvalResult.
+
+A plain class holding the data set once; the in-process executor calls it
+directly and each Ray actor holds one. Every failure of a candidate (build error,
+out of memory, NaN loss) becomes a failed result with its reason; only bugs in
+gnas itself escape.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import platform
+import time
+import traceback
+from typing import Any
+
+import keras
+
+from gnas.genome import memory
+from gnas.genome.architecture import Architecture, complexity
+from gnas.config import RunConfig
+from gnas.datasets import Dataset
+from gnas.errors import EvaluationFailed
+from gnas.backend.builder import build_model
+from gnas.backend.trainer import compile_model, fit, score
+from gnas.records import EvalResult, EvalTask, failed
+from gnas.genome.space import SearchSpace, str_to_bits
+from gnas.genome.factory import make_space
+
+FALLBACK_MEMORY_BYTES = 2 * 2**30  # planned with when /proc/meminfo cannot be read
+
+
+class Evaluator:
+    """Trains and scores candidates of one search space on one data set."""
+
+    def __init__(self, cfg: RunConfig, dataset: Dataset, worker: str = "local") -> None:
+        self.cfg = cfg
+        self.data = dataset
+        self.space: SearchSpace = make_space(cfg, dataset)
+        self.worker = worker
+        self.node = platform.node()
+        self._device_bytes: int | None = None
+
+    def batch_size(self, arch: Architecture) -> int:
+        """The configured batch, or with ``train.batch_size = 0`` the largest that fits.
+
+        Auto: the largest batch whose training step (seed 002's operational memory)
+        fits in 80 % of the device memory, capped by the training-set size; a
+        network whose model alone does not fit fails as out of memory.
+        """
+        if self.cfg.train.batch_size:
+            return self.cfg.train.batch_size
+        if self._device_bytes is None:
+            self._device_bytes = device_memory_bytes(self.cfg)
+        batch = memory.largest_batch(arch, self._device_bytes)
+        if batch < 1:
+            est = memory.estimate(arch)
+            raise EvaluationFailed(f"out of memory: the model and its optimiser need "
+                                   f"{est.fixed_bytes / 2**20:.1f} MiB, more than 80 % of the "
+                                   f"{self._device_bytes / 2**20:.0f} MiB of device memory")
+        return int(min(batch, len(self.data.x_train)))
+
+    def memory_metrics(self, arch: Architecture) -> dict[str, Any]:
+        """Memory estimates of ``arch`` at the batch it trains with, for the evaluation row."""
+        try:
+            batch = self.batch_size(arch)
+        except EvaluationFailed:
+            batch = 1
+        return memory.estimate(arch).metrics(batch)
+
+    def build(self, arch: Architecture, seed: int) -> keras.Model:
+        """A fresh model with initial weights drawn from ``seed``."""
+        keras.backend.clear_session()
+        keras.utils.set_random_seed(seed)
+        return build_model(arch, weight_scale=self.cfg.train.weight_scale,
+                           bn_momentum=self.cfg.train.bn_momentum)
+
+    def train(self, arch: Architecture, seed: int) -> keras.Model:
+        """Build and train for the configured epochs; raises EvaluationFailed."""
+        model = self.build(arch, seed)
+        compile_model(model, arch)
+        fit(model, self.data.x_train, self.data.y_train, epochs=self.cfg.train.epochs,
+            batch_size=self.batch_size(arch))
+        return model
+
+    def evaluate(self, task: EvalTask) -> EvalResult:
+        """Train and score one candidate; never raises for a bad candidate."""
+        if task.kind == "prune":
+            from gnas.backend.prune_eval import evaluate_prune
+
+            return self._with_memory(evaluate_prune(self, task))
+        start = time.perf_counter()
+        arch = self.space.decode(str_to_bits(task.genome))
+        params, flops = complexity(arch)
+        mem = self.memory_metrics(arch)
+        extra: dict[str, Any] = dict(params=params, flops=flops, worker=self.worker, node=self.node)
+        try:
+            model = self.train(arch, task.seed)
+            val = score(model, arch, self.data.x_val, self.data.y_val)
+        except EvaluationFailed as exc:
+            return failed(task, str(exc), seconds=time.perf_counter() - start, metrics=mem, **extra)
+        except Exception as exc:  # noqa: BLE001 - a bad candidate must not stop the search
+            if _is_bug(exc):
+                raise
+            return failed(task, f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=3)}",
+                          seconds=time.perf_counter() - start, metrics=mem, **extra)
+        return EvalResult(key=task.key, genome=task.genome, status="ok", val_error=val["error"],
+                          val_loss=val["loss"], seconds=time.perf_counter() - start,
+                          kind=task.kind, generation=task.generation,
+                          metrics={**mem, "pid": os.getpid()}, **extra)
+
+    def final(self, genome: str, seed: int,
+              options: dict[str, Any] | None = None) -> tuple[keras.Model, dict[str, float]]:
+        """Rebuild the best network exactly as in the search, then score val and test.
+
+        Training is deterministic per seed, so this is the network the search scored;
+        a pruned network is rebuilt by replaying its recorded cuts (``options``).
+        The test split is touched here only.
+        """
+        arch = self.space.decode(str_to_bits(genome))
+        if options:
+            from gnas.backend.prune_eval import rebuild_pruned
+
+            model, arch = rebuild_pruned(self, genome, seed, options)
+        else:
+            model = self.train(arch, seed)
+        val = score(model, arch, self.data.x_val, self.data.y_val)
+        test = score(model, arch, self.data.x_test, self.data.y_test)
+        return model, {"val_error": val["error"], "test_error": test["error"],
+                       "test_score": 100.0 * (1.0 - test["error"])}
+
+
+    def _with_memory(self, result: EvalResult) -> EvalResult:
+        """Add the memory estimates of the result's own genome where it lacks them."""
+        if "operational_bytes" in result.metrics:
+            return result
+        arch = self.space.decode(str_to_bits(result.genome))
+        return dataclasses.replace(result, metrics={**self.memory_metrics(arch), **result.metrics})
+
+
+def device_memory_bytes(cfg: RunConfig) -> int:
+    """Memory one evaluation may plan with: its GPU's, else its share of system RAM.
+
+    GPU: the memory TensorFlow reports for the first GPU it sees (the per-process
+    limit when one is set), times ``parallel.gpus_per_worker`` when workers share
+    a GPU. CPU: MemTotal of ``/proc/meminfo`` divided by the number of workers on
+    this machine; the 20 % left by :data:`gnas.genome.memory.DEVICE_FRACTION` is for the
+    operating system, the data set and TensorFlow itself (seed 002).
+    """
+    gpu = _gpu_memory_bytes()
+    if gpu:
+        from gnas.backend import runtime
+
+        if runtime.gpu_memory_limit_mb():  # the process limit is already this worker's share
+            return gpu
+        share = cfg.parallel.gpus_per_worker
+        return int(gpu * share) if 0 < share < 1 else gpu
+    total = memory.system_memory_bytes() or FALLBACK_MEMORY_BYTES
+    return total // max(1, cfg.parallel.workers)
+
+
+def _gpu_memory_bytes() -> int:
+    """Bytes TensorFlow may use on its first GPU, 0 without a GPU."""
+    import tensorflow as tf
+
+    if not tf.config.list_physical_devices("GPU"):
+        return 0
+    from tensorflow.python.client import device_lib
+
+    limits = [d.memory_limit for d in device_lib.list_local_devices() if d.device_type == "GPU"]
+    return int(limits[0]) if limits else 0
+
+
+def _is_bug(exc: Exception) -> bool:
+    """Errors that point at gnas rather than at the candidate."""
+    return isinstance(exc, (NameError, AttributeError, ImportError))

@@ -1,0 +1,290 @@
+"""One pruning attempt: replay base + cuts, fine-tune, score, measure saliency.
+
+A task of kind ``"prune"`` carries ``options`` = the base genome, the ordered list
+of connection genes cut so far (the last one being the attempt), the fine-tuning
+cycles and the mask settings. The network is rebuilt deterministically:
+
+1. train the base genome with its own seed, exactly as the search trained it;
+2. with a mask: choose the masks and fine-tune with them (``cycles`` steps);
+3. for each cut in order: switch the gene off, build the smaller network, copy
+   every surviving layer's weights by node identity, mask, fine-tune.
+
+The result is scored on the validation split, and the first-order Taylor
+saliency of each still-expressed connection gene is measured for the next
+ranking. The options are stored as ``metrics["final_options"]``, so the final
+model of a run whose best network is pruned is rebuilt by the same replay.
+States already reached in this process are kept (weights only), so a chain of
+attempts does not retrain its base each time; the replay from scratch gives the
+same numbers, which is what a resumed run or another worker does.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+import traceback
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from gnas.pruning import masks as masks_lib
+from gnas.pruning import cuts as pruning
+from gnas.genome.architecture import Architecture, complexity
+from gnas.errors import EvaluationFailed
+from gnas.backend import masking
+from gnas.backend.trainer import compile_model, score
+from gnas.records import EvalResult, EvalTask, derive_seed, failed
+from gnas.genome.space import Bits, str_to_bits
+
+_CACHE: "OrderedDict[str, _Snapshot]" = OrderedDict()
+_CACHE_SIZE = 8
+SALIENCY_SAMPLES = 512
+
+
+@dataclass
+class _Snapshot:
+    bits: Bits
+    weights: dict[str, list[np.ndarray]]
+    masks: masking.Masks
+
+
+@dataclass
+class _State:
+    bits: Bits
+    arch: Architecture
+    model: keras.Model
+    masks: masking.Masks
+
+
+# ------------------------------------------------------------- interface ---
+def evaluate_prune(evaluator, task: EvalTask) -> EvalResult:
+    """Replay, fine-tune and score one attempt; a failure is a failed result, never a raise."""
+    start = time.perf_counter()
+    opts = task.options
+    extra: dict[str, Any] = dict(worker=evaluator.worker, node=evaluator.node)
+    try:
+        base = str_to_bits(opts["base"])
+        state = replay(evaluator, opts)
+        compile_model(state.model, state.arch)
+        val = score(state.model, state.arch, evaluator.data.x_val, evaluator.data.y_val)
+        sal = gene_saliency(evaluator, state)
+    except EvaluationFailed as exc:
+        return failed(task, str(exc), seconds=time.perf_counter() - start, **extra)
+    except Exception as exc:  # noqa: BLE001 - a bad candidate must not stop the search
+        if isinstance(exc, (NameError, AttributeError, ImportError, KeyboardInterrupt)):
+            raise
+        return failed(task, f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=3)}",
+                      seconds=time.perf_counter() - start, **extra)
+    total, active = masking.parameter_counts(state.model, state.masks)
+    nm = masks_lib.parse_nm(opts.get("nm", "2:4"))
+    metrics = {"pid": os.getpid(), "saliency": {str(g): s for g, s in sal.items()},
+               "final_options": {k: v for k, v in opts.items() if k != "variant"},
+               "params_total": total, "params_nonzero": active, "cuts": list(opts.get("cuts", [])),
+               "base_key": evaluator.space.key(base), "weight_density": masks_lib.density(state.masks)}
+    if opts.get("mask") == "nm":
+        metrics["nm_holds"] = all(masks_lib.nm_holds(state.model.get_layer(n).kernel.numpy(), *nm)
+                                  for n in state.masks)
+    return EvalResult(key=task.key, genome=task.genome, status="ok", val_error=val["error"],
+                      val_loss=val["loss"], params=active, flops=complexity(state.arch)[1],
+                      seconds=time.perf_counter() - start, kind=task.kind, generation=task.generation,
+                      pruned_fraction=pruning.pruned_fraction(evaluator.space, base, state.bits),
+                      metrics=metrics, **extra)
+
+
+def rebuild_pruned(evaluator, genome: str, seed: int,
+                   options: dict[str, Any]) -> tuple[keras.Model, Architecture]:
+    """The pruned network a store row describes, rebuilt by replaying its cuts."""
+    state = replay(evaluator, options)
+    compile_model(state.model, state.arch)
+    return state.model, state.arch
+
+
+# ---------------------------------------------------------------- replay ---
+def replay(evaluator, opts: dict[str, Any]) -> _State:
+    """Base training, masks, then each cut with its fine-tuning; reuses states in this process."""
+    base = str_to_bits(opts["base"])
+    cuts = [int(g) for g in opts.get("cuts", [])]
+    settings = {k: opts.get(k) for k in ("cycles", "mask", "nm", "sparsity", "mask_score")}
+    prefix_keys = [_cache_key(evaluator, base, cuts[:k], settings) for k in range(len(cuts) + 1)]
+    done = max((k for k in range(len(cuts) + 1) if prefix_keys[k] in _CACHE), default=-1)
+    if done >= 0:
+        state = _restore(evaluator, _CACHE[prefix_keys[done]], base)
+    else:
+        state = _train_base(evaluator, base, opts)
+        _remember(prefix_keys[0], state)
+        done = 0
+    for k in range(done, len(cuts)):
+        state = _cut(evaluator, state, cuts[k], opts, step=k + 1)
+        _remember(prefix_keys[k + 1], state)
+    return state
+
+
+def _base_seed(evaluator, base: Bits) -> int:
+    """The seed the search trained the base with (engine: run seed + architecture key)."""
+    return derive_seed(evaluator.cfg.evolution.seed, evaluator.space.key(base))
+
+
+def _train_base(evaluator, base: Bits, opts: dict[str, Any]) -> _State:
+    arch = evaluator.space.decode(base)
+    model = evaluator.train(arch, _base_seed(evaluator, base))
+    state = _State(base, arch, model, {})
+    if opts.get("mask", "none") != "none":
+        state.masks = _choose_masks(evaluator, state, opts)
+        _fine_tune(evaluator, state, opts, step=0)
+    return state
+
+
+def _cut(evaluator, state: _State, gene: int, opts: dict[str, Any], step: int) -> _State:
+    """Switch one gene off (none for TUNE_ONLY), build the network, carry the weights, fine-tune."""
+    bits = evaluator.space.repair(pruning.apply_cuts(state.bits, [gene]))
+    arch = evaluator.space.decode(bits)
+    old = {layer.name: [w.copy() for w in layer.get_weights()] for layer in state.model.layers}
+    model = evaluator.build(arch, derive_seed(_base_seed(evaluator, state.bits), f"cut{step}"))
+    _copy_weights(model, old, pruning.layer_map(evaluator.space, state.bits, bits))
+    new = _State(bits, arch, model, {})
+    if opts.get("mask", "none") != "none":
+        new.masks = _choose_masks(evaluator, new, opts)
+    _fine_tune(evaluator, new, opts, step)
+    return new
+
+
+def _copy_weights(model: keras.Model, old: dict[str, list[np.ndarray]], names: dict[str, str]) -> None:
+    """Copy each layer whose node survived (renamed by ``names``) when its shapes match."""
+    back = {new: prev for prev, new in names.items()}
+    for layer in model.layers:
+        if not layer.weights:
+            continue
+        prefix, _, suffix = layer.name.rpartition("_")
+        source = f"{back[prefix]}_{suffix}" if prefix in back else layer.name
+        weights = old.get(source)
+        if weights and [w.shape for w in weights] == [tuple(v.shape) for v in layer.weights]:
+            layer.set_weights(weights)
+
+
+def _fine_tune(evaluator, state: _State, opts: dict[str, Any], step: int) -> None:
+    data = evaluator.data
+    masking.masked_fit(state.model, data.x_train, data.y_train, state.masks, task=state.arch.task,
+                       learning_rate=state.arch.learning_rate, momentum=state.arch.momentum,
+                       steps=int(opts.get("cycles", 40)), batch_size=evaluator.batch_size(state.arch),
+                       seed=derive_seed(_base_seed(evaluator, state.bits), f"tune{step}"))
+
+
+def _choose_masks(evaluator, state: _State, opts: dict[str, Any]) -> masking.Masks:
+    nm = masks_lib.parse_nm(opts.get("nm", "2:4"))
+    grads = None
+    if opts.get("mask_score", "magnitude") == "saliency":
+        grads = kernel_gradients(evaluator, state)
+    return masking.compute_masks(state.model, opts["mask"], float(opts.get("sparsity", 0.5)), nm, grads)
+
+
+# ------------------------------------------------------------ cache ------
+def _cache_key(evaluator, base: Bits, cuts: list[int], settings: dict[str, Any]) -> str:
+    blob = {"eval": id(evaluator), "base": "".join(map(str, base)), "cuts": cuts, **settings}
+    return json.dumps(blob, sort_keys=True)
+
+
+def _remember(key: str, state: _State) -> None:
+    weights = {layer.name: [w.copy() for w in layer.get_weights()] for layer in state.model.layers}
+    _CACHE[key] = _Snapshot(state.bits, weights, {k: v.copy() for k, v in state.masks.items()})
+    _CACHE.move_to_end(key)
+    while len(_CACHE) > _CACHE_SIZE:
+        _CACHE.popitem(last=False)
+
+
+def _restore(evaluator, snap: _Snapshot, base: Bits) -> _State:
+    arch = evaluator.space.decode(snap.bits)
+    model = evaluator.build(arch, _base_seed(evaluator, base))
+    for layer in model.layers:
+        if layer.name in snap.weights and layer.weights:
+            layer.set_weights(snap.weights[layer.name])
+    return _State(snap.bits, arch, model, {k: v.copy() for k, v in snap.masks.items()})
+
+
+# -------------------------------------------------------------- saliency ---
+def _sample(evaluator) -> tuple[np.ndarray, np.ndarray]:
+    data = evaluator.data
+    n = min(len(data.x_train), SALIENCY_SAMPLES)
+    return data.x_train[:n], data.y_train[:n]
+
+
+def _forward(model: keras.Model, arch: Architecture, x) -> tuple[Any, dict, dict]:
+    """The builder's graph run layer by layer, keeping node inputs and pre-activations."""
+    names = {layer.name for layer in model.layers}
+    h = model.get_layer("flatten")(x) if arch.family == "dense" else x
+    node_out, pre = {}, {}
+    kernel = "conv" if arch.family == "conv" else "dense"
+    for stage in arch.stages:
+        if f"s{stage.index}_pool" in names:
+            h = model.get_layer(f"s{stage.index}_pool")(h)
+        for node in range(stage.nodes):
+            preds = stage.predecessors(node)
+            node_in = h if not preds else tf.add_n([node_out[(stage.index, p)] for p in preds])
+            z = model.get_layer(f"s{stage.index}_n{node}_{kernel}")(node_in)
+            pre[(stage.index, node)] = z
+            a = model.get_layer(f"s{stage.index}_n{node}_bn")(z, training=False) if kernel == "conv" else z
+            node_out[(stage.index, node)] = model.get_layer(f"s{stage.index}_n{node}_relu")(a)
+        h = tf.add_n([node_out[(stage.index, n)] for n in stage.sinks()])
+    if arch.family == "conv":
+        h = model.get_layer("gap")(h)
+    return model.get_layer("head")(h), node_out, pre
+
+
+def gene_saliency(evaluator, state: _State) -> dict[int, float]:
+    """First-order Taylor saliency ``sum |w * dL/dw|`` of every expressed connection gene.
+
+    An edge i -> j feeds node i's output into node j's kernel ``W_j``; since node
+    j's input is the sum of its predecessors, ``dL/dW_j`` splits into one term per
+    predecessor, ``G_ij`` = the gradient ``W_j`` would get from node i's output
+    alone. The edge's saliency is ``sum |W_j * G_ij|``. A stage gene expresses the
+    whole stage: the sum of ``|v * dL/dv|`` over every weight of the stage.
+    """
+    arch, model = state.arch, state.model
+    x, y = _sample(evaluator)
+    loss_fn = masking._loss(arch.task)
+    kernel = "conv" if arch.family == "conv" else "dense"
+    with tf.GradientTape(persistent=True) as tape:
+        out, node_out, pre = _forward(model, arch, tf.convert_to_tensor(x))
+        loss = loss_fn(y, out)
+    deltas = dict(zip(pre, tape.gradient(loss, list(pre.values()))))
+    stage_vars = {s.index: [v for layer in model.layers if layer.name.startswith(f"s{s.index}_")
+                            for v in layer.trainable_variables] for s in arch.stages}
+    var_grads = tape.gradient(loss, [v for vs in stage_vars.values() for v in vs])
+    del tape
+    grads = iter(var_grads)
+    stage_sal = {s: sum(float(tf.reduce_sum(tf.abs(v * next(grads)))) for v in vs)
+                 for s, vs in stage_vars.items()}
+    out_sal: dict[int, float] = {}
+    for unit in pruning.gene_units(evaluator.space, state.bits):
+        if unit.edge is None:
+            out_sal[unit.gene] = stage_sal[unit.stage]
+            continue
+        i, j = unit.edge
+        w = tf.convert_to_tensor(model.get_layer(f"s{unit.stage}_n{j}_{kernel}").kernel)
+        g = _share_of_gradient(node_out[(unit.stage, i)], w, deltas[(unit.stage, j)], kernel)
+        out_sal[unit.gene] = float(tf.reduce_sum(tf.abs(w * g)))
+    return out_sal
+
+
+def _share_of_gradient(node_output, kernel, delta, kind: str):
+    """dL/dW restricted to one input: the kernel's gradient were ``node_output`` its only input."""
+    with tf.GradientTape() as tape:
+        tape.watch(kernel)
+        if kind == "conv":
+            z = tf.nn.conv2d(node_output, kernel, strides=1, padding="SAME")
+        else:
+            z = tf.matmul(node_output, kernel)
+    return tape.gradient(z, kernel, output_gradients=delta)
+
+
+def kernel_gradients(evaluator, state: _State) -> dict[str, np.ndarray]:
+    """``dL/dW`` of every kernel on the saliency sample (for saliency-ranked masks)."""
+    x, y = _sample(evaluator)
+    layers = masking.kernel_layers(state.model)
+    with tf.GradientTape() as tape:
+        loss = masking._loss(state.arch.task)(y, state.model(x, training=False))
+    grads = tape.gradient(loss, [layer.kernel for layer in layers])
+    return {layer.name: np.asarray(g) for layer, g in zip(layers, grads)}

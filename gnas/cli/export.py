@@ -1,0 +1,37 @@
+"""``gnas export``: the best network of a run as a standalone .keras file and a JSON sidecar."""
+from __future__ import annotations
+
+import argparse
+
+from gnas.errors import ConfigError
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("export", help="save the best network as a .keras file (+ JSON sidecar)",
+                       description="Export the best network of a run: keep the search weights, or "
+                       "retrain on training + validation data with --retrain; test it; save it.")
+    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument("--out", required=True, metavar="FILE.keras", help="where to write the model")
+    p.add_argument("--retrain", action="store_true",
+                   help="train fresh weights on train + val instead of keeping the search weights")
+    p.add_argument("--epochs", type=int, metavar="E", help="epochs for --retrain (default: the run's)")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from gnas.report.export import export_best
+    from gnas.runs.directory import RunDir
+
+    if args.epochs is not None and not args.retrain:
+        raise ConfigError("--epochs applies to --retrain only; add --retrain or drop --epochs.")
+    if args.epochs is not None and args.epochs < 1:
+        raise ConfigError(f"--epochs {args.epochs}: expected a positive number of epochs.")
+    sidecar = export_best(RunDir(args.run_dir), args.out, epochs=args.epochs, retrain=args.retrain)
+    m = sidecar["metrics"]
+    print(f"model:       {args.out}\n"
+          f"sidecar:     {args.out[:-len('.keras')]}.json\n"
+          f"weights:     {sidecar['weights']}\n"
+          f"test score:  {m['test_score']:.2f}  (100 x (1 - test error), {m['test_samples']} samples)\n"
+          f"parameters:  {m['params']:,}\n"
+          f"network:     {sidecar['description']}")
+    return 0

@@ -1,0 +1,133 @@
+"""The ``gnas`` command line: one line of error and exit 2 for every user error.
+
+Sub-commands live in :mod:`gnas.cli`, one module each, imported only when
+used so ``gnas datasets`` does not pay for TensorFlow.
+"""
+from __future__ import annotations
+
+import argparse
+import errno
+import os
+import signal
+import sys
+from typing import Sequence
+
+from gnas import __version__
+from gnas.cli import chaos, datasets, evolve, export, markov, report, resume
+from gnas.errors import GnasError, Terminated
+from gnas.runs.directory import held_runs, resume_command
+from gnas.runs.interrupts import acknowledge_interrupt, defer_interrupt, interrupt_acknowledged
+
+# The sub-commands, one module of gnas.cli each (``add_parser`` and ``run``), in --help order.
+# Each keeps its heavy imports (TensorFlow, Ray) inside ``run``.
+COMMANDS = (evolve, resume, report, export, chaos, markov, datasets)
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse that reports a usage error on one line with exit status 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        sys.stderr.write(f"gnas: error: {message} (see `{self.prog} --help`)\n")
+        raise SystemExit(2)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = OneLineParser(prog="gnas", description="Genetic neural-architecture search.")
+    parser.add_argument("--version", action="version", version=f"gnas {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineParser)
+    for command in COMMANDS:
+        command.add_parser(sub)
+    return parser
+
+
+class Interrupts:
+    """Signal handler: the first Ctrl-C / SIGTERM stops cleanly, the second at once.
+
+    The first signal raises KeyboardInterrupt (SIGINT) or :class:`Terminated`
+    (SIGTERM, SIGHUP) in the main thread: the session abandons the evaluations in
+    flight, keeps the checkpoint and prints the resume command. Inside a
+    checkpoint write or an evaluation commit the exception waits for the write to
+    end. Python drops an exception raised while it runs a weakref callback or a
+    destructor (Keras' ``clear_session`` runs many), so until the session
+    acknowledges the interrupt it is raised again every :data:`RETRY_S` seconds.
+    A second signal exits at once with ``os._exit``: every file of the run is
+    replaced atomically and SQLite commits are crash-safe, so nothing is corrupted.
+    """
+
+    RETRY_S = 0.25
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.signum = 0
+
+    def install(self) -> None:
+        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(signum, self)
+        self._previous_hook = sys.unraisablehook
+        sys.unraisablehook = self._unraisable
+
+    def _unraisable(self, unraisable) -> None:
+        """Drop, without a traceback, an interrupt Python could not raise; it is raised again."""
+        if not isinstance(unraisable.exc_value, KeyboardInterrupt):
+            self._previous_hook(unraisable)
+
+    def __call__(self, signum: int, frame) -> None:
+        self.count += 1
+        if self.count > 1:
+            hint = "".join(f" Resume with: {resume_command(p)}" for p in held_runs())
+            os.write(2, f"\ngnas: stopped at once; the run directory is consistent.{hint}\n".encode())
+            os._exit(128 + signum)
+        self.signum = signum
+        signal.signal(signal.SIGALRM, self._again)
+        signal.setitimer(signal.ITIMER_REAL, self.RETRY_S, self.RETRY_S)
+        self._raise()
+
+    def _again(self, signum: int, frame) -> None:
+        if interrupt_acknowledged():
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            return
+        self._raise()
+
+    def _raise(self) -> None:
+        exc = KeyboardInterrupt() if self.signum == signal.SIGINT else Terminated(self.signum)
+        if not defer_interrupt(exc):
+            raise exc
+
+
+def _one_line(message: str) -> str:
+    return " ".join(part.strip() for part in message.splitlines() if part.strip())
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one ``gnas`` command; returns its exit status.
+
+    0 success; 2 a user error (one line on stderr, no traceback); 130 / 143
+    interrupted by Ctrl-C / SIGTERM (resume command printed); 1 a bug in gnas.
+    """
+    Interrupts().install()
+    try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        if not getattr(args, "command", None):
+            parser.print_help()
+            return 2
+        return args.run(args)
+    except GnasError as exc:
+        print(f"gnas: error: {_one_line(str(exc))}", file=sys.stderr)
+        return exc.exit_code
+    except OSError as exc:
+        if exc.errno not in _ENVIRONMENT_ERRNOS:
+            raise
+        print(f"gnas: error: {_one_line(str(exc))}; free space or fix permissions, then resume the run.",
+              file=sys.stderr)
+        return 2
+    except KeyboardInterrupt as exc:
+        acknowledge_interrupt()
+        return getattr(exc, "exit_code", 130)
+    except BrokenPipeError:  # `gnas report RUN | head`: the reader left, nothing is wrong
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+
+
+# Failures of the machine rather than of gnas: reported on one line, exit 2.
+_ENVIRONMENT_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}

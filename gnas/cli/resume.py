@@ -1,0 +1,27 @@
+"""``gnas resume``: continue a run exactly where it stopped, or extend it."""
+from __future__ import annotations
+
+import argparse
+
+from gnas.cli.options import add_search_flags, overrides_from
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("resume", help="continue or extend a run from its run directory",
+                       description="Continue an interrupted run, or extend a finished one "
+                       "with --generations. Only how long and where the search runs may change "
+                       "(--generations, --workers, --threads, --eval-timeout, --ray-address, "
+                       "--gpus-per-worker, --data-dir); anything that defines the search is refused, "
+                       "so a resumed run ends exactly as an uninterrupted one would. A run killed "
+                       "at any moment resumes from its last checkpoint; finished evaluations are "
+                       "never trained again.")
+    p.add_argument("--data-dir", dest="data_dir", help="where the data set files are now")
+    p.add_argument("run_dir", metavar="RUN_DIR")
+    add_search_flags(p)
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from gnas import session
+
+    return session.resume(args.run_dir, overrides_from(args))

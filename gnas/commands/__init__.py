@@ -1,1 +1,0 @@
-"""One module per ``gnas`` sub-command, each with ``add_parser`` and ``run``."""

@@ -1,0 +1,76 @@
+"""Executors: where evaluations run. The in-process one lives here; Ray in ray_executor.
+
+An executor takes EvalTasks and yields EvalResults as each one finishes (in any
+order), so the engine can commit every result the moment it exists.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Protocol
+
+from gnas.config import RunConfig
+from gnas.datasets import Dataset
+from gnas.records import EvalResult, EvalTask
+
+
+class Executor(Protocol):
+    def run(self, tasks: list[EvalTask]) -> Iterator[EvalResult]: ...
+    def final(self, genome: str, seed: int, out_dir: Path,
+              options: dict[str, Any] | None = None) -> dict[str, Any]: ...
+    def close(self) -> None: ...
+
+
+class LocalExecutor:
+    """Evaluates in this process, one task after another."""
+
+    def __init__(self, cfg: RunConfig, dataset: Dataset) -> None:
+        self.cfg = cfg
+        self.dataset = dataset
+        self._evaluator = None
+
+    @property
+    def evaluator(self):
+        if self._evaluator is None:
+            from gnas.backend import runtime
+
+            runtime.configure(self.cfg.train.threads)
+            from gnas.backend.evaluator import Evaluator
+
+            self._evaluator = Evaluator(self.cfg, self.dataset)
+        return self._evaluator
+
+    def run(self, tasks: Iterable[EvalTask]) -> Iterator[EvalResult]:
+        for task in tasks:
+            yield self.evaluator.evaluate(task)
+
+    def final(self, genome: str, seed: int, out_dir: Path,
+              options: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Rebuild the best network, save ``out_dir/model.keras``, return its scores."""
+        model, metrics = self.evaluator.final(genome, seed, options)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        tmp = out_dir / ".model.tmp.keras"
+        model.save(tmp)
+        tmp.replace(out_dir / "model.keras")
+        return metrics
+
+    def close(self) -> None:
+        self._evaluator = None
+
+
+def make_executor(cfg: RunConfig, dataset: Dataset) -> Executor:
+    """The in-process executor for 0 or 1 workers, else a Ray actor pool."""
+    if cfg.parallel.workers <= 1 and not cfg.parallel.ray_address:
+        return LocalExecutor(cfg, dataset)
+    from gnas.backend import runtime
+    from gnas.execution.ray_pool import RayExecutor
+
+    runtime.keep_off_gpu()
+    return RayExecutor(cfg, dataset)
+
+
+def check_parallel(cfg: RunConfig) -> None:
+    """Refuse impossible worker, GPU or cluster settings in seconds, before anything is written."""
+    if cfg.parallel.workers > 1 or cfg.parallel.ray_address:
+        from gnas.execution.ray_pool import plan_pool
+
+        plan_pool(cfg)

@@ -1,0 +1,394 @@
+"""Ray executor: a persistent pool of actors that evaluate candidates concurrently.
+
+Each actor holds one :class:`~gnas.backend.evaluator.Evaluator` and the data
+set, which the driver puts into Ray's object store once (actors read it without
+copying). An actor sets its TensorFlow threads through the environment before
+TensorFlow is imported, reserves as many Ray CPUs as it uses threads (so all
+actors together never use more threads than there are cores), and on a GPU
+turns on memory growth or, for a fraction of a GPU, a hard memory limit: Ray's
+fractional GPUs are bookkeeping, not limits, and TensorFlow otherwise takes the
+whole device in every process. The driver never imports TensorFlow; even the
+final retraining runs on an actor. The pool is planned and checked before Ray
+starts, in ``gnas.execution.ray_plan``; its bookkeeping records are in ``gnas.execution.ray_slots``.
+
+Failures stay inside the pool. An actor that dies mid-evaluation (killed,
+segfault, out of memory, lost node) is replaced and its candidate retried once,
+then recorded as failed; ``train.eval_timeout`` bounds one evaluation (the actor
+is killed and replaced); ``parallel.recycle_every`` replaces an actor after that
+many evaluations, because TensorFlow frees memory only when its process exits.
+
+This is the only module that imports Ray, and only when a pool is built: a
+local Ray binds to 127.0.0.1 only when its node address is the loopback
+address, which Ray grants only while multi-node clusters are switched off for
+the process (``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0``) before Ray is imported.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections import deque
+from pathlib import Path
+from typing import Any, Iterator
+
+# Names imported ``as`` themselves are re-exported for the code that imports them from here.
+from gnas.config import RunConfig
+from gnas.datasets import Dataset
+from gnas.errors import ClusterError as ClusterError
+from gnas.errors import FatalError
+from gnas.execution.ray_plan import PROBE_TIMEOUT_S as PROBE_TIMEOUT_S
+from gnas.execution.ray_plan import PoolPlan as PoolPlan
+from gnas.execution.ray_plan import check_gpus as check_gpus
+from gnas.execution.ray_plan import plan_pool as plan_pool
+from gnas.execution.ray_plan import probe_address as probe_address
+from gnas.execution.ray_plan import usable_cores as usable_cores
+from gnas.execution.ray_plan import visible_gpus as visible_gpus
+from gnas.execution.ray_slots import Flight, Slot
+from gnas.records import EvalResult, EvalTask, failed
+
+MAX_ATTEMPTS = 2            # a candidate whose worker dies is tried once more, then failed
+START_TIMEOUT_S = 300.0     # longest wait for a first worker before giving up
+START_GRACE_S = 60.0        # the first run waits this long for the whole pool to start
+POLL_S = 1.0                # how often the pool checks timeouts while waiting
+GPU_MEMORY_SHARE = 0.9      # of a worker's GPU fraction; the rest is CUDA's own context
+_LOCAL_ONLY_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+
+
+class _Worker:
+    """The body of one actor: an Evaluator in a process set up for TensorFlow."""
+
+    def __init__(self, cfg: RunConfig, dataset: Dataset, name: str, threads: int,
+                 gpu_fraction: float) -> None:
+        import ray
+
+        from gnas.backend import runtime
+
+        runtime.configure(threads, gpu_memory_mb=_gpu_memory_mb(gpu_fraction),
+                          use_gpu=gpu_fraction > 0)
+        from gnas.backend.evaluator import Evaluator
+
+        self.evaluator = Evaluator(cfg, dataset, worker=name)
+        node_id = ray.get_runtime_context().get_node_id()
+        self.node = f"{ray.util.get_node_ip_address()}/{node_id[:12]}"
+
+    def info(self) -> dict[str, Any]:
+        """Process id and node, once the actor is ready to evaluate."""
+        return {"pid": os.getpid(), "node": self.node}
+
+    def evaluate(self, task: EvalTask, attempt: int) -> EvalResult:
+        result = self.evaluator.evaluate(task)
+        return dataclasses.replace(result, node=self.node, attempts=attempt)
+
+    def final(self, genome: str, seed: int,
+              options: dict[str, Any] | None) -> tuple[bytes, dict[str, Any]]:
+        """Retrain the best network; the model comes back as bytes (nodes share no disk)."""
+        model, metrics = self.evaluator.final(genome, seed, options)
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "model.keras"
+            model.save(path)
+            return path.read_bytes(), metrics
+
+
+def _gpu_memory_mb(fraction: float) -> int:
+    """Hard TensorFlow memory limit for a fraction of a GPU; 0 (memory growth) otherwise."""
+    if not 0 < fraction < 1:
+        return 0
+    import ray
+
+    ids = ray.get_gpu_ids()
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-gpu=memory.total", "--format=csv,noheader,nounits",
+                              "-i", str(ids[0] if ids else 0)], capture_output=True, text=True,
+                             timeout=20, check=True).stdout
+        return int(float(out.split()[0]) * fraction * GPU_MEMORY_SHARE)
+    except (OSError, ValueError, IndexError, subprocess.SubprocessError):
+        return 0
+
+
+class RayExecutor:
+    """Evaluates tasks on a pool of Ray actors and yields each result as it arrives."""
+
+    def __init__(self, cfg: RunConfig, dataset: Dataset) -> None:
+        self.cfg = cfg
+        self.plan = plan_pool(cfg)
+        self.ray = _import_ray(local=not self.plan.address)
+        _connect(self.ray, self.plan)
+        self._start_failures = 0
+        self._warm = False
+        try:
+            self.plan = self._check_cluster(self.plan)
+            self._data = self.ray.put(dataset)
+            self._actor = self.ray.remote(_Worker).options(
+                num_cpus=self.plan.threads, num_gpus=self.plan.gpus_per_worker, max_restarts=0,
+                scheduling_strategy="SPREAD" if self.plan.address else "DEFAULT")
+            self.slots = [Slot(i) for i in range(self.plan.workers)]
+            for slot in self.slots:
+                self._start(slot)
+        except BaseException:
+            self.ray.shutdown()
+            raise
+        print(f"gnas: {self.describe()}", file=sys.stderr)
+
+    def describe(self) -> str:
+        """One line: how many workers, their threads and GPUs, and where."""
+        gpu = f", {self.plan.gpus_per_worker:g} GPU" if self.plan.gpus_per_worker else ""
+        where = f"the Ray cluster at {self.plan.address}" if self.plan.address else "local Ray (127.0.0.1)"
+        n, t = self.plan.workers, self.plan.threads
+        return (f"{n} Ray worker{'s' if n > 1 else ''} ({t} thread{'s' if t > 1 else ''}{gpu} "
+                f"each) on {where}")
+
+    def workers(self) -> list[dict[str, Any]]:
+        """Name, pid and node of every actor that is ready (pid 0 while starting)."""
+        return [{"name": s.name, "pid": s.pid, "node": s.node, "busy": s.busy} for s in self.slots]
+
+    def wait_ready(self, timeout_s: float = START_TIMEOUT_S) -> None:
+        """Block until every actor has started (TensorFlow imported, data in place)."""
+        if not self._wait_started(time.monotonic() + timeout_s):
+            raise FatalError(self._no_room_message(timeout_s))
+
+    def _wait_started(self, deadline: float) -> bool:
+        """Wait for the starting actors until ``deadline``; True when all have started."""
+        while any(s.starting is not None for s in self.slots):
+            if time.monotonic() > deadline:
+                return False
+            refs = [s.starting for s in self.slots if s.starting is not None]
+            done, _ = self.ray.wait(refs, num_returns=1, timeout=POLL_S)
+            for ref in done:
+                self._on_ready(ref)
+        return True
+
+    # -------------------------------------------------------------- evaluation
+    def run(self, tasks: list[EvalTask]) -> Iterator[EvalResult]:
+        """Yield one result per task, in the order they finish."""
+        queue: deque[tuple[EvalTask, int]] = deque((t, 1) for t in tasks)
+        flights: dict[Any, Flight] = {}
+        if queue and not self._warm:
+            self._await_pool()
+        try:
+            while queue or flights:
+                self._dispatch(queue, flights)
+                self._check_start_timeout(flights)
+                yield from self._collect(queue, flights)
+        finally:
+            for flight in flights.values():  # abandoned mid-way: stop that work
+                self._replace(flight.slot)
+
+    def _await_pool(self) -> None:
+        """Give the whole pool a moment to start, so the first tasks spread over every worker.
+
+        Workers that Ray cannot place within the grace period join later; the
+        run goes on with those that started.
+        """
+        self._warm = True
+        self._wait_started(time.monotonic() + START_GRACE_S)
+
+    def _dispatch(self, queue: deque, flights: dict[Any, Flight]) -> None:
+        for slot in self.slots:
+            if not queue:
+                return
+            if slot.idle:
+                task, attempt = queue.popleft()
+                ref = slot.actor.evaluate.remote(task, attempt)
+                slot.busy = True
+                flights[ref] = Flight(task, slot, attempt, time.monotonic())
+
+    def _collect(self, queue: deque, flights: dict[Any, Flight]) -> Iterator[EvalResult]:
+        starting = {s.starting: s for s in self.slots if s.starting is not None}
+        done, _ = self.ray.wait(list(flights) + list(starting), num_returns=1,
+                                timeout=self._wait_s(flights))
+        for ref in done:
+            if ref in starting:
+                self._on_ready(ref)
+            elif (result := self._finish(ref, flights.pop(ref), queue)) is not None:
+                yield result
+        yield from self._expire(flights)
+
+    def _finish(self, ref: Any, flight: Flight, queue: deque) -> EvalResult | None:
+        """The result of a finished flight, or None when the task goes back in the queue."""
+        slot = flight.slot
+        try:
+            result = self.ray.get(ref)
+        except self.ray.exceptions.RayTaskError as exc:
+            raise exc.as_instanceof_cause() from None  # Evaluator raises only for gnas bugs
+        except self.ray.exceptions.RayError as exc:  # the actor died: killed, crash, OOM, lost node
+            where = dict(worker=slot.name, node=slot.node, seconds=time.monotonic() - flight.started_s)
+            reason = f"worker {slot.name} (pid {slot.pid}) died: {_first_line(exc)}"
+            self._replace(slot)
+            if flight.attempt < MAX_ATTEMPTS:
+                queue.appendleft((flight.task, flight.attempt + 1))
+                return None
+            return failed(flight.task, reason, attempts=flight.attempt, **where)
+        slot.busy = False
+        slot.done += 1
+        if self.cfg.parallel.recycle_every and slot.done >= self.cfg.parallel.recycle_every:
+            self._replace(slot)
+        return result
+
+    def _expire(self, flights: dict[Any, Flight]) -> Iterator[EvalResult]:
+        """Fail and replace every evaluation that ran past ``train.eval_timeout``."""
+        limit = self.cfg.train.eval_timeout
+        if not limit:
+            return
+        now = time.monotonic()
+        for ref, flight in list(flights.items()):
+            if now - flight.started_s > limit:
+                del flights[ref]
+                slot = flight.slot
+                message = f"timed out after {limit:g} s (--eval-timeout); worker {slot.name} replaced"
+                result = failed(flight.task, message, attempts=flight.attempt, worker=slot.name,
+                                node=slot.node, seconds=now - flight.started_s)
+                self._replace(slot)
+                yield result
+
+    def _wait_s(self, flights: dict[Any, Flight]) -> float:
+        limit = self.cfg.train.eval_timeout
+        if not limit or not flights:
+            return POLL_S
+        oldest = min(f.started_s for f in flights.values())
+        return min(max(oldest + limit - time.monotonic(), 0.0) + 0.01, POLL_S)
+
+    def _check_start_timeout(self, flights: dict[Any, Flight]) -> None:
+        """Never wait forever for actors that Ray cannot place."""
+        if flights or any(s.starting is None for s in self.slots):
+            return
+        if time.monotonic() - min(s.started_s for s in self.slots) > START_TIMEOUT_S:
+            raise FatalError(self._no_room_message(START_TIMEOUT_S))
+
+    # ------------------------------------------------------------------- actors
+    def _start(self, slot: Slot) -> None:
+        slot.incarnation += 1
+        slot.actor = self._actor.remote(self.cfg, self._data, slot.name, self.plan.threads,
+                                        self.plan.gpus_per_worker)
+        slot.starting = slot.actor.info.remote()
+        slot.started_s = time.monotonic()
+        slot.busy, slot.done, slot.pid, slot.node = False, 0, 0, ""
+
+    def _replace(self, slot: Slot) -> None:
+        """Kill the slot's actor (if still alive) and start a fresh one in its place."""
+        try:
+            self.ray.kill(slot.actor, no_restart=True)
+        except Exception:  # noqa: BLE001 - already gone is fine
+            pass
+        self._start(slot)
+
+    def _on_ready(self, ref: Any) -> None:
+        slot = next(s for s in self.slots if s.starting == ref)
+        try:
+            info = self.ray.get(ref)
+        except self.ray.exceptions.RayError as exc:
+            self._start_failures += 1
+            if self._start_failures > 2 * len(self.slots) + 1:
+                raise FatalError(f"Ray workers keep failing to start ({_first_line(exc)}); check "
+                                 "that gnas and TensorFlow are installed on every node.") from None
+            self._replace(slot)
+            return
+        self._start_failures = 0
+        slot.starting, slot.pid, slot.node = None, info["pid"], info["node"]
+
+    def _no_room_message(self, waited_s: float) -> str:
+        gpu = f" and {self.plan.gpus_per_worker:g} GPU" if self.plan.gpus_per_worker else ""
+        return (f"no Ray worker started within {waited_s:.0f} s: nothing in the cluster has "
+                f"{self.plan.threads} free CPU{gpu} for one; lower --threads or "
+                "--gpus-per-worker, or add nodes.")
+
+    def _check_cluster(self, plan: PoolPlan) -> PoolPlan:
+        """Resources of the Ray actually joined: GPUs present, default worker count."""
+        resources = self.ray.cluster_resources()
+        if plan.gpus_per_worker > 0:
+            check_gpus(max(plan.workers, 1) if not plan.address else 1, plan.gpus_per_worker,
+                       resources.get("GPU", 0.0))
+        if plan.workers == 0:
+            plan = dataclasses.replace(plan, workers=max(int(resources.get("CPU", 1)) // plan.threads, 1))
+        return plan
+
+    # ------------------------------------------------------------ final model
+    def final(self, genome: str, seed: int, out_dir: Path,
+              options: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Rebuild the best network on an actor, save ``out_dir/model.keras``, return its scores."""
+        reason = ""
+        for _ in range(MAX_ATTEMPTS):
+            slot = self._idle_slot()
+            try:
+                data, metrics = self.ray.get(slot.actor.final.remote(genome, seed, options))
+            except self.ray.exceptions.RayTaskError as exc:
+                raise exc.as_instanceof_cause() from None
+            except self.ray.exceptions.RayError as exc:
+                reason = _first_line(exc)
+                self._replace(slot)
+                continue
+            out_dir.mkdir(parents=True, exist_ok=True)
+            tmp = out_dir / ".model.tmp.keras"
+            tmp.write_bytes(data)
+            tmp.replace(out_dir / "model.keras")
+            return metrics
+        raise FatalError(f"the worker retraining the best network died twice ({reason}); "
+                         "resume the run to try again.")
+
+    def _idle_slot(self) -> Slot:
+        """A started, idle actor, waiting for one to start if need be."""
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while not any(s.idle for s in self.slots):
+            if time.monotonic() > deadline:
+                raise FatalError(self._no_room_message(START_TIMEOUT_S))
+            refs = [s.starting for s in self.slots if s.starting is not None]
+            done, _ = self.ray.wait(refs, num_returns=1, timeout=POLL_S)
+            for ref in done:
+                self._on_ready(ref)
+        return next(s for s in self.slots if s.idle)
+
+    def close(self) -> None:
+        """Stop every actor and leave Ray (a local Ray shuts down with the driver)."""
+        if not self.ray.is_initialized():
+            return
+        for slot in self.slots:
+            try:
+                self.ray.kill(slot.actor, no_restart=True)
+            except Exception:  # noqa: BLE001 - already gone is fine
+                pass
+        self.ray.shutdown()
+
+
+def _import_ray(local: bool):
+    """Import Ray; a local Ray stays on 127.0.0.1 only if it sees clusters off at import.
+
+    Otherwise Ray replaces the loopback address by this machine's network
+    address and listens on every interface. The switch is read once, at import,
+    and is not left in the environment of the processes started later.
+    """
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    if "ray" in sys.modules:
+        return sys.modules["ray"]
+    saved = os.environ.get(_LOCAL_ONLY_ENV)
+    if local:
+        os.environ[_LOCAL_ONLY_ENV] = "0"
+    try:
+        import ray
+    finally:
+        if saved is None:
+            os.environ.pop(_LOCAL_ONLY_ENV, None)
+        else:
+            os.environ[_LOCAL_ONLY_ENV] = saved
+    return ray
+
+
+def _connect(ray, plan: PoolPlan) -> None:
+    """Start a quiet local Ray on 127.0.0.1, or join the cluster at ``plan.address``."""
+    quiet = dict(logging_level="error", log_to_driver=False, namespace="gnas")
+    if plan.address:
+        try:
+            ray.init(address=plan.address, **quiet)
+        except (ConnectionError, RuntimeError, ValueError) as exc:
+            raise ClusterError(f"cannot join the Ray cluster at {plan.address} "
+                               f"({_first_line(exc)}); check `ray status --address "
+                               f"{plan.address}`.") from None
+        return
+    ray.init(address="local", num_cpus=usable_cores(), include_dashboard=False,
+             _node_ip_address="127.0.0.1", **quiet)
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return f"{type(exc).__name__}: {lines[0] if lines else ''}"

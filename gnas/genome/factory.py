@@ -1,0 +1,19 @@
+"""Build the SearchSpace that fits a configuration and a data set."""
+from __future__ import annotations
+
+from gnas.config import RunConfig
+from gnas.datasets import Dataset
+from gnas.genome.space import SearchSpace
+
+
+def family_for(cfg: RunConfig, dataset: Dataset) -> str:
+    """conv for images, dense for vectors, text and tabular data (unless configured)."""
+    if cfg.space.family != "auto":
+        return cfg.space.family
+    return "conv" if dataset.kind == "image" and dataset.name != "digits" else "dense"
+
+
+def make_space(cfg: RunConfig, dataset: Dataset) -> SearchSpace:
+    """The search space of a run: layout from the config, shapes from the data."""
+    return SearchSpace(cfg.space, dataset.input_shape, dataset.n_classes, task=dataset.task,
+                       family=family_for(cfg, dataset))

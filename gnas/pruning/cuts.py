@@ -1,0 +1,242 @@
+"""Connection-gene pruning (paper Algorithm 1, §III-B-1): ranking, accept/reject, P.
+
+Pure functions over bit strings; the training behind every attempt is injected
+as a scorer, so the chain is the same whether it runs against real Keras
+training (``gnas.backend.prune_eval``) or a fake in a test.
+
+Ranking score of an expressed connection gene ``g`` (lowest is cut first)::
+
+    score_g = w * p1_g + (1 - w) * S_g / max_h S_h
+
+* ``S_g`` is the first-order Taylor saliency of the gene: the sum of
+  ``|w * dL/dw|`` over the weights the gene expresses (an edge: its share of the
+  target node's kernel; a stage: every weight of the stage), measured on the
+  trained network. Dividing by the largest saliency puts it on [0, 1].
+* ``p1_g`` is the Markov per-gene survival probability
+  (:func:`gnas.markov.chain.gene_survival`): the share of the population's fitness
+  held by carriers of the gene, also on [0, 1].
+* ``w`` weighs the two (:data:`P1_WEIGHT`); without ``p1`` the score is the
+  normalised saliency alone.
+
+Pruned fraction ``P`` of a network (the ``P`` of fitness eq. 3): the share of
+the base network's expressed connection genes that are no longer expressed. A
+connection gene is expressed when it is 1 and acts on the network: the active
+bit of an active stage, or an edge bit of an active stage. Switching a stage off
+therefore also prunes every edge inside it.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Callable, Iterable, Mapping, Sequence
+
+from gnas.genome.architecture import canonical_labels
+from gnas.genome.space import Bits, SearchSpace, bits_to_str, stage_edge_pairs
+
+P1_WEIGHT = 0.5
+TUNE_ONLY = -1  # a step of the chain that fine-tunes without cutting (the control)
+ACCEPT_TOLERANCE = 1e-12  # F computed twice from stored numbers may differ in the last bit
+
+
+# ------------------------------------------------------------------ genes ---
+def expressed_genes(space: SearchSpace, bits: Sequence[int]) -> list[int]:
+    """Indices of the connection genes that are 1 and act on the network."""
+    bits = space.repair(space.check(bits))
+    out: list[int] = []
+    for s in space.active_stages(bits):
+        if s > 0:
+            out.append(space.active_slice.start + s - 1)
+        sl = space.edge_slices[s]
+        out.extend(i for i in range(sl.start, sl.stop) if bits[i])
+    return sorted(out)
+
+
+def apply_cuts(bits: Sequence[int], cuts: Iterable[int]) -> Bits:
+    """The bits with every gene in ``cuts`` switched off."""
+    out = [int(b) for b in bits]
+    for g in cuts:
+        if g != TUNE_ONLY:
+            out[g] = 0
+    return tuple(out)
+
+
+def pruned_fraction(space: SearchSpace, base: Sequence[int], bits: Sequence[int]) -> float:
+    """``P``: share of the base's expressed connection genes no longer expressed in ``bits``."""
+    before = set(expressed_genes(space, base))
+    if not before:
+        return 0.0
+    return len(before - set(expressed_genes(space, bits))) / len(before)
+
+
+def target_reached(fraction: float, target: float) -> bool:
+    return fraction + 1e-9 >= target
+
+
+@dataclass(frozen=True)
+class GeneUnit:
+    """What one expressed gene switches on in the built network (canonical labels)."""
+
+    gene: int
+    stage: int                          # stage index (layer names s{stage}_...)
+    edge: tuple[int, int] | None = None  # canonical (from, to); None = the whole stage
+
+
+def gene_units(space: SearchSpace, bits: Sequence[int]) -> list[GeneUnit]:
+    """Every expressed gene with the part of the built network it expresses."""
+    bits = space.repair(space.check(bits))
+    units: list[GeneUnit] = []
+    for s in space.active_stages(bits):
+        if s > 0:
+            units.append(GeneUnit(space.active_slice.start + s - 1, s))
+        sl = space.edge_slices[s]
+        pairs = stage_edge_pairs(space.stage_nodes[s])
+        raw = tuple(p for p, b in zip(pairs, bits[sl]) if b)
+        _, _, labels = canonical_labels(space.stage_nodes[s], raw)
+        for offset, (i, j) in enumerate(pairs):
+            if bits[sl.start + offset]:
+                units.append(GeneUnit(sl.start + offset, s, (labels[i], labels[j])))
+    return sorted(units, key=lambda u: u.gene)
+
+
+def node_names(space: SearchSpace, bits: Sequence[int]) -> dict[tuple[int, int], str]:
+    """(stage, node of the chromosome) -> layer-name prefix ``s{stage}_n{label}`` in the build."""
+    bits = space.repair(space.check(bits))
+    out: dict[tuple[int, int], str] = {}
+    for s in space.active_stages(bits):
+        pairs = stage_edge_pairs(space.stage_nodes[s])
+        raw = tuple(p for p, b in zip(pairs, bits[space.edge_slices[s]]) if b)
+        _, _, labels = canonical_labels(space.stage_nodes[s], raw)
+        out.update({(s, n): f"s{s}_n{k}" for n, k in labels.items()} or {(s, 0): f"s{s}_n0"})
+    return out
+
+
+def layer_map(space: SearchSpace, old: Sequence[int], new: Sequence[int]) -> dict[str, str]:
+    """Old layer-name prefix -> new one, for every node that survives a cut.
+
+    A cut can relabel a stage's nodes (canonical form), so weights are carried
+    over by the node's identity in the chromosome, not by its label.
+    """
+    before, after = node_names(space, old), node_names(space, new)
+    return {before[k]: after[k] for k in before if k in after}
+
+
+# ---------------------------------------------------------------- ranking ---
+def ranking_scores(saliency: Mapping[int, float], p1: Mapping[int, float] | None = None,
+                   weight: float = P1_WEIGHT) -> dict[int, float]:
+    """``w * p1 + (1 - w) * S / max S`` per gene (module docstring); lowest is cut first."""
+    top = max((abs(v) for v in saliency.values()), default=0.0)
+    norm = {g: (abs(v) / top if top > 0 else 0.0) for g, v in saliency.items()}
+    if p1 is None:
+        return norm
+    return {g: weight * float(p1.get(g, 0.0)) + (1.0 - weight) * s for g, s in norm.items()}
+
+
+def rank(scores: Mapping[int, float]) -> list[int]:
+    """Genes from the first to cut to the last (ties: lower gene index first)."""
+    return sorted(scores, key=lambda g: (scores[g], g))
+
+
+def is_accepted(new_fitness: float, current_fitness: float) -> bool:
+    """Keep a cut when the fitness F (minimised) does not rise."""
+    return new_fitness <= current_fitness + ACCEPT_TOLERANCE
+
+
+# ------------------------------------------------------------------ chain ---
+@dataclass(frozen=True)
+class Attempt:
+    """What the scorer reports for one state of the chain (the base, or base + cuts)."""
+
+    ok: bool
+    fitness: float
+    pruned_fraction: float = 0.0
+    saliency: dict[int, float] = field(default_factory=dict)
+    key: str = ""
+    message: str = ""
+
+
+@dataclass
+class ChainResult:
+    """The outcome of pruning one network; JSON-ready through :meth:`to_dict`."""
+
+    base: str
+    cuts: list[int] = field(default_factory=list)
+    fitness_before: float | None = None
+    fitness_after: float | None = None
+    pruned_fraction: float = 0.0
+    key_before: str = ""
+    key_after: str = ""
+    reason: str = ""
+    attempts: list[dict] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+Scorer = Callable[[tuple[int, ...]], Attempt]
+
+
+def prune_chain(space: SearchSpace, base: Sequence[int], scorer: Scorer, target: float,
+                p1: Mapping[int, float] | None = None, max_rejections: int = 3,
+                weight: float = P1_WEIGHT) -> ChainResult:
+    """Algorithm 1's pruning loop for one network.
+
+    Rank the expressed genes, switch the lowest off, let ``scorer`` fine-tune and
+    score the result, keep the cut when F does not rise, otherwise restore it and
+    try the next-lowest. Stops at the target fraction, when nothing is left to
+    cut, or when none of the ``max_rejections`` lowest-ranked genes can be cut.
+
+    Fine-tuning is extra training, so "F does not rise" is judged against a
+    control: the current network fine-tuned the same number of steps without the
+    cut (``cuts + (TUNE_ONLY,)``, one per round). A cut is kept when the network
+    without that connection does at least as well as the same network with it.
+    """
+    base = space.repair(space.check(base))
+    result = ChainResult(base=bits_to_str(base))
+    current = scorer(())
+    result.attempts.append(_log((), current, True))
+    result.key_before = result.key_after = current.key
+    if not current.ok:
+        result.reason = f"the base network failed to train ({current.message.splitlines()[0] if current.message else 'no reason'})"
+        return result
+    result.fitness_before = result.fitness_after = current.fitness
+    while True:
+        if target_reached(result.pruned_fraction, target):
+            result.reason = f"target fraction {target:g} reached"
+            return result
+        order = rank(ranking_scores(current.saliency, p1, weight))
+        if not order:
+            result.reason = "no expressed connection gene left to cut"
+            return result
+        tried = order[:max_rejections]
+        control = scorer(tuple(result.cuts) + (TUNE_ONLY,))
+        result.attempts.append(_log(tuple(result.cuts) + (TUNE_ONLY,), control, False))
+        bar = control.fitness if control.ok else current.fitness
+        for gene in tried:
+            attempt = scorer(tuple(result.cuts) + (gene,))
+            kept = attempt.ok and is_accepted(attempt.fitness, bar)
+            result.attempts.append(_log(tuple(result.cuts) + (gene,), attempt, kept))
+            if kept:
+                result.cuts.append(gene)
+                current = attempt
+                result.fitness_after, result.key_after = attempt.fitness, attempt.key
+                result.pruned_fraction = pruned_fraction(space, base, apply_cuts(base, result.cuts))
+                break
+        else:
+            result.reason = (f"no cut accepted: each of the {len(tried)} lowest-ranked genes "
+                             f"{tried} raised F above the uncut control {bar:.4f} "
+                             f"(P = {result.pruned_fraction:.3f})")
+            return result
+
+
+def _log(cuts: tuple[int, ...], attempt: Attempt, kept: bool) -> dict:
+    return {"cuts": list(cuts), "key": attempt.key, "ok": attempt.ok,
+            "fitness": attempt.fitness if attempt.ok else None,
+            "pruned_fraction": attempt.pruned_fraction, "accepted": kept}
+
+
+def attempt_tag(base: Sequence[int], cuts: Sequence[int], settings: Mapping[str, object]) -> str:
+    """Deterministic tag of one attempt: the same attempt always maps to one store row."""
+    blob = json.dumps({"base": bits_to_str(base), "cuts": list(cuts), **settings},
+                      sort_keys=True, separators=(",", ":"))
+    return "prune-" + hashlib.sha256(blob.encode()).hexdigest()[:16]

@@ -1,0 +1,207 @@
+"""The pruning phase of the search (DESIGN.md, "The search", step 3), as a step.
+
+With ``prune.fraction > 0`` the step watches each generation's end. Growth turns
+into pruning once the best validation error is at most ``prune.threshold`` or the
+growth budget is spent (``prune.growth_generations``, or every generation when
+that is 0); the switch is printed on one line and kept in the step's state.
+From then on, each generation prunes the best ``prune.candidates`` networks not
+pruned yet (:func:`gnas.pruning.cuts.prune_chain`): every attempt is an evaluation
+of kind ``prune`` whose options name the base genome, the cuts and a variant digest
+of the settings, so a resumed run finds it in the store instead of training it
+again. Pruned networks replace the worst individuals they beat. At the last
+generation the best network before pruning is retrained and scored on the test
+split too, for the report's before/after comparison (``gnas report --json``,
+"pruning").
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+
+from gnas.config import RunConfig
+from gnas.genome.space import Bits, SearchSpace, bits_to_str, str_to_bits
+from gnas.markov import chain as markov
+from gnas.pruning import cuts as pruning
+from gnas.pruning import masks
+from gnas.records import EvalResult, Kind, Operator, Phase, derive_seed
+from gnas.search.step import GenerationView, Replacement, StepDecision, replace_worst
+
+
+def settings_of(cfg: RunConfig) -> dict[str, Any]:
+    """What shapes every attempt (and so belongs in its variant digest and final options)."""
+    p = cfg.prune
+    return {"cycles": int(p.cycles), "mask": p.mask, "nm": p.nm,
+            "sparsity": float(p.mask_sparsity or p.fraction), "mask_score": p.mask_score}
+
+
+def validate(cfg: RunConfig, space: SearchSpace) -> None:
+    """Refuse mask settings the search space cannot hold (one line, exit 2)."""
+    if cfg.prune.fraction <= 0 or cfg.prune.mask != "nm":
+        return
+    n, m = masks.parse_nm(cfg.prune.nm)
+    for width in sorted(set(space.widths)):
+        masks.check_nm(n, m, width, f"of width {width} (space widths {list(space.widths)})")
+
+
+def is_pruned(result: EvalResult | None) -> bool:
+    """Whether an evaluation is a pruning attempt (a fact of its row, not of its key)."""
+    return result is not None and result.kind == Kind.PRUNE
+
+
+class PruningStep:
+    """Switches the search to pruning and prunes the best networks each generation.
+
+    Args:
+        before_dir: Where the best network's unpruned base is retrained once, at
+            the last generation, for the before/after comparison.
+    """
+
+    name = "pruning"
+
+    def __init__(self, cfg: RunConfig, space: SearchSpace, before_dir: Path) -> None:
+        self.cfg = cfg
+        self.space = space
+        self.before_dir = before_dir
+        self.settings = settings_of(cfg)
+        self.book: dict[str, Any] = {}
+
+    def get_state(self) -> dict[str, Any]:
+        return self.book
+
+    def set_state(self, state: Mapping[str, Any]) -> None:
+        self.book = dict(state)
+
+    def after_evaluation(self, view: GenerationView) -> StepDecision:
+        book = self.book
+        book.setdefault("target", self.cfg.prune.fraction)
+        book.setdefault("settings", self.settings)
+        phase = None
+        if view.phase != Phase.PRUNE:
+            reason = self.switch_reason(view)
+            if reason is None:
+                return StepDecision()
+            phase = Phase.PRUNE
+            book["started"] = {"generation": view.generation, "reason": reason}
+            print(f"gnas: pruning starts at generation {view.generation}: {reason}", file=sys.stderr)
+        kept = self.keep_pruned(view)
+        replacements = self.prune_generation(view, kept)
+        if view.is_last:
+            self.score_before(view)
+        return StepDecision(tuple(kept) + tuple(replacements), phase)
+
+    # --------------------------------------------------------------- phase
+    def switch_reason(self, view: GenerationView) -> str | None:
+        best = int(np.argmin(view.fitness))
+        row = view.lookup(view.keys[best])
+        error = row.val_error if row is not None and row.ok else None
+        p = self.cfg.prune
+        if error is not None and error <= p.threshold:
+            return f"best validation error {error:.4f} <= threshold {p.threshold:g}"
+        budget = p.growth_generations or self.cfg.evolution.generations
+        if view.generation >= budget:
+            return f"growth budget of {budget} generations spent (best error {error})"
+        return None
+
+    # ------------------------------------------------------------- pruning
+    def prune_generation(self, view: GenerationView, kept: list[Replacement]) -> list[Replacement]:
+        """Prune this generation's best unpruned networks; the pruned ones that win a slot."""
+        chains = self.book.setdefault("chains", {})
+        keys, fitness = list(view.keys), list(view.fitness)
+        for r in kept:
+            keys[r.slot], fitness[r.slot] = r.key, r.fitness
+        p1 = self.survival(view)
+        order = sorted(range(len(view.population)), key=lambda i: (fitness[i], keys[i]))
+        picked: list[str] = []
+        for i in order:  # the best networks of this generation that are not pruned results
+            key = keys[i]
+            row = view.lookup(key)
+            if is_pruned(row) or key in picked or row is None or not row.ok:
+                continue
+            picked.append(key)
+            if key not in chains:
+                chains[key] = self.run_chain(view, view.population[i], p1)
+            if len(picked) >= self.cfg.prune.candidates:
+                break
+        protected = {i for i, k in enumerate(keys) if k in picked}
+        candidates = [(str_to_bits(c["genome_after"]), c["key_after"], c["fitness_after"])
+                      for c in (chains[k] for k in picked) if c["fitness_after"] is not None]
+        replacements, _ = replace_worst(fitness, keys, protected, candidates, operator=Operator.PRUNED)
+        return replacements
+
+    def survival(self, view: GenerationView) -> dict[int, float]:
+        conn = np.asarray([self.space.connection_genes(b) for b in view.population])
+        values = markov.gene_survival(conn, np.asarray(view.fitness, dtype=float))
+        return {g: float(v) for g, v in enumerate(values)}
+
+    def run_chain(self, view: GenerationView, base: Bits, p1: dict[int, float]) -> dict[str, Any]:
+        def scorer(cuts: tuple[int, ...]) -> pruning.Attempt:
+            options = {**self.settings, "base": bits_to_str(base), "cuts": list(cuts),
+                       "variant": pruning.attempt_tag(base, cuts, self.settings)}
+            bits = pruning.apply_cuts(base, cuts)
+            r = view.evaluate([bits], Kind.PRUNE, options)[0]
+            sal = {int(g): float(v) for g, v in r.metrics.get("saliency", {}).items()}
+            return pruning.Attempt(ok=r.ok, fitness=view.fitness_of(r),
+                                   pruned_fraction=r.pruned_fraction, saliency=sal, key=r.key,
+                                   message=r.message)
+
+        p = self.cfg.prune
+        result = pruning.prune_chain(self.space, base, scorer, p.fraction, p1, p.max_rejections,
+                                     p.p1_weight)
+        out = result.to_dict()
+        out.update(generation=view.generation,
+                   genome_after=bits_to_str(pruning.apply_cuts(base, result.cuts)))
+        for side in ("before", "after"):
+            row = view.lookup(out[f"key_{side}"]) if out[f"key_{side}"] else None
+            out[side] = row_summary(row)
+        return out
+
+    def keep_pruned(self, view: GenerationView) -> list[Replacement]:
+        """An individual whose bits are a pruned network keeps that network's evaluation.
+
+        Copies made by elitism or selection are evaluated again from scratch under
+        the plain architecture key; the pruned (fine-tuned) evaluation of the same
+        bits is the better realisation when it has the better fitness.
+        """
+        pruned = {c["genome_after"]: c for c in self.book.get("chains", {}).values()
+                  if c.get("fitness_after") is not None and c.get("cuts")}
+        out = []
+        for i, bits in enumerate(view.population):
+            chain = pruned.get(bits_to_str(bits))
+            if (chain and not is_pruned(view.lookup(view.keys[i]))
+                    and chain["fitness_after"] < view.fitness[i]):
+                out.append(Replacement(i, bits, chain["key_after"], chain["fitness_after"]))
+        return out
+
+    # -------------------------------------------------------------- report
+    def score_before(self, view: GenerationView) -> None:
+        """Retrain the base of the best pruned network and score it on val and test once."""
+        chains = [c for c in self.book.get("chains", {}).values() if c["fitness_after"] is not None]
+        if not chains:
+            return
+        best = min(chains, key=lambda c: (c["fitness_after"], c["key_after"]))
+        base_key = view.key_of(str_to_bits(best["base"]))
+        known = self.book.get("before_model")
+        if known and known.get("key") == base_key:
+            return
+        metrics = view.final(best["base"], derive_seed(view.seed, base_key), self.before_dir, {})
+        row = view.lookup(base_key)
+        model = self.before_dir / "model.keras"
+        self.book["before_model"] = {
+            "key": base_key, "genome": best["base"], **row_summary(row),
+            "val_error": metrics["val_error"], "test_error": metrics["test_error"],
+            "test_score": metrics["test_score"], "model_file": str(model),
+            "model_bytes": model.stat().st_size if model.is_file() else None}
+
+
+def row_summary(row: EvalResult | None) -> dict[str, Any]:
+    """Parameters, FLOPs, scores and pruned fraction of one evaluation, for reports."""
+    if row is None:
+        return {}
+    total = row.metrics.get("params_total", row.params)
+    return {"key": row.key, "ok": row.ok, "val_error": row.val_error if row.ok else None,
+            "val_score": 100.0 * (1.0 - row.val_error) if row.ok else None,
+            "params_total": total, "params_nonzero": row.metrics.get("params_nonzero", total),
+            "flops": row.flops, "pruned_fraction": row.pruned_fraction}

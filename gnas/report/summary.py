@@ -1,0 +1,163 @@
+"""What a run found, as one JSON-ready dict and as text (``gnas report``)."""
+from __future__ import annotations
+
+from typing import Any
+
+from gnas.errors import RunDirError
+from gnas.report.sections import SECTIONS, layers_lines
+from gnas.runs.atomic import read_json
+from gnas.runs.directory import RunDir
+from gnas.runs.store import EvaluationStore
+
+
+def build_report(run_dir: RunDir) -> dict[str, Any]:
+    """The run's summary: data set, progress, initialisation and the best network."""
+    run_dir.open_existing()
+    state = run_dir.load_state(warn=lambda m: None)
+    if state is None:
+        raise RunDirError(f"{run_dir.path} has no finished generation yet; nothing to report.")
+    cfg = run_dir.load_config()
+    store = EvaluationStore(run_dir.db_path, read_only=True)
+    try:
+        report: dict[str, Any] = {
+            "dataset": cfg.data.dataset, "generation": state.generation,
+            "evaluations": store.count(), "failed_evaluations": store.count("failed"),
+            "init": state.init, "lambda_c": state.lambda_c,
+            "lambda_c_source": state.lambda_c_source or None, "finished": state.finished,
+            "best": _best(run_dir, state, store), "top": _top(state, store),
+            "logbook": state.logbook,
+        }
+        for name, section in SECTIONS:
+            value = section(run_dir, state, store, cfg)
+            if value is not None:
+                report[name] = value
+    finally:
+        store.close()
+    return report
+
+
+def _read_summary(path) -> dict[str, Any] | None:
+    """best/summary.json, or None when missing or damaged (the hall of fame stands in)."""
+    data = read_json(path)
+    return data if isinstance(data, dict) else None
+
+
+def _best(run_dir: RunDir, state, store: EvaluationStore) -> dict[str, Any] | None:
+    summary_path = run_dir.best_dir / "summary.json"
+    s = _read_summary(summary_path)
+    if s is not None:
+        row = store.lookup(s["key"]) if s.get("key") else None
+        best = {k: s.get(k) for k in ("genome", "fitness", "val_error", "test_score", "params",
+                                      "flops", "pruned_fraction", "architecture", "description")}
+        return {**best, "memory": memory_of(row.metrics) if row else None}
+    if not state.hall_of_fame:
+        return None
+    top = state.hall_of_fame[0]
+    row = store.lookup(top["key"])
+    return {"genome": top["genome"], "fitness": top["fitness"],
+            "val_error": row.val_error if row else None, "test_score": None,
+            "params": row.params if row else None, "flops": row.flops if row else None,
+            "pruned_fraction": row.pruned_fraction if row else 0.0, "architecture": None,
+            "description": None, "memory": memory_of(row.metrics) if row else None}
+
+
+def _top(state, store: EvaluationStore, k: int = 5) -> list[dict[str, Any]]:
+    """The best distinct networks: error, parameters, FLOPs, memory and evaluation count.
+
+    Every number comes from one row, the network's best evaluation; ``evaluations``
+    counts all of the network's rows (retries and re-evaluations included).
+    """
+    return [{**{k: row[k] for k in ("key", "fitness", "val_error", "params", "flops",
+                                     "pruned_fraction", "generation", "evaluations")},
+             "memory": memory_of(row["metrics"])} for row in store.top_networks(k)]
+
+
+def memory_of(metrics: dict[str, Any]) -> dict[str, Any] | None:
+    """The memory estimates an evaluation recorded (gnas.genome.memory), or None for older rows."""
+    wanted = ("model_bytes", "operational_bytes", "batch_size", "activations_per_sample")
+    if "model_bytes" not in metrics:
+        return None
+    return {k: metrics.get(k) for k in wanted}
+
+
+def _bytes(value: float | None) -> str:
+    if value is None:
+        return "-"
+    for unit, size in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if value >= size:
+            return f"{value / size:.1f} {unit}"
+    return f"{int(value)} B"
+
+
+def _number(value: float | None, fmt: str = ".4f") -> str:
+    return "-" if value is None else format(value, fmt)
+
+
+def format_report(report: dict[str, Any]) -> str:
+    """The report as text: progress, the best network, the top five, the Pareto front."""
+    lines = [f"data set:     {report['dataset']}",
+             f"generation:   {report['generation']}{' (finished)' if report['finished'] else ''}",
+             f"evaluations:  {report['evaluations']} ({report['failed_evaluations']} failed)",
+             f"init:         {report['init']}  lambda_c = {report['lambda_c']}"]
+    lines += _best_lines(report.get("best"))
+    lines += _top_lines(report["top"])
+    lines += _pareto_lines(report.get("pareto_front"))
+    lines += _pruning_lines(report.get("pruning"))
+    lines += layers_lines(report.get("layers"))
+    return "\n".join(lines)
+
+
+def _best_lines(best: dict[str, Any] | None) -> list[str]:
+    if not best:
+        return []
+    lines = [f"best fitness: {best['fitness']:.4f}  val error {_number(best['val_error'])}"]
+    if best.get("test_score") is not None:
+        lines.append(f"test score:   {best['test_score']:.2f}")
+    if best.get("description"):
+        lines.append(f"architecture: {best['description']}")
+    mem = best.get("memory")
+    if mem:
+        lines.append(f"memory:       model {_bytes(mem['model_bytes'])}, training step "
+                     f"{_bytes(mem['operational_bytes'])} at batch {mem['batch_size']}")
+    return lines
+
+
+def _top_lines(top: list[dict[str, Any]]) -> list[str]:
+    lines = [f"top {len(top)} architectures:",
+             "  fitness  val_error    params       flops  model mem  train mem (batch)  evals  key"]
+    for t in top:
+        mem = t.get("memory") or {}
+        train = f"{_bytes(mem.get('operational_bytes'))} ({mem.get('batch_size', '-')})"
+        lines.append(f"  {t['fitness']:.4f}   {_number(t['val_error'])}  {t['params'] or 0:>8,} "
+                     f"{t['flops'] or 0:>11,}  {_bytes(mem.get('model_bytes')):>9}  {train:>17}  "
+                     f"{t['evaluations']:>5}  {t['key']}")
+    return lines
+
+
+def _pruning_lines(book: dict[str, Any] | None) -> list[str]:
+    """Before and after pruning: parameters, FLOPs, file size, validation and test score."""
+    if not book or not book.get("before"):
+        return []
+    lines = [f"pruning (target {book.get('target')}; {book.get('started', {}).get('reason', '')}):",
+             "           params (nonzero / total)       flops   file size  val score  test score"]
+    for name in ("before", "after"):
+        m = book.get(name)
+        if not m:
+            continue
+        lines.append(f"  {name:<7}  {m.get('params_nonzero') or 0:>10,} / {m.get('params_total') or 0:>10,}"
+                     f"  {m.get('flops') or 0:>10,}  {_bytes(m.get('model_bytes')):>10}"
+                     f"  {_number(m.get('val_score'))}  {_number(m.get('test_score'))}")
+    if book.get("test_score_change") is not None:
+        lines.append(f"  test score change: {book['test_score_change']:+.2f}")
+    return lines
+
+
+def _pareto_lines(front: list[dict[str, Any]] | None) -> list[str]:
+    if not front:
+        return []
+    measure = front[0].get("objective", "params")
+    lines = [f"Pareto front (validation error vs {measure}, {len(front)} networks):",
+             f"  val_error  {measure:>11}  generation  key"]
+    for p in front:
+        lines.append(f"  {_number(p['val_error'])}     {p[measure] or 0:>11,}  {p['generation']:>10}  {p['key']}")
+    return lines

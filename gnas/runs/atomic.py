@@ -1,0 +1,65 @@
+"""Atomic file writes: temporary file, fsync, rename, fsync of the directory.
+
+Every file in a run directory is replaced this way, so a run killed at any
+moment leaves either the old or the new version of each file, never half of one.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Callable
+
+
+def atomic_write_text(path: Path, text: str, *, before_rename: Callable[[], None] | None = None) -> None:
+    """Write ``text`` to a temporary file in the same directory, fsync, then rename.
+
+    A reader (or a crash) sees either the old file or the new one, never half.
+    ``before_rename`` runs between the fsync and the rename (a test fault point).
+    """
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            os.fchmod(fh.fileno(), 0o666 & ~_umask())
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        if before_rename is not None:
+            before_rename()
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _fsync_dir(directory: Path) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def read_json(path: Path) -> Any:
+    """A JSON file's content, or None when it is missing, unreadable or damaged.
+
+    For files that can be rebuilt or done without (summaries, progress marks);
+    checkpoints have their own checked reader (``gnas.runs.state``).
+    """
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, UnicodeDecodeError):
+        return None

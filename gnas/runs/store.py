@@ -1,0 +1,210 @@
+"""The SQLite evaluation store: one row per evaluation, also the cache.
+
+Each evaluation is committed as soon as it ends (WAL mode), so a killed run loses
+only what was in flight, and a resumed run finds every finished network here
+instead of training it again. Queries use bound parameters only.
+"""
+from __future__ import annotations
+
+import json
+import numbers
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+from gnas.errors import RunDirError
+from gnas.records import EvalResult, Kind, Status
+from gnas.runs.interrupts import deferred_interrupts
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS evaluations (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    genome_key TEXT NOT NULL,
+    genome TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    generation INTEGER NOT NULL,
+    status TEXT NOT NULL,
+    val_error REAL,
+    val_loss REAL,
+    fitness REAL,
+    params INTEGER,
+    flops INTEGER,
+    pruned_fraction REAL,
+    seconds REAL,
+    attempts INTEGER,
+    worker TEXT,
+    node TEXT,
+    error TEXT,
+    metrics TEXT,
+    created REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS evaluations_key ON evaluations (genome_key);
+"""
+
+_COLUMNS = ("genome_key", "genome", "kind", "generation", "status", "val_error", "val_loss",
+            "fitness", "params", "flops", "pruned_fraction", "seconds", "attempts", "worker",
+            "node", "error", "metrics", "created")
+
+
+class EvaluationStore:
+    """Append-only table of evaluations in ``evaluations.db``.
+
+    Args:
+        path: The database file; created (with its table) unless ``read_only``.
+        read_only: Open without writing to the database, not even the WAL switch,
+            for readers such as reports (SQLite may still create its -wal/-shm files).
+
+    Raises:
+        RunDirError: The file is not an SQLite database, or not one of gnas.
+    """
+
+    def __init__(self, path: str | Path, read_only: bool = False) -> None:
+        self.path = Path(path)
+        try:
+            if read_only:
+                self.conn = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True,
+                                            timeout=30.0)
+            else:
+                self.conn = sqlite3.connect(str(self.path), timeout=30.0)
+                # WAL + FULL: a commit survives a killed process and a power cut alike;
+                # one fsync per evaluation is nothing next to training a network.
+                self.conn.execute("PRAGMA journal_mode=WAL")
+                self.conn.execute("PRAGMA synchronous=FULL")
+                self.conn.executescript(_SCHEMA)
+                self.conn.commit()
+            self._check_columns()
+        except sqlite3.DatabaseError as exc:
+            raise RunDirError(f"{self.path} is not a usable evaluation database ({exc}); "
+                              "restore it from a backup or start a new run.") from None
+
+    @staticmethod
+    def check_file(path: str | Path) -> None:
+        """Refuse a file that is not an SQLite database, reading 16 bytes and writing nothing.
+
+        Opening a WAL database, even read-only, creates SQLite's side files; this
+        check lets ``gnas resume`` refuse a foreign file before anything is created.
+        """
+        path = Path(path)
+        try:
+            with open(path, "rb") as fh:
+                head = fh.read(16)
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            raise RunDirError(f"{path} cannot be read ({exc.strerror}).") from None
+        if head and head != b"SQLite format 3\x00":
+            raise RunDirError(f"{path} is not an SQLite database; restore it from a backup "
+                              "or start a new run.")
+
+    def _check_columns(self) -> None:
+        found = {row[1] for row in self.conn.execute("PRAGMA table_info(evaluations)")}
+        missing = [c for c in _COLUMNS if c not in found]
+        if missing:
+            self.conn.close()
+            raise RunDirError(f"{self.path} is not a gnas evaluation database (no column(s) "
+                              f"{', '.join(missing)}); restore it from a backup or start a new run.")
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def add(self, result: EvalResult, fitness: float) -> None:
+        """Record one evaluation and commit at once (a Ctrl-C waits for the commit)."""
+        row = (result.key, result.genome, result.kind, result.generation, result.status,
+               _finite(result.val_error), _finite(result.val_loss), _finite(fitness), result.params,
+               result.flops, result.pruned_fraction, result.seconds, result.attempts,
+               result.worker, result.node, result.message,
+               json.dumps(_plain(result.metrics), allow_nan=False, default=float), time.time())
+        with deferred_interrupts():
+            self.conn.execute(f"INSERT INTO evaluations ({', '.join(_COLUMNS)}) "
+                              f"VALUES ({', '.join('?' * len(_COLUMNS))})", row)
+            self.conn.commit()
+
+    def key_counts(self, kind: str | None = None) -> dict[str, int]:
+        """How many rows each genome key has (each finished evaluation is one row)."""
+        sql = "SELECT genome_key, COUNT(*) FROM evaluations"
+        cur = (self.conn.execute(sql + " GROUP BY genome_key") if kind is None else
+               self.conn.execute(sql + " WHERE kind = ? GROUP BY genome_key", (kind,)))
+        return dict(cur.fetchall())
+
+    def lookup(self, key: str) -> EvalResult | None:
+        """The latest finished evaluation of a network, or None (cache miss)."""
+        cur = self.conn.execute("SELECT * FROM evaluations WHERE genome_key = ? "
+                                "ORDER BY id DESC LIMIT 1", (key,))
+        row = cur.fetchone()
+        return _to_result(cur.description, row) if row else None
+
+    def rows(self) -> list[dict]:
+        """Every row as a dict, in insertion order."""
+        cur = self.conn.execute("SELECT * FROM evaluations ORDER BY id")
+        names = [d[0] for d in cur.description]
+        return [dict(zip(names, row)) for row in cur.fetchall()]
+
+    def iter_results(self) -> Iterator[EvalResult]:
+        cur = self.conn.execute("SELECT * FROM evaluations ORDER BY id")
+        for row in cur.fetchall():
+            yield _to_result(cur.description, row)
+
+    def top_networks(self, k: int) -> list[dict[str, Any]]:
+        """The ``k`` best distinct networks: each one's best successful row and its row count.
+
+        Every number comes from one row, the network's best evaluation (the earliest
+        on ties); ``evaluations`` counts all of the network's rows (retries and
+        re-evaluations included).
+        """
+        keys = self.conn.execute(
+            "SELECT genome_key FROM evaluations WHERE status = 'ok' AND fitness IS NOT NULL "
+            "GROUP BY genome_key ORDER BY MIN(fitness), genome_key LIMIT ?", (int(k),)).fetchall()
+        out = []
+        for (key,) in keys:
+            cur = self.conn.execute(
+                "SELECT * FROM evaluations WHERE genome_key = ? AND status = 'ok' AND fitness IS NOT NULL "
+                "ORDER BY fitness, id LIMIT 1", (key,))
+            row = dict(zip([d[0] for d in cur.description], cur.fetchone()))
+            count = self.conn.execute("SELECT COUNT(*) FROM evaluations WHERE genome_key = ?",
+                                      (key,)).fetchone()[0]
+            out.append({"key": key, "genome": row["genome"], "fitness": row["fitness"],
+                        "val_error": row["val_error"], "params": row["params"], "flops": row["flops"],
+                        "pruned_fraction": row["pruned_fraction"], "generation": row["generation"],
+                        "kind": row["kind"], "evaluations": count,
+                        "metrics": json.loads(row["metrics"] or "{}")})
+        return out
+
+    def count(self, status: str | None = None) -> int:
+        if status is None:
+            return self.conn.execute("SELECT COUNT(*) FROM evaluations").fetchone()[0]
+        return self.conn.execute("SELECT COUNT(*) FROM evaluations WHERE status = ?",
+                                 (status,)).fetchone()[0]
+
+
+def _plain(value):
+    """Metrics as strict JSON: non-finite numbers become null instead of failing the commit."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, numbers.Real):
+        return _finite(float(value))
+    return value
+
+
+def _finite(value: float | None) -> float | None:
+    if value is None or value != value or value in (float("inf"), float("-inf")):
+        return None
+    return float(value)
+
+
+def _to_result(description, row) -> EvalResult:
+    d = dict(zip([c[0] for c in description], row))
+    return EvalResult(key=d["genome_key"], genome=d["genome"], status=Status(d["status"]),
+                      val_error=d["val_error"] if d["val_error"] is not None else 1.0,
+                      val_loss=d["val_loss"] if d["val_loss"] is not None else float("nan"),
+                      params=d["params"] or 0, flops=d["flops"] or 0, seconds=d["seconds"] or 0.0,
+                      message=d["error"] or "", worker=d["worker"] or "", node=d["node"] or "",
+                      kind=Kind(d["kind"]), generation=d["generation"], attempts=d["attempts"] or 1,
+                      pruned_fraction=d["pruned_fraction"] or 0.0,
+                      metrics=json.loads(d["metrics"] or "{}"))

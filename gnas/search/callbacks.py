@@ -1,0 +1,108 @@
+"""Callbacks fired by the search loop (neat-python's reporters, Keras' names).
+
+Printing, checkpoint-side artefacts and statistics are callbacks, so the loop
+stays short and users can add their own.
+"""
+from __future__ import annotations
+
+import sys
+from typing import TYPE_CHECKING, Any, Sequence
+
+from gnas.records import Kind
+
+if TYPE_CHECKING:  # pragma: no cover
+    from gnas.search.loop import Search
+    from gnas.search.step import Generation
+    from gnas.records import EvalResult
+
+
+class Callback:
+    """Base class: override the events you need."""
+
+    def on_search_begin(self, search: "Search") -> None: ...
+    def on_generation_begin(self, search: "Search", generation: int) -> None: ...
+    def on_evaluated(self, search: "Search", result: "EvalResult", cached: bool) -> None: ...
+    def on_generation_end(self, search: "Search", info: "Generation") -> None: ...
+    def on_search_end(self, search: "Search") -> None: ...
+
+
+class CallbackList(Callback):
+    """Fans every event out to a list of callbacks, in order."""
+
+    def __init__(self, callbacks: Sequence[Callback]) -> None:
+        self.callbacks = list(callbacks)
+
+    def append(self, cb: Callback) -> None:
+        self.callbacks.append(cb)
+
+    def on_search_begin(self, search):
+        for cb in self.callbacks:
+            cb.on_search_begin(search)
+
+    def on_generation_begin(self, search, generation):
+        for cb in self.callbacks:
+            cb.on_generation_begin(search, generation)
+
+    def on_evaluated(self, search, result, cached):
+        for cb in self.callbacks:
+            cb.on_evaluated(search, result, cached)
+
+    def on_generation_end(self, search, info):
+        for cb in self.callbacks:
+            cb.on_generation_end(search, info)
+
+    def on_search_end(self, search):
+        for cb in self.callbacks:
+            cb.on_search_end(search)
+
+
+class ProgressBar(Callback):
+    """One live line: generation, evaluations done/total, best fitness, elapsed, ETA."""
+
+    def __init__(self, stream: Any = None) -> None:
+        self.stream = stream or sys.stderr
+        self.bar = None
+        self.best = float("inf")
+        self.generation = 0
+        self.generations = 0
+
+    def on_search_begin(self, search):
+        from tqdm import tqdm
+
+        ev = search.cfg.evolution
+        self.generations = ev.generations
+        total = ev.population * (ev.generations + 1)
+        done = ev.population * max(0, search.state.generation + 1)
+        self.generation = max(0, search.state.generation + 1)
+        if search.state.logbook:
+            self.best = min(r["best"] for r in search.state.logbook)
+        self.bar = tqdm(total=total, initial=done, file=self.stream, unit="eval", dynamic_ncols=True,
+                        mininterval=0.5, bar_format="{desc} {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} "
+                        "evals [{elapsed}<{remaining}]{postfix}")
+        self._describe()
+
+    def _describe(self):
+        best = "-" if self.best == float("inf") else f"{self.best:.4f}"
+        self.bar.set_description_str(f"gen {self.generation}/{self.generations}", refresh=False)
+        self.bar.set_postfix_str(f"best F {best}", refresh=True)
+
+    def on_generation_begin(self, search, generation):
+        self.generation = generation
+        self._describe()
+
+    def on_evaluated(self, search, result, cached):
+        if result.kind == Kind.SEARCH and self.bar is not None and self.bar.n < self.bar.total:
+            self.bar.update(1)
+        if result.ok:
+            self.best = min(self.best, search.fitness_model.fitness(result))
+        self._describe()
+
+    def on_generation_end(self, search, info):
+        expected = search.cfg.evolution.population * (info.generation + 1)
+        if self.bar.n < expected:  # duplicates inside a generation are trained once
+            self.bar.update(expected - self.bar.n)
+        self._describe()
+
+    def on_search_end(self, search):
+        if self.bar is not None:
+            self.bar.close()

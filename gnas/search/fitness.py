@@ -1,0 +1,50 @@
+"""Paper eq. 3, minimised: ``F = E + alpha * C / C_max + mu * P``.
+
+``E`` is the validation error, ``C`` the complexity of the (pruned) network
+(parameters, or FLOPs as an option), ``C_max`` that of the largest network of the
+search space, and ``P`` the fraction of connections pruned. As printed in the paper,
+``+mu*P`` would punish pruning; gnas's default ``mu`` is negative, a reward.
+"""
+from __future__ import annotations
+
+from gnas.config import RunConfig
+from gnas.records import WORST_ERROR, EvalResult
+from gnas.genome.space import SearchSpace
+
+
+class FitnessModel:
+    """Turns an evaluation result into the scalar the GA minimises."""
+
+    def __init__(self, cfg: RunConfig, space: SearchSpace) -> None:
+        self.alpha = cfg.evolution.alpha
+        self.mu = cfg.evolution.mu
+        objectives = cfg.evolution.objectives.split(",")
+        # --objectives error,flops measures complexity in FLOPs for both C terms
+        self.measure = objectives[1] if len(objectives) > 1 else cfg.space.complexity
+        self.c_max = space.c_max
+
+    @property
+    def worst(self) -> float:
+        """Worse than any successful network: a failed candidate never wins."""
+        return WORST_ERROR + self.alpha + abs(self.mu) + 1.0
+
+    def complexity(self, result: EvalResult) -> int:
+        return result.params if self.measure == "params" else result.flops
+
+    def objectives(self, result: EvalResult | None) -> tuple[float, float]:
+        """(error, complexity / C_max), both minimised, for NSGA-II; failures are worst."""
+        if result is None or not result.ok:
+            return (WORST_ERROR + 1.0, 2.0)
+        return (float(result.val_error), self.complexity(result) / self.c_max)
+
+    def fitness(self, result: EvalResult) -> float:
+        if not result.ok:
+            return self.worst
+        return fitness_value(result.val_error, self.complexity(result), self.c_max,
+                             result.pruned_fraction, self.alpha, self.mu)
+
+
+def fitness_value(error: float, complexity: float, c_max: float, pruned: float,
+                  alpha: float, mu: float) -> float:
+    """``E + alpha*C/C_max + mu*P``."""
+    return float(error + alpha * complexity / c_max + mu * pruned)
