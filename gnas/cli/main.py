@@ -1,7 +1,8 @@
 """The ``gnas`` command line: one line of error and exit 2 for every user error.
 
-Sub-commands live in :mod:`gnas.cli`, one module each, imported only when
-used so ``gnas datasets`` does not pay for TensorFlow.
+Sub-commands live in :mod:`gnas.cli`, one module each, listed in :data:`COMMANDS`;
+each imports its heavy dependencies only when it runs, so ``gnas datasets``
+does not pay for TensorFlow.
 """
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Executors: where evaluations run. The in-process one lives here; Ray in ray_executor.
+"""Executors: where evaluations run. The in-process one lives here; Ray in ``ray_pool``.
 
 An executor takes EvalTasks and yields EvalResults as each one finishes (in any
 order), so the engine can commit every result the moment it exists.

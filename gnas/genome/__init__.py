@@ -1,1 +1,1 @@
-"""TODO"""
+"""The chromosome: search space layout, decoded architectures, memory estimates."""

@@ -16,7 +16,7 @@ population. Not counted, but listed under ``excluded`` with their label:
 - champions of the layer-wise competition: assembled from the best variant of
   every layer of a member of the *same* generation, not bred from the previous
   one, so they are no step of the generation-to-generation chain;
-- any other label a step hook gives to an individual it inserts.
+- any other label a step gives to an individual it inserts (e.g. ``pruned``).
 
 Generation 0 (the initial population) has no lineage: its record holds the
 population, its fitness and the theoretical chain, with an empty count matrix.

@@ -1,1 +1,1 @@
-"""TODO"""
+"""What a run found: report sections, figures, notebook helpers, export, TensorBoard scalars."""

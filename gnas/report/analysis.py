@@ -262,7 +262,7 @@ def load_chaos(run_dir: RunDir) -> dict[str, Any] | None:
 
 
 # ------------------------------------------------------------------ figures ---
-def _figure(ncols: int = 1, width: float = 6.0, height: float = 4.0,
+def new_figure(ncols: int = 1, width: float = 6.0, height: float = 4.0,
             integer_x: bool = True) -> tuple["Figure", Any]:
     """A bare figure with ``ncols`` axes; x axes of generations or genes take integer ticks."""
     from matplotlib.figure import Figure
@@ -289,7 +289,7 @@ def save_figure(fig: "Figure", path: str | os.PathLike, dpi: int = 120) -> Path:
 def fitness_figure(run_dir: RunDir) -> "Figure":
     """Best and mean fitness ``F`` (minimised) per generation, mean with a +-1 std band."""
     book = logbook(run_dir)
-    fig, (ax,) = _figure()
+    fig, (ax,) = new_figure()
     g = book["generation"]
     ax.plot(g, book["best"], "o-", label="best F")
     ax.plot(g, book["mean"], "s--", label="mean F")
@@ -305,7 +305,7 @@ def diversity_figure(run_dir: RunDir) -> "Figure":
     panels = [(k, t) for k, t in (("diversity", "mean pairwise Hamming distance"),
                                   ("entropy", "per-locus entropy (bits)"),
                                   ("lambda", "lambda (share of connection genes on)")) if k in book]
-    fig, axes = _figure(len(panels), width=4.5)
+    fig, axes = new_figure(len(panels), width=4.5)
     for ax, (key, title) in zip(axes, panels):
         ax.plot(book["generation"], book[key], "o-")
         ax.set(xlabel="generation", title=title)
@@ -317,7 +317,7 @@ def convergence_figure(run_dir: RunDir) -> "Figure":
     rows = convergence_table(run_dir)
     book = logbook(run_dir)
     observed = rows[0]["observed_generations_to_convergence"]
-    fig, (left, right) = _figure(2, width=5.5)
+    fig, (left, right) = new_figure(2, width=5.5)
     g = [r["generation"] for r in rows]
     left.plot(g, [np.nan if r["predicted_convergence"] is None else r["predicted_convergence"]
                   for r in rows], "o-", label="predicted: g + t(g)")
@@ -338,7 +338,7 @@ def convergence_figure(run_dir: RunDir) -> "Figure":
 def gene_survival_figure(run_dir: RunDir) -> "Figure":
     """Heat map of each connection gene's survival probability ``p1`` per generation."""
     generations, p1 = gene_survival(run_dir)
-    fig, (ax,) = _figure(width=max(6.0, 0.35 * p1.shape[1] + 2))
+    fig, (ax,) = new_figure(width=max(6.0, 0.35 * p1.shape[1] + 2))
     im = ax.imshow(p1, aspect="auto", vmin=0.0, vmax=1.0, cmap="viridis",
                    extent=(-0.5, p1.shape[1] - 0.5, generations[-1] + 0.5, generations[0] - 0.5))
     ax.set(xlabel="connection gene", ylabel="generation", title="Per-gene survival probability p1")
@@ -349,7 +349,7 @@ def gene_survival_figure(run_dir: RunDir) -> "Figure":
 def chaos_figure(chaos: dict[str, Any]) -> "Figure":
     """The calibration sweep: Lyapunov exponent vs lambda, with ``lambda_c`` where it crosses 0."""
     sweep = chaos["sweep"]
-    fig, (ax,) = _figure(integer_x=False)
+    fig, (ax,) = new_figure(integer_x=False)
     ax.errorbar(sweep["lambda"], sweep["exponent"], yerr=np.nan_to_num(sweep["std"]), fmt="o-", capsize=3)
     ax.axhline(0.0, color="grey", linewidth=1)
     if chaos["lambda_c"] is not None:

@@ -65,10 +65,8 @@ def save(fig, path: Path, size: tuple[float, float]) -> Path:
 
 
 def _figure(size: tuple[float, float], ncols: int = 1):
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=size, layout="constrained")
-    return fig, fig.subplots(1, ncols, squeeze=False)[0]
+    """A bare figure of ``size`` inches overall with ``ncols`` axes (analysis' one maker)."""
+    return analysis.new_figure(ncols, size[0] / ncols, size[1], integer_x=False)
 
 
 # ------------------------------------------------------------------ pareto ---
