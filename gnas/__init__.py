@@ -2,6 +2,6 @@
 Markov-guided pruning and layer-wise competition."""
 from __future__ import annotations
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = ["__version__"]

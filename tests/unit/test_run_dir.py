@@ -235,3 +235,13 @@ def test_fault_point(spec: str, printed: str, code: int):
     env = dict(os.environ, GNAS_FAULT_AT=spec)
     res = subprocess.run([sys.executable, "-c", FAULT], env=env, capture_output=True, text=True, timeout=60)
     assert (res.stdout, res.returncode) == (printed, code)
+
+
+def test_a_run_of_the_previous_schema_is_refused_in_one_line(rd: RunDir):
+    """Runs of gnas 0.1 (schema 1) key pruned evaluations differently: refused, not misread."""
+    marker = rd.path / run_dir_lib.MARKER
+    marker.write_text(json.dumps({"schema_version": 1, "gnas_version": "0.1.0"}) + "\n")
+    before = marker.read_bytes()
+    with pytest.raises(RunDirError, match="gnas 0.1") as err:
+        rd.open_existing()
+    assert "\n" not in str(err.value) and marker.read_bytes() == before
