@@ -15,6 +15,8 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Mapping
 
+import tomli_w
+
 from gnas.errors import ConfigError
 
 
@@ -291,25 +293,13 @@ def read_toml(path: str | Path) -> dict[str, Any]:
 
 
 def to_toml(cfg: RunConfig) -> str:
-    """Serialise the resolved configuration (values are str, int, float, bool, lists)."""
-    lines: list[str] = []
-    for section, values in cfg.to_dict().items():
-        lines.append(f"[{section}]")
-        lines.extend(f"{key} = {_toml_value(value)}" for key, value in values.items())
-        lines.append("")
-    return "\n".join(lines)
+    """Serialise the resolved configuration with a TOML writer.
 
-
-def _toml_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    if isinstance(value, float):
-        return repr(value)
-    if isinstance(value, list):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    return str(value)
+    A real writer, not hand-quoting: a path with a newline, a tab, quotes or any
+    other character still reads back as exactly the same string, so a run whose
+    data directory has an odd name can always be resumed and reported.
+    """
+    return tomli_w.dumps(cfg.to_dict())
 
 
 def parse_set(items: list[str]) -> dict[str, Any]:

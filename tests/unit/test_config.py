@@ -4,6 +4,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from gnas.config import PRESETS, RunConfig, flatten, load_config, parse_set, read_toml, to_toml
 from gnas.errors import ConfigError
@@ -92,3 +94,29 @@ def test_flatten_and_override_precedence(tmp_path: Path):
     cfg = load_config(path, {"evolution.population": 12}, preset="paper")
     assert (cfg.evolution.population, cfg.evolution.seed, cfg.train.epochs) == (12, 4, 10)
     assert flatten({"a": {"b": 1}}) == {"a.b": 1}
+
+# Any string a user can pass as a path: control characters, quotes, backslashes,
+# tabs, newlines, unicode (surrogates cannot be encoded as UTF-8 and are no path).
+_paths = st.text(st.characters(blacklist_categories=("Cs",)), max_size=40)
+
+
+@settings(max_examples=150, deadline=None)
+@given(data_dir=_paths, dataset=_paths, ray_address=_paths)
+def test_every_user_path_round_trips_through_config_toml(tmp_path_factory, data_dir: str,
+                                                          dataset: str, ray_address: str):
+    cfg = load_config(None, {"data.data_dir": data_dir, "data.dataset": dataset,
+                             "parallel.ray_address": ray_address})
+    path = tmp_path_factory.mktemp("cfg") / "config.toml"
+    path.write_bytes(to_toml(cfg).encode("utf-8"))
+    back = load_config(path)
+    assert (back.data.data_dir, back.data.dataset, back.parallel.ray_address) == (
+        data_dir, dataset, ray_address)
+    assert back == cfg
+
+
+def test_newline_quote_and_tab_in_data_dir_read_back(tmp_path: Path):
+    odd = 'a\nb"c\'d\te\\f ü'
+    cfg = load_config(None, {"data.data_dir": odd})
+    path = tmp_path / "config.toml"
+    path.write_text(to_toml(cfg), encoding="utf-8")
+    assert read_toml(path)["data"]["data_dir"] == odd
