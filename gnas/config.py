@@ -9,6 +9,8 @@ run directory, so a run can always be reproduced and resumed as it was run.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import math
 import tomllib
 from dataclasses import dataclass, field, fields, replace
@@ -300,6 +302,24 @@ def to_toml(cfg: RunConfig) -> str:
     data directory has an odd name can always be resumed and reported.
     """
     return tomli_w.dumps(cfg.to_dict())
+
+
+# Keys a resume may change: how long to search and where or how fast to evaluate.
+# Every other key defines the search itself (its genomes, their scores, the cache
+# keys), so changing it mid-run would mix two different searches in one directory.
+RESUMABLE_KEYS = ("evolution.generations", "evolution.max_consecutive_failures", "data.data_dir",
+                  "train.threads", "train.eval_timeout", "parallel.")
+
+
+def search_defining(cfg: RunConfig) -> dict[str, Any]:
+    """The flat ``section.key -> value`` of every key that defines the search."""
+    return {k: v for k, v in flatten(cfg.to_dict()).items() if not k.startswith(RESUMABLE_KEYS)}
+
+
+def search_digest(values: Mapping[str, Any]) -> str:
+    """SHA-256 of search-defining values, so their record at run start is itself checked."""
+    body = json.dumps(dict(values), sort_keys=True, allow_nan=False, separators=(",", ":"))
+    return "sha256:" + hashlib.sha256(body.encode()).hexdigest()
 
 
 def parse_set(items: list[str]) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from typing import Any, Callable, Sequence
 from gnas.chaos import population as chaos
 from gnas.competition.scoreboard import stagewise_crossover
 from gnas.competition.step import CompetitionStep
-from gnas.config import RunConfig, flatten
+from gnas.config import RESUMABLE_KEYS, RunConfig, flatten
 from gnas.datasets import Dataset, load_for_run as load_data
 from gnas.errors import ConfigError, RunDirError
 from gnas.execution.local import check_parallel, make_executor
@@ -131,13 +131,6 @@ def absolute_data_paths(cfg: RunConfig) -> RunConfig:
     return dataclasses.replace(cfg, data=dataclasses.replace(data, dataset=dataset, data_dir=data_dir))
 
 
-# Keys a resume may change: how long to search and where or how fast to evaluate.
-# Every other key defines the search itself (its genomes, their scores, the cache
-# keys), so changing it mid-run would mix two different searches in one directory.
-RESUMABLE_KEYS = ("evolution.generations", "evolution.max_consecutive_failures", "data.data_dir",
-                  "train.threads", "train.eval_timeout", "parallel.")
-
-
 def resume(path: str | Path, overrides: dict[str, Any], out=sys.stdout,
            extra_callbacks: Sequence[Callback] = ()) -> int:
     """Continue a run from its last checkpoint (optionally with more generations).
@@ -156,11 +149,10 @@ def resume(path: str | Path, overrides: dict[str, Any], out=sys.stdout,
             preflight(cfg, space)
             state = run_dir.load_state(warn=_warn)
             check_compatible(run_dir, state, space)
+            check_generations(state, cfg)
             EvaluationStore.check_file(run_dir.db_path)
         except KeyboardInterrupt as exc:
             return interrupted(run_dir, exc)
-        if state is not None and state.generation >= cfg.evolution.generations:
-            state.finished = True
         run_dir.remove_stale_temp_files()
         run_dir.save_config(cfg)
         return execute(cfg, dataset, space, run_dir, state, out, extra_callbacks)
@@ -173,6 +165,7 @@ def resume_config(run_dir: RunDir, overrides: dict[str, Any]) -> RunConfig:
         ConfigError: An override changes a key that defines the search.
     """
     original = run_dir.load_config()
+    run_dir.check_config(original)
     cfg = run_dir.load_config(overrides)
     before, after = flatten(original.to_dict()), flatten(cfg.to_dict())
     for key in overrides:
@@ -181,6 +174,13 @@ def resume_config(run_dir: RunDir, overrides: dict[str, Any]) -> RunConfig:
                               f"asked {after.get(key)!r}): it defines the search. Start a new run "
                               "with `gnas evolve` instead.")
     return cfg
+
+
+def check_generations(state: SearchState | None, cfg: RunConfig) -> None:
+    """Refuse fewer generations than the run has done: a search cannot be shortened."""
+    if state is not None and state.generation > cfg.evolution.generations:
+        raise ConfigError(f"--generations {cfg.evolution.generations} is below the {state.generation} "
+                          f"generations this run has done; give {state.generation} or more.")
 
 
 def check_compatible(run_dir: RunDir, state: SearchState | None, space: SearchSpace) -> None:

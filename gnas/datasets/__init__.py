@@ -112,6 +112,11 @@ def load_dataset(
             or bad options; the message is one line saying what to do.
     """
     _check_options(max_train_samples, val_fraction, seed)
+    if data_dir and not pathlib.Path(data_dir).expanduser().is_dir():
+        # Checked for every data set, digits included: a mistyped directory would
+        # otherwise be recorded in config.toml and surprise the next resume.
+        raise DataError(f"--data-dir {data_dir} is not a directory; give an existing directory "
+                        "or leave --data-dir out.")
     key = _canonical(name)
     if key in _SPECS:
         spec = _SPECS[key]

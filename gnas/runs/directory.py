@@ -32,8 +32,8 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from gnas import __version__
-from gnas.config import RunConfig, flatten, load_config, read_toml, to_toml
-from gnas.errors import RunDirError
+from gnas.config import RunConfig, flatten, load_config, read_toml, search_defining, search_digest, to_toml
+from gnas.errors import ConfigError, RunDirError
 from gnas.runs.atomic import atomic_write_text
 from gnas.runs.faults import fault_point
 from gnas.runs.interrupts import deferred_interrupts
@@ -148,8 +148,11 @@ class RunDir:
         for sub in (self.markov_dir, self.best_dir):
             sub.mkdir(exist_ok=True)
         atomic_write_text(self.config_path, to_toml(cfg))
+        search = search_defining(cfg)
         atomic_write_text(self.path / MARKER, json.dumps(
-            {"schema_version": SCHEMA_VERSION, "gnas_version": __version__}) + "\n")
+            {"schema_version": SCHEMA_VERSION, "gnas_version": __version__,
+             "search_config": search, "search_digest": search_digest(search)},
+            indent=1, allow_nan=False) + "\n")
 
     # opening
     def open_existing(self) -> None:
@@ -162,11 +165,7 @@ class RunDir:
         if not self.is_run():
             raise RunDirError(f"{self.path} is not a gnas run directory (no {MARKER}); "
                               "give the directory that `gnas evolve` created.")
-        try:
-            marker = json.loads((self.path / MARKER).read_text(encoding="utf-8"))
-            version = int(marker["schema_version"])
-        except (ValueError, KeyError, TypeError, OSError, UnicodeDecodeError):
-            raise RunDirError(f"{self.path / MARKER} is damaged; this run cannot be identified.") from None
+        version = int(self._marker()["schema_version"])
         if version > SCHEMA_VERSION:
             raise RunDirError(f"{self.path} was written by a newer gnas (schema {version}, this gnas "
                               f"reads {SCHEMA_VERSION}); upgrade gnas to continue it.")
@@ -174,6 +173,36 @@ class RunDir:
             raise RunDirError(f"{self.path} was written by gnas 0.1 (schema {version}, this gnas reads "
                               f"{SCHEMA_VERSION}: pruned evaluations and step state are recorded "
                               "differently); open it with gnas 0.1, or start a new run with `gnas evolve`.")
+
+    def _marker(self) -> dict[str, Any]:
+        """gnas-run.json, checked for its shape; a file of another shape is refused."""
+        try:
+            marker = json.loads((self.path / MARKER).read_text(encoding="utf-8"))
+            int(marker["schema_version"])
+            recorded = marker.get("search_config")
+            if recorded is not None and (not isinstance(recorded, dict)
+                                         or marker.get("search_digest") != search_digest(recorded)):
+                raise ValueError("search_config does not match its digest")
+        except (ValueError, KeyError, TypeError, AttributeError, OSError, UnicodeDecodeError):
+            raise RunDirError(f"{self.path / MARKER} is damaged; this run cannot be identified.") from None
+        return marker
+
+    def check_config(self, cfg: RunConfig) -> None:
+        """Refuse a config.toml whose search-defining keys differ from the run's start.
+
+        The values recorded in gnas-run.json when the run began are the reference,
+        so a hand edit of config.toml cannot slip past the refusal that a flag gets.
+        A run recorded without them (an earlier 0.2 run) is not checked.
+        """
+        recorded = self._marker().get("search_config")
+        if recorded is None:
+            return
+        now = search_defining(cfg)
+        for key, value in recorded.items():
+            if key in now and now[key] != value:
+                raise ConfigError(f"{self.config_path}: {key} was changed by hand (the run began with "
+                                  f"{value!r}, the file has {now[key]!r}); it defines the search. Put "
+                                  "it back, or start a new run with `gnas evolve`.")
 
     def load_config(self, overrides: dict[str, Any] | None = None) -> RunConfig:
         if not self.config_path.is_file():

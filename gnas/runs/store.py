@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import json
 import numbers
+import shutil
 import sqlite3
+import tempfile
 import time
 from pathlib import Path
 from typing import Any, Iterator
@@ -67,6 +69,9 @@ class EvaluationStore:
                                             timeout=30.0)
             else:
                 self.conn = sqlite3.connect(str(self.path), timeout=30.0)
+                # The columns are checked before anything is created: a foreign
+                # database is refused as it is, never given a gnas table.
+                self._check_foreign()
                 # WAL + FULL: a commit survives a killed process and a power cut alike;
                 # one fsync per evaluation is nothing next to training a network.
                 self.conn.execute("PRAGMA journal_mode=WAL")
@@ -80,10 +85,12 @@ class EvaluationStore:
 
     @staticmethod
     def check_file(path: str | Path) -> None:
-        """Refuse a file that is not an SQLite database, reading 16 bytes and writing nothing.
+        """Refuse a file that is not gnas' evaluation database, writing nothing in the run.
 
-        Opening a WAL database, even read-only, creates SQLite's side files; this
-        check lets ``gnas resume`` refuse a foreign file before anything is created.
+        Opening a WAL database, even read-only, creates SQLite's side files, so the
+        database (and its WAL) is checked on a copy in a temporary directory: the
+        header, the integrity and the columns. ``gnas resume`` calls this before it
+        writes anything, so a foreign or damaged file is refused as it is.
         """
         path = Path(path)
         try:
@@ -93,9 +100,45 @@ class EvaluationStore:
             return
         except OSError as exc:
             raise RunDirError(f"{path} cannot be read ({exc.strerror}).") from None
-        if head and head != b"SQLite format 3\x00":
+        if not head:
+            return
+        if head != b"SQLite format 3\x00":
             raise RunDirError(f"{path} is not an SQLite database; restore it from a backup "
                               "or start a new run.")
+        with tempfile.TemporaryDirectory(prefix="gnas-db-check-") as tmp:
+            copy = Path(tmp) / path.name
+            try:
+                shutil.copyfile(path, copy)
+                wal = path.with_name(path.name + "-wal")
+                if wal.is_file():
+                    shutil.copyfile(wal, copy.with_name(copy.name + "-wal"))
+            except OSError as exc:
+                raise RunDirError(f"{path} cannot be checked ({exc.strerror}); free space in "
+                                  f"{tempfile.gettempdir()} and try again.") from None
+            store = EvaluationStore.__new__(EvaluationStore)
+            store.path = path
+            try:
+                store.conn = sqlite3.connect(str(copy), timeout=30.0)
+                try:
+                    if store.conn.execute("PRAGMA quick_check").fetchone()[0] != "ok":
+                        raise sqlite3.DatabaseError("integrity check failed")
+                    store._check_foreign()
+                finally:
+                    store.conn.close()
+            except sqlite3.DatabaseError as exc:
+                raise RunDirError(f"{path} is not a usable evaluation database ({exc}); "
+                                  "restore it from a backup or start a new run.") from None
+
+    def _check_foreign(self) -> None:
+        """Refuse a database that holds tables but not gnas' evaluations table."""
+        tables = {row[0] for row in self.conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")}
+        if tables and "evaluations" not in tables:
+            self.conn.close()
+            raise RunDirError(f"{self.path} is not a gnas evaluation database (it holds "
+                              f"{', '.join(sorted(tables))}); restore it from a backup or start a new run.")
+        if tables:
+            self._check_columns()
 
     def _check_columns(self) -> None:
         found = {row[1] for row in self.conn.execute("PRAGMA table_info(evaluations)")}

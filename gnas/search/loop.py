@@ -99,6 +99,9 @@ class Search:
     def run(self) -> SearchState:
         """Evolve until the configured number of generations; returns the final state."""
         self.callbacks.on_search_begin(self)
+        # A finished run resumed with nothing to do writes no checkpoint: rewriting
+        # it would replace state.prev.json, the previous generation, by a copy.
+        nothing_to_do = self.state.finished and self.state.generation >= self.cfg.evolution.generations
         if self.state.generation < 0:
             self.run_dir.save_state(self.state)  # the initial population, before any training
             population = [str_to_bits(g) for g in self.state.population]
@@ -109,8 +112,9 @@ class Search:
             g = self.state.generation + 1
             self.callbacks.on_generation_begin(self, g)
             self._end_generation(self._next_generation(g))
-        self.state.finished = True
-        self.run_dir.save_state(self.state)
+        if not nothing_to_do:
+            self.state.finished = True
+            self.run_dir.save_state(self.state)
         self.callbacks.on_search_end(self)
         return self.state
 
