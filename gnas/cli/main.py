@@ -16,7 +16,7 @@ from typing import Sequence
 from gnas import __version__
 from gnas.cli import chaos, datasets, evolve, export, markov, report, resume
 from gnas.errors import GnasError, Terminated
-from gnas.runs.directory import held_runs, resume_command
+from gnas.runs.directory import RunDir, held_runs, resume_command
 from gnas.runs.interrupts import acknowledge_interrupt, defer_interrupt, interrupt_acknowledged
 
 # The sub-commands, one module of gnas.cli each (``add_parser`` and ``run``), in --help order.
@@ -119,8 +119,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:
         if exc.errno not in _ENVIRONMENT_ERRNOS:
             raise
-        print(f"gnas: error: {_one_line(str(exc))}; free space or fix permissions, then resume the run.",
-              file=sys.stderr)
+        print(f"gnas: error: {_one_line(str(exc))}; free space or fix permissions, "
+              f"{_after_environment_error(argv)}.", file=sys.stderr)
         return 2
     except KeyboardInterrupt as exc:
         acknowledge_interrupt()
@@ -128,6 +128,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # `gnas report RUN | head`: the reader left, nothing is wrong
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+
+
+def _after_environment_error(argv: Sequence[str] | None) -> str:
+    """What to do once space is freed: continue a run that exists, else run the command again."""
+    words = list(sys.argv[1:] if argv is None else argv)
+    command = next((w for w in words if not w.startswith("-")), "")
+    run = None
+    if command == "resume":
+        run = next((w for w in words[words.index(command) + 1:] if not w.startswith("-")), None)
+    elif command == "evolve" and "--run-dir" in words[:-1]:
+        run = words[words.index("--run-dir") + 1]
+    if run and RunDir(run).is_run():
+        return f"then continue it with `{resume_command(run)}`"
+    return "then run the command again"
 
 
 # Failures of the machine rather than of gnas: reported on one line, exit 2.

@@ -20,7 +20,9 @@ TensorFlow is imported inside the functions only.
 from __future__ import annotations
 
 import json
+import os
 import platform
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -33,7 +35,7 @@ from gnas.genome import memory
 from gnas.config import RunConfig
 from gnas.errors import ConfigError, RunDirError
 from gnas.records import derive_seed
-from gnas.runs.atomic import atomic_write_text
+from gnas.runs.atomic import atomic_write_text, read_json
 from gnas.runs.directory import RunDir
 from gnas.genome.space import str_to_bits
 from gnas.runs.store import EvaluationStore
@@ -48,6 +50,13 @@ def check_out(out: str | Path) -> Path:
         raise ConfigError(f"--out {path} is a directory; give a file name ending in .keras.")
     if not path.parent.exists():
         raise ConfigError(f"--out {path}: directory {path.parent} does not exist; create it first.")
+    try:  # a real write, not os.access: root passes access checks on a read-only mount
+        fd, probe = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".probe")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise ConfigError(f"--out {path}: cannot write in {path.parent} ({exc.strerror}); choose "
+                          "an --out in a writable directory and run the export again.") from None
     return path
 
 
@@ -60,7 +69,11 @@ def best_entry(run_dir: RunDir) -> tuple[RunConfig, dict[str, Any], dict[str, An
                           f"generation (`gnas resume {run_dir.path}`), then export.")
     cfg = run_dir.load_config()
     best = state.hall_of_fame[0]
-    store = EvaluationStore(run_dir.db_path)
+    summary = run_dir.best_dir / "summary.json"
+    if summary.exists() and not isinstance(read_json(summary), dict):
+        raise RunDirError(f"{summary} is damaged; `gnas resume {run_dir.path}` writes it again "
+                          "(the run's evaluations are kept), then export.")
+    store = EvaluationStore(run_dir.db_path, read_only=True)
     try:
         row = store.lookup(best["key"])
     finally:
@@ -107,7 +120,8 @@ def search_model(run_dir: RunDir, evaluator, best: dict[str, Any], seed: int,
 
     saved = run_dir.best_dir / "model.keras"
     summary = run_dir.best_dir / "summary.json"
-    if saved.is_file() and summary.is_file() and json.loads(summary.read_text()).get("key") == best["key"]:
+    previous = read_json(summary)
+    if saved.is_file() and isinstance(previous, dict) and previous.get("key") == best["key"]:
         model = keras.models.load_model(saved, compile=False)  # weights only; a fresh optimiser
         compile_model(model, evaluator.space.decode(str_to_bits(best["genome"])))
         return model, "search weights (best/model.keras)"

@@ -137,6 +137,21 @@ class RunDir:
         is a file, a non-empty directory or another run is refused with one line.
         """
         self.check_new()
+        existed = self.path.is_dir()
+        try:
+            self._create(cfg)
+        except BaseException:
+            # A full disk or an interrupt half-way: take back what was made here (the
+            # directory was new or empty), so running the command again just works.
+            for name in (MARKER, "config.toml"):
+                with contextlib.suppress(OSError):
+                    (self.path / name).unlink()
+            for sub in (self.markov_dir, self.best_dir, *([] if existed else [self.path])):
+                with contextlib.suppress(OSError):
+                    sub.rmdir()
+            raise
+
+    def _create(self, cfg: RunConfig) -> None:
         try:
             self.path.mkdir(parents=True, exist_ok=True)
             probe = self.path / ".write-test"

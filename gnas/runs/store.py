@@ -6,6 +6,7 @@ instead of training it again. Queries use bound parameters only.
 """
 from __future__ import annotations
 
+import errno
 import json
 import numbers
 import shutil
@@ -79,6 +80,13 @@ class EvaluationStore:
                 self.conn.executescript(_SCHEMA)
                 self.conn.commit()
             self._check_columns()
+        except sqlite3.OperationalError as exc:
+            if "full" in str(exc) or "readonly" in str(exc):
+                # The machine's fault, not the file's: main() advises freeing space.
+                raise OSError(errno.ENOSPC if "full" in str(exc) else errno.EROFS,
+                              f"{self.path}: {exc}") from None
+            raise RunDirError(f"{self.path} is not a usable evaluation database ({exc}); "
+                              "restore it from a backup or start a new run.") from None
         except sqlite3.DatabaseError as exc:
             raise RunDirError(f"{self.path} is not a usable evaluation database ({exc}); "
                               "restore it from a backup or start a new run.") from None
