@@ -143,14 +143,16 @@ def resume(path: str | Path, overrides: dict[str, Any], out=sys.stdout,
     run_dir.open_existing()
     with run_dir.locked():
         try:
+            # The run directory's own files first: they are cheap to check, and a
+            # refusal then comes before the data set and TensorFlow are loaded.
             cfg = absolute_data_paths(resume_config(run_dir, overrides))
+            state = run_dir.load_state(warn=_warn)
+            check_generations(state, cfg)
+            EvaluationStore.check_file(run_dir.db_path)
             dataset = load_data(cfg)
             space = make_space(cfg, dataset)
             preflight(cfg, space)
-            state = run_dir.load_state(warn=_warn)
             check_compatible(run_dir, state, space)
-            check_generations(state, cfg)
-            EvaluationStore.check_file(run_dir.db_path)
         except KeyboardInterrupt as exc:
             return interrupted(run_dir, exc)
         run_dir.remove_stale_temp_files()

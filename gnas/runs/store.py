@@ -50,6 +50,19 @@ _COLUMNS = ("genome_key", "genome", "kind", "generation", "status", "val_error",
             "node", "error", "metrics", "created")
 
 
+def _database_error(path: Path, exc: sqlite3.DatabaseError) -> Exception:
+    """A full disk or a read-only mount is the machine's fault, not the file's.
+
+    Those become OSError, for which the CLI advises freeing space and continuing;
+    only a database that is really damaged gets the advice to restore it.
+    """
+    text = str(exc)
+    if "full" in text or "readonly" in text:
+        return OSError(errno.ENOSPC if "full" in text else errno.EROFS, f"{path}: {text}")
+    return RunDirError(f"{path} is not a usable evaluation database ({text}); "
+                       "restore it from a backup or start a new run.")
+
+
 class EvaluationStore:
     """Append-only table of evaluations in ``evaluations.db``.
 
@@ -80,16 +93,8 @@ class EvaluationStore:
                 self.conn.executescript(_SCHEMA)
                 self.conn.commit()
             self._check_columns()
-        except sqlite3.OperationalError as exc:
-            if "full" in str(exc) or "readonly" in str(exc):
-                # The machine's fault, not the file's: main() advises freeing space.
-                raise OSError(errno.ENOSPC if "full" in str(exc) else errno.EROFS,
-                              f"{self.path}: {exc}") from None
-            raise RunDirError(f"{self.path} is not a usable evaluation database ({exc}); "
-                              "restore it from a backup or start a new run.") from None
         except sqlite3.DatabaseError as exc:
-            raise RunDirError(f"{self.path} is not a usable evaluation database ({exc}); "
-                              "restore it from a backup or start a new run.") from None
+            raise _database_error(self.path, exc) from None
 
     @staticmethod
     def check_file(path: str | Path) -> None:
@@ -134,8 +139,7 @@ class EvaluationStore:
                 finally:
                     store.conn.close()
             except sqlite3.DatabaseError as exc:
-                raise RunDirError(f"{path} is not a usable evaluation database ({exc}); "
-                                  "restore it from a backup or start a new run.") from None
+                raise _database_error(path, exc) from None
 
     def _check_foreign(self) -> None:
         """Refuse a database that holds tables but not gnas' evaluations table."""

@@ -44,6 +44,14 @@ def assert_user_error(res: subprocess.CompletedProcess, *needles: str) -> str:
     return lines[0]
 
 
+def refused_untouched(run: Path, args: list, *needles: str) -> str:
+    """The command is refused in one line and every byte of ``run`` is as it was."""
+    before = tree(run)
+    line = assert_user_error(gnas(*args), *needles)
+    assert tree(run) == before, "a refused command changed the run directory"
+    return line
+
+
 def tree(path: Path) -> dict[str, str]:
     """Every file under ``path`` (hidden ones too) -> SHA-256 of its bytes."""
     return {str(p.relative_to(path)): hashlib.sha256(p.read_bytes()).hexdigest()
@@ -113,6 +121,7 @@ EVOLVE_CASES = {
     "generations_0": (["--generations", "0"], "evolution.generations=0"),
     "unknown_preset": (["--preset", "huge"], "huge"),
     "elite_not_below_population": (["--population", "2", "--set", "evolution.elite=2"], "elite"),
+    "data_dir_missing_for_digits": (["--data-dir", "/nonexistent/gnas-data"], "--data-dir"),
 }
 
 
@@ -263,10 +272,10 @@ def test_resume_refuses_changing_the_search(run: Path, args: list[str], needle: 
 def test_resume_with_a_different_chromosome_length(run: Path):
     """A hand-edited config.toml whose search space no longer fits the checkpoint."""
     config = run / "config.toml"
-    config.write_text(config.read_text().replace("stage_nodes = [3, 4, 4]", "stage_nodes = [3, 4, 4, 5]"))
-    before = tree(run)
-    assert_user_error(gnas("resume", run), "bits")
-    assert tree(run) == before
+    config.write_text(config.read_text().replace("stage_nodes = [\n    3,\n    4,\n    4,\n]",
+                                                 "stage_nodes = [3, 4, 4, 5]"))
+    assert "[3, 4, 4, 5]" in config.read_text()
+    refused_untouched(run, ["resume", run], "space.stage_nodes was changed by hand")
 
 
 def test_pickled_checkpoints_are_never_unpickled(run: Path, tmp_path: Path):
@@ -331,3 +340,108 @@ def _key_counts(run: Path) -> dict[str, int]:
     with sqlite3.connect(run / "evaluations.db") as conn:
         return dict(conn.execute("SELECT genome_key || kind, COUNT(*) FROM evaluations "
                                  "GROUP BY genome_key, kind").fetchall())
+
+
+# ------------------------------------- the run directory's own files, user paths
+def _drop_db_side_files(run: Path) -> None:
+    for side in ("evaluations.db-wal", "evaluations.db-shm"):
+        (run / side).unlink(missing_ok=True)
+
+
+def test_foreign_sqlite_database_is_refused_before_anything_is_created(run: Path):
+    import sqlite3
+
+    (run / "evaluations.db").unlink()
+    _drop_db_side_files(run)
+    with sqlite3.connect(run / "evaluations.db") as conn:
+        conn.execute("CREATE TABLE notes (body TEXT)")
+        conn.execute("INSERT INTO notes VALUES ('mine')")
+    conn.close()
+    refused_untouched(run, ["resume", run], "not a gnas evaluation database", "notes")
+
+
+def test_damaged_database_refused_before_config_toml_is_rewritten(run: Path):
+    _drop_db_side_files(run)
+    db = run / "evaluations.db"
+    body = bytearray(db.read_bytes())
+    body[100:] = b"\x5a" * (len(body) - 100)   # the SQLite header stays, the pages are gone
+    db.write_bytes(bytes(body))
+    refused_untouched(run, ["resume", run, "--generations", "2"], "evaluations.db")
+
+
+@pytest.mark.parametrize("key,old,new", [("population", "population = 4", "population = 6"),
+                                         ("epochs", "epochs = 1", "epochs = 3")])
+def test_hand_edit_of_a_search_defining_key_is_refused(run: Path, key: str, old: str, new: str):
+    config = run / "config.toml"
+    text = config.read_text()
+    assert old in text
+    config.write_text(text.replace(old, new, 1))
+    refused_untouched(run, ["resume", run], f".{key} was changed by hand")
+
+
+def test_checkpoints_without_their_checksum_are_not_trusted(run: Path):
+    for name in ("state.json", "state.prev.json"):
+        state = json.loads((run / name).read_text())
+        state.pop("checksum")
+        (run / name).write_text(json.dumps(state))
+    refused_untouched(run, ["resume", run], "no usable checkpoint")
+
+
+@pytest.mark.parametrize("text", ["[2]", "{\"schema_version\": 2, \"search_config\": []}", "\"run\""])
+def test_marker_of_another_shape_is_refused(run: Path, text: str):
+    (run / "gnas-run.json").write_text(text)
+    refused_untouched(run, ["resume", run], "gnas-run.json is damaged")
+
+
+def test_damaged_best_summary_is_one_line_on_export(run: Path, tmp_path: Path):
+    (run / "best" / "summary.json").write_bytes(b"\xff\xfe{not json")
+    line = refused_untouched(run, ["export", run, "--out", tmp_path / "best.keras"], "summary.json")
+    assert f"gnas resume {run}" in line
+    assert not (tmp_path / "best.keras").exists()
+
+
+def test_export_to_an_unwritable_place_advises_another_out(run: Path, tmp_path: Path):
+    from gnas.report.export import check_out
+
+    line = refused_untouched(run, ["export", run, "--out", "/proc/best.keras"], "/proc")
+    assert "resume" not in line and "choose an --out in a writable directory" in line
+    assert check_out(tmp_path / "best.keras") == tmp_path / "best.keras"  # the advice, followed
+    assert list(tmp_path.iterdir()) == [run]  # the check leaves nothing behind
+
+
+_DISK_FULL = """
+import sqlite3, sys
+from gnas.cli.main import main
+def full(*a, **k):
+    raise sqlite3.OperationalError("database or disk is full")
+sqlite3.connect = full
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_disk_full_advice_is_a_plain_resume_that_works(run: Path):
+    env = dict(os.environ, GNAS_OFFLINE="1", TF_CPP_MIN_LOG_LEVEL="3")
+    before = tree(run)
+    res = subprocess.run([sys.executable, "-c", _DISK_FULL, "resume", str(run)], env=env, text=True,
+                         capture_output=True, timeout=TIMEOUT_S)
+    line = assert_user_error(res, "disk is full", "free space")
+    assert tree(run) == before
+    advised = line.split("`")[1]
+    assert advised == f"gnas resume {run}"
+    follow = gnas(*advised.split()[1:])  # space is free again: the advice works
+    assert follow.returncode == 0, follow.stderr[-2000:]
+
+
+def test_odd_data_dir_round_trips_and_nothing_to_do_keeps_the_checkpoints(run: Path, tmp_path: Path):
+    """A newline, quotes, a tab and unicode in --data-dir; a finished run resumed as it is."""
+    import tomllib
+
+    odd = tmp_path / 'da"ta\n\tdir \'ü\''
+    odd.mkdir()
+    checkpoints = {n: (run / n).read_bytes() for n in ("state.json", "state.prev.json")}
+    res = gnas("resume", run, "--data-dir", odd)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert tomllib.loads((run / "config.toml").read_text(encoding="utf-8"))["data"]["data_dir"] == str(odd)
+    assert {n: (run / n).read_bytes() for n in checkpoints} == checkpoints
+    res = gnas("report", run)
+    assert res.returncode == 0, res.stderr[-2000:]
