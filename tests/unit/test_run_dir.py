@@ -245,3 +245,46 @@ def test_a_run_of_the_previous_schema_is_refused_in_one_line(rd: RunDir):
     with pytest.raises(RunDirError, match="gnas 0.1") as err:
         rd.open_existing()
     assert "\n" not in str(err.value) and marker.read_bytes() == before
+
+
+def test_a_checkpoint_without_its_checksum_is_not_trusted(rd: RunDir):
+    rd.save_state(make_state(0))
+    rd.save_state(make_state(1))
+    data = json.loads(rd.state_path.read_text())
+    data.pop("checksum")
+    rd.state_path.write_text(json.dumps(data))
+    warnings: list[str] = []
+    assert rd.load_state(warn=warnings.append).generation == 0
+    assert len(warnings) == 1
+
+
+def test_hand_edited_search_key_is_named_and_resumable_keys_pass(rd: RunDir):
+    from gnas.config import apply_overrides
+    from gnas.errors import ConfigError
+
+    rd.check_config(apply_overrides(RunConfig(), {"evolution.generations": 50, "train.threads": 2}))
+    with pytest.raises(ConfigError, match=r"train\.epochs was changed by hand"):
+        rd.check_config(apply_overrides(RunConfig(), {"train.epochs": 7}))
+
+
+def test_a_half_made_run_directory_is_taken_back(tmp_path: Path, monkeypatch):
+    import errno
+
+    def full(path, text, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(run_dir_lib, "atomic_write_text", full)
+    with pytest.raises(OSError):
+        RunDir(tmp_path / "new").create(RunConfig())
+    assert not (tmp_path / "new").exists()  # so running the command again just works
+
+
+def test_generations_below_those_done_are_refused():
+    from gnas.errors import ConfigError
+    from gnas.config import apply_overrides
+    from gnas.session import check_generations
+
+    cfg = apply_overrides(RunConfig(), {"evolution.generations": 1})
+    check_generations(make_state(1), cfg)
+    with pytest.raises(ConfigError, match="below the 2 generations"):
+        check_generations(make_state(2), cfg)

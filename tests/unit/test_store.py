@@ -120,3 +120,27 @@ def test_keys_are_bound_not_interpolated(tmp_path: Path):
     store.add(result(nasty), 0.1)
     assert store.lookup(nasty).key == nasty
     assert store.count() == 1
+
+
+def test_foreign_database_is_refused_unchanged(tmp_path: Path):
+    path = tmp_path / "evaluations.db"
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE notes (body TEXT)")
+    conn.close()
+    before = path.read_bytes()
+    with pytest.raises(RunDirError, match="notes"):
+        EvaluationStore.check_file(path)
+    with pytest.raises(RunDirError, match="notes"):
+        EvaluationStore(path)
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["evaluations.db"]
+
+
+def test_disk_full_is_not_called_a_damaged_database(tmp_path: Path, monkeypatch):
+    def full(*args, **kwargs):
+        raise sqlite3.OperationalError("database or disk is full")
+
+    monkeypatch.setattr(sqlite3, "connect", full)
+    with pytest.raises(OSError, match="disk is full") as info:
+        EvaluationStore(tmp_path / "evaluations.db")
+    assert not isinstance(info.value, RunDirError)
