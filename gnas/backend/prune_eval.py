@@ -80,19 +80,40 @@ def evaluate_prune(evaluator, task: EvalTask) -> EvalResult:
         return failed(task, f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=3)}",
                       seconds=time.perf_counter() - start, **extra)
     total, active = masking.parameter_counts(state.model, state.masks)
+    size = network_size(evaluator, base, state)
     nm = masks_lib.parse_nm(opts.get("nm", "2:4"))
-    metrics = {"pid": os.getpid(), "saliency": {str(g): s for g, s in sal.items()},
+    metrics = {"pid": os.getpid(), "saliency": {str(g): s for g, s in sal.items() if isinstance(g, int)},
+               "node_saliency": [[list(g), s] for g, s in sal.items() if isinstance(g, tuple)],
                "final_options": {k: v for k, v in opts.items() if k != "variant"},
                "params_total": total, "params_nonzero": active, "cuts": list(opts.get("cuts", [])),
-               "base_key": evaluator.space.key(base), "weight_density": masks_lib.density(state.masks)}
+               **size, "base_key": evaluator.space.key(base),
+               "weight_density": masks_lib.density(state.masks)}
     if opts.get("mask") == "nm":
         metrics["nm_holds"] = all(masks_lib.nm_holds(state.model.get_layer(n).kernel.numpy(), *nm)
                                   for n in state.masks)
     return EvalResult(key=task.key, genome=task.genome, status="ok", val_error=val["error"],
-                      val_loss=val["loss"], params=active, flops=complexity(state.arch)[1],
+                      val_loss=val["loss"], params=active, flops=size["flops"],
                       seconds=time.perf_counter() - start, kind=task.kind, generation=task.generation,
-                      pruned_fraction=pruning.pruned_fraction(evaluator.space, base, state.bits),
-                      metrics=metrics, **extra)
+                      pruned_fraction=size["pruned_fraction"], metrics=metrics, **extra)
+
+
+def network_size(evaluator, base: Bits, state: "_State") -> dict[str, Any]:
+    """What shrank, measured on the network: parameters and FLOPs against the unpruned base.
+
+    ``params`` counts the non-zero parameters of the rebuilt model (what the
+    fitness term C counts), ``params_stored`` what its file holds; they differ
+    only for weight masks, whose zeros are stored densely. ``pruned_fraction``
+    is ``1 - params / params_unpruned`` (negative when a cut made the network
+    larger); ``gene_fraction`` is the share of connection genes cut.
+    """
+    params_unpruned, flops_unpruned = complexity(evaluator.space.decode(base))
+    stored, params = masking.parameter_counts(state.model, state.masks)
+    flops = complexity(state.arch)[1]
+    return {"params": params, "params_stored": stored, "params_unpruned": params_unpruned,
+            "flops": flops, "flops_unpruned": flops_unpruned,
+            "pruned_fraction": 1.0 - params / params_unpruned,
+            "flops_fraction": 1.0 - flops / flops_unpruned,
+            "gene_fraction": pruning.pruned_fraction(evaluator.space, base, state.bits)}
 
 
 def rebuild_pruned(evaluator, genome: str, seed: int,
@@ -107,7 +128,7 @@ def rebuild_pruned(evaluator, genome: str, seed: int,
 def replay(evaluator, opts: dict[str, Any]) -> _State:
     """Base training, masks, then each cut with its fine-tuning; reuses states in this process."""
     base = str_to_bits(opts["base"])
-    cuts = [int(g) for g in opts.get("cuts", [])]
+    cuts = [pruning.as_cut(g) for g in opts.get("cuts", [])]
     settings = {k: opts.get(k) for k in ("cycles", "mask", "nm", "sparsity", "mask_score")}
     prefix_keys = [_cache_key(evaluator, base, cuts[:k], settings) for k in range(len(cuts) + 1)]
     done = max((k for k in range(len(cuts) + 1) if prefix_keys[k] in _CACHE), default=-1)
@@ -138,8 +159,8 @@ def _train_base(evaluator, base: Bits, opts: dict[str, Any]) -> _State:
     return state
 
 
-def _cut(evaluator, state: _State, gene: int, opts: dict[str, Any], step: int) -> _State:
-    """Switch one gene off (none for TUNE_ONLY), build the network, carry the weights, fine-tune."""
+def _cut(evaluator, state: _State, gene: pruning.Cut, opts: dict[str, Any], step: int) -> _State:
+    """Switch one cut off (none for TUNE_ONLY), build the network, carry the weights, fine-tune."""
     bits = evaluator.space.repair(pruning.apply_cuts(state.bits, [gene]))
     arch = evaluator.space.decode(bits)
     old = {layer.name: [w.copy() for w in layer.get_weights()] for layer in state.model.layers}
@@ -182,8 +203,9 @@ def _choose_masks(evaluator, state: _State, opts: dict[str, Any]) -> masking.Mas
 
 
 # ------------------------------------------------------------ cache ------
-def _cache_key(evaluator, base: Bits, cuts: list[int], settings: dict[str, Any]) -> str:
-    blob = {"eval": id(evaluator), "base": "".join(map(str, base)), "cuts": cuts, **settings}
+def _cache_key(evaluator, base: Bits, cuts: list[pruning.Cut], settings: dict[str, Any]) -> str:
+    blob = {"eval": id(evaluator), "base": "".join(map(str, base)),
+            "cuts": [list(c) if isinstance(c, tuple) else c for c in cuts], **settings}
     return json.dumps(blob, sort_keys=True)
 
 
@@ -233,14 +255,16 @@ def _forward(model: keras.Model, arch: Architecture, x) -> tuple[Any, dict, dict
     return model.get_layer("head")(h), node_out, pre
 
 
-def gene_saliency(evaluator, state: _State) -> dict[int, float]:
-    """First-order Taylor saliency ``sum |w * dL/dw|`` of every expressed connection gene.
+def gene_saliency(evaluator, state: _State) -> dict[pruning.Cut, float]:
+    """First-order Taylor saliency ``sum |w * dL/dw|`` of every expressed gene and node cut.
 
     An edge i -> j feeds node i's output into node j's kernel ``W_j``; since node
     j's input is the sum of its predecessors, ``dL/dW_j`` splits into one term per
     predecessor, ``G_ij`` = the gradient ``W_j`` would get from node i's output
     alone. The edge's saliency is ``sum |W_j * G_ij|``. A stage gene expresses the
-    whole stage: the sum of ``|v * dL/dv|`` over every weight of the stage.
+    whole stage: the sum of ``|v * dL/dv|`` over every weight of the stage, and a
+    node cut (:func:`gnas.pruning.cuts.node_units`) the same sum over the node's
+    layers (kernel, bias, batch norm).
     """
     arch, model = state.arch, state.model
     x, y = _sample(evaluator)
@@ -255,9 +279,15 @@ def gene_saliency(evaluator, state: _State) -> dict[int, float]:
     var_grads = tape.gradient(loss, [v for vs in stage_vars.values() for v in vs])
     del tape
     grads = iter(var_grads)
-    stage_sal = {s: sum(float(tf.reduce_sum(tf.abs(v * next(grads)))) for v in vs)
-                 for s, vs in stage_vars.items()}
-    out_sal: dict[int, float] = {}
+    var_sal: dict[str, float] = {}
+    stage_sal = {}
+    for s, vs in stage_vars.items():
+        for v in vs:
+            var_sal[v.path if hasattr(v, "path") else v.name] = float(tf.reduce_sum(tf.abs(v * next(grads))))
+        stage_sal[s] = sum(var_sal[v.path if hasattr(v, "path") else v.name] for v in vs)
+    out_sal: dict[pruning.Cut, float] = {}
+    for genes, prefix in pruning.node_units(evaluator.space, state.bits).items():
+        out_sal[genes] = sum(val for name, val in var_sal.items() if name.startswith(prefix + "_"))
     for unit in pruning.gene_units(evaluator.space, state.bits):
         if unit.edge is None:
             out_sal[unit.gene] = stage_sal[unit.stage]
