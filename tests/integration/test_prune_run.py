@@ -42,6 +42,18 @@ def test_prune_run_reaches_target_or_says_why(pruned_run):
     assert section["test_score_change"] == pytest.approx(after["test_score"] - before["test_score"])
     if after["is_pruned"]:
         assert after["params_nonzero"] < after["params_total"]  # 2:4 masks removed weights
+        # P is measured on the network, against the unpruned base the report shows as "before"
+        assert after["pruned_fraction"] == pytest.approx(1 - after["params"] / after["params_unpruned"])
+        assert after["params_unpruned"] == before["params_total"]
+        assert after["flops_unpruned"] == before["flops"]
+        assert after["storage"].startswith("2:4: 50 % zeros, stored dense; no speed-up without sparse kernels")
+        assert f"{after['params']:,} non-zero" in after["storage"]
+    for side in (before, after):
+        assert side["latency_ms"] > 0  # both timed in the report's process
+    best = report["best"]
+    assert best["pruned_fraction"] == pytest.approx(1 - best["params"] / best["params_unpruned"])
+    text = gnas("report", str(pruned_run)).stdout
+    assert "latency ms" in text and ("stored dense" in text or not after["is_pruned"])
 
 
 @pytest.mark.slow
@@ -54,7 +66,8 @@ def test_every_attempt_is_an_evaluation_row(pruned_run):
     assert len(rows) == attempts == len({r[0] for r in rows})  # none trained twice
     for _, fraction, metrics in rows:
         m = json.loads(metrics)
-        assert 0.0 <= fraction <= 1.0 and bool(m["nm_holds"])
+        assert fraction == pytest.approx(1 - m["params"] / m["params_unpruned"]) and bool(m["nm_holds"])
+        assert m["params"] == m["params_nonzero"] and m["params_stored"] == m["params_total"]
         assert m["final_options"]["mask"] == "nm"
 
 
@@ -78,6 +91,7 @@ def test_exported_pruned_model_loads_with_plain_keras(pruned_run):
     assert got["gnas"] is False
     kind = sqlite3.connect(pruned_run / "evaluations.db").execute(
         "SELECT kind FROM evaluations WHERE genome_key = ?", (summary["key"],)).fetchone()[0]
+    assert got["params"] == summary["params_stored"]  # the file holds what the report claims
     assert got["params"] == summary["params"] or kind == "prune"
     if ":" in summary["key"]:  # the best is a pruned, masked network: 2:4 in every group of four
         assert got["nm"] and all(got["nm"])
