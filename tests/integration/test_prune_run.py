@@ -97,6 +97,21 @@ def test_exported_pruned_model_loads_with_plain_keras(pruned_run):
         assert got["nm"] and all(got["nm"])
 
 
+@pytest.mark.slow
+def test_gnas_export_writes_the_network_the_report_describes(pruned_run, tmp_path):
+    out = tmp_path / "best.keras"
+    done = gnas("export", str(pruned_run), "--out", str(out))
+    assert done.returncode == 0, done.stderr[-2000:]
+    side = json.loads(out.with_suffix(".json").read_text())["metrics"]
+    summary = json.loads((pruned_run / "best" / "summary.json").read_text())
+    assert side["params"] == summary["params_stored"] and side["params_nonzero"] == summary["params"]
+    assert side["params_unpruned"] == summary["params_unpruned"]
+    assert side["pruned_fraction"] == pytest.approx(summary["pruned_fraction"])
+    assert side["file_bytes"] == out.stat().st_size
+    if side["params_nonzero"] < side["params"]:
+        assert "stored dense" in side["storage"]
+
+
 @pytest.mark.parametrize("args,msg", [
     (["--prune", "1.0"], "prune.fraction"),
     (["--prune", "-0.1"], "prune.fraction"),
