@@ -103,7 +103,7 @@ def save_model(model: keras.Model, out: Path) -> None:
     """Write the .keras file atomically (a temporary name in the same folder, then rename)."""
     tmp = out.with_name(f".{out.stem}.tmp.keras")
     try:
-        model.save(tmp)
+        model.save(tmp, include_optimizer=False)  # the network only: file sizes compare networks
         tmp.replace(out)
     except OSError as exc:
         tmp.unlink(missing_ok=True)

@@ -49,7 +49,7 @@ class LocalExecutor:
         model, metrics = self.evaluator.final(genome, seed, options)
         out_dir.mkdir(parents=True, exist_ok=True)
         tmp = out_dir / ".model.tmp.keras"
-        model.save(tmp)
+        model.save(tmp, include_optimizer=False)  # the network only: file sizes compare networks
         tmp.replace(out_dir / "model.keras")
         return metrics
 

@@ -88,7 +88,7 @@ class _Worker:
         model, metrics = self.evaluator.final(genome, seed, options)
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "model.keras"
-            model.save(path)
+            model.save(path, include_optimizer=False)  # the network only, as in the local executor
             return path.read_bytes(), metrics
 
 

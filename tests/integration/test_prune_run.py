@@ -50,6 +50,8 @@ def test_prune_run_reaches_target_or_says_why(pruned_run):
         assert f"{after['params']:,} non-zero" in after["storage"]
     for side in (before, after):
         assert side["latency_ms"] > 0  # both timed in the report's process
+    if after["params_total"] < before["params_total"]:  # files hold the network only
+        assert after["model_bytes"] < before["model_bytes"]
     best = report["best"]
     assert best["pruned_fraction"] == pytest.approx(1 - best["params"] / best["params_unpruned"])
     text = gnas("report", str(pruned_run)).stdout
