@@ -261,6 +261,9 @@ def finish(search: Search, executor: Executor) -> dict[str, Any]:
         return previous
     arch = search.space.decode(str_to_bits(best["genome"]))
     row = search.store.lookup(best["key"])
+    if row is not None and row.metrics.get("widths"):  # unit cuts narrowed its stages
+        arch = dataclasses.replace(arch, stages=tuple(
+            dataclasses.replace(st, width=int(w)) for st, w in zip(arch.stages, row.metrics["widths"])))
     params, flops = (row.params, row.flops) if row and row.ok else complexity(arch)
     options = (row.metrics.get("final_options") if row else None) or {}
     metrics = executor.final(best["genome"], derive_seed(search.cfg.evolution.seed, best["key"]),

@@ -6,8 +6,10 @@ cycles and the mask settings. The network is rebuilt deterministically:
 
 1. train the base genome with its own seed, exactly as the search trained it;
 2. with a mask: choose the masks and fine-tune with them (``cycles`` steps);
-3. for each cut in order: switch the gene off, build the smaller network, copy
-   every surviving layer's weights by node identity, mask, fine-tune.
+3. for each cut in order: switch the gene(s) off, build the smaller network, copy
+   every surviving layer's weights by node identity, mask, fine-tune; a unit cut
+   keeps the stage's most salient units and rebuilds it narrower
+   (:mod:`gnas.backend.restructure`).
 
 The result is scored on the validation split, and the first-order Taylor
 saliency of each still-expressed connection gene is measured for the next
@@ -24,7 +26,7 @@ import os
 import time
 import traceback
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import keras
@@ -35,7 +37,7 @@ from gnas.pruning import masks as masks_lib
 from gnas.pruning import cuts as pruning
 from gnas.genome.architecture import Architecture, complexity
 from gnas.errors import EvaluationFailed
-from gnas.backend import masking
+from gnas.backend import masking, restructure
 from gnas.backend.trainer import compile_model, score
 from gnas.records import EvalResult, EvalTask, derive_seed, failed
 from gnas.genome.space import Bits, str_to_bits
@@ -43,11 +45,13 @@ from gnas.genome.space import Bits, str_to_bits
 _CACHE: "OrderedDict[str, _Snapshot]" = OrderedDict()
 _CACHE_SIZE = 8
 SALIENCY_SAMPLES = 512
+UNIT_STEP = 0.25  # share of a stage's units one unit cut removes
 
 
 @dataclass
 class _Snapshot:
     bits: Bits
+    arch: Architecture
     weights: dict[str, list[np.ndarray]]
     masks: masking.Masks
 
@@ -72,6 +76,7 @@ def evaluate_prune(evaluator, task: EvalTask) -> EvalResult:
         compile_model(state.model, state.arch)
         val = score(state.model, state.arch, evaluator.data.x_val, evaluator.data.y_val)
         sal = gene_saliency(evaluator, state)
+        units = unit_cut_saliency(evaluator, state, opts)
     except EvaluationFailed as exc:
         return failed(task, str(exc), seconds=time.perf_counter() - start, **extra)
     except Exception as exc:  # noqa: BLE001 - a bad candidate must not stop the search
@@ -84,6 +89,8 @@ def evaluate_prune(evaluator, task: EvalTask) -> EvalResult:
     nm = masks_lib.parse_nm(opts.get("nm", "2:4"))
     metrics = {"pid": os.getpid(), "saliency": {str(g): s for g, s in sal.items() if isinstance(g, int)},
                "node_saliency": [[list(g), s] for g, s in sal.items() if isinstance(g, tuple)],
+               "unit_saliency": [[list(c), s] for c, s in units.items()],
+               "widths": [st.width for st in state.arch.stages],
                "final_options": {k: v for k, v in opts.items() if k != "variant"},
                "params_total": total, "params_nonzero": active, "cuts": list(opts.get("cuts", [])),
                **size, "base_key": evaluator.space.key(base),
@@ -139,7 +146,10 @@ def replay(evaluator, opts: dict[str, Any]) -> _State:
         _remember(prefix_keys[0], state)
         done = 0
     for k in range(done, len(cuts)):
-        state = _cut(evaluator, state, cuts[k], opts, step=k + 1)
+        if pruning.is_unit_cut(cuts[k]):
+            state = _narrow(evaluator, state, cuts[k], opts, step=k + 1)
+        else:
+            state = _cut(evaluator, state, cuts[k], opts, step=k + 1)
         _remember(prefix_keys[k + 1], state)
     return state
 
@@ -171,6 +181,43 @@ def _cut(evaluator, state: _State, gene: pruning.Cut, opts: dict[str, Any], step
         new.masks = _choose_masks(evaluator, new, opts)
     _fine_tune(evaluator, new, opts, step)
     return new
+
+
+def _narrow(evaluator, state: _State, cut: pruning.Cut, opts: dict[str, Any], step: int) -> _State:
+    """A unit cut: keep the stage's most salient units, rebuild it smaller, fine-tune."""
+    _, index, kept = cut
+    sal = restructure.unit_saliency(state.model, state.arch, int(index), kernel_gradients(evaluator, state))
+    keep = sorted(np.argsort(-sal, kind="stable")[:int(kept)].tolist())
+    stages = tuple(replace(st, width=int(kept)) if st.index == index else st for st in state.arch.stages)
+    arch = replace(state.arch, stages=stages)
+    seed = derive_seed(_base_seed(evaluator, state.bits), f"cut{step}")
+    model = restructure.shrink(state.model, state.arch, arch, {int(index): keep},
+                               lambda a: evaluator.build(a, seed))
+    new = _State(state.bits, arch, model, {})
+    if opts.get("mask", "none") != "none":
+        new.masks = _choose_masks(evaluator, new, opts)
+    _fine_tune(evaluator, new, opts, step)
+    return new
+
+
+def unit_cut_saliency(evaluator, state: _State, opts: dict[str, Any]) -> dict[pruning.Cut, float]:
+    """The unit cut offered per stage and its saliency: the summed saliency of the units it drops.
+
+    Each offer removes a quarter of the stage's current units (at least one,
+    never the last), the least salient first; under an N:M mask the units kept
+    stay a multiple of M, so the narrower layers still hold the pattern.
+    """
+    grads = kernel_gradients(evaluator, state)
+    m = masks_lib.parse_nm(opts.get("nm", "2:4"))[1] if opts.get("mask") == "nm" else 1
+    out: dict[pruning.Cut, float] = {}
+    for st in state.arch.stages:
+        kept = (st.width - max(1, int(round(st.width * UNIT_STEP)))) // m * m
+        drop = st.width - kept
+        if kept < 1:
+            continue
+        sal = np.sort(restructure.unit_saliency(state.model, state.arch, st.index, grads))
+        out[(pruning.UNITS, st.index, st.width - drop)] = float(sal[:drop].sum())
+    return out
 
 
 def _copy_weights(model: keras.Model, old: dict[str, list[np.ndarray]], names: dict[str, str]) -> None:
@@ -205,20 +252,20 @@ def _choose_masks(evaluator, state: _State, opts: dict[str, Any]) -> masking.Mas
 # ------------------------------------------------------------ cache ------
 def _cache_key(evaluator, base: Bits, cuts: list[pruning.Cut], settings: dict[str, Any]) -> str:
     blob = {"eval": id(evaluator), "base": "".join(map(str, base)),
-            "cuts": [list(c) if isinstance(c, tuple) else c for c in cuts], **settings}
+            "cuts": pruning.cuts_to_json(cuts), **settings}
     return json.dumps(blob, sort_keys=True)
 
 
 def _remember(key: str, state: _State) -> None:
     weights = {layer.name: [w.copy() for w in layer.get_weights()] for layer in state.model.layers}
-    _CACHE[key] = _Snapshot(state.bits, weights, {k: v.copy() for k, v in state.masks.items()})
+    _CACHE[key] = _Snapshot(state.bits, state.arch, weights, {k: v.copy() for k, v in state.masks.items()})
     _CACHE.move_to_end(key)
     while len(_CACHE) > _CACHE_SIZE:
         _CACHE.popitem(last=False)
 
 
 def _restore(evaluator, snap: _Snapshot, base: Bits) -> _State:
-    arch = evaluator.space.decode(snap.bits)
+    arch = snap.arch
     model = evaluator.build(arch, _base_seed(evaluator, base))
     for layer in model.layers:
         if layer.name in snap.weights and layer.weights:

@@ -22,10 +22,14 @@ Cut units. A Genetic-CNN node sums its inputs, so an edge carries no weights of
 its own: cutting one often re-routes (a node that loses its last predecessor
 reads the wider stage input) instead of shrinking. Beside single genes the chain
 therefore offers *node* cuts: every expressed edge gene of one node switched off
-at once, which removes the node with its kernel (:func:`node_units`). A cut is a
-gene index or a tuple of gene indices; with ``structured`` (the default) only cuts
-that lower the parameter count of the decoded network are tried
-(:func:`parameter_drop`), so every accepted cut makes the network smaller.
+at once, which removes the node with its kernel (:func:`node_units`), and *unit*
+cuts ``("units", stage, kept)``: the stage keeps only its ``kept`` most salient
+units or filters (the backend chooses them and rebuilds the smaller layers). A
+cut is a gene index, a tuple of gene indices or a unit cut; with ``structured``
+(the default) only cuts that lower the parameter count of the network are tried
+(:func:`parameter_drop`), so every accepted cut makes the network smaller, and
+once a stage has been narrowed only unit cuts follow (a gene cut would rebuild
+the stage at its gene width).
 
 Pruned fraction ``P`` of a network (the ``P`` of fitness eq. 3) is measured on
 the network: ``1 - params / params_unpruned``, the share of the base network's
@@ -40,17 +44,19 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
-from gnas.genome.architecture import canonical_labels, complexity
+from gnas.genome.architecture import Architecture, canonical_labels, complexity
 from gnas.genome.space import Bits, SearchSpace, bits_to_str, stage_edge_pairs
 
 P1_WEIGHT = 0.5
 TUNE_ONLY = -1  # a step of the chain that fine-tunes without cutting (the control)
 ACCEPT_TOLERANCE = 1e-12  # F computed twice from stored numbers may differ in the last bit
 
-Cut = int | tuple[int, ...]  # one gene, or the edge genes of one node switched off together
+UNITS = "units"  # tag of a unit cut: ("units", stage index, units kept)
+# one gene, the edge genes of one node switched off together, or a unit cut
+Cut = int | tuple[int, ...] | tuple[str, int, int]
 
 
 # ------------------------------------------------------------------ genes ---
@@ -66,16 +72,35 @@ def expressed_genes(space: SearchSpace, bits: Sequence[int]) -> list[int]:
     return sorted(out)
 
 
+def is_unit_cut(cut: Any) -> bool:
+    """Whether ``cut`` narrows a stage (``("units", stage, kept)``) instead of switching genes off."""
+    return isinstance(cut, (list, tuple)) and len(cut) == 3 and cut[0] == UNITS
+
+
 def cut_genes(cut: Cut | Sequence[int]) -> tuple[int, ...]:
-    """The genes one cut switches off (none for the control step)."""
+    """The genes one cut switches off (none for the control step or a unit cut)."""
+    if is_unit_cut(cut):
+        return ()
     if isinstance(cut, (list, tuple)):
         return tuple(int(g) for g in cut)
     return () if int(cut) == TUNE_ONLY else (int(cut),)
 
 
 def as_cut(value: Any) -> Cut:
-    """A cut read back from JSON (a list for a node cut) in its hashable form."""
+    """A cut read back from JSON (a list for a node or unit cut) in its hashable form."""
+    if is_unit_cut(value):
+        return (UNITS, int(value[1]), int(value[2]))
     return tuple(int(g) for g in value) if isinstance(value, (list, tuple)) else int(value)
+
+
+def cut_architecture(space: SearchSpace, base: Sequence[int], cuts: Sequence[Cut]) -> Architecture:
+    """The network ``base`` becomes after ``cuts``: genes off, then stages narrowed by unit cuts."""
+    arch = space.decode(space.repair(apply_cuts(base, cuts)))
+    widths = {int(c[1]): int(c[2]) for c in cuts if is_unit_cut(c)}
+    if not widths:
+        return arch
+    stages = tuple(replace(st, width=widths.get(st.index, st.width)) for st in arch.stages)
+    return replace(arch, stages=stages)
 
 
 def apply_cuts(bits: Sequence[int], cuts: Iterable[Cut]) -> Bits:
@@ -87,10 +112,10 @@ def apply_cuts(bits: Sequence[int], cuts: Iterable[Cut]) -> Bits:
     return tuple(out)
 
 
-def parameter_drop(space: SearchSpace, bits: Sequence[int], cut: Cut) -> int:
-    """How many parameters the decoded network loses with ``cut`` (negative: it grows)."""
-    before = complexity(space.decode(space.repair(space.check(bits))))[0]
-    after = complexity(space.decode(space.repair(apply_cuts(bits, [cut]))))[0]
+def parameter_drop(space: SearchSpace, base: Sequence[int], cuts: Sequence[Cut], cut: Cut) -> int:
+    """How many parameters the network of ``base + cuts`` loses with ``cut`` (negative: it grows)."""
+    before = complexity(cut_architecture(space, base, cuts))[0]
+    after = complexity(cut_architecture(space, base, [*cuts, cut]))[0]
     return before - after
 
 
@@ -180,23 +205,26 @@ def ranking_scores(saliency: Mapping[Cut, float], p1: Mapping[int, float] | None
                    weight: float = P1_WEIGHT) -> dict[Cut, float]:
     """``w * p1 + (1 - w) * S / max S`` per cut (module docstring); lowest is cut first.
 
-    A node cut's ``p1`` is the mean survival of its edge genes.
+    A node cut's ``p1`` is the mean survival of its edge genes; a unit cut, which
+    no gene carries, gets the mean over all genes (neutral).
     """
     top = max((abs(v) for v in saliency.values()), default=0.0)
     norm = {g: (abs(v) / top if top > 0 else 0.0) for g, v in saliency.items()}
     if p1 is None:
         return norm
 
+    neutral = sum(float(v) for v in p1.values()) / len(p1) if p1 else 0.0
+
     def survival(cut: Cut) -> float:
         genes = cut_genes(cut)
-        return sum(float(p1.get(g, 0.0)) for g in genes) / len(genes) if genes else 0.0
+        return sum(float(p1.get(g, 0.0)) for g in genes) / len(genes) if genes else neutral
 
     return {g: weight * survival(g) + (1.0 - weight) * s for g, s in norm.items()}
 
 
 def rank(scores: Mapping[Cut, float]) -> list[Cut]:
     """Cuts from the first to the last (ties: lower genes first, a gene before a node)."""
-    return sorted(scores, key=lambda g: (scores[g], cut_genes(g)))
+    return sorted(scores, key=lambda g: (scores[g], str(g) if is_unit_cut(g) else "", cut_genes(g)))
 
 
 def is_accepted(new_fitness: float, current_fitness: float) -> bool:
@@ -274,8 +302,9 @@ def prune_chain(space: SearchSpace, base: Sequence[int], scorer: Scorer, target:
             return result
         order = rank(ranking_scores(current.saliency, p1, weight))
         if structured:
-            bits = apply_cuts(base, result.cuts)
-            order = [c for c in order if parameter_drop(space, bits, c) > 0]
+            if any(is_unit_cut(c) for c in result.cuts):  # widths are the last thing cut
+                order = [c for c in order if is_unit_cut(c)]
+            order = [c for c in order if parameter_drop(space, base, result.cuts, c) > 0]
         if not order:
             result.reason = ("no cut left that removes weights" if structured and current.saliency
                              else "no expressed connection gene left to cut")
@@ -303,9 +332,14 @@ def prune_chain(space: SearchSpace, base: Sequence[int], scorer: Scorer, target:
 
 
 def _log(cuts: tuple[Cut, ...], attempt: Attempt, kept: bool) -> dict:
-    return {"cuts": [list(c) if isinstance(c, tuple) else c for c in cuts], "key": attempt.key, "ok": attempt.ok,
+    return {"cuts": cuts_to_json(cuts), "key": attempt.key, "ok": attempt.ok,
             "fitness": attempt.fitness if attempt.ok else None,
             "pruned_fraction": attempt.pruned_fraction, "accepted": kept}
+
+
+def cuts_to_json(cuts: Iterable[Cut]) -> list:
+    """Cuts as JSON values (a node or unit cut as a list); :func:`as_cut` reads them back."""
+    return [list(c) if isinstance(c, tuple) else c for c in cuts]
 
 
 def attempt_tag(base: Sequence[int], cuts: Sequence[Cut], settings: Mapping[str, object]) -> str:

@@ -139,12 +139,13 @@ class PruningStep:
     def run_chain(self, view: GenerationView, base: Bits, p1: dict[int, float]) -> dict[str, Any]:
         def scorer(cuts: tuple[int, ...]) -> pruning.Attempt:
             options = {**self.settings, "base": bits_to_str(base),
-                       "cuts": [list(c) if isinstance(c, tuple) else c for c in cuts],
+                       "cuts": pruning.cuts_to_json(cuts),
                        "variant": pruning.attempt_tag(base, cuts, self.settings)}
             bits = pruning.apply_cuts(base, cuts)
             r = view.evaluate([bits], Kind.PRUNE, options)[0]
             sal: dict[pruning.Cut, float] = {int(g): float(v) for g, v in r.metrics.get("saliency", {}).items()}
-            sal.update({pruning.as_cut(g): float(v) for g, v in r.metrics.get("node_saliency", [])})
+            for name in ("node_saliency", "unit_saliency"):
+                sal.update({pruning.as_cut(g): float(v) for g, v in r.metrics.get(name, [])})
             return pruning.Attempt(ok=r.ok, fitness=view.fitness_of(r),
                                    pruned_fraction=r.pruned_fraction, saliency=sal, key=r.key,
                                    message=r.message)

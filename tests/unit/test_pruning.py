@@ -165,14 +165,14 @@ def _stage0(space, edges):
 def test_edge_cuts_of_a_dense_stage_do_not_shrink_but_a_node_cut_does(space):
     """The re-routing the issue describes: an edge carries no weights, a node does."""
     bits, pairs = _stage0(space, [(0, 1), (0, 2), (1, 2)])
-    drops = {p: pruning.parameter_drop(space, bits, space.edge_slices[0].start + pairs.index(p))
+    drops = {p: pruning.parameter_drop(space, bits, [], space.edge_slices[0].start + pairs.index(p))
              for p in pairs}
     assert drops[(0, 2)] == 0 and drops[(1, 2)] == 0 and drops[(0, 1)] < 0  # node 1 reads the input
     nodes = pruning.node_units(space, bits)
     middle = tuple(space.edge_slices[0].start + pairs.index(p) for p in [(0, 1), (1, 2)])
     assert nodes[middle] == "s0_n1"
     width = space.decode(bits).stages[0].width
-    assert pruning.parameter_drop(space, bits, middle) == width * width + width  # node 1's Dense
+    assert pruning.parameter_drop(space, bits, [], middle) == width * width + width  # node 1's Dense
 
 
 def test_structured_chain_only_makes_cuts_that_shrink(space):
@@ -180,13 +180,34 @@ def test_structured_chain_only_makes_cuts_that_shrink(space):
     scorer = FakeScorer(space, bits, nodes=True)
     result = pruning.prune_chain(space, bits, scorer, target=0.3)
     assert result.cuts and any(isinstance(c, tuple) for c in result.cuts)
-    current = bits
-    for cut in result.cuts:
-        assert pruning.parameter_drop(space, current, cut) > 0
-        current = pruning.apply_cuts(current, [cut])
+    for k, cut in enumerate(result.cuts):
+        assert pruning.parameter_drop(space, bits, result.cuts[:k], cut) > 0
     p = lambda b: complexity(space.decode(space.repair(b)))[0]  # noqa: E731
-    assert result.pruned_fraction == pytest.approx(1 - p(current) / p(bits))
+    assert result.pruned_fraction == pytest.approx(1 - p(pruning.apply_cuts(bits, result.cuts)) / p(bits))
     assert 0 < result.gene_fraction <= 1
+
+
+def test_unit_cuts_narrow_a_stage_and_come_last(space):
+    bits, _ = _stage0(space, [(0, 1), (0, 2), (1, 2)])
+    width = space.decode(bits).stages[0].width
+    half = (pruning.UNITS, 0, width // 2)
+    arch = pruning.cut_architecture(space, bits, [half])
+    assert arch.stages[0].width == width // 2
+    assert pruning.parameter_drop(space, bits, [], half) == complexity(space.decode(bits))[0] - complexity(arch)[0] > 0
+    assert pruning.as_cut(pruning.cuts_to_json([half])[0]) == half and pruning.cut_genes(half) == ()
+
+    class Units(FakeScorer):
+        def __call__(self, cuts):  # unit cuts are the cheapest here; gene cuts stay on offer
+            a = super().__call__(cuts)
+            w = pruning.cut_architecture(space, bits, [c for c in cuts if c != pruning.TUNE_ONLY]).stages[0].width
+            sal = {**a.saliency, (pruning.UNITS, 0, w - 1): 0.0} if w > 1 else a.saliency
+            arch = pruning.cut_architecture(space, bits, [c for c in cuts if c != pruning.TUNE_ONLY])
+            fraction = 1 - complexity(arch)[0] / complexity(space.decode(bits))[0]
+            return pruning.Attempt(True, a.fitness, fraction, sal, a.key)
+
+    result = pruning.prune_chain(space, bits, Units(space, bits, nodes=True), target=0.5)
+    assert result.cuts and all(pruning.is_unit_cut(c) for c in result.cuts)
+    assert result.pruned_fraction >= 0.5 and "target" in result.reason
 
 
 def test_a_node_cut_lowers_count_params_of_the_built_model_by_the_predicted_amount(space):
@@ -197,4 +218,4 @@ def test_a_node_cut_lowers_count_params_of_the_built_model_by_the_predicted_amou
     after = pruning.apply_cuts(bits, [middle])
     before_model = build_model(space.decode(bits))
     after_model = build_model(space.decode(space.repair(after)))
-    assert before_model.count_params() - after_model.count_params() == pruning.parameter_drop(space, bits, middle) > 0
+    assert before_model.count_params() - after_model.count_params() == pruning.parameter_drop(space, bits, [], middle) > 0
