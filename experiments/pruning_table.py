@@ -26,7 +26,7 @@ from statistics import mean, pstdev
 
 from gnas.markov.chain import observed_generations_to_convergence
 
-DATASETS = {"digits": ["--max-train-samples", "300"],
+DATASETS = {"digits": ["--max-train-samples", "600"],
             "fashion_mnist": ["--max-train-samples", "2000"]}
 TARGETS = (0.0, 0.5, 0.7)
 
@@ -34,7 +34,7 @@ TARGETS = (0.0, 0.5, 0.7)
 def command(dataset: str, target: float, seed: int, run_dir: Path, args) -> list[str]:
     cmd = [sys.executable, "-m", "gnas", "evolve", "--dataset", dataset, "--run-dir", str(run_dir),
            "--seed", str(seed), "--population", str(args.population),
-           "--generations", str(args.generations), "--epochs", "1", "--lambda-c", "0.881",
+           "--generations", str(args.generations), "--epochs", str(args.epochs), "--lambda-c", "0.881",
            "--threads", str(args.threads), *DATASETS[dataset]]
     if target > 0:
         cmd += ["--prune", str(target), "--set", f"prune.growth_generations={args.growth}",
@@ -100,6 +100,7 @@ def main() -> int:
     p.add_argument("--growth", type=int, default=0,
                    help="generations of growth before pruning (0: half the generations)")
     p.add_argument("--cycles", type=int, default=20)
+    p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--patience", type=int, default=2)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--datasets", default=",".join(DATASETS))
