@@ -275,7 +275,7 @@ def prune_chain(space: SearchSpace, base: Sequence[int], scorer: Scorer, target:
     Rank the expressed genes, switch the lowest off, let ``scorer`` fine-tune and
     score the result, keep the cut when F does not rise, otherwise restore it and
     try the next-lowest. Stops at the target fraction, when nothing is left to
-    cut, or when none of the ``max_rejections`` lowest-ranked genes can be cut.
+    cut, or when none of the ``max_rejections`` lowest-ranked cuts is accepted.
 
     Fine-tuning is extra training, so "F does not rise" is judged against a
     control: the current network fine-tuned the same number of steps without the
@@ -325,7 +325,7 @@ def prune_chain(space: SearchSpace, base: Sequence[int], scorer: Scorer, target:
                 result.gene_fraction = pruned_fraction(space, base, apply_cuts(base, result.cuts))
                 break
         else:
-            result.reason = (f"no cut accepted: each of the {len(tried)} lowest-ranked genes "
+            result.reason = (f"no cut accepted: each of the {len(tried)} lowest-ranked cuts "
                              f"{tried} raised F above the uncut control {bar:.4f} "
                              f"(P = {result.pruned_fraction:.3f})")
             return result

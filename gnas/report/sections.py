@@ -86,7 +86,7 @@ def pruning_section(run_dir: RunDir, state: SearchState, store: EvaluationStore,
     out: dict[str, Any] = {"phase": str(state.phase), "target": book.get("target"),
                            "settings": book.get("settings"), "started": book.get("started"),
                            "before": book.get("before_model")}
-    fields = ("base", "genome_after", "cuts", "pruned_fraction", "reason", "fitness_before",
+    fields = ("base", "genome_after", "cuts", "pruned_fraction", "gene_fraction", "reason", "fitness_before",
               "fitness_after", "generation", "before", "after")
     out["chains"] = [{k: c.get(k) for k in fields} | {"attempts": len(c.get("attempts", []))}
                      for c in book.get("chains", {}).values()]

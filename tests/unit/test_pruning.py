@@ -219,3 +219,12 @@ def test_a_node_cut_lowers_count_params_of_the_built_model_by_the_predicted_amou
     before_model = build_model(space.decode(bits))
     after_model = build_model(space.decode(space.repair(after)))
     assert before_model.count_params() - after_model.count_params() == pruning.parameter_drop(space, bits, [], middle) > 0
+
+
+def test_pruning_starts_within_a_default_length_run():
+    from gnas.pruning.step import growth_budget
+
+    cfg = load_config(overrides={"prune.fraction": 0.5})
+    assert 1 <= growth_budget(cfg) < cfg.evolution.generations  # generations are left to prune in
+    assert growth_budget(load_config(overrides={"prune.growth_generations": 3})) == 3
+    assert growth_budget(load_config(overrides={"evolution.generations": 1})) == 1
