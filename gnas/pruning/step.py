@@ -102,7 +102,8 @@ class PruningStep:
             return f"best validation error {error:.4f} <= threshold {p.threshold:g}"
         budget = growth_budget(self.cfg)
         if view.generation >= budget:
-            return f"growth budget of {budget} generations spent (best error {error})"
+            shown = "none" if error is None else f"{error:.4f}"
+            return f"growth budget of {budget} generations spent (best error {shown})"
         return None
 
     # ------------------------------------------------------------- pruning
