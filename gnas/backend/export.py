@@ -99,11 +99,24 @@ def test_metrics(model: keras.Model, task: str, x: np.ndarray, y: np.ndarray) ->
     return {"test_error": error, "test_score": 100.0 * (1.0 - error), "test_samples": int(len(y))}
 
 
+def network_only(model: keras.Model) -> keras.Model:
+    """An uncompiled copy with the same layers and weights, so a save holds no optimiser state.
+
+    A ``.keras`` file of a trained, compiled model also stores the optimiser's
+    slots (SGD momentum doubles the file), Keras ignores ``include_optimizer``
+    for that format and ``clone_model`` compiles its clone; file sizes would then
+    compare training states, not networks.
+    """
+    copy = keras.Model.from_config(model.get_config())
+    copy.set_weights(model.get_weights())
+    return copy
+
+
 def save_model(model: keras.Model, out: Path) -> None:
     """Write the .keras file atomically (a temporary name in the same folder, then rename)."""
     tmp = out.with_name(f".{out.stem}.tmp.keras")
     try:
-        model.save(tmp, include_optimizer=False)  # the network only: file sizes compare networks
+        network_only(model).save(tmp)
         tmp.replace(out)
     except OSError as exc:
         tmp.unlink(missing_ok=True)
