@@ -1,14 +1,18 @@
 """Table II's shape: generations to convergence and best score, with and without pruning.
 
 For each data set, pruning target (none, 0.5, 0.7) and seed, run a small search
-through the CLI and read its run directory: the observed generations to
-convergence (:func:`gnas.markov.chain.observed_generations_to_convergence` on the best
-fitness per generation) and the best network's test score, 100 x (1 - error),
-with its pruned fraction and parameter count. Prints the exact command of every
-run, then the table (mean over seeds; "-" where no run converged within the
-budget) and writes it as JSON next to the runs.
+through the CLI and read its run directory and ``gnas report --json``: the
+observed generations to convergence
+(:func:`gnas.markov.chain.observed_generations_to_convergence` on the best fitness
+per generation), the best network's test score, 100 x (1 - error), and what
+pruning did to it: parameters and FLOPs as a fraction of its unpruned base
+(``params / params_unpruned``; 1.0 when the best network is not a pruned one),
+and file size and CPU latency before/after from the report's pruning section.
+Prints the exact command of every run, then the table (mean ± std over seeds;
+"-" where no run converged within the budget) and writes it as JSON next to the
+runs.
 
-    python experiments/pruning_table.py --out runs/pruning-table
+    python experiments/pruning_table.py --out runs/pruning-table --datasets digits
 """
 from __future__ import annotations
 
@@ -18,11 +22,11 @@ import shlex
 import subprocess
 import sys
 from pathlib import Path
-from statistics import mean
+from statistics import mean, pstdev
 
 from gnas.markov.chain import observed_generations_to_convergence
 
-DATASETS = {"digits": ["--max-train-samples", "300"],
+DATASETS = {"digits": ["--max-train-samples", "600"],
             "fashion_mnist": ["--max-train-samples", "2000"]}
 TARGETS = (0.0, 0.5, 0.7)
 
@@ -30,7 +34,7 @@ TARGETS = (0.0, 0.5, 0.7)
 def command(dataset: str, target: float, seed: int, run_dir: Path, args) -> list[str]:
     cmd = [sys.executable, "-m", "gnas", "evolve", "--dataset", dataset, "--run-dir", str(run_dir),
            "--seed", str(seed), "--population", str(args.population),
-           "--generations", str(args.generations), "--epochs", "1", "--lambda-c", "0.881",
+           "--generations", str(args.generations), "--epochs", str(args.epochs), "--lambda-c", "0.881",
            "--threads", str(args.threads), *DATASETS[dataset]]
     if target > 0:
         cmd += ["--prune", str(target), "--set", f"prune.growth_generations={args.growth}",
@@ -42,35 +46,61 @@ def measure(run_dir: Path, patience: int) -> dict:
     state = json.loads((run_dir / "state.json").read_text())
     summary = json.loads((run_dir / "best" / "summary.json").read_text())
     best = [r["best"] for r in state["logbook"]]
-    return {"generations": observed_generations_to_convergence(best, patience=patience),
-            "test_score": summary["test_score"], "pruned_fraction": summary.get("pruned_fraction", 0.0),
-            "params": summary["params"]}
+    params, flops = summary["params"], summary["flops"]
+    out = {"generations": observed_generations_to_convergence(best, patience=patience),
+           "test_score": summary["test_score"], "pruned_fraction": summary.get("pruned_fraction", 0.0),
+           "params": params, "params_fraction": params / summary.get("params_unpruned", params),
+           "flops_fraction": flops / summary.get("flops_unpruned", flops),
+           "started": (state["steps"].get("pruning") or {}).get("started")}
+    report = subprocess.run([sys.executable, "-m", "gnas", "report", str(run_dir), "--json"],
+                            capture_output=True, text=True)
+    section = json.loads(report.stdout).get("pruning") if report.returncode == 0 else None
+    for side in ("before", "after"):
+        m = (section or {}).get(side) or {}
+        out[f"bytes_{side}"] = m.get("model_bytes")
+        out[f"latency_ms_{side}"] = m.get("latency_ms")
+    return out
+
+
+def _ms(values: list[float], fmt: str = ".2f") -> str:
+    values = [v for v in values if v is not None]
+    if not values:
+        return "-"
+    return f"{mean(values):{fmt}} ± {pstdev(values):{fmt}}"
 
 
 def table(rows: list[dict]) -> str:
-    lines = ["| data set | pruning | generations to convergence | best test score | P of best | params of best |",
-             "|---|---|---|---|---|---|"]
+    lines = ["| data set | pruning | generations to convergence | best test score | params / unpruned "
+             "| FLOPs / unpruned | P of best | file KB before → after | latency ms before → after |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for ds in DATASETS:
         for t in TARGETS:
             cell = [r for r in rows if r["dataset"] == ds and r["target"] == t]
             if not cell:
                 continue
             gens = [r["generations"] for r in cell if r["generations"] is not None]
-            g = f"{mean(gens):.2f} ({len(gens)}/{len(cell)} converged)" if gens else f"- (0/{len(cell)})"
-            lines.append(f"| {ds} | {t or 'none'} | {g} | {mean(r['test_score'] for r in cell):.2f} | "
-                         f"{mean(r['pruned_fraction'] for r in cell):.2f} | "
-                         f"{mean(r['params'] for r in cell):,.0f} |")
+            g = f"{_ms(gens)} ({len(gens)}/{len(cell)} converged)" if gens else f"- (0/{len(cell)})"
+            kb = lambda side: _ms([r[f"bytes_{side}"] / 1024 if r.get(f"bytes_{side}") else None  # noqa: E731
+                                   for r in cell], ".1f")
+            lat = lambda side: _ms([r.get(f"latency_ms_{side}") for r in cell])  # noqa: E731
+            lines.append(f"| {ds} | {t or 'none'} | {g} | {_ms([r['test_score'] for r in cell])} | "
+                         f"{_ms([r['params_fraction'] for r in cell])} | "
+                         f"{_ms([r['flops_fraction'] for r in cell])} | "
+                         f"{_ms([r['pruned_fraction'] for r in cell])} | {kb('before')} → {kb('after')} | "
+                         f"{lat('before')} → {lat('after')} |")
     return "\n".join(lines)
 
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", default="runs/pruning-table")
-    p.add_argument("--seeds", type=int, default=2)
+    p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--population", type=int, default=4)
-    p.add_argument("--generations", type=int, default=4)
-    p.add_argument("--growth", type=int, default=2, help="generations of growth before pruning")
+    p.add_argument("--generations", type=int, default=6)
+    p.add_argument("--growth", type=int, default=0,
+                   help="generations of growth before pruning (0: half the generations)")
     p.add_argument("--cycles", type=int, default=20)
+    p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--patience", type=int, default=2)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--datasets", default=",".join(DATASETS))

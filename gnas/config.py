@@ -95,7 +95,7 @@ class PruneConfig:
 
     fraction: float = _opt(0.0, lo=0.0, hi=0.999, doc="target pruned fraction in [0, 1); 0 = no pruning")
     threshold: float = _opt(0.0, lo=0.0, hi=1.0, doc="start pruning when best error <= this")
-    growth_generations: int = _opt(0, lo=0, doc="generations of growth before pruning; 0 = all")
+    growth_generations: int = _opt(0, lo=0, doc="generations of growth before pruning; 0 = half the generations")
     cycles: int = _opt(40, lo=1, hi=49, doc="fine-tuning steps per cut (< 50)")
     mask: str = _opt("none", choices=("none", "irregular", "row", "column", "block", "nm"))
     nm: str = _opt("2:4")

@@ -263,6 +263,9 @@ def finish(search: Search, executor: Executor) -> dict[str, Any]:
         return previous
     arch = search.space.decode(str_to_bits(best["genome"]))
     row = search.store.lookup(best["key"])
+    if row is not None and row.metrics.get("widths"):  # unit cuts narrowed its stages
+        arch = dataclasses.replace(arch, stages=tuple(
+            dataclasses.replace(st, width=int(w)) for st, w in zip(arch.stages, row.metrics["widths"])))
     params, flops = (row.params, row.flops) if row and row.ok else complexity(arch)
     options = (row.metrics.get("final_options") if row else None) or {}
     metrics = executor.final(best["genome"], derive_seed(search.cfg.evolution.seed, best["key"]),
@@ -271,12 +274,21 @@ def finish(search: Search, executor: Executor) -> dict[str, Any]:
                "val_error": row.val_error if row else metrics["val_error"],
                "test_error": metrics["test_error"], "test_score": metrics["test_score"],
                "params": params, "flops": flops,
+               **_unpruned_size(row, params, flops),
                "pruned_fraction": row.pruned_fraction if row else 0.0,
                "architecture": arch.to_dict(), "description": arch.describe(),
                "dataset": search.cfg.data.dataset}
     atomic_write_text(run_dir.best_dir / "architecture.json", json.dumps(arch.to_dict(), indent=1))
     atomic_write_text(summary_path, json.dumps(summary, indent=1))
     return summary
+
+
+def _unpruned_size(row, params: int, flops: int) -> dict[str, Any]:
+    """What the best network was before pruning (itself when it was not pruned)."""
+    m = row.metrics if row is not None and row.ok else {}
+    return {"params_stored": m.get("params_stored", m.get("params_total", params)),
+            "params_unpruned": m.get("params_unpruned", params),
+            "flops_unpruned": m.get("flops_unpruned", flops)}
 
 
 def format_summary(summary: dict[str, Any], run_dir: RunDir) -> str:

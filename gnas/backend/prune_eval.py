@@ -6,8 +6,10 @@ cycles and the mask settings. The network is rebuilt deterministically:
 
 1. train the base genome with its own seed, exactly as the search trained it;
 2. with a mask: choose the masks and fine-tune with them (``cycles`` steps);
-3. for each cut in order: switch the gene off, build the smaller network, copy
-   every surviving layer's weights by node identity, mask, fine-tune.
+3. for each cut in order: switch the gene(s) off, build the smaller network, copy
+   every surviving layer's weights by node identity, mask, fine-tune; a unit cut
+   keeps the stage's most salient units and rebuilds it narrower
+   (:mod:`gnas.backend.restructure`).
 
 The result is scored on the validation split, and the first-order Taylor
 saliency of each still-expressed connection gene is measured for the next
@@ -24,7 +26,7 @@ import os
 import time
 import traceback
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import keras
@@ -35,7 +37,7 @@ from gnas.pruning import masks as masks_lib
 from gnas.pruning import cuts as pruning
 from gnas.genome.architecture import Architecture, complexity
 from gnas.errors import EvaluationFailed
-from gnas.backend import masking
+from gnas.backend import masking, restructure
 from gnas.backend.trainer import compile_model, score
 from gnas.records import EvalResult, EvalTask, derive_seed, failed
 from gnas.genome.space import Bits, str_to_bits
@@ -43,11 +45,13 @@ from gnas.genome.space import Bits, str_to_bits
 _CACHE: "OrderedDict[str, _Snapshot]" = OrderedDict()
 _CACHE_SIZE = 8
 SALIENCY_SAMPLES = 512
+UNIT_STEP = 0.25  # share of a stage's units one unit cut removes
 
 
 @dataclass
 class _Snapshot:
     bits: Bits
+    arch: Architecture
     weights: dict[str, list[np.ndarray]]
     masks: masking.Masks
 
@@ -72,6 +76,7 @@ def evaluate_prune(evaluator, task: EvalTask) -> EvalResult:
         compile_model(state.model, state.arch)
         val = score(state.model, state.arch, evaluator.data.x_val, evaluator.data.y_val)
         sal = gene_saliency(evaluator, state)
+        units = unit_cut_saliency(evaluator, state, opts)
     except EvaluationFailed as exc:
         return failed(task, str(exc), seconds=time.perf_counter() - start, **extra)
     except Exception as exc:  # noqa: BLE001 - a bad candidate must not stop the search
@@ -80,19 +85,42 @@ def evaluate_prune(evaluator, task: EvalTask) -> EvalResult:
         return failed(task, f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=3)}",
                       seconds=time.perf_counter() - start, **extra)
     total, active = masking.parameter_counts(state.model, state.masks)
+    size = network_size(evaluator, base, state)
     nm = masks_lib.parse_nm(opts.get("nm", "2:4"))
-    metrics = {"pid": os.getpid(), "saliency": {str(g): s for g, s in sal.items()},
+    metrics = {"pid": os.getpid(), "saliency": {str(g): s for g, s in sal.items() if isinstance(g, int)},
+               "node_saliency": [[list(g), s] for g, s in sal.items() if isinstance(g, tuple)],
+               "unit_saliency": [[list(c), s] for c, s in units.items()],
+               "widths": [st.width for st in state.arch.stages],
                "final_options": {k: v for k, v in opts.items() if k != "variant"},
                "params_total": total, "params_nonzero": active, "cuts": list(opts.get("cuts", [])),
-               "base_key": evaluator.space.key(base), "weight_density": masks_lib.density(state.masks)}
+               **size, "base_key": evaluator.space.key(base),
+               "weight_density": masks_lib.density(state.masks)}
     if opts.get("mask") == "nm":
         metrics["nm_holds"] = all(masks_lib.nm_holds(state.model.get_layer(n).kernel.numpy(), *nm)
                                   for n in state.masks)
     return EvalResult(key=task.key, genome=task.genome, status="ok", val_error=val["error"],
-                      val_loss=val["loss"], params=active, flops=complexity(state.arch)[1],
+                      val_loss=val["loss"], params=active, flops=size["flops"],
                       seconds=time.perf_counter() - start, kind=task.kind, generation=task.generation,
-                      pruned_fraction=pruning.pruned_fraction(evaluator.space, base, state.bits),
-                      metrics=metrics, **extra)
+                      pruned_fraction=size["pruned_fraction"], metrics=metrics, **extra)
+
+
+def network_size(evaluator, base: Bits, state: "_State") -> dict[str, Any]:
+    """What shrank, measured on the network: parameters and FLOPs against the unpruned base.
+
+    ``params`` counts the non-zero parameters of the rebuilt model (what the
+    fitness term C counts), ``params_stored`` what its file holds; they differ
+    only for weight masks, whose zeros are stored densely. ``pruned_fraction``
+    is ``1 - params / params_unpruned`` (negative when a cut made the network
+    larger); ``gene_fraction`` is the share of connection genes cut.
+    """
+    params_unpruned, flops_unpruned = complexity(evaluator.space.decode(base))
+    stored, params = masking.parameter_counts(state.model, state.masks)
+    flops = complexity(state.arch)[1]
+    return {"params": params, "params_stored": stored, "params_unpruned": params_unpruned,
+            "flops": flops, "flops_unpruned": flops_unpruned,
+            "pruned_fraction": 1.0 - params / params_unpruned,
+            "flops_fraction": 1.0 - flops / flops_unpruned,
+            "gene_fraction": pruning.pruned_fraction(evaluator.space, base, state.bits)}
 
 
 def rebuild_pruned(evaluator, genome: str, seed: int,
@@ -107,7 +135,7 @@ def rebuild_pruned(evaluator, genome: str, seed: int,
 def replay(evaluator, opts: dict[str, Any]) -> _State:
     """Base training, masks, then each cut with its fine-tuning; reuses states in this process."""
     base = str_to_bits(opts["base"])
-    cuts = [int(g) for g in opts.get("cuts", [])]
+    cuts = [pruning.as_cut(g) for g in opts.get("cuts", [])]
     settings = {k: opts.get(k) for k in ("cycles", "mask", "nm", "sparsity", "mask_score")}
     prefix_keys = [_cache_key(evaluator, base, cuts[:k], settings) for k in range(len(cuts) + 1)]
     done = max((k for k in range(len(cuts) + 1) if prefix_keys[k] in _CACHE), default=-1)
@@ -118,7 +146,10 @@ def replay(evaluator, opts: dict[str, Any]) -> _State:
         _remember(prefix_keys[0], state)
         done = 0
     for k in range(done, len(cuts)):
-        state = _cut(evaluator, state, cuts[k], opts, step=k + 1)
+        if pruning.is_unit_cut(cuts[k]):
+            state = _narrow(evaluator, state, cuts[k], opts, step=k + 1)
+        else:
+            state = _cut(evaluator, state, cuts[k], opts, step=k + 1)
         _remember(prefix_keys[k + 1], state)
     return state
 
@@ -138,8 +169,8 @@ def _train_base(evaluator, base: Bits, opts: dict[str, Any]) -> _State:
     return state
 
 
-def _cut(evaluator, state: _State, gene: int, opts: dict[str, Any], step: int) -> _State:
-    """Switch one gene off (none for TUNE_ONLY), build the network, carry the weights, fine-tune."""
+def _cut(evaluator, state: _State, gene: pruning.Cut, opts: dict[str, Any], step: int) -> _State:
+    """Switch one cut off (none for TUNE_ONLY), build the network, carry the weights, fine-tune."""
     bits = evaluator.space.repair(pruning.apply_cuts(state.bits, [gene]))
     arch = evaluator.space.decode(bits)
     old = {layer.name: [w.copy() for w in layer.get_weights()] for layer in state.model.layers}
@@ -150,6 +181,43 @@ def _cut(evaluator, state: _State, gene: int, opts: dict[str, Any], step: int) -
         new.masks = _choose_masks(evaluator, new, opts)
     _fine_tune(evaluator, new, opts, step)
     return new
+
+
+def _narrow(evaluator, state: _State, cut: pruning.Cut, opts: dict[str, Any], step: int) -> _State:
+    """A unit cut: keep the stage's most salient units, rebuild it smaller, fine-tune."""
+    _, index, kept = cut
+    sal = restructure.unit_saliency(state.model, state.arch, int(index), kernel_gradients(evaluator, state))
+    keep = sorted(np.argsort(-sal, kind="stable")[:int(kept)].tolist())
+    stages = tuple(replace(st, width=int(kept)) if st.index == index else st for st in state.arch.stages)
+    arch = replace(state.arch, stages=stages)
+    seed = derive_seed(_base_seed(evaluator, state.bits), f"cut{step}")
+    model = restructure.shrink(state.model, state.arch, arch, {int(index): keep},
+                               lambda a: evaluator.build(a, seed))
+    new = _State(state.bits, arch, model, {})
+    if opts.get("mask", "none") != "none":
+        new.masks = _choose_masks(evaluator, new, opts)
+    _fine_tune(evaluator, new, opts, step)
+    return new
+
+
+def unit_cut_saliency(evaluator, state: _State, opts: dict[str, Any]) -> dict[pruning.Cut, float]:
+    """The unit cut offered per stage and its saliency: the summed saliency of the units it drops.
+
+    Each offer removes a quarter of the stage's current units (at least one,
+    never the last), the least salient first; under an N:M mask the units kept
+    stay a multiple of M, so the narrower layers still hold the pattern.
+    """
+    grads = kernel_gradients(evaluator, state)
+    m = masks_lib.parse_nm(opts.get("nm", "2:4"))[1] if opts.get("mask") == "nm" else 1
+    out: dict[pruning.Cut, float] = {}
+    for st in state.arch.stages:
+        kept = (st.width - max(1, int(round(st.width * UNIT_STEP)))) // m * m
+        drop = st.width - kept
+        if kept < 1:
+            continue
+        sal = np.sort(restructure.unit_saliency(state.model, state.arch, st.index, grads))
+        out[(pruning.UNITS, st.index, st.width - drop)] = float(sal[:drop].sum())
+    return out
 
 
 def _copy_weights(model: keras.Model, old: dict[str, list[np.ndarray]], names: dict[str, str]) -> None:
@@ -182,21 +250,22 @@ def _choose_masks(evaluator, state: _State, opts: dict[str, Any]) -> masking.Mas
 
 
 # ------------------------------------------------------------ cache ------
-def _cache_key(evaluator, base: Bits, cuts: list[int], settings: dict[str, Any]) -> str:
-    blob = {"eval": id(evaluator), "base": "".join(map(str, base)), "cuts": cuts, **settings}
+def _cache_key(evaluator, base: Bits, cuts: list[pruning.Cut], settings: dict[str, Any]) -> str:
+    blob = {"eval": id(evaluator), "base": "".join(map(str, base)),
+            "cuts": pruning.cuts_to_json(cuts), **settings}
     return json.dumps(blob, sort_keys=True)
 
 
 def _remember(key: str, state: _State) -> None:
     weights = {layer.name: [w.copy() for w in layer.get_weights()] for layer in state.model.layers}
-    _CACHE[key] = _Snapshot(state.bits, weights, {k: v.copy() for k, v in state.masks.items()})
+    _CACHE[key] = _Snapshot(state.bits, state.arch, weights, {k: v.copy() for k, v in state.masks.items()})
     _CACHE.move_to_end(key)
     while len(_CACHE) > _CACHE_SIZE:
         _CACHE.popitem(last=False)
 
 
 def _restore(evaluator, snap: _Snapshot, base: Bits) -> _State:
-    arch = evaluator.space.decode(snap.bits)
+    arch = snap.arch
     model = evaluator.build(arch, _base_seed(evaluator, base))
     for layer in model.layers:
         if layer.name in snap.weights and layer.weights:
@@ -233,14 +302,16 @@ def _forward(model: keras.Model, arch: Architecture, x) -> tuple[Any, dict, dict
     return model.get_layer("head")(h), node_out, pre
 
 
-def gene_saliency(evaluator, state: _State) -> dict[int, float]:
-    """First-order Taylor saliency ``sum |w * dL/dw|`` of every expressed connection gene.
+def gene_saliency(evaluator, state: _State) -> dict[pruning.Cut, float]:
+    """First-order Taylor saliency ``sum |w * dL/dw|`` of every expressed gene and node cut.
 
     An edge i -> j feeds node i's output into node j's kernel ``W_j``; since node
     j's input is the sum of its predecessors, ``dL/dW_j`` splits into one term per
     predecessor, ``G_ij`` = the gradient ``W_j`` would get from node i's output
     alone. The edge's saliency is ``sum |W_j * G_ij|``. A stage gene expresses the
-    whole stage: the sum of ``|v * dL/dv|`` over every weight of the stage.
+    whole stage: the sum of ``|v * dL/dv|`` over every weight of the stage, and a
+    node cut (:func:`gnas.pruning.cuts.node_units`) the same sum over the node's
+    layers (kernel, bias, batch norm).
     """
     arch, model = state.arch, state.model
     x, y = _sample(evaluator)
@@ -255,9 +326,15 @@ def gene_saliency(evaluator, state: _State) -> dict[int, float]:
     var_grads = tape.gradient(loss, [v for vs in stage_vars.values() for v in vs])
     del tape
     grads = iter(var_grads)
-    stage_sal = {s: sum(float(tf.reduce_sum(tf.abs(v * next(grads)))) for v in vs)
-                 for s, vs in stage_vars.items()}
-    out_sal: dict[int, float] = {}
+    var_sal: dict[str, float] = {}
+    stage_sal = {}
+    for s, vs in stage_vars.items():
+        for v in vs:
+            var_sal[v.path if hasattr(v, "path") else v.name] = float(tf.reduce_sum(tf.abs(v * next(grads))))
+        stage_sal[s] = sum(var_sal[v.path if hasattr(v, "path") else v.name] for v in vs)
+    out_sal: dict[pruning.Cut, float] = {}
+    for genes, prefix in pruning.node_units(evaluator.space, state.bits).items():
+        out_sal[genes] = sum(val for name, val in var_sal.items() if name.startswith(prefix + "_"))
     for unit in pruning.gene_units(evaluator.space, state.bits):
         if unit.edge is None:
             out_sal[unit.gene] = stage_sal[unit.stage]

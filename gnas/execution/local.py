@@ -49,7 +49,9 @@ class LocalExecutor:
         model, metrics = self.evaluator.final(genome, seed, options)
         out_dir.mkdir(parents=True, exist_ok=True)
         tmp = out_dir / ".model.tmp.keras"
-        model.save(tmp)
+        from gnas.backend.export import network_only
+
+        network_only(model).save(tmp)  # the network without optimiser state
         tmp.replace(out_dir / "model.keras")
         return metrics
 

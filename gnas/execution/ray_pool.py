@@ -85,10 +85,12 @@ class _Worker:
     def final(self, genome: str, seed: int,
               options: dict[str, Any] | None) -> tuple[bytes, dict[str, Any]]:
         """Retrain the best network; the model comes back as bytes (nodes share no disk)."""
+        from gnas.backend.export import network_only
+
         model, metrics = self.evaluator.final(genome, seed, options)
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "model.keras"
-            model.save(path)
+            network_only(model).save(path)  # the network without optimiser state
             return path.read_bytes(), metrics
 
 

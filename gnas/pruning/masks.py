@@ -135,3 +135,22 @@ def density(masks: dict[str, np.ndarray]) -> float:
     """Fraction of the masked weights that are kept (1.0 for no masks)."""
     total = sum(int(m.size) for m in masks.values())
     return 1.0 if not total else sum(float(m.sum()) for m in masks.values()) / total
+
+
+def storage_note(kind: str, nm: str, sparsity: float, params_nonzero: int,
+                 params_stored: int) -> str | None:
+    """What a weight mask does to the exported file, in one plain sentence (None: no mask).
+
+    Masks zero weights inside layers of unchanged shape, so the file keeps every
+    zero and a dense kernel computes with them: the network is sparser, not
+    smaller or faster.
+    """
+    if kind in (None, "", "none"):
+        return None
+    if kind == "nm":
+        n, m = parse_nm(nm)
+        label, zeros = nm, 100.0 * (1.0 - n / m)
+    else:
+        label, zeros = kind, 100.0 * float(sparsity)
+    return (f"{label}: {zeros:.0f} % zeros, stored dense; no speed-up without sparse kernels "
+            f"({params_nonzero:,} non-zero of {params_stored:,} stored parameters)")

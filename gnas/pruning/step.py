@@ -2,8 +2,8 @@
 
 With ``prune.fraction > 0`` the step watches each generation's end. Growth turns
 into pruning once the best validation error is at most ``prune.threshold`` or the
-growth budget is spent (``prune.growth_generations``, or every generation when
-that is 0); the switch is printed on one line and kept in the step's state.
+growth budget is spent (``prune.growth_generations``, or half the generations
+when that is 0); the switch is printed on one line and kept in the step's state.
 From then on, each generation prunes the best ``prune.candidates`` networks not
 pruned yet (:func:`gnas.pruning.cuts.prune_chain`): every attempt is an evaluation
 of kind ``prune`` whose options name the base genome, the cuts and a variant digest
@@ -100,9 +100,10 @@ class PruningStep:
         p = self.cfg.prune
         if error is not None and error <= p.threshold:
             return f"best validation error {error:.4f} <= threshold {p.threshold:g}"
-        budget = p.growth_generations or self.cfg.evolution.generations
+        budget = growth_budget(self.cfg)
         if view.generation >= budget:
-            return f"growth budget of {budget} generations spent (best error {error})"
+            shown = "none" if error is None else f"{error:.4f}"
+            return f"growth budget of {budget} generations spent (best error {shown})"
         return None
 
     # ------------------------------------------------------------- pruning
@@ -138,11 +139,14 @@ class PruningStep:
 
     def run_chain(self, view: GenerationView, base: Bits, p1: dict[int, float]) -> dict[str, Any]:
         def scorer(cuts: tuple[int, ...]) -> pruning.Attempt:
-            options = {**self.settings, "base": bits_to_str(base), "cuts": list(cuts),
+            options = {**self.settings, "base": bits_to_str(base),
+                       "cuts": pruning.cuts_to_json(cuts),
                        "variant": pruning.attempt_tag(base, cuts, self.settings)}
             bits = pruning.apply_cuts(base, cuts)
             r = view.evaluate([bits], Kind.PRUNE, options)[0]
-            sal = {int(g): float(v) for g, v in r.metrics.get("saliency", {}).items()}
+            sal: dict[pruning.Cut, float] = {int(g): float(v) for g, v in r.metrics.get("saliency", {}).items()}
+            for name in ("node_saliency", "unit_saliency"):
+                sal.update({pruning.as_cut(g): float(v) for g, v in r.metrics.get(name, [])})
             return pruning.Attempt(ok=r.ok, fitness=view.fitness_of(r),
                                    pruned_fraction=r.pruned_fraction, saliency=sal, key=r.key,
                                    message=r.message)
@@ -196,12 +200,29 @@ class PruningStep:
             "model_bytes": model.stat().st_size if model.is_file() else None}
 
 
+def growth_budget(cfg: RunConfig) -> int:
+    """Generations of growth before pruning (Algorithm 1): the setting, or half the run when 0.
+
+    Half, so that a default-length run with ``--prune`` has generations left in
+    which pruned networks compete with grown ones.
+    """
+    return cfg.prune.growth_generations or max(1, cfg.evolution.generations // 2)
+
+
 def row_summary(row: EvalResult | None) -> dict[str, Any]:
-    """Parameters, FLOPs, scores and pruned fraction of one evaluation, for reports."""
+    """Parameters, FLOPs, scores and pruned fraction of one evaluation, for reports.
+
+    ``params`` counts non-zero parameters, ``params_stored`` what a file of the
+    network holds (they differ only under irregular or N:M masks, stored dense).
+    """
     if row is None:
         return {}
     total = row.metrics.get("params_total", row.params)
+    m = row.metrics
     return {"key": row.key, "ok": row.ok, "val_error": row.val_error if row.ok else None,
             "val_score": 100.0 * (1.0 - row.val_error) if row.ok else None,
-            "params_total": total, "params_nonzero": row.metrics.get("params_nonzero", total),
-            "flops": row.flops, "pruned_fraction": row.pruned_fraction}
+            "params": row.params, "params_stored": m.get("params_stored", total),
+            "params_unpruned": m.get("params_unpruned", total),
+            "flops": row.flops, "flops_unpruned": m.get("flops_unpruned", row.flops),
+            "params_total": total, "params_nonzero": m.get("params_nonzero", total),
+            "pruned_fraction": row.pruned_fraction, "gene_fraction": m.get("gene_fraction", 0.0)}

@@ -15,7 +15,8 @@ Two ways to get the weights:
   its validation error is then no longer a held-out estimate). A pruned network
   keeps its pruned weights at zero throughout.
 
-TensorFlow is imported inside the functions only.
+The Keras work (loading, retraining, scoring, saving) is in
+``gnas.backend.export``, imported inside :func:`export_best` only.
 """
 from __future__ import annotations
 
@@ -27,11 +28,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 
 from gnas import __version__
 
 from gnas.genome import memory
+from gnas.pruning import masks
 from gnas.config import RunConfig
 from gnas.errors import ConfigError, RunDirError
 from gnas.records import derive_seed
@@ -97,6 +98,8 @@ def export_best(run_dir: RunDir, out: str | Path, *, epochs: int | None = None,
     seed = derive_seed(cfg.evolution.seed, best["key"])
     options = (row.get("metrics") or {}).get("final_options") or {}
     arch = evaluator.space.decode(str_to_bits(best["genome"]))
+    from gnas.backend.export import retrained_model, save_model, search_model, test_metrics
+
     if retrain:
         n = epochs or cfg.train.epochs
         model = retrained_model(evaluator, best["genome"], seed, options, n)
@@ -106,98 +109,23 @@ def export_best(run_dir: RunDir, out: str | Path, *, epochs: int | None = None,
     test = test_metrics(model, arch.task, dataset.x_test, dataset.y_test)
     sidecar = _sidecar(cfg, dataset, best, row, arch, options, test, source, model.count_params())
     sidecar["retrain_epochs"] = (epochs or cfg.train.epochs) if retrain else None
-    _save(model, out)
+    save_model(model, out)
+    sidecar["metrics"]["file_bytes"] = out.stat().st_size
     atomic_write_text(out.with_suffix(".json"), json.dumps(sidecar, indent=1, allow_nan=False))
     return sidecar
 
 
-def search_model(run_dir: RunDir, evaluator, best: dict[str, Any], seed: int,
-                 options: dict[str, Any]):
-    """The search's trained network: best/model.keras when it is this genome's, else rebuilt."""
-    import keras
-
-    from gnas.backend.trainer import compile_model
-
-    saved = run_dir.best_dir / "model.keras"
-    summary = run_dir.best_dir / "summary.json"
-    previous = read_json(summary)
-    if saved.is_file() and isinstance(previous, dict) and previous.get("key") == best["key"]:
-        model = keras.models.load_model(saved, compile=False)  # weights only; a fresh optimiser
-        compile_model(model, evaluator.space.decode(str_to_bits(best["genome"])))
-        return model, "search weights (best/model.keras)"
-    model, _ = evaluator.final(best["genome"], seed, options)
-    return model, "search weights (retrained as in the search)"
-
-
-def retrained_model(evaluator, genome: str, seed: int, options: dict[str, Any], epochs: int):
-    """Fresh weights of the (pruned) network, trained on train + val for ``epochs``."""
-    import keras
-
-    from gnas.backend.trainer import StopOnNaN, compile_model
-
-    arch = evaluator.space.decode(str_to_bits(genome))
-    if options:  # the pruned structure and its zeroed weights come from the rebuilt network
-        pruned, _ = evaluator.final(genome, seed, options)
-        masks = zero_masks(pruned)
-        keras.utils.set_random_seed(seed)
-        model = keras.models.clone_model(pruned)
-    else:
-        masks = {}
-        model = evaluator.build(arch, seed)
-    apply_masks(model, masks)
-    compile_model(model, arch)
-    data = evaluator.data
-    x = np.concatenate([data.x_train, data.x_val])
-    y = np.concatenate([data.y_train, data.y_val])
-    callbacks = [StopOnNaN()] + ([mask_keeper(masks)] if masks else [])
-    history = model.fit(x, y, batch_size=evaluator.batch_size(arch), epochs=epochs, verbose=0,
-                        shuffle=True, callbacks=callbacks)
-    loss = float(history.history["loss"][-1])
-    if not np.isfinite(loss):
-        raise RunDirError(f"retraining diverged (loss {loss}); export without --retrain to keep "
-                          "the search weights, or retrain with fewer --epochs.")
-    return model
-
-
-def zero_masks(model) -> dict[str, np.ndarray]:
-    """Per layer, where its kernel is not exactly zero (pruned weights are exact zeros)."""
-    masks = {}
-    for layer in model.layers:
-        kernel = getattr(layer, "kernel", None)
-        if kernel is not None:
-            mask = np.asarray(kernel.numpy() != 0, dtype="float32")
-            if not mask.all():
-                masks[layer.name] = mask
-    return masks
-
-
-def apply_masks(model, masks: dict[str, np.ndarray]) -> None:
-    for name, mask in masks.items():
-        kernel = model.get_layer(name).kernel
-        kernel.assign(kernel.numpy() * mask)
-
-
-def mask_keeper(masks: dict[str, np.ndarray]):
-    """A Keras callback that sets the pruned weights back to zero after every step."""
-    import keras
-
-    class MaskKeeper(keras.callbacks.Callback):
-        def on_train_batch_end(self, batch, logs=None):
-            apply_masks(self.model, masks)
-
-    return MaskKeeper()
-
-
-def test_metrics(model, task: str, x: np.ndarray, y: np.ndarray) -> dict[str, Any]:
-    """Test error and score from the model's predictions (exact counts for classification)."""
-    pred = model.predict(x, verbose=0)
-    if task == "classification":
-        correct = int((pred.argmax(axis=1) == np.asarray(y).reshape(-1)).sum())
-        error = 1.0 - correct / len(y)
-        return {"test_error": error, "test_score": 100.0 * (1.0 - error), "test_correct": correct,
-                "test_samples": int(len(y))}
-    error = float(np.abs(pred.reshape(-1) - np.asarray(y, dtype=float).reshape(-1)).mean())
-    return {"test_error": error, "test_score": 100.0 * (1.0 - error), "test_samples": int(len(y))}
+def _size(row: dict[str, Any], options: dict[str, Any], params: int, flops: int) -> dict[str, Any]:
+    """Parameters and FLOPs before and after pruning, and what a weight mask leaves stored."""
+    m = row.get("metrics") or {}
+    nonzero = int(row.get("params") or params) if options else params
+    unpruned = int(m.get("params_unpruned", params))
+    return {"params_nonzero": nonzero, "params_unpruned": unpruned,
+            "flops": row.get("flops") or flops, "flops_unpruned": m.get("flops_unpruned", row.get("flops") or flops),
+            "pruned_fraction": 1.0 - nonzero / unpruned if unpruned else 0.0,
+            "gene_fraction": m.get("gene_fraction", 0.0),
+            "storage": masks.storage_note(options.get("mask"), options.get("nm", "2:4"),
+                                          float(options.get("sparsity", 0.5)), nonzero, params)}
 
 
 def _sidecar(cfg: RunConfig, dataset, best, row, arch, options, test, source, params) -> dict[str, Any]:
@@ -208,21 +136,9 @@ def _sidecar(cfg: RunConfig, dataset, best, row, arch, options, test, source, pa
         "fitness": best["fitness"], "architecture": arch.to_dict(), "description": arch.describe(),
         "pruning": options or None, "weights": source,
         "metrics": {**test, "search_val_error": row.get("val_error"), "params": params,
-                    "flops": row.get("flops") or est.flops,
-                    "pruned_fraction": row.get("pruned_fraction", 0.0),
+                    **_size(row, options, params, est.flops),
                     "model_bytes": params * est.bytes_per_value},
         "dataset": {"name": cfg.data.dataset, "task": dataset.task, "input_shape": list(dataset.input_shape),
                     "n_classes": dataset.n_classes, "test_samples": int(len(dataset.y_test)),
                     "target_mean": dataset.target_mean, "target_std": dataset.target_std},
     }
-
-
-def _save(model, out: Path) -> None:
-    """Write the .keras file atomically (a temporary name in the same folder, then rename)."""
-    tmp = out.with_name(f".{out.stem}.tmp.keras")
-    try:
-        model.save(tmp)
-        tmp.replace(out)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise ConfigError(f"--out {out}: cannot write the model ({exc.strerror}); choose a writable path.") from None

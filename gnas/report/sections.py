@@ -7,11 +7,13 @@ builds; nothing adds itself to it.
 """
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Callable
 
 from gnas.config import RunConfig
 from gnas.errors import GnasError
 from gnas.markov import chain as markov
+from gnas.pruning import masks
 from gnas.pruning.step import row_summary
 from gnas.records import Kind
 from gnas.runs.atomic import read_json
@@ -84,7 +86,7 @@ def pruning_section(run_dir: RunDir, state: SearchState, store: EvaluationStore,
     out: dict[str, Any] = {"phase": str(state.phase), "target": book.get("target"),
                            "settings": book.get("settings"), "started": book.get("started"),
                            "before": book.get("before_model")}
-    fields = ("base", "genome_after", "cuts", "pruned_fraction", "reason", "fitness_before",
+    fields = ("base", "genome_after", "cuts", "pruned_fraction", "gene_fraction", "reason", "fitness_before",
               "fitness_after", "generation", "before", "after")
     out["chains"] = [{k: c.get(k) for k in fields} | {"attempts": len(c.get("attempts", []))}
                      for c in book.get("chains", {}).values()]
@@ -92,7 +94,27 @@ def pruning_section(run_dir: RunDir, state: SearchState, store: EvaluationStore,
     before, after = out["before"] or {}, out["after"] or {}
     if before.get("test_score") is not None and after.get("test_score") is not None:
         out["test_score_change"] = after["test_score"] - before["test_score"]
+    settings = book.get("settings") or {}
+    if after.get("is_pruned"):
+        after["storage"] = masks.storage_note(settings.get("mask"), settings.get("nm", "2:4"),
+                                              float(settings.get("sparsity") or 0.5),
+                                              int(after.get("params") or 0), int(after.get("params_stored") or 0))
+    _latency(before, after, run_dir)
     return out
+
+
+def _latency(before: dict[str, Any], after: dict[str, Any], run_dir: RunDir) -> None:
+    """CPU inference latency of both saved models, timed in this one process (median ms)."""
+    files = [Path(before.get("model_file") or ""), run_dir.best_dir / "model.keras"]
+    if not before or not after or not all(f.is_file() for f in files):
+        return
+    from gnas.backend import runtime
+
+    runtime.configure(1, use_gpu=False)  # CPU latency, one thread: the figure a small deployment sees
+    from gnas.backend.latency import BATCH, median_latency_ms
+
+    before["latency_ms"], after["latency_ms"] = median_latency_ms(files)
+    before["latency_batch"] = after["latency_batch"] = BATCH
 
 
 def _pruned_best(run_dir: RunDir, store: EvaluationStore) -> dict[str, Any] | None:

@@ -48,7 +48,8 @@ def _best(run_dir: RunDir, state, store: EvaluationStore) -> dict[str, Any] | No
     if s is not None:
         row = store.lookup(s["key"]) if s.get("key") else None
         best = {k: s.get(k) for k in ("genome", "fitness", "val_error", "test_score", "params",
-                                      "flops", "pruned_fraction", "architecture", "description")}
+                                      "params_stored", "params_unpruned", "flops", "flops_unpruned",
+                                      "pruned_fraction", "architecture", "description")}
         return {**best, "memory": memory_of(row.metrics) if row else None}
     if not state.hall_of_fame:
         return None
@@ -139,14 +140,23 @@ def _pruning_lines(book: dict[str, Any] | None) -> list[str]:
     if not book or not book.get("before"):
         return []
     lines = [f"pruning (target {book.get('target')}; {book.get('started', {}).get('reason', '')}):",
-             "           params (nonzero / total)       flops   file size  val score  test score"]
+             "           params (nonzero / stored)       flops   file size  latency ms  val score  test score"]
     for name in ("before", "after"):
         m = book.get(name)
         if not m:
             continue
+        latency = "-" if m.get("latency_ms") is None else f"{m['latency_ms']:.2f}"
         lines.append(f"  {name:<7}  {m.get('params_nonzero') or 0:>10,} / {m.get('params_total') or 0:>10,}"
-                     f"  {m.get('flops') or 0:>10,}  {_bytes(m.get('model_bytes')):>10}"
+                     f"  {m.get('flops') or 0:>10,}  {_bytes(m.get('model_bytes')):>10}  {latency:>10}"
                      f"  {_number(m.get('val_score'))}  {_number(m.get('test_score'))}")
+    before, after = book.get("before") or {}, book.get("after") or {}
+    if after.get("is_pruned") and before.get("params_total") and before.get("flops"):
+        lines.append(f"  pruned: {after.get('pruned_fraction') or 0:.1%} of the parameters "
+                     f"(1 - {after.get('params') or 0:,} / {after.get('params_unpruned') or 0:,}), "
+                     f"{1 - (after.get('flops') or 0) / (after.get('flops_unpruned') or 1):.1%} of the FLOPs, "
+                     f"{after.get('gene_fraction') or 0:.1%} of the connection genes")
+    if after.get("storage"):
+        lines.append(f"  {after['storage']}")
     if book.get("test_score_change") is not None:
         lines.append(f"  test score change: {book['test_score_change']:+.2f}")
     return lines

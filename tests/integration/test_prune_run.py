@@ -42,6 +42,20 @@ def test_prune_run_reaches_target_or_says_why(pruned_run):
     assert section["test_score_change"] == pytest.approx(after["test_score"] - before["test_score"])
     if after["is_pruned"]:
         assert after["params_nonzero"] < after["params_total"]  # 2:4 masks removed weights
+        # P is measured on the network, against the unpruned base the report shows as "before"
+        assert after["pruned_fraction"] == pytest.approx(1 - after["params"] / after["params_unpruned"])
+        assert after["params_unpruned"] == before["params_total"]
+        assert after["flops_unpruned"] == before["flops"]
+        assert after["storage"].startswith("2:4: 50 % zeros, stored dense; no speed-up without sparse kernels")
+        assert f"{after['params']:,} non-zero" in after["storage"]
+    for side in (before, after):
+        assert side["latency_ms"] > 0  # both timed in the report's process
+    if after["params_total"] < before["params_total"]:  # files hold the network only
+        assert after["model_bytes"] < before["model_bytes"]
+    best = report["best"]
+    assert best["pruned_fraction"] == pytest.approx(1 - best["params"] / best["params_unpruned"])
+    text = gnas("report", str(pruned_run)).stdout
+    assert "latency ms" in text and ("stored dense" in text or not after["is_pruned"])
 
 
 @pytest.mark.slow
@@ -54,7 +68,8 @@ def test_every_attempt_is_an_evaluation_row(pruned_run):
     assert len(rows) == attempts == len({r[0] for r in rows})  # none trained twice
     for _, fraction, metrics in rows:
         m = json.loads(metrics)
-        assert 0.0 <= fraction <= 1.0 and bool(m["nm_holds"])
+        assert fraction == pytest.approx(1 - m["params"] / m["params_unpruned"]) and bool(m["nm_holds"])
+        assert m["params"] == m["params_nonzero"] and m["params_stored"] == m["params_total"]
         assert m["final_options"]["mask"] == "nm"
 
 
@@ -78,9 +93,26 @@ def test_exported_pruned_model_loads_with_plain_keras(pruned_run):
     assert got["gnas"] is False
     kind = sqlite3.connect(pruned_run / "evaluations.db").execute(
         "SELECT kind FROM evaluations WHERE genome_key = ?", (summary["key"],)).fetchone()[0]
+    assert got["params"] == summary["params_stored"]  # the file holds what the report claims
     assert got["params"] == summary["params"] or kind == "prune"
     if ":" in summary["key"]:  # the best is a pruned, masked network: 2:4 in every group of four
         assert got["nm"] and all(got["nm"])
+
+
+@pytest.mark.slow
+def test_gnas_export_writes_the_network_the_report_describes(pruned_run, tmp_path):
+    out = tmp_path / "best.keras"
+    done = gnas("export", str(pruned_run), "--out", str(out))
+    assert done.returncode == 0, done.stderr[-2000:]
+    side = json.loads(out.with_suffix(".json").read_text())["metrics"]
+    summary = json.loads((pruned_run / "best" / "summary.json").read_text())
+    assert side["params"] == summary["params_stored"] and side["params_nonzero"] == summary["params"]
+    assert side["params_unpruned"] == summary["params_unpruned"]
+    assert side["pruned_fraction"] == pytest.approx(summary["pruned_fraction"])
+    assert side["file_bytes"] == out.stat().st_size
+    assert side["test_score"] == pytest.approx(summary["test_score"], abs=1e-6)  # scores what the report says
+    if side["params_nonzero"] < side["params"]:
+        assert "stored dense" in side["storage"]
 
 
 @pytest.mark.parametrize("args,msg", [

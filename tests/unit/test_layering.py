@@ -33,9 +33,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("__main__",),
 )
 RANK = {name: i for i, layer in enumerate(LAYERS) for name in layer}
-# report/export.py still builds and saves Keras models itself; moving that code into
-# backend/ is open work, listed here so that no other module joins it.
-HOMES = {"tensorflow": {"backend"}, "keras": {"backend", "report/export.py"}, "ray": {"execution"},
+HOMES = {"tensorflow": {"backend"}, "keras": {"backend"}, "ray": {"execution"},
          "matplotlib": {"report/figures.py", "report/analysis.py", "chaos/calibration.py"}}
 
 

@@ -1,0 +1,124 @@
+"""The Keras side of ``gnas export``: the search's network, retrained weights, test scores, saving.
+
+``gnas.report.export`` decides what to export and writes the sidecar; the model
+itself is built, loaded, retrained, scored and saved here, the one package that
+speaks Keras. A pruned network keeps its pruned weights at zero throughout.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+
+from gnas.backend.trainer import StopOnNaN, compile_model
+from gnas.errors import ConfigError, RunDirError
+from gnas.genome.space import str_to_bits
+from gnas.runs.atomic import read_json
+from gnas.runs.directory import RunDir
+
+
+def search_model(run_dir: RunDir, evaluator, best: dict[str, Any], seed: int,
+                 options: dict[str, Any]) -> tuple[keras.Model, str]:
+    """The search's trained network: best/model.keras when it is this genome's, else rebuilt."""
+    saved = run_dir.best_dir / "model.keras"
+    summary = run_dir.best_dir / "summary.json"
+    previous = read_json(summary)
+    if saved.is_file() and isinstance(previous, dict) and previous.get("key") == best["key"]:
+        model = keras.models.load_model(saved, compile=False)  # weights only; a fresh optimiser
+        compile_model(model, evaluator.space.decode(str_to_bits(best["genome"])))
+        return model, "search weights (best/model.keras)"
+    model, _ = evaluator.final(best["genome"], seed, options)
+    return model, "search weights (retrained as in the search)"
+
+
+def retrained_model(evaluator, genome: str, seed: int, options: dict[str, Any],
+                    epochs: int) -> keras.Model:
+    """Fresh weights of the (pruned) network, trained on train + val for ``epochs``."""
+    arch = evaluator.space.decode(str_to_bits(genome))
+    if options:  # the pruned structure and its zeroed weights come from the rebuilt network
+        pruned, _ = evaluator.final(genome, seed, options)
+        masks = zero_masks(pruned)
+        keras.utils.set_random_seed(seed)
+        model = keras.models.clone_model(pruned)
+    else:
+        masks = {}
+        model = evaluator.build(arch, seed)
+    apply_masks(model, masks)
+    compile_model(model, arch)
+    data = evaluator.data
+    x = np.concatenate([data.x_train, data.x_val])
+    y = np.concatenate([data.y_train, data.y_val])
+    callbacks = [StopOnNaN()] + ([mask_keeper(masks)] if masks else [])
+    history = model.fit(x, y, batch_size=evaluator.batch_size(arch), epochs=epochs, verbose=0,
+                        shuffle=True, callbacks=callbacks)
+    loss = float(history.history["loss"][-1])
+    if not np.isfinite(loss):
+        raise RunDirError(f"retraining diverged (loss {loss}); export without --retrain to keep "
+                          "the search weights, or retrain with fewer --epochs.")
+    return model
+
+
+def zero_masks(model: keras.Model) -> dict[str, np.ndarray]:
+    """Per layer, where its kernel is not exactly zero (pruned weights are exact zeros)."""
+    masks = {}
+    for layer in model.layers:
+        kernel = getattr(layer, "kernel", None)
+        if kernel is not None:
+            mask = np.asarray(kernel.numpy() != 0, dtype="float32")
+            if not mask.all():
+                masks[layer.name] = mask
+    return masks
+
+
+def apply_masks(model: keras.Model, masks: dict[str, np.ndarray]) -> None:
+    """Zero the masked weights in place."""
+    for name, mask in masks.items():
+        kernel = model.get_layer(name).kernel
+        kernel.assign(kernel.numpy() * mask)
+
+
+def mask_keeper(masks: dict[str, np.ndarray]) -> keras.callbacks.Callback:
+    """A Keras callback that sets the pruned weights back to zero after every step."""
+    class MaskKeeper(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            apply_masks(self.model, masks)
+
+    return MaskKeeper()
+
+
+def test_metrics(model: keras.Model, task: str, x: np.ndarray, y: np.ndarray) -> dict[str, Any]:
+    """Test error and score from the model's predictions (exact counts for classification)."""
+    pred = model.predict(x, verbose=0)
+    if task == "classification":
+        correct = int((pred.argmax(axis=1) == np.asarray(y).reshape(-1)).sum())
+        error = 1.0 - correct / len(y)
+        return {"test_error": error, "test_score": 100.0 * (1.0 - error), "test_correct": correct,
+                "test_samples": int(len(y))}
+    error = float(np.abs(pred.reshape(-1) - np.asarray(y, dtype=float).reshape(-1)).mean())
+    return {"test_error": error, "test_score": 100.0 * (1.0 - error), "test_samples": int(len(y))}
+
+
+def network_only(model: keras.Model) -> keras.Model:
+    """An uncompiled copy with the same layers and weights, so a save holds no optimiser state.
+
+    A ``.keras`` file of a trained, compiled model also stores the optimiser's
+    slots (SGD momentum doubles the file), Keras ignores ``include_optimizer``
+    for that format and ``clone_model`` compiles its clone; file sizes would then
+    compare training states, not networks.
+    """
+    copy = keras.Model.from_config(model.get_config())
+    copy.set_weights(model.get_weights())
+    return copy
+
+
+def save_model(model: keras.Model, out: Path) -> None:
+    """Write the .keras file atomically (a temporary name in the same folder, then rename)."""
+    tmp = out.with_name(f".{out.stem}.tmp.keras")
+    try:
+        network_only(model).save(tmp)
+        tmp.replace(out)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise ConfigError(f"--out {out}: cannot write the model ({exc.strerror}); choose a writable path.") from None
