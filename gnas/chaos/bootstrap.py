@@ -6,10 +6,13 @@ random draws, and a single mean curve hides how much its zero crossing would
 move with other draws: on digits the exponent hovers near 0 over a wide range of
 ``lambda`` and the crossing jumps between sweep points from seed to seed.
 
-A replicate resamples, independently at every ``lambda``, the rows with
-replacement and the columns with replacement (a two-way bootstrap, so both
-sources of noise enter), averages the table into one curve and finds its
-crossing with the same rule as the measurement. The interval is the 2.5 and
+A replicate resamples the rows with replacement and the columns with
+replacement (a two-way bootstrap, so both sources of noise enter), averages each
+table into one curve and finds its crossing with the same rule as the
+measurement. The calibration draws row ``k`` of every sweep point from the same
+random numbers (common random numbers), so when the tables share a shape one
+draw of rows and columns serves the whole sweep and keeps that pairing; tables
+of different shapes are resampled point by point. The interval is the 2.5 and
 97.5 percentiles of the replicates' crossings. A crossing is *robust* when
 nearly every replicate finds one (:data:`MIN_SHARE`) and the interval is at most
 :data:`MAX_WIDTH` wide; otherwise the run falls back to the paper's preset and
@@ -51,18 +54,25 @@ def replicate_curves(tables: Sequence[np.ndarray], replicates: int,
     """``replicates`` x ``len(tables)`` mean exponents, rows and columns resampled per point.
 
     Args:
-        tables: One 2-D array per lambda: chromosomes x input batches.
+        tables: One 2-D array per lambda: chromosomes x input batches (row k of
+            every table from the same random numbers when the shapes agree).
         replicates: Bootstrap curves to draw.
         rng: Seeds the resampling.
     """
+    tables = [np.atleast_2d(np.asarray(t, dtype=float)) for t in tables]
     out = np.empty((replicates, len(tables)))
+    if len({t.shape for t in tables}) == 1:  # paired sweep: one draw of rows and columns for all
+        stack = np.stack(tables)             # points x rows x cols
+        rows, cols = stack.shape[1:]
+        for b in range(replicates):
+            r, c = rng.integers(0, rows, rows), rng.integers(0, cols, cols)
+            out[b] = stack[:, r][:, :, c].mean(axis=(1, 2))
+        return out
     for j, table in enumerate(tables):
-        table = np.atleast_2d(np.asarray(table, dtype=float))
         rows, cols = table.shape
-        r = rng.integers(0, rows, (replicates, rows))
-        c = rng.integers(0, cols, (replicates, cols))
-        # mean over the resampled grid = mean over rows of (mean over resampled columns)
-        out[:, j] = np.array([table[np.ix_(r[b], c[b])].mean() for b in range(replicates)])
+        for b in range(replicates):
+            r, c = rng.integers(0, rows, rows), rng.integers(0, cols, cols)
+            out[b, j] = table[np.ix_(r, c)].mean()
     return out
 
 

@@ -178,15 +178,22 @@ def network_seed(seed: int, point: int, sample: int) -> int:
 def measure_search_space(space: SearchSpace, batches: Sequence[np.ndarray], lambdas: np.ndarray, *,
                          weight_scale: float, samples: int, seed: int,
                          sampler: Sampler | None = None) -> list[np.ndarray]:
-    """Exponent tables (chromosomes x batches) per lambda for networks of ``space``."""
+    """Exponent tables (chromosomes x batches) per lambda for networks of ``space``.
+
+    Row ``k`` of every table comes from the same random numbers (generator state
+    and weight seed), so neighbouring sweep points differ by the threshold only
+    and the noise of the crossing shrinks; the bootstrap resamples rows jointly
+    across the sweep to keep that pairing.
+    """
     from gnas.backend import probe
 
     draw = sampler or (lambda lam, count, rng: sample_chromosomes(space, lam, count, rng))
-    rng = np.random.default_rng(seed)
     out = []
-    for i, lam in enumerate(lambdas):
-        archs = [space.decode(b) for b in draw(float(lam), samples, rng)]
-        seeds = [network_seed(seed, i, k) for k in range(samples)]
+    for lam in lambdas:
+        # common random numbers: every lambda starts from the same generator and weight
+        # seeds, so sample k is one orbit (or uniform draw) thresholded ever higher
+        archs = [space.decode(b) for b in draw(float(lam), samples, np.random.default_rng(seed))]
+        seeds = [network_seed(seed, 0, k) for k in range(samples)]
         out.append(probe.probe_table(archs, batches, weight_scale=weight_scale, seeds=seeds))
     return out
 
