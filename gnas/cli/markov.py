@@ -36,10 +36,9 @@ def run(args: argparse.Namespace) -> int:
             print(f"plot: {path}", file=sys.stderr)
     else:
         print(analysis.format_markov_summary(summary))
-        pred = summary["predicted_convergence"]
-        print(f"predicted convergence from generation {summary['predicted_from_generation']}: "
-              f"Wright-Fisher (paper) {pred['wright_fisher']}, operators {pred['operators']}; "
-              f"observed {summary['observed_convergence']}")
+        from gnas.report.convergence import format_convergence
+
+        print(format_convergence(summary))
         for path in plots:
             print(f"plot: {path}")
     return 0

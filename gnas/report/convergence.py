@@ -51,23 +51,30 @@ def full_population(run_dir: RunDir, record: dict[str, np.ndarray]) -> list[Bits
     """The whole chromosomes of a Markov record's population, from the evaluation store.
 
     A record keeps only the connection genes; the genomes evaluated in its
-    generation with the same connection genes supply the rest. None when one is
-    missing (a run directory whose store was lost).
+    generation with the same connection genes supply the rest. An individual that
+    was read from the cache (the same network as another genome, so no row of its
+    own) takes the other genes of the genome whose evaluation it shares (equal
+    fitness) with its own connection genes. None when neither is found.
     """
     g, l = int(record["generation"]), int(record["l"])
     store = EvaluationStore(run_dir.db_path)
     try:
-        genomes = [r["genome"] for r in store.rows() if r.get("generation") == g and r.get("genome")]
+        rows = [r for r in store.rows() if r.get("generation") == g and r.get("genome")]
     finally:
         store.close()
     by_prefix: dict[str, str] = {}
-    for genome in genomes:
-        by_prefix.setdefault(genome[:l], genome)
+    for r in rows:
+        by_prefix.setdefault(r["genome"][:l], r["genome"])
     out = []
-    for row in np.asarray(record["population_bits"], dtype=int):
-        genome = by_prefix.get("".join(str(b) for b in row))
+    for row, fit in zip(np.asarray(record["population_bits"], dtype=int), record["fitness"]):
+        prefix = "".join(str(b) for b in row)
+        genome = by_prefix.get(prefix)
         if genome is None:
-            return None
+            same = [r["genome"] for r in rows if r.get("fitness") is not None
+                    and math.isclose(float(r["fitness"]), float(fit), rel_tol=1e-12)]
+            if not same:
+                return None
+            genome = prefix + same[0][l:]
         out.append(str_to_bits(genome))
     return out
 
@@ -99,3 +106,26 @@ def convergence_summary(run_dir: RunDir, records: Sequence[dict[str, np.ndarray]
                                 f"state distribution is within {kernel.MIXING_TOL} (total variation) "
                                 "of its stationary distribution"},
     }
+
+
+def for_run(run_dir: RunDir) -> dict[str, Any]:
+    """:func:`convergence_summary` of a finished run, its search space rebuilt from its config."""
+    from gnas.datasets import load_for_run
+    from gnas.genome.factory import make_space
+    from gnas.report import analysis
+
+    records = analysis.markov_records(run_dir)
+    observed = analysis.markov_summary(run_dir, records)["observed_generations_to_convergence"]
+    cfg = run_dir.load_config()
+    return convergence_summary(run_dir, records, make_space(cfg, load_for_run(cfg)), observed)
+
+
+def format_convergence(summary: dict[str, Any]) -> str:
+    """The three numbers of :func:`convergence_summary` as text, the models named."""
+    pred = summary["predicted_convergence"]
+    return "\n".join([
+        f"generations to convergence, predicted from generation {summary['predicted_from_generation']}:",
+        f"  Wright-Fisher (paper's model): {pred['wright_fisher']}",
+        f"  operators' chain (gnas):       {pred['operators']}",
+        f"  observed:                      {summary['observed_convergence']}",
+    ])
