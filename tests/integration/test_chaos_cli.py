@@ -66,7 +66,8 @@ def test_langton_lambda_on_the_command_line():
 @pytest.mark.parametrize("scale", [1.6, 2.5])
 def test_theory_lambda_c_is_one_over_sigma_squared(tmp_path, scale):
     """Deep linear masked networks: growth 0.5 log(lambda sigma^2) per layer, lambda_c = 1/sigma^2."""
-    proc = gnas("chaos", "--theory", "--weight-scale", str(scale), "--samples", "2", "--threads", "1",
+    proc = gnas("chaos", "--theory", "--weight-scale", str(scale), "--samples", "2", "--batches", "1",
+                "--threads", "1",
                 "--max-train-samples", "300", "--json", "--out", str(tmp_path))
     assert proc.returncode == 0, proc.stderr
     record = json.loads(proc.stdout)
