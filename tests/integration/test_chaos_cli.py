@@ -47,6 +47,7 @@ def test_chaos_json_shape_and_png(tmp_path):
     (["--langton", "2", "3", "9"], "q=9"),
     (["--max-train-samples", "40"], "fewer than the probe batch"),
     (["--samples", "0"], "at least 1 sample"),
+    (["--batches", "0"], "at least 1 input batch"),
 ])
 def test_bad_input_exits_2_with_one_line(tmp_path, args, words):
     proc = gnas("chaos", "--out", str(tmp_path / "x"), *args)
