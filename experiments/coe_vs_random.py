@@ -13,10 +13,15 @@ records every generation's population. Written to ``--out`` (default
 * ``loss.png`` (Fig. 2), ``diversity.png``, ``hyperparameters.png`` (Fig. 5/6:
   the spread, "deviation", of each hyper-parameter gene per generation);
 * ``summary.json``: per init, means over seeds of the final and best values;
+  ``paired``: CoE minus random per seed (final best and mean validation loss,
+  best over the run, diversity) with mean, 95 % t-interval, paired t-test and
+  Wilcoxon signed-rank p; ``convergence``: per run, the generations to
+  convergence that Wright-Fisher (the paper's model) and the operators' chain
+  predict from generation 0, the observed, and their medians;
 * ``runs/<init>-seed<k>/``: the run directories (``gnas report`` reads them).
 
 Run ``python experiments/coe_vs_random.py`` (defaults: digits, 50 generations,
-population 8, seeds 0-2, 1 epoch, 600 training samples); ``--smoke`` runs 2
+population 8, seeds 0-4, 1 epoch, 600 training samples); ``--smoke`` runs 2
 generations of population 4 on one seed. ``--lambda-c 0.881`` runs CoE at the
 paper's preset instead of the measured ``lambda_c``; ``--inits coe`` runs one
 side only. An interrupted experiment continues where it stopped when run again
@@ -76,7 +81,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--dataset", default="digits")
     p.add_argument("--generations", type=int, default=50)
     p.add_argument("--population", type=int, default=8)
-    p.add_argument("--seeds", default="0,1,2", help="comma-separated run seeds")
+    p.add_argument("--seeds", default="0,1,2,3,4", help="comma-separated run seeds (>= 5 for the paired test)")
     p.add_argument("--epochs", type=int, default=1)
     p.add_argument("--max-train-samples", dest="max_train_samples", type=int, default=600)
     p.add_argument("--threads", type=int, default=1, help="TensorFlow threads per evaluation")
@@ -235,6 +240,70 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
+def paired(rows: list[dict[str, Any]], column: str, final: bool = True) -> dict[str, Any] | None:
+    """CoE minus random, paired by seed: mean, 95 % t-interval, paired t-test and Wilcoxon.
+
+    ``final`` compares the last generation's value, otherwise the best over all
+    generations. None unless both inits ran on at least two common seeds.
+    """
+    from scipy import stats
+
+    def per_seed(init: str) -> dict[int, float]:
+        mine = [r for r in rows if r["init"] == init]
+        if not mine:
+            return {}
+        last_g = max(r["generation"] for r in mine)
+        out: dict[int, float] = {}
+        for seed in sorted({r["seed"] for r in mine}):
+            values = [r[column] for r in mine if r["seed"] == seed and (not final or r["generation"] == last_g)]
+            out[seed] = float(np.nanmin(values)) if values else math.nan
+        return out
+
+    coe, rnd = per_seed("coe"), per_seed("random")
+    seeds = sorted(set(coe) & set(rnd))
+    d = np.array([coe[s] - rnd[s] for s in seeds])
+    d = d[np.isfinite(d)]
+    if len(d) < 2:
+        return None
+    mean, sem = float(d.mean()), float(d.std(ddof=1) / math.sqrt(len(d)))
+    half = float(stats.t.ppf(0.975, len(d) - 1) * sem)
+    t_p = float(stats.ttest_rel([coe[s] for s in seeds], [rnd[s] for s in seeds]).pvalue) if sem > 0 else 1.0
+    w_p = float(stats.wilcoxon(d).pvalue) if np.any(d != 0) else 1.0
+    return {"column": column, "which": "final generation" if final else "best over the run",
+            "seeds": seeds, "differences": [round(float(x), 6) for x in d],
+            "mean_difference": mean, "ci95": [mean - half, mean + half],
+            "paired_t_p": t_p, "wilcoxon_p": w_p,
+            "verdict": ("CoE lower" if mean + half < 0 else "random lower" if mean - half > 0
+                        else "no difference resolved (the interval contains 0)")}
+
+
+def convergence_rows(out: Path, seeds: list[int], inits: list[str]) -> list[dict[str, Any]]:
+    """Per run: the Wright-Fisher and operators' forecasts from generation 0, and the observed."""
+    from gnas.report import convergence
+
+    result = []
+    for init in inits:
+        for seed in seeds:
+            summary = convergence.for_run(RunDir(out / "runs" / f"{init}-seed{seed}"))
+            result.append({"init": init, "seed": seed, **summary["predicted_convergence"],
+                           "observed": summary["observed_convergence"]})
+    return result
+
+
+def convergence_verdict(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Median observed convergence against each chain's median forecast (target: within 20 %)."""
+    observed = [r["observed"] for r in rows if r["observed"] is not None]
+    out: dict[str, Any] = {"runs": len(rows), "converged_runs": len(observed),
+                           "observed_median": float(np.median(observed)) if observed else None}
+    for model in ("wright_fisher", "operators"):
+        values = [r[model] for r in rows if r[model] is not None]
+        median = float(np.median(values)) if values else None
+        out[f"{model}_median"] = median
+        out[f"{model}_relative_error"] = (None if median is None or not observed or out["observed_median"] == 0
+                                          else abs(median - out["observed_median"]) / out["observed_median"])
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     print("command: " + shlex.join([sys.executable, "experiments/coe_vs_random.py", *(argv or sys.argv[1:])]),
@@ -249,6 +318,11 @@ def main(argv: list[str] | None = None) -> int:
     write_csv(rows, out / "generations.csv")
     plots = write_plots(rows, out, len(args.seed_list))
     summary = summarise(rows)
+    summary["paired"] = [x for x in (paired(rows, "best_val_loss"), paired(rows, "best_val_loss", final=False),
+                                     paired(rows, "mean_val_loss"), paired(rows, "diversity_per_gene"))
+                         if x is not None]
+    conv = convergence_rows(out, args.seed_list, args.init_list)
+    summary["convergence"] = {"runs": conv, "verdict": convergence_verdict(conv)}
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
     print(json.dumps(summary, indent=1))
     print("wrote " + ", ".join(str(p) for p in [out / "generations.csv", out / "summary.json", *plots]))

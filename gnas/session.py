@@ -52,8 +52,9 @@ def lambda_c_provider(cfg: RunConfig, dataset: Dataset, space: SearchSpace,
         if cfg.evolution.lambda_c >= 0:
             return cfg.evolution.lambda_c, "config"
         from gnas.chaos.calibration import calibrate_for_run
+        from gnas.report.analysis import write_chaos_plot
 
-        return calibrate_for_run(cfg, dataset, space, run_dir)
+        return calibrate_for_run(cfg, dataset, space, run_dir, plot=write_chaos_plot)
     return provide
 
 

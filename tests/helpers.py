@@ -8,8 +8,10 @@ import sys
 from pathlib import Path
 
 # Small but real: digits, 1 epoch, a few hundred samples, one TensorFlow thread
-# (identical thread settings make results comparable across runs).
-TINY = ["--population", "4", "--epochs", "1", "--max-train-samples", "300", "--threads", "1"]
+# (identical thread settings make results comparable across runs). lambda_c is given:
+# the calibration has its own tests (tests/integration/test_chaos_cli.py).
+TINY = ["--population", "4", "--epochs", "1", "--max-train-samples", "300", "--threads", "1",
+        "--lambda-c", "0.786"]
 
 
 def gnas(*args: str, cwd: str | Path | None = None, env: dict | None = None,

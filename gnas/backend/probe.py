@@ -187,3 +187,28 @@ def probe_many(archs: Sequence[Architecture], x: np.ndarray, *, weight_scale: fl
                                    linear=linear, mask_rate=mask_rate)
         out.append(value if math.isfinite(value) else float(np.log(GAIN_FLOOR)))
     return out
+
+
+def probe_table(archs: Sequence[Architecture], batches: Sequence[np.ndarray], *,
+                weight_scale: float, seeds: Sequence[int], linear: bool = False,
+                mask_rate: float | None = None) -> np.ndarray:
+    """Exponents of each (architecture, seed) network on each batch: ``len(archs) x len(batches)``.
+
+    A row is one network with one weight draw; its columns push different real
+    inputs (and perturbations) through the same weights, so the bootstrap of
+    :mod:`gnas.chaos.bootstrap` can tell input noise from network noise.
+    """
+    out = np.empty((len(archs), len(batches)))
+    floor = float(np.log(GAIN_FLOOR))
+    for i, (arch, seed) in enumerate(zip(archs, seeds)):
+        model = probe_model(arch, weight_scale, linear)
+        keras.utils.set_random_seed(int(seed))
+        redraw_weights(model, weight_scale)
+        rng = np.random.default_rng(int(seed))
+        if mask_rate is not None:
+            mask_kernels(model, mask_rate, rng)
+        depth = network_depth(arch)
+        for k, x in enumerate(batches):
+            value = perturbation_exponent(model, x, depth, rng)
+            out[i, k] = value if math.isfinite(value) else floor
+    return out

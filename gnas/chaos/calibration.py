@@ -8,16 +8,29 @@ is a maximal Lyapunov exponent, negative in the ordered regime (perturbations
 die out) and positive in the chaotic one. ``lambda_c`` is where the exponent
 crosses zero, linearly interpolated between sweep points. The sweep is noisy, so
 when the curve crosses zero more than once the last crossing from below counts:
-beyond it every measured ``lambda`` is chaotic. Without any crossing the paper's
-preset for the kind of data (0.881 images, 0.786 text and tabular) is used, and
-the result says so.
+beyond it every measured ``lambda`` is chaotic.
+
+Each sweep point is a table: :data:`SWEEP_SAMPLES` chromosomes (each with its own
+weight draw) times :data:`BATCHES` batches of real inputs. A two-way bootstrap of
+those tables (:mod:`gnas.chaos.bootstrap`) gives the crossing a 95 % interval
+(``lambda_c_ci``) and decides whether it is ``robust``. Without a robust crossing
+the paper's preset for the kind of data (0.881 images, 0.786 text and tabular) is
+used, and the result says why.
+
+With a run's configuration the chromosomes are drawn exactly as that run draws
+its generation 0 (:func:`gnas.chaos.population.initial_population`: the
+edge-of-chaos orbit at ``lambda``, repair, and growth's base models when growth
+is on), so the exponent is that of the networks the search starts from, with
+the connection genes that those networks express. Without one, connection genes
+are plain Bernoulli(``lambda``) bits.
 
 ``train.weight_scale`` (sigma^2 of the fan-in initialisation) decides where the
 crossing lies: in deep linear networks of masked weights the exponent is
 ``0.5 * log(lambda * sigma^2)``, so ``lambda_c = 1 / sigma^2`` (``theory=True``
 measures exactly that, through the same builder).
 
-No TensorFlow at import: the probe is imported when a sweep runs.
+No TensorFlow at import: the probe is imported when a sweep runs. The figure of
+a sweep is drawn by :mod:`gnas.report.analysis`.
 """
 from __future__ import annotations
 
@@ -27,10 +40,11 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from gnas.chaos import bootstrap
 from gnas.chaos import population as chaos
 from gnas.config import RunConfig
 from gnas.datasets import Dataset
@@ -38,8 +52,9 @@ from gnas.errors import ConfigError, DataError
 from gnas.genome.space import Bits, SearchSpace
 
 SWEEP_POINTS = 11     # lambda = 0, 0.1, ..., 1
-SWEEP_SAMPLES = 8     # chromosomes (and weight draws) per lambda
-BATCH = 64            # real inputs pushed through every network
+SWEEP_SAMPLES = 32    # chromosomes (and weight draws) per lambda
+BATCHES = 4           # batches of real inputs per chromosome (the bootstrap's columns)
+BATCH = 64            # real inputs per batch
 MIN_POINTS = 3
 THEORY_DEPTH = 16     # node layers of the linear chain of the theory check
 THEORY_WIDTH = 128
@@ -74,6 +89,12 @@ class Calibration:
     network: str = "search"          # "search" (the search space) or "theory" (linear, masked)
     expected: float | None = None    # 1 / sigma^2 for the theory check
     seconds: float = 0.0
+    batches: int = 1
+    crossing_at: float | None = None           # the mean curve's crossing, robust or not
+    lambda_c_ci: list[float] | None = None     # its 95 % bootstrap interval
+    robust: bool = False
+    crossing_share: float = 0.0                # bootstrap replicates that cross zero
+    chromosomes: str = "bernoulli"             # "run" (as the run initialises) or "bernoulli"
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -81,6 +102,9 @@ class Calibration:
         out["sweep"] = [p.to_dict() for p in self.sweep]
         out["crossing"] = self.source == "measured"
         return {**out, **self.extra}
+
+
+Sampler = Callable[[float, int, np.random.Generator], list[Bits]]
 
 
 # ----------------------------------------------------------------- the sweep
@@ -115,6 +139,11 @@ def input_batch(dataset: Dataset, size: int = BATCH, seed: int = 0) -> np.ndarra
     return np.asarray(dataset.x_train[index], dtype=np.float32)
 
 
+def input_batches(dataset: Dataset, count: int, size: int = BATCH, seed: int = 0) -> list[np.ndarray]:
+    """``count`` batches of :func:`input_batch`, each drawn with its own seed."""
+    return [input_batch(dataset, size, seed * 7_919 + k) for k in range(count)]
+
+
 def sample_chromosomes(space: SearchSpace, lam: float, count: int,
                        rng: np.random.Generator) -> list[Bits]:
     """``count`` repaired chromosomes: connection genes Bernoulli(lam), the rest uniform."""
@@ -126,39 +155,67 @@ def sample_chromosomes(space: SearchSpace, lam: float, count: int,
     return out
 
 
+def run_sampler(cfg: RunConfig, space: SearchSpace) -> Sampler:
+    """Chromosomes drawn as a run with ``cfg`` draws generation 0, at a given lambda.
+
+    It calls the run's own initialisation, so growth, repair and whatever else
+    shapes generation 0 shape the probed networks too.
+    """
+    import dataclasses
+
+    def draw(lam: float, count: int, rng: np.random.Generator) -> list[Bits]:
+        evolution = dataclasses.replace(cfg.evolution, population=count, init="coe")
+        run_cfg = dataclasses.replace(cfg, evolution=evolution)
+        return list(chaos.initial_population(run_cfg, space, rng, lambda: (lam, "sweep")).genomes)
+    return draw
+
+
 def network_seed(seed: int, point: int, sample: int) -> int:
     """Weight seed of one probed network: distinct per (run seed, lambda, sample)."""
     return (seed * 1_000_003 + point * 1_009 + sample) % (2**31 - 1)
 
 
-def measure_search_space(space: SearchSpace, x: np.ndarray, lambdas: np.ndarray, *,
-                         weight_scale: float, samples: int, seed: int) -> list[SweepPoint]:
-    """Exponent per lambda for networks of ``space``, built with their initial weights."""
+def measure_search_space(space: SearchSpace, batches: Sequence[np.ndarray], lambdas: np.ndarray, *,
+                         weight_scale: float, samples: int, seed: int,
+                         sampler: Sampler | None = None) -> list[np.ndarray]:
+    """Exponent tables (chromosomes x batches) per lambda for networks of ``space``.
+
+    Row ``k`` of every table comes from the same random numbers (generator state
+    and weight seed), so neighbouring sweep points differ by the threshold only
+    and the noise of the crossing shrinks; the bootstrap resamples rows jointly
+    across the sweep to keep that pairing.
+    """
     from gnas.backend import probe
 
-    rng = np.random.default_rng(seed)
+    draw = sampler or (lambda lam, count, rng: sample_chromosomes(space, lam, count, rng))
     out = []
-    for i, lam in enumerate(lambdas):
-        archs = [space.decode(b) for b in sample_chromosomes(space, float(lam), samples, rng)]
-        seeds = [network_seed(seed, i, k) for k in range(samples)]
-        values = probe.probe_many(archs, x, weight_scale=weight_scale, seeds=seeds)
-        out.append(SweepPoint(float(lam), float(np.mean(values)), float(np.std(values))))
+    for lam in lambdas:
+        # common random numbers: every lambda starts from the same generator and weight
+        # seeds, so sample k is one orbit (or uniform draw) thresholded ever higher
+        archs = [space.decode(b) for b in draw(float(lam), samples, np.random.default_rng(seed))]
+        seeds = [network_seed(seed, 0, k) for k in range(samples)]
+        out.append(probe.probe_table(archs, batches, weight_scale=weight_scale, seeds=seeds))
     return out
 
 
-def measure_theory(x: np.ndarray, lambdas: np.ndarray, *, weight_scale: float, samples: int,
-                   seed: int, depth: int = THEORY_DEPTH, width: int = THEORY_WIDTH) -> list[SweepPoint]:
-    """Exponent per lambda for deep linear chains whose weights are kept with probability lambda."""
+def measure_theory(batches: Sequence[np.ndarray], lambdas: np.ndarray, *, weight_scale: float,
+                   samples: int, seed: int, depth: int = THEORY_DEPTH,
+                   width: int = THEORY_WIDTH) -> list[np.ndarray]:
+    """Exponent tables per lambda for deep linear chains whose weights are kept with probability lambda."""
     from gnas.backend import probe
 
-    arch = probe.chain_architecture(depth, width, x.shape[1:])
+    arch = probe.chain_architecture(depth, width, batches[0].shape[1:])
     out = []
     for i, lam in enumerate(lambdas):
         seeds = [network_seed(seed, i, k) for k in range(samples)]
-        values = probe.probe_many([arch] * samples, x, weight_scale=weight_scale, seeds=seeds,
-                                  linear=True, mask_rate=float(lam))
-        out.append(SweepPoint(float(lam), float(np.mean(values)), float(np.std(values))))
+        out.append(probe.probe_table([arch] * samples, batches, weight_scale=weight_scale,
+                                     seeds=seeds, linear=True, mask_rate=float(lam)))
     return out
+
+
+def summarise(lambdas: np.ndarray, tables: Sequence[np.ndarray]) -> list[SweepPoint]:
+    """Mean and spread of each table (the spread is over all its networks and batches)."""
+    return [SweepPoint(float(lam), float(np.mean(t)), float(np.std(t))) for lam, t in zip(lambdas, tables)]
 
 
 # ------------------------------------------------------------ zero crossing
@@ -192,51 +249,78 @@ def preset_for(kind: str) -> float:
     return chaos.PAPER_LAMBDA_C.get(kind, chaos.PAPER_LAMBDA_C["vector"])
 
 
-def conclude(sweep: list[SweepPoint], kind: str, **fields: Any) -> Calibration:
-    """A Calibration from a sweep: the interpolated crossing, else the paper's preset."""
-    crossing = zero_crossing([p.lam for p in sweep], [p.exponent for p in sweep])
-    if crossing is not None:
-        return Calibration(lambda_c=round(crossing, 6), source="measured", sweep=sweep,
-                           reason="interpolated zero crossing of the Lyapunov exponent", **fields)
+def conclude(sweep: list[SweepPoint], kind: str, tables: Sequence[np.ndarray] | None = None,
+             **fields: Any) -> Calibration:
+    """A Calibration from a sweep: a robust crossing, else the paper's preset and why.
+
+    ``tables`` (chromosomes x batches per sweep point) feed the bootstrap; a bare
+    curve has nothing to resample, so its crossing has no interval and is not robust.
+    """
+    lambdas = [p.lam for p in sweep]
+    crossing = zero_crossing(lambdas, [p.exponent for p in sweep])
+    if tables is None:
+        verdict = bootstrap.CrossingInterval(None, None, float(crossing is not None), 0, False,
+                                             "a single curve has no bootstrap interval")
+    else:
+        verdict = bootstrap.crossing_interval(lambdas, tables, zero_crossing,
+                                              seed=int(fields.get("seed", 0)))
+    ci = None if verdict.lo is None else [verdict.lo, verdict.hi]
+    common = dict(sweep=sweep, lambda_c_ci=ci, crossing_share=round(verdict.share, 4),
+                  crossing_at=None if crossing is None else round(crossing, 6), **fields)
+    if crossing is not None and verdict.robust:
+        return Calibration(lambda_c=round(crossing, 6), source="measured", robust=True,
+                           reason=f"interpolated zero crossing of the Lyapunov exponent; {verdict.reason}",
+                           **common)
     preset = preset_for(kind)
-    return Calibration(lambda_c=preset, source="preset", sweep=sweep,
-                       reason=f"{no_crossing_reason(sweep)}; using the paper's {kind} preset {preset}",
-                       **fields)
+    why = (f"no robust crossing: {no_crossing_reason(sweep)}" if crossing is None
+           else f"no robust crossing: the mean curve crosses at {crossing:.3f}, but {verdict.reason}")
+    return Calibration(lambda_c=preset, source="preset", robust=False,
+                       reason=f"{why}; using the paper's {kind} preset {preset}", **common)
 
 
 def calibrate(dataset: Dataset, space: SearchSpace | None, *, weight_scale: float,
               lambdas: np.ndarray | None = None, samples: int = SWEEP_SAMPLES, batch: int = BATCH,
-              seed: int = 0, threads: int = 0, theory: bool = False) -> Calibration:
+              batches: int = BATCHES, seed: int = 0, threads: int = 0, theory: bool = False,
+              cfg: RunConfig | None = None) -> Calibration:
     """Sweep lambda and find lambda_c for ``space`` (or for the linear theory networks).
 
     Args:
-        dataset: Where the batch of real inputs comes from.
+        dataset: Where the batches of real inputs come from.
         space: The search space; None (or ``theory``) probes the linear theory networks.
         weight_scale: sigma^2 of the fan-in initialisation.
         lambdas: Sweep values (default: :data:`SWEEP_POINTS` from 0 to 1).
-        samples: Networks per lambda.
-        batch: Real inputs per network.
-        seed: Seeds chromosomes, weights, batch and perturbations.
+        samples: Chromosomes (networks) per lambda.
+        batch: Real inputs per batch.
+        batches: Batches pushed through every network.
+        seed: Seeds chromosomes, weights, batches, perturbations and the bootstrap.
         threads: TensorFlow threads (0 = all cores), as for evaluations.
         theory: Probe deep linear masked networks instead (``lambda_c = 1 / sigma^2``).
+        cfg: The run's configuration: chromosomes are then drawn as that run draws
+            generation 0 (:func:`run_sampler`); None draws Bernoulli(lambda) genes.
     """
     lambdas = sweep_lambdas(SWEEP_POINTS) if lambdas is None else check_lambdas(lambdas)
     if samples < 1:
         raise ConfigError(f"the sweep needs at least 1 sample per lambda. Received: samples={samples}.")
-    x = input_batch(dataset, batch, seed)
+    if batches < 1:
+        raise ConfigError(f"the sweep needs at least 1 input batch. Received: batches={batches}.")
+    xs = input_batches(dataset, batches, batch, seed)
     theory = theory or space is None
+    sampler = run_sampler(cfg, space) if cfg is not None and not theory else None
     started = time.perf_counter()
-    sweep = run_sweep(None if theory else space, x, lambdas, weight_scale=weight_scale,
-                      samples=samples, seed=seed, threads=threads)
-    result = conclude(sweep, dataset.kind, weight_scale=weight_scale, samples=samples, batch=batch,
-                      seed=seed, network="theory" if theory else "search",
+    tables = run_sweep(None if theory else space, xs, lambdas, weight_scale=weight_scale,
+                       samples=samples, seed=seed, threads=threads, sampler=sampler)
+    result = conclude(summarise(lambdas, tables), dataset.kind, tables, weight_scale=weight_scale,
+                      samples=samples, batch=batch, batches=batches, seed=seed,
+                      network="theory" if theory else "search",
+                      chromosomes="run" if sampler is not None else "bernoulli",
                       expected=round(1.0 / weight_scale, 6) if theory else None)
     result.seconds = round(time.perf_counter() - started, 3)
     return result
 
 
-def run_sweep(space: SearchSpace | None, x: np.ndarray, lambdas: np.ndarray, *, weight_scale: float,
-              samples: int, seed: int, threads: int) -> list[SweepPoint]:
+def run_sweep(space: SearchSpace | None, batches: Sequence[np.ndarray], lambdas: np.ndarray, *,
+              weight_scale: float, samples: int, seed: int, threads: int,
+              sampler: Sampler | None = None) -> list[np.ndarray]:
     """The sweep itself, with TensorFlow set up as for evaluations (None: theory networks)."""
     from gnas.backend import runtime
 
@@ -246,46 +330,11 @@ def run_sweep(space: SearchSpace | None, x: np.ndarray, lambdas: np.ndarray, *, 
     probe.reset()
     try:
         if space is None:
-            return measure_theory(x, lambdas, weight_scale=weight_scale, samples=samples, seed=seed)
-        return measure_search_space(space, x, lambdas, weight_scale=weight_scale,
-                                    samples=samples, seed=seed)
+            return measure_theory(batches, lambdas, weight_scale=weight_scale, samples=samples, seed=seed)
+        return measure_search_space(space, batches, lambdas, weight_scale=weight_scale,
+                                    samples=samples, seed=seed, sampler=sampler)
     finally:
         probe.reset()
-
-
-# ---------------------------------------------------------------- the plot
-def plot_sweep(result: Calibration, path: str | Path, title: str = "") -> Path:
-    """Exponent vs lambda with its spread, zero line and lambda_c marked, as a PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    lam = np.array([p.lam for p in result.sweep])
-    exp = np.array([p.exponent for p in result.sweep])
-    std = np.array([p.std for p in result.sweep])
-    fig, ax = plt.subplots(figsize=(6, 4))
-    ax.errorbar(lam, exp, yerr=std, marker="o", capsize=3, label="measured exponent")
-    if result.network == "theory":
-        grid = np.linspace(max(lam.min(), 1e-3), lam.max(), 200)
-        ax.plot(grid, 0.5 * np.log(grid * result.weight_scale), "--", label="0.5 log(lambda sigma^2)")
-    ax.axhline(0.0, color="grey", lw=0.8)
-    ax.axvline(result.lambda_c, color="red", ls=":",
-               label=f"lambda_c = {result.lambda_c:.3f} ({result.source})")
-    low = float(np.percentile(exp, 5)) - float(std.max())
-    ax.set_ylim(bottom=max(low, -1.5))
-    ax.set_xlabel("lambda (fraction of active connection genes)")
-    ax.set_ylabel("Lyapunov exponent (log growth per layer)")
-    ax.set_title(title or f"edge of chaos, weight scale {result.weight_scale:g}")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp.png")
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    tmp.replace(path)
-    return path
 
 
 # ------------------------------------------------------ the run's lambda_c
@@ -314,13 +363,15 @@ def load_cached(path: Path, dataset: str, fingerprint: str) -> dict[str, Any] | 
     return data
 
 
-def calibrate_for_run(cfg: RunConfig, dataset: Dataset, space: SearchSpace,
-                      run_dir) -> tuple[float, str]:
+def calibrate_for_run(cfg: RunConfig, dataset: Dataset, space: SearchSpace, run_dir,
+                      plot: Callable[[dict[str, Any], Path, str], Path] | None = None
+                      ) -> tuple[float, str]:
     """lambda_c of a run: from ``RUN_DIR/chaos.json`` when it matches, else measured now.
 
-    The measurement uses the run's seed and weight scale, the default sweep and a
-    batch of at most :data:`BATCH` training inputs, writes ``chaos.json`` and
-    ``chaos.png`` into the run directory and returns ``(lambda_c, source)``.
+    The measurement uses the run's seed, weight scale and initialisation, the
+    default sweep and batches of at most :data:`BATCH` training inputs, writes
+    ``chaos.json`` (and ``chaos.png`` through ``plot``, the report's figure
+    writer, when given) into the run directory and returns ``(lambda_c, source)``.
     """
     from gnas.runs.atomic import atomic_write_text
 
@@ -331,9 +382,11 @@ def calibrate_for_run(cfg: RunConfig, dataset: Dataset, space: SearchSpace,
         return float(cached["lambda_c"]), str(cached["source"])
     batch = min(BATCH, len(dataset.x_train))
     result = calibrate(dataset, space, weight_scale=cfg.train.weight_scale, batch=batch,
-                       seed=cfg.evolution.seed, threads=cfg.train.threads)
-    png = plot_sweep(result, Path(run_dir.path) / PLOT_NAME, title=f"edge of chaos: {cfg.data.dataset}")
-    record = {**result.to_dict(), "dataset": cfg.data.dataset, "space": fingerprint, "png": str(png)}
+                       seed=cfg.evolution.seed, threads=cfg.train.threads, cfg=cfg)
+    record = {**result.to_dict(), "dataset": cfg.data.dataset, "space": fingerprint}
+    if plot is not None:
+        png = plot(record, Path(run_dir.path) / PLOT_NAME, f"edge of chaos: {cfg.data.dataset}")
+        record["png"] = str(png)
     atomic_write_text(path, json.dumps(record, indent=1))
     print(f"gnas: lambda_c = {result.lambda_c:.3f} ({result.source}: {result.reason}; "
           f"{result.seconds:.1f} s)", file=sys.stderr)

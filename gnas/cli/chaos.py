@@ -19,8 +19,10 @@ def add_parser(sub) -> None:
     p.add_argument("--max-train-samples", dest="max_train_samples", type=int)
     p.add_argument("--points", type=int, default=11, help="lambda values from 0 to 1 (at least 3)")
     p.add_argument("--lambdas", type=_floats, help="explicit lambda values, e.g. 0,0.25,0.5,0.75,1")
-    p.add_argument("--samples", type=int, default=8, help="networks per lambda")
-    p.add_argument("--batch", type=int, default=64, help="real inputs per network")
+    p.add_argument("--samples", type=int, default=32, help="chromosomes (networks) per lambda")
+    p.add_argument("--batches", type=int, default=4,
+                   help="batches of real inputs per network (the bootstrap resamples both)")
+    p.add_argument("--batch", type=int, default=64, help="real inputs per batch")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--weight-scale", dest="weight_scale", type=float,
                    help="sigma^2 of the fan-in weight initialisation (train.weight_scale)")
@@ -50,6 +52,8 @@ def run(args: argparse.Namespace) -> int:
     from gnas.datasets import load_dataset
     from gnas.errors import RunDirError
     from gnas.genome.factory import make_space
+    from gnas.report.analysis import write_chaos_plot
+    from gnas.runs.atomic import atomic_write_text
 
     lambdas = calibration.check_lambdas(args.lambdas) if args.lambdas else calibration.sweep_lambdas(args.points)
     cfg = load_config(args.config, _overrides(args))
@@ -59,15 +63,17 @@ def run(args: argparse.Namespace) -> int:
     space = None if args.theory else make_space(cfg, dataset)
     result = calibration.calibrate(dataset, space, weight_scale=cfg.train.weight_scale,
                                    lambdas=lambdas, samples=args.samples, batch=args.batch,
-                                   seed=args.seed, threads=cfg.train.threads, theory=args.theory)
+                                   batches=args.batches, seed=args.seed, threads=cfg.train.threads,
+                                   theory=args.theory, cfg=cfg)
     out = Path(args.out or Path("runs") / f"chaos-{dataset.name}")
     record: dict[str, Any] = {**result.to_dict(), "dataset": cfg.data.dataset}
     if space is not None:
         record["space"] = calibration.space_fingerprint(space, cfg.train.weight_scale)
     title = f"edge of chaos: {dataset.name}" + (" (theory)" if args.theory else "")
     try:
-        record["png"] = str(calibration.plot_sweep(result, out / calibration.PLOT_NAME, title=title))
-        (out / calibration.CACHE_NAME).write_text(json.dumps(record, indent=1))
+        out.mkdir(parents=True, exist_ok=True)
+        record["png"] = str(write_chaos_plot(record, out / calibration.PLOT_NAME, title))
+        atomic_write_text(out / calibration.CACHE_NAME, json.dumps(record, indent=1))
     except OSError as exc:
         raise RunDirError(f"cannot write to --out {out} ({exc.strerror}); choose a writable "
                           "directory.") from None
@@ -95,6 +101,10 @@ def _langton(args: argparse.Namespace) -> int:
 def _text(record: dict[str, Any]) -> str:
     lines = [f"{'lambda':>8}  {'exponent':>9}  {'std':>7}"]
     lines += [f"{p['lambda']:>8.3f}  {p['exponent']:>9.4f}  {p['std']:>7.4f}" for p in record["sweep"]]
+    ci = record.get("lambda_c_ci")
+    if ci:
+        lines.append(f"crossing  = {record['crossing_at'] if record.get('crossing_at') is not None else '-'}"
+                     f", 95 % interval [{ci[0]:.4f}, {ci[1]:.4f}], robust: {str(record['robust']).lower()}")
     lines.append(f"lambda_c = {record['lambda_c']:.4f} ({record['source']}: {record['reason']})")
     if record.get("expected") is not None:
         lines.append(f"theory:    1 / weight scale = {record['expected']:.4f}")

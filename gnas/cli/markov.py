@@ -11,7 +11,9 @@ def add_parser(sub) -> None:
     p = sub.add_parser("markov", help="Markov-chain analysis of a run: predicted vs observed convergence",
                        description="Per generation: entropy of the state distribution, rows of the "
                        "empirical transition matrix observed, and the generations to absorption that "
-                       "the Wright-Fisher chain predicts, next to the observed convergence.")
+                       "the Wright-Fisher chain (the paper's model) predicts, and the generations to "
+                       "convergence that the chain of gnas' own operators predicts, next to the "
+                       "observed convergence.")
     p.add_argument("run_dir", metavar="RUN_DIR")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--plots", action="store_true",
@@ -24,7 +26,9 @@ def run(args: argparse.Namespace) -> int:
     from gnas.report import analysis
 
     run_dir = analysis.open_run(args.run_dir)
-    summary = analysis.markov_summary(run_dir)
+    records = analysis.markov_records(run_dir)
+    summary = analysis.markov_summary(run_dir, records)
+    summary.update(_convergence(run_dir, records, summary["observed_generations_to_convergence"]))
     plots = _write_plots(run_dir, args.out) if args.plots else []
     if args.json:
         print(json.dumps(summary, indent=1, allow_nan=False))
@@ -32,9 +36,22 @@ def run(args: argparse.Namespace) -> int:
             print(f"plot: {path}", file=sys.stderr)
     else:
         print(analysis.format_markov_summary(summary))
+        from gnas.report.convergence import format_convergence
+
+        print(format_convergence(summary))
         for path in plots:
             print(f"plot: {path}")
     return 0
+
+
+def _convergence(run_dir, records, observed) -> dict:
+    """Both chains' predictions next to the observed convergence (needs the run's search space)."""
+    from gnas.datasets import load_for_run
+    from gnas.genome.factory import make_space
+    from gnas.report.convergence import convergence_summary
+
+    cfg = run_dir.load_config()
+    return convergence_summary(run_dir, records, make_space(cfg, load_for_run(cfg)), observed)
 
 
 def _write_plots(run_dir, out: str | None) -> list[Path]:

@@ -253,12 +253,37 @@ def load_chaos(run_dir: RunDir) -> dict[str, Any] | None:
         sweep = sorted(data.get("sweep") or [], key=lambda p: float(p["lambda"]))
         arrays = {k: np.array([float(p[k]) if p.get(k) is not None else np.nan for p in sweep])
                   for k in ("lambda", "exponent", "std")}
-        lam = data.get("lambda_c")
-        return {"lambda_c": None if lam is None else float(lam), "source": str(data.get("source", "")),
-                "reason": str(data.get("reason", "")), "sweep": arrays}
+        return chaos_record(data, arrays)
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
         raise RunDirError(f"{path} is not a readable chaos calibration ({type(exc).__name__}); "
                           f"recreate it with `gnas chaos`") from None
+
+
+def chaos_record(data: dict[str, Any], arrays: dict[str, np.ndarray] | None = None) -> dict[str, Any]:
+    """A calibration as ``chaos.json`` holds it, in the form :func:`chaos_figure` draws."""
+    if arrays is None:
+        sweep = sorted(data.get("sweep") or [], key=lambda p: float(p["lambda"]))
+        arrays = {k: np.array([float(p[k]) if p.get(k) is not None else np.nan for p in sweep])
+                  for k in ("lambda", "exponent", "std")}
+    lam, ci = data.get("lambda_c"), data.get("lambda_c_ci")
+    return {"lambda_c": None if lam is None else float(lam), "source": str(data.get("source", "")),
+            "reason": str(data.get("reason", "")), "sweep": arrays,
+            "lambda_c_ci": None if not ci else [float(ci[0]), float(ci[1])],
+            "crossing_at": data.get("crossing_at"), "robust": bool(data.get("robust", False)),
+            "network": str(data.get("network", "search")),
+            "weight_scale": data.get("weight_scale")}
+
+
+def write_chaos_plot(data: dict[str, Any], path: str | os.PathLike, title: str = "") -> Path:
+    """``chaos.png`` for a calibration record (what ``gnas chaos`` and a run's calibration draw)."""
+    fig = chaos_figure(chaos_record(data))
+    if title:
+        fig.axes[0].set_title(title)
+    out = Path(path)
+    tmp = out.with_name(f".{out.stem}.tmp.png")
+    save_figure(fig, tmp, dpi=100)
+    tmp.replace(out)
+    return out
 
 
 # ------------------------------------------------------------------ figures ---
@@ -347,15 +372,32 @@ def gene_survival_figure(run_dir: RunDir) -> "Figure":
 
 
 def chaos_figure(chaos: dict[str, Any]) -> "Figure":
-    """The calibration sweep: Lyapunov exponent vs lambda, with ``lambda_c`` where it crosses 0."""
+    """The calibration sweep: Lyapunov exponent vs lambda, ``lambda_c`` and its bootstrap interval.
+
+    A crossing that was not robust is drawn dotted beside the preset the run used
+    instead, so the figure shows why the preset was taken.
+    """
     sweep = chaos["sweep"]
     fig, (ax,) = new_figure(integer_x=False)
-    ax.errorbar(sweep["lambda"], sweep["exponent"], yerr=np.nan_to_num(sweep["std"]), fmt="o-", capsize=3)
+    ax.errorbar(sweep["lambda"], sweep["exponent"], yerr=np.nan_to_num(sweep["std"]), fmt="o-", capsize=3,
+                label="mean exponent (+-1 std over networks and batches)")
     ax.axhline(0.0, color="grey", linewidth=1)
+    ci, scale = chaos.get("lambda_c_ci"), chaos.get("weight_scale")
+    if chaos.get("network") == "theory" and scale:
+        grid = np.linspace(max(float(np.nanmin(sweep["lambda"])), 1e-3), float(np.nanmax(sweep["lambda"])), 200)
+        ax.plot(grid, 0.5 * np.log(grid * float(scale)), "--", color="C2", label="0.5 log(lambda sigma^2)")
+    if ci:
+        ax.axvspan(ci[0], ci[1], color="C3", alpha=0.15, label=f"95 % bootstrap interval [{ci[0]:.3f}, {ci[1]:.3f}]")
+    crossing = chaos.get("crossing_at")
+    if crossing is not None and not chaos.get("robust", True):
+        ax.axvline(float(crossing), color="C1", linestyle=":", label=f"crossing {float(crossing):.3f} (not robust)")
     if chaos["lambda_c"] is not None:
         ax.axvline(chaos["lambda_c"], color="C3", linestyle="--",
                    label=f"lambda_c = {chaos['lambda_c']:.3f} ({chaos['source'] or 'measured'})")
-        ax.legend()
+    ax.legend(fontsize=8)
+    finite = sweep["exponent"][np.isfinite(sweep["exponent"])]
+    if len(finite):
+        ax.set_ylim(bottom=max(float(np.percentile(finite, 5)) - float(np.nanmax(sweep["std"])), -1.5))
     ax.set(xlabel="lambda (share of genes on)", ylabel="max Lyapunov exponent per layer",
            title="Edge-of-chaos calibration")
     return fig

@@ -26,7 +26,13 @@ def test_chaos_json_shape_and_png(tmp_path):
     record = json.loads(proc.stdout)
     assert 0.0 <= record["lambda_c"] <= 1.0
     assert record["source"] in ("measured", "preset")
-    assert record["crossing"] == (record["source"] == "measured")
+    assert record["crossing"] == (record["source"] == "measured") == record["robust"]
+    assert record["chromosomes"] == "run" and record["batches"] == 4
+    if record["robust"]:
+        lo, hi = record["lambda_c_ci"]
+        assert lo <= record["lambda_c"] <= hi and hi - lo <= 0.1
+    else:
+        assert record["reason"].startswith("no robust crossing") and record["lambda_c"] == 0.881
     assert len(record["sweep"]) == 11
     assert [p["lambda"] for p in record["sweep"]] == pytest.approx([k / 10 for k in range(11)])
     assert all(set(p) == {"lambda", "exponent", "std"} for p in record["sweep"])
@@ -41,6 +47,7 @@ def test_chaos_json_shape_and_png(tmp_path):
     (["--langton", "2", "3", "9"], "q=9"),
     (["--max-train-samples", "40"], "fewer than the probe batch"),
     (["--samples", "0"], "at least 1 sample"),
+    (["--batches", "0"], "at least 1 input batch"),
 ])
 def test_bad_input_exits_2_with_one_line(tmp_path, args, words):
     proc = gnas("chaos", "--out", str(tmp_path / "x"), *args)
@@ -60,12 +67,13 @@ def test_langton_lambda_on_the_command_line():
 @pytest.mark.parametrize("scale", [1.6, 2.5])
 def test_theory_lambda_c_is_one_over_sigma_squared(tmp_path, scale):
     """Deep linear masked networks: growth 0.5 log(lambda sigma^2) per layer, lambda_c = 1/sigma^2."""
-    proc = gnas("chaos", "--theory", "--weight-scale", str(scale), "--samples", "2", "--threads", "1",
+    proc = gnas("chaos", "--theory", "--weight-scale", str(scale), "--samples", "2", "--batches", "1",
+                "--threads", "1",
                 "--max-train-samples", "300", "--json", "--out", str(tmp_path))
     assert proc.returncode == 0, proc.stderr
     record = json.loads(proc.stdout)
-    assert record["source"] == "measured" and record["network"] == "theory"
-    assert record["lambda_c"] == pytest.approx(1.0 / scale, abs=0.05)
+    assert record["crossing_at"] == pytest.approx(1.0 / scale, abs=0.05)
+    assert record["network"] == "theory" and len(record["lambda_c_ci"]) == 2
     assert record["expected"] == pytest.approx(1.0 / scale)
 
 
@@ -89,6 +97,7 @@ def test_evolve_with_coe_calibrates_and_reports_lambda_c(tmp_path):
     assert report["lambda_c"] == pytest.approx(cached["lambda_c"])
     assert report["lambda_c_source"] == cached["source"] in ("measured", "preset")
     assert cached["dataset"] == "digits" and len(cached["sweep"]) == 11 and cached["space"]
+    assert cached["chromosomes"] == "run" and cached["samples"] == 32 and "robust" in cached
     assert (run / "chaos.png").read_bytes()[:8] == PNG
     assert all(0.0 <= r["lambda"] <= 1.0 for r in report["logbook"])
 

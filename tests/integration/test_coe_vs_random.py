@@ -35,5 +35,9 @@ def test_smoke_experiment_writes_csv_plots_and_summary(tmp_path):
     for name in ("loss.png", "diversity.png", "hyperparameters.png"):
         assert (out / name).read_bytes()[:8] == PNG
     summary = json.loads((out / "summary.json").read_text())
-    assert set(summary) == {"coe", "random"}
+    assert set(summary) == {"coe", "random", "paired", "convergence"}
+    assert summary["paired"] == []  # one seed: nothing to pair
+    runs = summary["convergence"]["runs"]
+    assert [(r["init"], r["seed"]) for r in runs] == [("coe", 0), ("random", 0)]
+    assert all(set(r) == {"init", "seed", "wright_fisher", "operators", "observed"} for r in runs)
     assert summary["coe"]["generations"] == 2 and summary["coe"]["lambda_c"] == [0.881]

@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-from gnas.chaos import calibration
+from gnas.chaos import bootstrap, calibration
 from gnas.chaos.calibration import SweepPoint
 from gnas.config import load_config
 from gnas.datasets import load_dataset
@@ -68,9 +68,18 @@ def test_without_crossing_the_paper_preset_is_used_and_said(kind, preset):
 
 
 def test_with_crossing_the_result_is_measured():
+    tables = [np.full((4, 2), v) for v in (-0.4, -0.2, 0.2)]  # no spread: every replicate agrees
+    result = calibration.conclude(_sweep([-0.4, -0.2, 0.2]), "image", tables, weight_scale=2.0,
+                                  samples=8, batch=64, seed=0)
+    assert result.source == "measured" and result.lambda_c == pytest.approx(0.75)
+    assert result.lambda_c_ci == pytest.approx([0.75, 0.75]) and result.robust
+
+
+def test_a_bare_curve_is_not_robust():
     result = calibration.conclude(_sweep([-0.4, -0.2, 0.2]), "image", weight_scale=2.0, samples=8,
                                   batch=64, seed=0)
-    assert result.source == "measured" and result.lambda_c == pytest.approx(0.75)
+    assert result.source == "preset" and result.crossing_at == pytest.approx(0.75)
+    assert "no bootstrap interval" in result.reason and result.lambda_c_ci is None
     record = result.to_dict()
     assert record["sweep"][0] == {"lambda": 0.0, "exponent": -0.4, "std": 0.01}
     json.dumps(record)
@@ -108,6 +117,71 @@ def test_sampled_connection_genes_are_bernoulli_lambda(space, lam):
     edges = bits[:, space.active_slice.stop:space.l]  # repair never touches edge genes
     assert edges.mean() == pytest.approx(lam, abs=0.03)
     assert all(space.is_valid(b) for b in bits[:20])
+
+
+def test_run_sampler_draws_generation_0_as_the_run_does(digits, space):
+    from gnas.chaos.population import initial_population
+
+    cfg = load_config()
+    draw = calibration.run_sampler(cfg, space)
+    got = draw(0.6, 5, np.random.default_rng(4))
+    import dataclasses
+    want = initial_population(dataclasses.replace(cfg, evolution=dataclasses.replace(
+        cfg.evolution, population=5)), space, np.random.default_rng(4), lambda: (0.6, "x")).genomes
+    assert got == list(want) and len(got) == 5
+    assert all(space.is_valid(b) for b in got)
+    if cfg.evolution.growth:  # base models: the stages after the first stay switched off
+        assert all(space.base_model(b) == b for b in got)
+
+
+# ---------------------------------------------------------------- the bootstrap
+def _tables(means, noise, rows=16, cols=4, seed=0):
+    rng = np.random.default_rng(seed)
+    return [m + noise * rng.standard_normal((rows, cols)) for m in means]
+
+
+LINE = np.linspace(-0.2, 0.3, 11)  # crosses zero at lambda = 0.4
+
+
+def test_clear_crossing_is_robust_with_a_narrow_interval():
+    sweep = calibration.summarise(np.linspace(0, 1, 11), _tables(LINE, 0.02))
+    result = calibration.conclude(sweep, "image", _tables(LINE, 0.02), weight_scale=2.0, samples=16,
+                                  batch=64, seed=0)
+    assert result.source == "measured" and result.robust
+    lo, hi = result.lambda_c_ci
+    assert lo <= result.lambda_c <= hi and hi - lo <= 0.1
+    assert result.lambda_c == pytest.approx(0.4, abs=0.03)
+    assert result.to_dict()["lambda_c_ci"] == [lo, hi]
+
+
+def test_noisy_crossing_is_not_robust_and_the_preset_says_why():
+    tables = _tables(LINE * 0.1, 0.3)
+    result = calibration.conclude(calibration.summarise(np.linspace(0, 1, 11), tables), "image", tables,
+                                  weight_scale=2.0, samples=16, batch=64, seed=0)
+    assert result.source == "preset" and result.lambda_c == 0.881 and not result.robust
+    assert result.reason.startswith("no robust crossing")
+    assert result.to_dict()["crossing"] is False
+
+
+def test_bootstrap_interval_narrows_with_more_samples():
+    wide = bootstrap.crossing_interval(np.linspace(0, 1, 11), _tables(LINE, 0.1, rows=4),
+                                       calibration.zero_crossing)
+    narrow = bootstrap.crossing_interval(np.linspace(0, 1, 11), _tables(LINE, 0.1, rows=64),
+                                         calibration.zero_crossing)
+    assert narrow.width < wide.width / 2
+
+
+def test_bootstrap_resamples_rows_and_columns():
+    table = np.array([[0.0, 1.0], [10.0, 11.0]])
+    curves = bootstrap.replicate_curves([table], 500, np.random.default_rng(0))
+    # row and column choices are both resampled: all of 0.5 ... 10.5 in steps of 0.25 occur
+    assert {0.0, 11.0} <= set(np.round(curves[:, 0], 6)) and len(set(np.round(curves[:, 0], 6))) > 5
+
+
+def test_a_curve_without_crossing_has_no_interval():
+    verdict = bootstrap.crossing_interval(np.linspace(0, 1, 11), _tables(LINE + 1.0, 0.01),
+                                          calibration.zero_crossing)
+    assert verdict.lo is None and verdict.share == 0.0 and not verdict.robust
 
 
 # ---------------------------------------------------------------- the run cache
@@ -160,8 +234,25 @@ def test_probe_is_deterministic_whatever_was_probed_before(digits, space):
     assert probe.network_depth(archs[0]) >= len(archs[0].stages)
 
 
-def test_plot_is_written(tmp_path):
+def test_probe_table_rows_are_networks_and_columns_batches(digits, space):
+    from gnas.backend import probe
+
+    xs = calibration.input_batches(digits, 3, 16)
+    archs = [space.decode(b) for b in calibration.sample_chromosomes(space, 0.7, 2, np.random.default_rng(1))]
+    probe.reset()
+    table = probe.probe_table(archs, xs, weight_scale=2.0, seeds=[7, 8])
+    assert table.shape == (2, 3)
+    # the first batch of a row sees the same weights and perturbation as a single probe
+    assert table[:, 0] == pytest.approx(probe.probe_many(archs, xs[0], weight_scale=2.0, seeds=[7, 8]))
+    assert len({round(v, 9) for v in table[0]}) == 3  # other batches, other exponents
+
+
+def test_plot_is_written_by_the_report(tmp_path):
+    from gnas.report.analysis import write_chaos_plot
+
     result = calibration.conclude(_sweep([-0.4, -0.2, 0.2]), "image", weight_scale=2.0, samples=8,
                                   batch=64, seed=0)
-    path = calibration.plot_sweep(result, tmp_path / "sub" / "chaos.png")
+    (tmp_path / "sub").mkdir()
+    path = write_chaos_plot(result.to_dict(), tmp_path / "sub" / "chaos.png", "title")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not list((tmp_path / "sub").glob(".*"))

@@ -1,0 +1,139 @@
+"""The Markov chain of the operators gnas runs, beside the paper's Wright-Fisher chain.
+
+Wright-Fisher (:func:`gnas.markov.chain.theoretical_matrix`, the paper's eq. 4-6)
+resamples all ``l`` connection genes binomially every generation; gnas' operators
+copy parents chosen by tournament, cross them at their own crossover rate and
+flip about one gene per mutated child. Its chain is therefore nearly diagonal and
+mixes far more slowly, so Wright-Fisher's forecast of the generations to
+convergence describes another algorithm.
+
+This module builds the transition matrix of state ``i`` -> state ``j`` (ones among
+the connection genes, as in :mod:`gnas.markov.chain`) by running the real
+variation: a :data:`Variation` is called on a measured population and its
+measured fitness (so selection is the measured one, tournament and elitism
+included) many times, and every offspring's move from its lineage parent is
+counted. The variation is pluggable: :func:`search_variation` wires
+:func:`gnas.search.operators.vary` exactly as the search loop does, so the chain
+follows any change to the operators. States that the population does not hold
+have no measured selection; their rows come from the same variation applied to
+synthetic parents of that state alone (variation without selection), and are
+marked.
+
+The forecast: starting from the population's state distribution, the number of
+generations until the distribution is within :data:`MIXING_TOL` (total
+variation) of the chain's stationary distribution, the standard mixing time.
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable, Sequence
+
+import numpy as np
+
+from gnas.genome.space import Bits
+from gnas.search.operators import Crossover, Offspring, vary
+
+Variation = Callable[[Sequence[Bits], Sequence[float], np.random.Generator], Sequence[Offspring]]
+"""One generation of variation: (population, fitness, rng) -> offspring with lineage parents."""
+
+ROUNDS = 200          # generations of variation simulated per measured population
+SYNTHETIC = 8         # synthetic parents per state absent from the population
+MIXING_TOL = 0.25     # total-variation distance that counts as mixed
+MAX_GENERATIONS = 10_000
+
+
+def search_variation(*, elite: int, tournsize: int, rates: Callable[[Bits], tuple[float, float]],
+                     indpb: float, repair: Callable[[Bits], Bits],
+                     crossover: Crossover | None = None,
+                     grow: Callable[[Bits, np.random.Generator], Bits] | None = None) -> Variation:
+    """:func:`gnas.search.operators.vary` with the search loop's arguments bound."""
+    def variation(population: Sequence[Bits], fitness: Sequence[float],
+                  rng: np.random.Generator) -> Sequence[Offspring]:
+        return vary(population, fitness, elite=elite, tournsize=tournsize, rates=rates, indpb=indpb,
+                    repair=repair, rng=rng, crossover=crossover, grow=grow)
+    return variation
+
+
+def state(bits: Sequence[int], l: int) -> int:
+    """Ones among the first ``l`` (connection) genes."""
+    return int(sum(int(b) for b in bits[:l]))
+
+
+def count_moves(population: Sequence[Bits], fitness: Sequence[float], variation: Variation, l: int,
+                rounds: int, rng: np.random.Generator) -> np.ndarray:
+    """``(l+1) x (l+1)`` counts of lineage-parent state -> offspring state over ``rounds`` generations.
+
+    Every offspring counts, elites too: the next population is all of them.
+    """
+    counts = np.zeros((l + 1, l + 1), dtype=np.int64)
+    for _ in range(rounds):
+        for child in variation(population, fitness, rng):
+            counts[state(child.parent, l), state(child.bits, l)] += 1
+    return counts
+
+
+def synthetic_parent(template: Bits, l: int, i: int, rng: np.random.Generator) -> Bits:
+    """``template`` with its connection genes replaced by ``i`` ones at random places."""
+    genes = np.zeros(l, dtype=int)
+    genes[rng.choice(l, i, replace=False)] = 1
+    return tuple(int(b) for b in genes) + tuple(template[l:])
+
+
+def operator_matrix(population: Sequence[Bits], fitness: Sequence[float], variation: Variation,
+                    l: int, *, rounds: int = ROUNDS, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """The operators' transition matrix and which of its rows come from measured selection.
+
+    Rows of states the population holds are the moves of ``rounds`` simulated
+    generations on the measured population and fitness. The others come from a
+    population of :data:`SYNTHETIC` parents of that state only (equal fitness:
+    variation without selection), built from the population's own non-connection
+    genes; a row that still saw no move stays on its state.
+    """
+    rng = np.random.default_rng(seed)
+    counts = count_moves(population, fitness, variation, l, rounds, rng).astype(float)
+    measured = counts.sum(axis=1) > 0
+    per_state = max(1, rounds // 10)
+    for i in np.flatnonzero(~measured):
+        parents = [synthetic_parent(population[k % len(population)], l, int(i), rng)
+                   for k in range(max(SYNTHETIC, len(population)))]
+        counts[i] += count_moves(parents, [0.0] * len(parents), variation, l, per_state, rng)[i]
+    P = counts.copy()
+    empty = P.sum(axis=1) == 0
+    P[empty, np.flatnonzero(empty)] = 1.0
+    return P / P.sum(axis=1, keepdims=True), measured
+
+
+def stationary(P: np.ndarray) -> np.ndarray:
+    """A stationary distribution of ``P`` (left eigenvector of eigenvalue 1, normalised)."""
+    vals, vecs = np.linalg.eig(np.asarray(P, dtype=float).T)
+    v = np.abs(np.real(vecs[:, int(np.argmin(np.abs(vals - 1.0)))]))
+    return v / v.sum()
+
+
+def mixing_generations(P: np.ndarray, start: np.ndarray, tol: float = MIXING_TOL,
+                       limit: int = MAX_GENERATIONS) -> float:
+    """Generations until ``start @ P^g`` is within ``tol`` (total variation) of stationarity.
+
+    NaN when that takes more than ``limit`` generations.
+    """
+    pi, target = np.asarray(start, dtype=float), stationary(P)
+    for g in range(limit + 1):
+        if 0.5 * np.abs(pi - target).sum() <= tol:
+            return float(g)
+        pi = pi @ P
+    return math.nan
+
+
+def state_distribution(population: Sequence[Bits], l: int) -> np.ndarray:
+    """Share of the population in each state 0..l."""
+    out = np.zeros(l + 1)
+    for bits in population:
+        out[state(bits, l)] += 1
+    return out / max(len(population), 1)
+
+
+def predicted_convergence(population: Sequence[Bits], fitness: Sequence[float], variation: Variation,
+                          l: int, *, rounds: int = ROUNDS, seed: int = 0) -> float:
+    """The operators chain's generations to convergence from this population (mixing time)."""
+    P, _ = operator_matrix(population, fitness, variation, l, rounds=rounds, seed=seed)
+    return mixing_generations(P, state_distribution(population, l))
