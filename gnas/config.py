@@ -57,6 +57,8 @@ class EvolutionConfig:
     generations: int = _opt(8, lo=1, hi=1000000, doc="generations after the initial one")
     elite: int = _opt(1, lo=0, doc="best individuals copied unchanged")
     tournament: int = _opt(3, lo=1, hi=1000)
+    novelty_tries: int = _opt(20, lo=0, hi=10000,
+                              doc="re-mutations of a child whose network is taken or evaluated; 0 = none")
     seed: int = _opt(0, lo=0, hi=2**31 - 1)
     init: str = _opt("coe", choices=("coe", "random"))
     lambda_c: float = _opt(-1.0, lo=-1.0, hi=1.0, doc="-1 = measure it (gnas chaos)")

@@ -37,6 +37,7 @@ from gnas.search.callbacks import CallbackList
 from gnas.search.fitness import FitnessModel
 from gnas.search.operators import (Crossover, Offspring, crowded_ranks, cx_one_point, mut_grow,
                                    sel_nsga2, vary)
+from gnas.search.novelty import distinct_population, make_novel, mut_expressed
 from gnas.search.pareto import front_of_rows
 from gnas.search.step import Generation, GenerationView, Step, apply_decision
 
@@ -122,7 +123,13 @@ class Search:
         offspring = vary(parents, selection, elite=0 if multi else self.cfg.evolution.elite,
                          tournsize=self.cfg.evolution.tournament, rates=self.rates,
                          indpb=self.indpb, repair=self.space.repair, rng=self.rng,
-                         crossover=self.crossover, grow=self._grow_operator())
+                         crossover=self.crossover, grow=self._grow_operator(),
+                         mutate=self._mutate)
+        novel = make_novel(offspring, self.rng, mutate=self._remutate, key_of=self.space.key,
+                           evaluated=_EvaluatedKeys(self.store),
+                           tries=self.cfg.evolution.novelty_tries)
+        offspring = novel.offspring
+        self.state.reused += novel.reused
         children = [o.bits for o in offspring]
         results = self.evaluate_results(children, generation=g, keys=self._elite_keys(offspring))
         if not multi:  # unconditional replacement (elites are among the offspring)
@@ -217,6 +224,7 @@ class Search:
                                       generation=generation, options=dict(options or {}))
         for result in self.executor.run(list(tasks.values())):
             self.store.add(result, self.fitness_model.fitness(result))
+            self.state.trained += 1
             known[result.key] = result
             self._count_failure(result)
             self.callbacks.on_evaluated(self, result, False)
@@ -255,6 +263,17 @@ class Search:
         stage_bits, rate = self.space.active_slice, ev.grow_rate
         return lambda bits, rng: mut_grow(bits, rng, stage_bits=stage_bits, rate=rate)
 
+    def _mutate(self, bits: Bits, rate: float, rng: np.random.Generator) -> Bits:
+        """Mutation that always changes the network (see ``gnas.search.novelty``)."""
+        return mut_expressed(bits, rng, rate=rate, indpb=self.indpb, key_of=self.space.key,
+                             repair=self.space.repair)
+
+    def _remutate(self, bits: Bits, rng: np.random.Generator) -> Bits:
+        """The novelty rule's extra mutation of a duplicate child (growth included)."""
+        child = self._mutate(bits, self.rates(bits)[0], rng)
+        grow = self._grow_operator()
+        return self.space.repair(grow(child, rng)) if grow is not None else child
+
     @property
     def indpb(self) -> float:
         return self.cfg.evolution.indpb or 1.0 / self.space.length
@@ -270,8 +289,11 @@ class Search:
         if initial is None:
             raise FatalError("Search: a new search needs an initial population (initial=...).")
         drawn = initial(rng)
-        return SearchState(generation=-1, population=[bits_to_str(b) for b in drawn.genomes],
-                           fitness=[None] * len(drawn.genomes), rng_state=rng.bit_generator.state,
+        genomes = distinct_population(drawn.genomes, rng,
+                                      mutate=lambda b, r: self._mutate(b, self.rates(b)[0], r),
+                                      key_of=self.space.key, tries=ev.novelty_tries)
+        return SearchState(generation=-1, population=[bits_to_str(b) for b in genomes],
+                           fitness=[None] * len(genomes), rng_state=rng.bit_generator.state,
                            genome_length=self.space.length, l=self.space.l, init=drawn.init,
                            lambda_c=drawn.lambda_c, lambda_c_source=drawn.lambda_c_source)
 
@@ -306,6 +328,16 @@ class Search:
             "failures": self.store.count("failed"), "phase": str(self.state.phase),
             "elapsed_s": round(time.perf_counter() - self.started, 3),
         }
+
+
+class _EvaluatedKeys:
+    """``key in evaluated``: whether the run's evaluation store already holds ``key``."""
+
+    def __init__(self, store: EvaluationStore) -> None:
+        self.store = store
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and self.store.lookup(key) is not None
 
 
 def derived_key(key: str, variant: str) -> str:
