@@ -82,8 +82,13 @@ def preflight(cfg: RunConfig, space: SearchSpace) -> None:
 
 
 def steps_of(cfg: RunConfig, space: SearchSpace, run_dir: RunDir) -> list[Step]:
-    """The steps of a run, in the order they act on each generation."""
+    """The steps of a run, in the order they act on each generation.
+
+    They belong to the paper's GA; the baselines (random, aging) run without them.
+    """
     steps: list[Step] = []
+    if cfg.evolution.strategy != "ga":
+        return steps
     if cfg.evolution.competition:
         steps.append(CompetitionStep(cfg, space))
     if cfg.prune.fraction > 0:
@@ -134,8 +139,9 @@ def absolute_data_paths(cfg: RunConfig) -> RunConfig:
 # Keys a resume may change: how long to search and where or how fast to evaluate.
 # Every other key defines the search itself (its genomes, their scores, the cache
 # keys), so changing it mid-run would mix two different searches in one directory.
-RESUMABLE_KEYS = ("evolution.generations", "evolution.max_consecutive_failures", "data.data_dir",
-                  "train.threads", "train.eval_timeout", "parallel.")
+RESUMABLE_KEYS = ("evolution.generations", "evolution.max_trainings",
+                  "evolution.max_consecutive_failures", "data.data_dir", "train.threads",
+                  "train.eval_timeout", "parallel.")
 
 
 def resume(path: str | Path, overrides: dict[str, Any], out=sys.stdout,
@@ -209,7 +215,8 @@ def execute(cfg: RunConfig, dataset: Dataset, space: SearchSpace, run_dir: RunDi
         if executor is not None:
             executor.close()
         store.close()
-    print(format_summary(summary, run_dir), file=out)
+    print(format_summary({**summary, "trained": search.state.trained,
+                          "reused": search.state.reused}, run_dir), file=out)
     return 0
 
 
@@ -284,6 +291,7 @@ def format_summary(summary: dict[str, Any], run_dir: RunDir) -> str:
         f"validation error:  {summary['val_error']:.4f}",
         f"test score:        {summary['test_score']:.2f}  (100 x (1 - test error))",
         f"parameters:        {summary['params']:,}",
+        f"networks:          {summary['trained']} trained, {summary['reused']} reused",
         f"run directory:     {run_dir.path}",
         f"resume / extend:   {resume_command(run_dir.path)} --generations N",
     ])

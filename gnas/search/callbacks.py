@@ -57,7 +57,11 @@ class CallbackList(Callback):
 
 
 class ProgressBar(Callback):
-    """One live line: generation, evaluations done/total, best fitness, elapsed, ETA."""
+    """One live line: generation, slots done/total, best fitness, trained and reused, ETA.
+
+    Slots filled from the cache are not trainings, so the line counts trained
+    networks and reused ones apart from the slots.
+    """
 
     def __init__(self, stream: Any = None) -> None:
         self.stream = stream or sys.stderr
@@ -65,8 +69,10 @@ class ProgressBar(Callback):
         self.best = float("inf")
         self.generation = 0
         self.generations = 0
+        self.search: "Search | None" = None
 
     def on_search_begin(self, search):
+        self.search = search
         from tqdm import tqdm
 
         ev = search.cfg.evolution
@@ -84,7 +90,9 @@ class ProgressBar(Callback):
     def _describe(self):
         best = "-" if self.best == float("inf") else f"{self.best:.4f}"
         self.bar.set_description_str(f"gen {self.generation}/{self.generations}", refresh=False)
-        self.bar.set_postfix_str(f"best F {best}", refresh=True)
+        counts = "" if self.search is None else \
+            f", {self.search.state.trained} trained, {self.search.state.reused} reused"
+        self.bar.set_postfix_str(f"best F {best}{counts}", refresh=True)
 
     def on_generation_begin(self, search, generation):
         self.generation = generation

@@ -39,6 +39,7 @@ from gnas.search.operators import (Crossover, Offspring, crowded_ranks, cx_one_p
                                    sel_nsga2, vary)
 from gnas.search.novelty import distinct_population, make_novel, mut_expressed
 from gnas.search.pareto import front_of_rows
+from gnas.search.strategies import Strategy, aging_offspring, random_offspring
 from gnas.search.step import Generation, GenerationView, Step, apply_decision
 
 HALL_OF_FAME_SIZE = 5
@@ -100,32 +101,34 @@ class Search:
     def run(self) -> SearchState:
         """Evolve until the configured number of generations; returns the final state."""
         self.callbacks.on_search_begin(self)
-        if self.state.generation < 0:
-            self.run_dir.save_state(self.state)  # the initial population, before any training
-            population = [str_to_bits(g) for g in self.state.population]
-            results = self.evaluate_results(population, generation=0)
-            self._end_generation(Generation(0, population, self._fitness(results),
-                                            [r.key for r in results]))
-        while self.state.generation < self.cfg.evolution.generations:
-            g = self.state.generation + 1
-            self.callbacks.on_generation_begin(self, g)
-            self._end_generation(self._next_generation(g))
+        try:
+            if self.state.generation < 0:
+                self.run_dir.save_state(self.state)  # the initial population, before any training
+                population = [str_to_bits(g) for g in self.state.population]
+                results = self.evaluate_results(population, generation=0)
+                self._end_generation(Generation(0, population, self._fitness(results),
+                                                [r.key for r in results]))
+            while self.state.generation < self.cfg.evolution.generations and self.budget_left() != 0:
+                g = self.state.generation + 1
+                self.callbacks.on_generation_begin(self, g)
+                self._end_generation(self._next_generation(g))
+        except BudgetSpent as spent:
+            # The generation in progress is not completed; what it trained still counts.
+            done = [(bits, self.fitness_model.fitness(r), r.key) for bits, r in spent.evaluated]
+            if done:
+                self._update_hall_of_fame(*zip(*done))
         self.state.finished = True
         self.run_dir.save_state(self.state)
         self.callbacks.on_search_end(self)
         return self.state
 
     def _next_generation(self, g: int) -> Generation:
-        """Variation, evaluation and replacement of one generation."""
+        """Variation (by the configured strategy), evaluation and replacement of one generation."""
         parents = [str_to_bits(x) for x in self.state.population]
         multi = self.objectives_count > 1
         selection = crowded_ranks(self.current_objectives()) if multi else self.current_fitness()
-        offspring = vary(parents, selection, elite=0 if multi else self.cfg.evolution.elite,
-                         tournsize=self.cfg.evolution.tournament, rates=self.rates,
-                         indpb=self.indpb, repair=self.space.repair, rng=self.rng,
-                         crossover=self.crossover, grow=self._grow_operator(),
-                         mutate=self._mutate)
-        novel = make_novel(offspring, self.rng, mutate=self._remutate, key_of=self.space.key,
+        offspring, redo = self._offspring(parents, selection, multi)
+        novel = make_novel(offspring, self.rng, mutate=redo, key_of=self.space.key,
                            evaluated=_EvaluatedKeys(self.store),
                            tries=self.cfg.evolution.novelty_tries)
         offspring = novel.offspring
@@ -142,6 +145,21 @@ class Search:
         return Generation(g, [pool[i] for i in chosen],
                           [self.fitness_model.fitness(pool_results[i]) for i in chosen],
                           [pool_keys[i] for i in chosen], offspring)
+
+    def _offspring(self, parents: list[Bits], selection: list[float], multi: bool
+                   ) -> tuple[list[Offspring], Callable[[Bits, np.random.Generator], Bits]]:
+        """The strategy's children, and how it replaces a child whose network is not new."""
+        ev = self.cfg.evolution
+        if ev.strategy == Strategy.RANDOM:
+            draw = self.space.random_bits
+            return random_offspring(len(parents), self.rng, draw), lambda bits, rng: draw(rng)
+        if ev.strategy == Strategy.AGING:
+            return aging_offspring(parents, selection, sample=ev.tournament, rng=self.rng,
+                                   mutate=self._remutate), self._remutate
+        return vary(parents, selection, elite=0 if multi else ev.elite, tournsize=ev.tournament,
+                    rates=self.rates, indpb=self.indpb, repair=self.space.repair, rng=self.rng,
+                    crossover=self.crossover, grow=self._grow_operator(),
+                    mutate=self._mutate), self._remutate
 
     def _elite_keys(self, offspring: Sequence[Offspring]) -> list[str | None]:
         """Elites keep the evaluation key of the individual they copy.
@@ -211,6 +229,7 @@ class Search:
                 for b, k in zip(genomes, keys or [None] * len(genomes))]
         known: dict[str, EvalResult] = {}
         tasks: dict[str, EvalTask] = {}
+        bits_of = dict(zip(keys, genomes))
         for bits, key in zip(genomes, keys):
             if key in known or key in tasks:
                 continue
@@ -222,13 +241,23 @@ class Search:
                 tasks[key] = EvalTask(key=key, genome=bits_to_str(bits), kind=Kind(kind),
                                       seed=derive_seed(self.cfg.evolution.seed, key),
                                       generation=generation, options=dict(options or {}))
-        for result in self.executor.run(list(tasks.values())):
+        todo = list(tasks.values())
+        left = self.budget_left()
+        cut = left is not None and len(todo) > left
+        for result in self.executor.run(todo[:left] if cut else todo):
             self.store.add(result, self.fitness_model.fitness(result))
             self.state.trained += 1
             known[result.key] = result
             self._count_failure(result)
             self.callbacks.on_evaluated(self, result, False)
+        if cut:
+            raise BudgetSpent([(bits_of[k], r) for k, r in known.items() if r.ok and kind == Kind.SEARCH])
         return [known[k] for k in keys]
+
+    def budget_left(self) -> int | None:
+        """Trainings left in ``evolution.max_trainings``; None without a budget."""
+        budget = self.cfg.evolution.max_trainings
+        return max(0, budget - self.state.trained) if budget else None
 
     def task_key(self, bits: Bits, options: Mapping[str, Any] | None = None) -> str:
         """The cache key: the canonical network's, or a variant's own when options name one.
@@ -289,6 +318,9 @@ class Search:
         if initial is None:
             raise FatalError("Search: a new search needs an initial population (initial=...).")
         drawn = initial(rng)
+        if ev.strategy == Strategy.RANDOM:  # the baseline draws every genome uniformly
+            drawn = InitialPopulation([self.space.random_bits(rng) for _ in drawn.genomes],
+                                      "random", drawn.lambda_c, drawn.lambda_c_source)
         genomes = distinct_population(drawn.genomes, rng,
                                       mutate=lambda b, r: self._mutate(b, self.rates(b)[0], r),
                                       key_of=self.space.key, tries=ev.novelty_tries)
@@ -328,6 +360,14 @@ class Search:
             "failures": self.store.count("failed"), "phase": str(self.state.phase),
             "elapsed_s": round(time.perf_counter() - self.started, 3),
         }
+
+
+class BudgetSpent(Exception):
+    """The budget of trained networks ran out inside a generation (internal to the loop)."""
+
+    def __init__(self, evaluated: list[tuple[Bits, EvalResult]]) -> None:
+        super().__init__("budget of trained networks spent")
+        self.evaluated = evaluated
 
 
 class _EvaluatedKeys:
