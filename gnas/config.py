@@ -53,8 +53,8 @@ class SpaceConfig:
 class EvolutionConfig:
     """The genetic algorithm (paper Table I and Algorithm 1)."""
 
-    population: int = _opt(10, lo=2, hi=100000)
-    generations: int = _opt(8, lo=1, hi=1000000, doc="generations after the initial one")
+    population: int = _opt(8, lo=2, hi=100000)
+    generations: int = _opt(3, lo=1, hi=1000000, doc="generations after the initial one")
     elite: int = _opt(1, lo=0, doc="best individuals copied unchanged")
     tournament: int = _opt(3, lo=1, hi=1000)
     strategy: str = _opt("ga", choices=("ga", "random", "aging"),

@@ -92,3 +92,12 @@ def test_flatten_and_override_precedence(tmp_path: Path):
     cfg = load_config(path, {"evolution.population": 12}, preset="paper")
     assert (cfg.evolution.population, cfg.evolution.seed, cfg.train.epochs) == (12, 4, 10)
     assert flatten({"a": {"b": 1}}) == {"a.b": 1}
+
+
+def test_choices_of_reads_the_fields_own_vocabulary():
+    from gnas.config import choices_of
+
+    assert choices_of("evolution.strategy") == ("ga", "random", "aging")
+    assert choices_of("prune.mask")[0] == "none"
+    with pytest.raises(ConfigError, match="fixed set of choices"):
+        choices_of("evolution.population")

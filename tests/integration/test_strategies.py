@@ -1,0 +1,52 @@
+"""Strategies and the budget with real (tiny) training, in one process to share TensorFlow."""
+from __future__ import annotations
+
+import io
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from gnas import session
+from gnas.config import load_config
+from gnas.runs.directory import RunDir
+from gnas.search.strategies import aging_batch
+
+TINY = {"evolution.population": 3, "train.epochs": 1, "data.max_train_samples": 300,
+        "train.threads": 1, "evolution.lambda_c": 0.8, "evolution.seed": 5}
+
+
+def run(path: Path, **overrides) -> dict:
+    cfg = load_config(overrides={**TINY, **overrides})
+    assert session.start(cfg, path, out=io.StringIO()) == 0
+    return RunDir(path).load_state(warn=lambda m: None).to_dict()
+
+
+def search_keys(path: Path) -> list[str]:
+    with sqlite3.connect(path / "evaluations.db") as db:
+        return [k for (k,) in db.execute("SELECT genome_key FROM evaluations WHERE kind='search'")]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("strategy", ["random", "aging"])
+def test_strategy_resumes_identical_to_an_uninterrupted_run(tmp_path, strategy):
+    straight = run(tmp_path / "straight", **{"evolution.generations": 2, "evolution.strategy": strategy})
+    run(tmp_path / "split", **{"evolution.generations": 1, "evolution.strategy": strategy})
+    assert session.resume(tmp_path / "split", {"evolution.generations": 2}, out=io.StringIO()) == 0
+    split = RunDir(tmp_path / "split").load_state(warn=lambda m: None).to_dict()
+    for key in ("population", "fitness", "hall_of_fame", "rng_state", "trained", "reused"):
+        assert straight[key] == split[key], key
+    keys = search_keys(tmp_path / "split")
+    assert len(keys) == len(set(keys)) == split["trained"]
+    per_generation = 3 if strategy == "random" else aging_batch(3)
+    assert split["reused"] == 0 and split["trained"] == 3 + 2 * per_generation  # every slot new
+
+
+@pytest.mark.slow
+def test_budget_stops_after_exactly_n_trained_networks(tmp_path):
+    state = run(tmp_path / "ga", **{"evolution.generations": 50, "evolution.max_trainings": 5,
+                                    "evolution.competition": False})
+    assert state["trained"] == 5 and state["finished"]
+    assert len(search_keys(tmp_path / "ga")) == 5
+    assert state["generation"] == 1  # the third generation was cut after 2 of its 3 children
+    assert len(state["hall_of_fame"]) == 5  # its 2 trained children still compete for the best
