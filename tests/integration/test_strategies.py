@@ -13,7 +13,8 @@ from gnas.runs.directory import RunDir
 from gnas.search.strategies import aging_batch
 
 TINY = {"evolution.population": 3, "train.epochs": 1, "data.max_train_samples": 300,
-        "train.threads": 1, "evolution.lambda_c": 0.8, "evolution.seed": 5}
+        "train.threads": 1, "evolution.lambda_c": 0.8, "evolution.seed": 5,
+        "space.stage_nodes": (3, 3), "space.max_depth": 2}
 
 
 def run(path: Path, **overrides) -> dict:
@@ -30,23 +31,25 @@ def search_keys(path: Path) -> list[str]:
 @pytest.mark.slow
 @pytest.mark.parametrize("strategy", ["random", "aging"])
 def test_strategy_resumes_identical_to_an_uninterrupted_run(tmp_path, strategy):
-    straight = run(tmp_path / "straight", **{"evolution.generations": 2, "evolution.strategy": strategy})
-    run(tmp_path / "split", **{"evolution.generations": 1, "evolution.strategy": strategy})
+    n = 2 if strategy == "random" else 3
+    given = {"evolution.strategy": strategy, "evolution.population": n}
+    straight = run(tmp_path / "straight", **given, **{"evolution.generations": 2})
+    run(tmp_path / "split", **given, **{"evolution.generations": 1})
     assert session.resume(tmp_path / "split", {"evolution.generations": 2}, out=io.StringIO()) == 0
     split = RunDir(tmp_path / "split").load_state(warn=lambda m: None).to_dict()
     for key in ("population", "fitness", "hall_of_fame", "rng_state", "trained", "reused"):
         assert straight[key] == split[key], key
     keys = search_keys(tmp_path / "split")
     assert len(keys) == len(set(keys)) == split["trained"]
-    per_generation = 3 if strategy == "random" else aging_batch(3)
-    assert split["reused"] == 0 and split["trained"] == 3 + 2 * per_generation  # every slot new
+    per_generation = n if strategy == "random" else aging_batch(n)
+    assert split["reused"] == 0 and split["trained"] == n + 2 * per_generation  # every slot new
 
 
 @pytest.mark.slow
 def test_budget_stops_after_exactly_n_trained_networks(tmp_path):
-    state = run(tmp_path / "ga", **{"evolution.generations": 50, "evolution.max_trainings": 5,
+    state = run(tmp_path / "ga", **{"evolution.generations": 50, "evolution.max_trainings": 4,
                                     "evolution.competition": False})
-    assert state["trained"] == 5 and state["finished"]
-    assert len(search_keys(tmp_path / "ga")) == 5
-    assert state["generation"] == 1  # the third generation was cut after 2 of its 3 children
-    assert len(state["hall_of_fame"]) == 5  # its 2 trained children still compete for the best
+    assert state["trained"] == 4 and state["finished"]
+    assert len(search_keys(tmp_path / "ga")) == 4
+    assert state["generation"] == 0  # the second generation was cut after 1 of its 2 children
+    assert len(state["hall_of_fame"]) == 4  # its trained child still competes for the best
