@@ -60,6 +60,9 @@ class EvolutionConfig:
     strategy: str = _opt("ga", choices=("ga", "random", "aging"),
                          doc="ga: the paper's; random: uniform genomes; aging: regularized evolution")
     max_trainings: int = _opt(0, lo=0, doc="stop after this many trained networks; 0 = no budget")
+    final_candidates: int = _opt(2, lo=0, hi=100, doc="best networks re-trained before the final pick")
+    final_seeds: int = _opt(2, lo=0, hi=100,
+                            doc="extra seeds per final candidate (count in the budget); 0 = pick on one training")
     novelty_tries: int = _opt(20, lo=0, hi=10000,
                               doc="re-mutations of a child whose network is taken or evaluated; 0 = none")
     seed: int = _opt(0, lo=0, hi=2**31 - 1)

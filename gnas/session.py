@@ -216,7 +216,8 @@ def execute(cfg: RunConfig, dataset: Dataset, space: SearchSpace, run_dir: RunDi
             executor.close()
         store.close()
     print(format_summary({**summary, "trained": search.state.trained,
-                          "reused": search.state.reused}, run_dir), file=out)
+                          "reused": search.state.reused, "final": search.state.final}, run_dir),
+          file=out)
     return 0
 
 
@@ -284,6 +285,13 @@ def finish(search: Search, executor: Executor) -> dict[str, Any]:
     return summary
 
 
+def final_lines(final: list[dict[str, Any]]) -> list[str]:
+    """The final candidates' validation error over their seeds, mean ± std, picked first."""
+    return [f"{'final pick:' if i == 0 else 'candidate:':<19}val error {c['mean_val_error']:.4f} ± "
+            f"{c['std_val_error']:.4f} over {len(c['val_errors'])} seeds  {c['key']}"
+            for i, c in enumerate(final) if c.get("mean_val_error") is not None]
+
+
 def format_summary(summary: dict[str, Any], run_dir: RunDir) -> str:
     return "\n".join([
         "",
@@ -292,6 +300,7 @@ def format_summary(summary: dict[str, Any], run_dir: RunDir) -> str:
         f"test score:        {summary['test_score']:.2f}  (100 x (1 - test error))",
         f"parameters:        {summary['params']:,}",
         f"networks:          {summary['trained']} trained, {summary['reused']} reused",
+        *final_lines(summary.get("final") or []),
         f"run directory:     {run_dir.path}",
         f"resume / extend:   {resume_command(run_dir.path)} --generations N",
     ])

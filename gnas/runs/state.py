@@ -43,6 +43,7 @@ class SearchState:
     finished: bool = False
     trained: int = 0                     # networks trained by this run (every kind)
     reused: int = 0                      # children accepted as a network already seen
+    final: list[dict[str, Any]] = field(default_factory=list)  # final candidates over seeds
     schema_version: int = SCHEMA_VERSION
     gnas_version: str = __version__
 

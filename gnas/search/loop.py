@@ -95,6 +95,7 @@ class Search:
         self.rng = np.random.default_rng()
         self.rng.bit_generator.state = self.state.rng_state
         self.consecutive_failures = 0
+        self.searching = True  # False once the search ends and the final pick trains
         self.started = time.perf_counter()
 
     # --------------------------------------------------------------- the loop
@@ -117,6 +118,8 @@ class Search:
             done = [(bits, self.fitness_model.fitness(r), r.key) for bits, r in spent.evaluated]
             if done:
                 self._update_hall_of_fame(*zip(*done))
+        self.searching = False
+        self._pick_final()
         self.state.finished = True
         self.run_dir.save_state(self.state)
         self.callbacks.on_search_end(self)
@@ -255,9 +258,55 @@ class Search:
         return [known[k] for k in keys]
 
     def budget_left(self) -> int | None:
-        """Trainings left in ``evolution.max_trainings``; None without a budget."""
-        budget = self.cfg.evolution.max_trainings
-        return max(0, budget - self.state.trained) if budget else None
+        """Trainings left in ``evolution.max_trainings``; None without a budget.
+
+        While searching, the final candidates' extra seeds are held back, so they
+        fit in the same budget (unless they would take half of it or more).
+        """
+        ev = self.cfg.evolution
+        if not ev.max_trainings:
+            return None
+        held = ev.final_candidates * ev.final_seeds
+        held = held if self.searching and ev.max_trainings > 2 * held else 0
+        return max(0, ev.max_trainings - held - self.state.trained)
+
+    def _pick_final(self) -> None:
+        """The winner's curse: re-train the best few with extra seeds, pick on the mean.
+
+        One short training is noisy, so the best of many single trainings is mostly
+        the luckiest. The best ``final_candidates`` of the hall of fame (pruned
+        networks excepted: their evaluation is the pruner's) are trained again with
+        ``final_seeds`` other seeds; the one with the smallest mean fitness goes
+        first in the hall of fame, and every candidate's errors are kept in the state.
+        """
+        ev = self.cfg.evolution
+        fame = self.state.hall_of_fame
+        rows = [self.store.lookup(e["key"]) for e in fame[:ev.final_candidates]]
+        chosen = [(e, r) for e, r in zip(fame, rows) if r is not None and r.ok and r.kind != Kind.PRUNE]
+        if not ev.final_seeds or not chosen:
+            return
+        genomes = [str_to_bits(e["genome"]) for e, _ in chosen]
+        runs: list[list[EvalResult]] = [[r] for _, r in chosen]
+        try:
+            for j in range(1, ev.final_seeds + 1):
+                again = self.evaluate_results(genomes, self.state.generation, Kind.RESEED,
+                                              {"variant": f"seed-{j}"})
+                for k, r in enumerate(again):
+                    runs[k].append(r)
+        except BudgetSpent:
+            return  # no budget left for every seed: the pick stays on single trainings
+        final = []
+        for (entry, _), results in zip(chosen, runs):
+            errors = [r.val_error for r in results if r.ok]
+            fits = [self.fitness_model.fitness(r) for r in results]
+            final.append({"key": entry["key"], "genome": entry["genome"], "val_errors": errors,
+                          "mean_val_error": float(np.mean(errors)) if errors else None,
+                          "std_val_error": float(np.std(errors)) if errors else None,
+                          "mean_fitness": float(np.mean(fits))})
+        final.sort(key=lambda c: (c["mean_fitness"], c["genome"]))
+        self.state.final = final
+        best = next(e for e in fame if e["key"] == final[0]["key"])
+        self.state.hall_of_fame = [best] + [e for e in fame if e is not best]
 
     def task_key(self, bits: Bits, options: Mapping[str, Any] | None = None) -> str:
         """The cache key: the canonical network's, or a variant's own when options name one.

@@ -14,7 +14,7 @@ from gnas.search.strategies import aging_batch
 
 TINY = {"evolution.population": 3, "train.epochs": 1, "data.max_train_samples": 300,
         "train.threads": 1, "evolution.lambda_c": 0.8, "evolution.seed": 5,
-        "space.stage_nodes": (3, 3), "space.max_depth": 2}
+        "space.stage_nodes": (3, 3), "space.max_depth": 2, "evolution.final_seeds": 0}
 
 
 def run(path: Path, **overrides) -> dict:
@@ -46,10 +46,15 @@ def test_strategy_resumes_identical_to_an_uninterrupted_run(tmp_path, strategy):
 
 
 @pytest.mark.slow
-def test_budget_stops_after_exactly_n_trained_networks(tmp_path):
-    state = run(tmp_path / "ga", **{"evolution.generations": 50, "evolution.max_trainings": 4,
-                                    "evolution.competition": False})
-    assert state["trained"] == 4 and state["finished"]
-    assert len(search_keys(tmp_path / "ga")) == 4
-    assert state["generation"] == 0  # the second generation was cut after 1 of its 2 children
-    assert len(state["hall_of_fame"]) == 4  # its trained child still competes for the best
+def test_budget_stops_after_exactly_n_trained_networks_final_seeds_included(tmp_path):
+    # 3 + 2 + 2 would be the search; 2 candidates x 2 seeds are held back for the final pick
+    state = run(tmp_path / "ga", **{"evolution.generations": 50, "evolution.max_trainings": 9,
+                                    "evolution.competition": False, "evolution.final_seeds": 2})
+    assert state["trained"] == 9 and state["finished"]
+    keys = search_keys(tmp_path / "ga")
+    assert len(keys) == len(set(keys)) == 5
+    assert state["generation"] == 1
+    final = state["final"]
+    assert len(final) == 2 and all(len(c["val_errors"]) == 3 for c in final)
+    assert final[0]["mean_fitness"] <= final[1]["mean_fitness"]
+    assert state["hall_of_fame"][0]["key"] == final[0]["key"]  # picked on the mean over seeds
