@@ -70,6 +70,7 @@ class ProgressBar(Callback):
         self.generation = 0
         self.generations = 0
         self.search: "Search | None" = None
+        self.by_budget = False
 
     def on_search_begin(self, search):
         self.search = search
@@ -79,6 +80,9 @@ class ProgressBar(Callback):
         self.generations = ev.generations
         total = ev.population * (ev.generations + 1)
         done = ev.population * max(0, search.state.generation + 1)
+        self.by_budget = bool(ev.max_trainings)  # with a budget, the bar counts trainings
+        if self.by_budget:
+            total, done = ev.max_trainings, min(search.state.trained, ev.max_trainings)
         self.generation = max(0, search.state.generation + 1)
         if search.state.logbook:
             self.best = min(r["best"] for r in search.state.logbook)
@@ -99,7 +103,8 @@ class ProgressBar(Callback):
         self._describe()
 
     def on_evaluated(self, search, result, cached):
-        if result.kind == Kind.SEARCH and self.bar is not None and self.bar.n < self.bar.total:
+        counted = not cached if self.by_budget else result.kind == Kind.SEARCH
+        if counted and self.bar is not None and self.bar.n < self.bar.total:
             self.bar.update(1)
         if result.ok:
             self.best = min(self.best, search.fitness_model.fitness(result))
@@ -107,7 +112,7 @@ class ProgressBar(Callback):
 
     def on_generation_end(self, search, info):
         expected = search.cfg.evolution.population * (info.generation + 1)
-        if self.bar.n < expected:  # duplicates inside a generation are trained once
+        if not self.by_budget and self.bar.n < expected:  # duplicates inside a generation are trained once
             self.bar.update(expected - self.bar.n)
         self._describe()
 
