@@ -57,10 +57,18 @@ class SpaceConfig:
 class EvolutionConfig:
     """The genetic algorithm (paper Table I and Algorithm 1)."""
 
-    population: int = _opt(10, lo=2, hi=100000)
-    generations: int = _opt(8, lo=1, hi=1000000, doc="generations after the initial one")
+    population: int = _opt(8, lo=2, hi=100000)
+    generations: int = _opt(3, lo=1, hi=1000000, doc="generations after the initial one")
     elite: int = _opt(1, lo=0, doc="best individuals copied unchanged")
     tournament: int = _opt(3, lo=1, hi=1000)
+    strategy: str = _opt("ga", choices=("ga", "random", "aging"),
+                         doc="ga: the paper's; random: uniform genomes; aging: regularized evolution")
+    max_trainings: int = _opt(0, lo=0, doc="stop after this many trained networks; 0 = no budget")
+    final_candidates: int = _opt(2, lo=0, hi=100, doc="best networks re-trained before the final pick")
+    final_seeds: int = _opt(2, lo=0, hi=100,
+                            doc="extra seeds per final candidate (count in the budget); 0 = pick on one training")
+    novelty_tries: int = _opt(20, lo=0, hi=10000,
+                              doc="re-mutations of a child whose network is taken or evaluated; 0 = none")
     seed: int = _opt(0, lo=0, hi=2**31 - 1)
     init: str = _opt("coe", choices=("coe", "random"))
     lambda_c: float = _opt(-1.0, lo=-1.0, hi=1.0, doc="-1 = measure it (gnas chaos)")
@@ -149,6 +157,19 @@ PRESETS: dict[str, dict[str, Any]] = {
     "tiny": {"evolution.population": 4, "evolution.generations": 2, "train.epochs": 1,
              "space.stage_nodes": (3, 3), "space.max_depth": 2},
 }
+
+
+def choices_of(key: str) -> tuple[str, ...]:
+    """The allowed values of a ``section.key`` with a fixed vocabulary (for CLI flags).
+
+    The command line reads them from the field itself, so a new choice is added in
+    one place.
+    """
+    section, _, name = key.partition(".")
+    field_ = _section_fields(section).get(name)
+    if field_ is None or not field_.metadata.get("choices"):
+        raise ConfigError(f"{key} is not a config key with a fixed set of choices.")
+    return tuple(field_.metadata["choices"])
 
 
 def _check_value(section: str, f: dataclasses.Field, value: Any) -> Any:
@@ -307,8 +328,9 @@ def to_toml(cfg: RunConfig) -> str:
 # Keys a resume may change: how long to search and where or how fast to evaluate.
 # Every other key defines the search itself (its genomes, their scores, the cache
 # keys), so changing it mid-run would mix two different searches in one directory.
-RESUMABLE_KEYS = ("evolution.generations", "evolution.max_consecutive_failures", "data.data_dir",
-                  "train.threads", "train.eval_timeout", "parallel.")
+RESUMABLE_KEYS = ("evolution.generations", "evolution.max_trainings",
+                  "evolution.max_consecutive_failures", "data.data_dir", "train.threads",
+                  "train.eval_timeout", "parallel.")
 
 
 def search_defining(cfg: RunConfig) -> dict[str, Any]:

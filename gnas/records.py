@@ -36,6 +36,7 @@ class Kind(Vocabulary):
     SEARCH = "search"
     CHAMPION = "champion"
     PRUNE = "prune"
+    RESEED = "reseed"  # a final candidate trained again with another seed (the winner's curse)
 
 
 class Phase(Vocabulary):

@@ -83,8 +83,13 @@ def preflight(cfg: RunConfig, space: SearchSpace) -> None:
 
 
 def steps_of(cfg: RunConfig, space: SearchSpace, run_dir: RunDir) -> list[Step]:
-    """The steps of a run, in the order they act on each generation."""
+    """The steps of a run, in the order they act on each generation.
+
+    They belong to the paper's GA; the baselines (random, aging) run without them.
+    """
     steps: list[Step] = []
+    if cfg.evolution.strategy != "ga":
+        return steps
     if cfg.evolution.competition:
         steps.append(CompetitionStep(cfg, space))
     if cfg.prune.fraction > 0:
@@ -212,7 +217,9 @@ def execute(cfg: RunConfig, dataset: Dataset, space: SearchSpace, run_dir: RunDi
         if executor is not None:
             executor.close()
         store.close()
-    print(format_summary(summary, run_dir), file=out)
+    print(format_summary({**summary, "trained": search.state.trained,
+                          "reused": search.state.reused, "final": search.state.final}, run_dir),
+          file=out)
     return 0
 
 
@@ -292,6 +299,13 @@ def _unpruned_size(row, params: int, flops: int) -> dict[str, Any]:
             "flops_unpruned": m.get("flops_unpruned", flops)}
 
 
+def final_lines(final: list[dict[str, Any]]) -> list[str]:
+    """The final candidates' validation error over their seeds, mean ± std, picked first."""
+    return [f"{'final pick:' if i == 0 else 'candidate:':<19}val error {c['mean_val_error']:.4f} ± "
+            f"{c['std_val_error']:.4f} over {len(c['val_errors'])} seeds  {c['key']}"
+            for i, c in enumerate(final) if c.get("mean_val_error") is not None]
+
+
 def format_summary(summary: dict[str, Any], run_dir: RunDir) -> str:
     return "\n".join([
         "",
@@ -299,6 +313,8 @@ def format_summary(summary: dict[str, Any], run_dir: RunDir) -> str:
         f"validation error:  {summary['val_error']:.4f}",
         f"test score:        {summary['test_score']:.2f}  (100 x (1 - test error))",
         f"parameters:        {summary['params']:,}",
+        f"networks:          {summary['trained']} trained, {summary['reused']} reused",
+        *final_lines(summary.get("final") or []),
         f"run directory:     {run_dir.path}",
         f"resume / extend:   {resume_command(run_dir.path)} --generations N",
     ])

@@ -26,7 +26,7 @@ import numpy as np
 
 from gnas.config import RunConfig
 from gnas.errors import ConfigError
-from gnas.genome.space import Bits, SearchSpace
+from gnas.genome.space import Bits, SearchSpace, gray_to_int, int_to_gray
 from gnas.search.loop import InitialPopulation
 
 ONSET_OF_CHAOS_R = 3.5699456  # Feigenbaum point: aperiodic but not random
@@ -140,7 +140,10 @@ def initial_population(cfg: RunConfig, space: SearchSpace, rng: np.random.Genera
     """Generation 0: at the edge of chaos (``init = "coe"``) or uniform ("complete chaos").
 
     ``lambda_c`` is asked only for a CoE draw (it may run the calibration). With
-    growth on, every genome is then reduced to its base model (Algorithm 1).
+    growth on, growth starts from the draw: its stages stay as drawn (reducing
+    every genome to stage 0 left about half an expressed connection gene per
+    genome, so the edge-of-chaos draw never reached the networks), and stage 0
+    takes a width from the upper half of the range (see :func:`wide_first_stage`).
     """
     ev = cfg.evolution
     if ev.init == "coe":
@@ -150,5 +153,20 @@ def initial_population(cfg: RunConfig, space: SearchSpace, rng: np.random.Genera
         value, source = 0.5, "uniform"
         genomes = [space.random_bits(rng) for _ in range(ev.population)]
     if ev.growth:
-        genomes = [space.base_model(b) for b in genomes]
+        genomes = [wide_first_stage(space, b) for b in genomes]
     return InitialPopulation(genomes, ev.init, value, source)
+
+
+def wide_first_stage(space: SearchSpace, bits: Bits) -> Bits:
+    """Stage 0's width code moved into the upper half of its range (then repaired).
+
+    A base model with the narrowest stage 0 (a few hundred parameters on
+    Fashion-MNIST) cannot learn the task in a few epochs, and a short budget never
+    grows out of it. Adding half the range keeps the draw uniform over the upper half.
+    """
+    out = list(bits)
+    where, n = space.width_slices[0], space.cfg.width_bits
+    code, half = gray_to_int(out[where]), 2 ** (n - 1)
+    if code < half:
+        out[where] = int_to_gray(code + half, n)
+    return space.repair(tuple(out))

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 
 from gnas.cli.options import add_search_flags, batch_size, overrides_from
-from gnas.config import load_config
+from gnas.config import choices_of, load_config
 
 
 def add_parser(sub) -> None:
@@ -25,6 +25,9 @@ def add_parser(sub) -> None:
     p.add_argument("--nm", help="N:M sparsity for --mask nm, e.g. 2:4")
     p.add_argument("--no-competition", dest="no_competition", action="store_true",
                    help="turn layer-wise competition off")
+    p.add_argument("--strategy", choices=choices_of("evolution.strategy"),
+                   help="ga (default, the paper's), random (uniform genomes) or aging "
+                   "(regularized evolution)")
     p.add_argument("--objectives", choices=("error", "error,params", "error,flops"))
     p.add_argument("--batch-size", dest="batch_size", type=batch_size, help="integer or auto")
     add_search_flags(p)

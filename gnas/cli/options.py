@@ -13,6 +13,7 @@ FLAG_KEYS = {
     "generations": "evolution.generations", "population": "evolution.population",
     "seed": "evolution.seed", "init": "evolution.init", "lambda_c": "evolution.lambda_c",
     "objectives": "evolution.objectives",
+    "strategy": "evolution.strategy", "budget": "evolution.max_trainings",
     "epochs": "train.epochs", "batch_size": "train.batch_size", "threads": "train.threads",
     "eval_timeout": "train.eval_timeout",
     "prune": "prune.fraction", "mask": "prune.mask", "nm": "prune.nm",
@@ -31,11 +32,24 @@ def batch_size(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected an integer or 'auto', got {text!r}") from None
 
 
+def positive_int(text: str) -> int:
+    """An integer of at least 1 (a budget of trained networks)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
 def add_search_flags(p: argparse.ArgumentParser) -> None:
     """Flags that change the search (all optional; defaults come from the config)."""
     p.add_argument("--generations", type=int, help="generations after the initial one")
     p.add_argument("--population", type=int, help="individuals per generation")
     p.add_argument("--epochs", type=int, help="training epochs per evaluation")
+    p.add_argument("--budget", type=positive_int, metavar="N",
+                   help="stop after N trained networks (evolution.max_trainings)")
     p.add_argument("--workers", type=int, help="parallel evaluation workers (Ray when > 1)")
     p.add_argument("--ray-address", dest="ray_address", help="join a Ray cluster: auto or HOST:PORT")
     p.add_argument("--gpus-per-worker", dest="gpus_per_worker", type=float)

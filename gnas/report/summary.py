@@ -22,6 +22,7 @@ def build_report(run_dir: RunDir) -> dict[str, Any]:
         report: dict[str, Any] = {
             "dataset": cfg.data.dataset, "generation": state.generation,
             "evaluations": store.count(), "failed_evaluations": store.count("failed"),
+            "trained": state.trained, "reused": state.reused, "final": state.final,
             "init": state.init, "lambda_c": state.lambda_c,
             "lambda_c_source": state.lambda_c_source or None, "finished": state.finished,
             "best": _best(run_dir, state, store), "top": _top(state, store),
@@ -99,6 +100,10 @@ def format_report(report: dict[str, Any]) -> str:
     lines = [f"data set:     {report['dataset']}",
              f"generation:   {report['generation']}{' (finished)' if report['finished'] else ''}",
              f"evaluations:  {report['evaluations']} ({report['failed_evaluations']} failed)",
+             f"networks:     {report['trained']} trained, {report['reused']} reused",
+             *[f"{'final pick:' if i == 0 else 'candidate:':<14}val error {c['mean_val_error']:.4f} ± "
+               f"{c['std_val_error']:.4f} over {len(c['val_errors'])} seeds"
+               for i, c in enumerate(report.get("final") or []) if c.get("mean_val_error") is not None],
              f"init:         {report['init']}  lambda_c = {report['lambda_c']}"]
     lines += _best_lines(report.get("best"))
     lines += _top_lines(report["top"])

@@ -41,6 +41,9 @@ class SearchState:
     steps: dict[str, dict[str, Any]] = field(default_factory=dict)   # each step's own state, by name
     pareto_front: list[dict[str, Any]] = field(default_factory=list)  # NSGA-II's front
     finished: bool = False
+    trained: int = 0                     # networks trained by this run (every kind)
+    reused: int = 0                      # children accepted as a network already seen
+    final: list[dict[str, Any]] = field(default_factory=list)  # final candidates over seeds
     schema_version: int = SCHEMA_VERSION
     gnas_version: str = __version__
 

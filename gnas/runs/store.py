@@ -209,6 +209,7 @@ class EvaluationStore:
         """
         keys = self.conn.execute(
             "SELECT genome_key FROM evaluations WHERE status = 'ok' AND fitness IS NOT NULL "
+            "AND kind != 'reseed' "
             "GROUP BY genome_key ORDER BY MIN(fitness), genome_key LIMIT ?", (int(k),)).fetchall()
         out = []
         for (key,) in keys:

@@ -57,7 +57,11 @@ class CallbackList(Callback):
 
 
 class ProgressBar(Callback):
-    """One live line: generation, evaluations done/total, best fitness, elapsed, ETA."""
+    """One live line: generation, slots done/total, best fitness, trained and reused, ETA.
+
+    Slots filled from the cache are not trainings, so the line counts trained
+    networks and reused ones apart from the slots.
+    """
 
     def __init__(self, stream: Any = None) -> None:
         self.stream = stream or sys.stderr
@@ -65,14 +69,20 @@ class ProgressBar(Callback):
         self.best = float("inf")
         self.generation = 0
         self.generations = 0
+        self.search: "Search | None" = None
+        self.by_budget = False
 
     def on_search_begin(self, search):
+        self.search = search
         from tqdm import tqdm
 
         ev = search.cfg.evolution
         self.generations = ev.generations
         total = ev.population * (ev.generations + 1)
         done = ev.population * max(0, search.state.generation + 1)
+        self.by_budget = bool(ev.max_trainings)  # with a budget, the bar counts trainings
+        if self.by_budget:
+            total, done = ev.max_trainings, min(search.state.trained, ev.max_trainings)
         self.generation = max(0, search.state.generation + 1)
         if search.state.logbook:
             self.best = min(r["best"] for r in search.state.logbook)
@@ -84,14 +94,17 @@ class ProgressBar(Callback):
     def _describe(self):
         best = "-" if self.best == float("inf") else f"{self.best:.4f}"
         self.bar.set_description_str(f"gen {self.generation}/{self.generations}", refresh=False)
-        self.bar.set_postfix_str(f"best F {best}", refresh=True)
+        counts = "" if self.search is None else \
+            f", {self.search.state.trained} trained, {self.search.state.reused} reused"
+        self.bar.set_postfix_str(f"best F {best}{counts}", refresh=True)
 
     def on_generation_begin(self, search, generation):
         self.generation = generation
         self._describe()
 
     def on_evaluated(self, search, result, cached):
-        if result.kind == Kind.SEARCH and self.bar is not None and self.bar.n < self.bar.total:
+        counted = not cached if self.by_budget else result.kind == Kind.SEARCH
+        if counted and self.bar is not None and self.bar.n < self.bar.total:
             self.bar.update(1)
         if result.ok:
             self.best = min(self.best, search.fitness_model.fitness(result))
@@ -99,7 +112,7 @@ class ProgressBar(Callback):
 
     def on_generation_end(self, search, info):
         expected = search.cfg.evolution.population * (info.generation + 1)
-        if self.bar.n < expected:  # duplicates inside a generation are trained once
+        if not self.by_budget and self.bar.n < expected:  # duplicates inside a generation are trained once
             self.bar.update(expected - self.bar.n)
         self._describe()
 

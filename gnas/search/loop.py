@@ -37,7 +37,9 @@ from gnas.search.callbacks import CallbackList
 from gnas.search.fitness import FitnessModel
 from gnas.search.operators import (Crossover, Offspring, crowded_ranks, cx_one_point, mut_grow,
                                    sel_nsga2, vary)
+from gnas.search.novelty import distinct_population, make_novel, mut_expressed
 from gnas.search.pareto import front_of_rows
+from gnas.search.strategies import Strategy, aging_offspring, random_offspring
 from gnas.search.step import Generation, GenerationView, Step, apply_decision
 
 HALL_OF_FAME_SIZE = 5
@@ -93,6 +95,7 @@ class Search:
         self.rng = np.random.default_rng()
         self.rng.bit_generator.state = self.state.rng_state
         self.consecutive_failures = 0
+        self.searching = True  # False once the search ends and the final pick trains
         self.started = time.perf_counter()
 
     # --------------------------------------------------------------- the loop
@@ -101,32 +104,43 @@ class Search:
         self.callbacks.on_search_begin(self)
         # A finished run resumed with nothing to do writes no checkpoint: rewriting
         # it would replace state.prev.json, the previous generation, by a copy.
-        nothing_to_do = self.state.finished and self.state.generation >= self.cfg.evolution.generations
-        if self.state.generation < 0:
-            self.run_dir.save_state(self.state)  # the initial population, before any training
-            population = [str_to_bits(g) for g in self.state.population]
-            results = self.evaluate_results(population, generation=0)
-            self._end_generation(Generation(0, population, self._fitness(results),
-                                            [r.key for r in results]))
-        while self.state.generation < self.cfg.evolution.generations:
-            g = self.state.generation + 1
-            self.callbacks.on_generation_begin(self, g)
-            self._end_generation(self._next_generation(g))
+        nothing_to_do = self.state.finished and (
+            self.state.generation >= self.cfg.evolution.generations or self.budget_left() == 0)
+        try:
+            if self.state.generation < 0:
+                self.run_dir.save_state(self.state)  # the initial population, before any training
+                population = [str_to_bits(g) for g in self.state.population]
+                results = self.evaluate_results(population, generation=0)
+                self._end_generation(Generation(0, population, self._fitness(results),
+                                                [r.key for r in results]))
+            while self.state.generation < self.cfg.evolution.generations and self.budget_left() != 0:
+                g = self.state.generation + 1
+                self.callbacks.on_generation_begin(self, g)
+                self._end_generation(self._next_generation(g))
+        except BudgetSpent as spent:
+            # The generation in progress is not completed; what it trained still counts.
+            done = [(bits, self.fitness_model.fitness(r), r.key) for bits, r in spent.evaluated]
+            if done:
+                self._update_hall_of_fame(*zip(*done))
+        self.searching = False
         if not nothing_to_do:
+            self._pick_final()
             self.state.finished = True
             self.run_dir.save_state(self.state)
         self.callbacks.on_search_end(self)
         return self.state
 
     def _next_generation(self, g: int) -> Generation:
-        """Variation, evaluation and replacement of one generation."""
+        """Variation (by the configured strategy), evaluation and replacement of one generation."""
         parents = [str_to_bits(x) for x in self.state.population]
         multi = self.objectives_count > 1
         selection = crowded_ranks(self.current_objectives()) if multi else self.current_fitness()
-        offspring = vary(parents, selection, elite=0 if multi else self.cfg.evolution.elite,
-                         tournsize=self.cfg.evolution.tournament, rates=self.rates,
-                         indpb=self.indpb, repair=self.space.repair, rng=self.rng,
-                         crossover=self.crossover, grow=self._grow_operator())
+        offspring, redo = self._offspring(parents, selection, multi)
+        novel = make_novel(offspring, self.rng, mutate=redo, key_of=self.space.key,
+                           evaluated=_EvaluatedKeys(self.store),
+                           tries=self.cfg.evolution.novelty_tries)
+        offspring = novel.offspring
+        self.state.reused += novel.reused
         children = [o.bits for o in offspring]
         results = self.evaluate_results(children, generation=g, keys=self._elite_keys(offspring))
         if not multi:  # unconditional replacement (elites are among the offspring)
@@ -139,6 +153,21 @@ class Search:
         return Generation(g, [pool[i] for i in chosen],
                           [self.fitness_model.fitness(pool_results[i]) for i in chosen],
                           [pool_keys[i] for i in chosen], offspring)
+
+    def _offspring(self, parents: list[Bits], selection: list[float], multi: bool
+                   ) -> tuple[list[Offspring], Callable[[Bits, np.random.Generator], Bits]]:
+        """The strategy's children, and how it replaces a child whose network is not new."""
+        ev = self.cfg.evolution
+        if ev.strategy == Strategy.RANDOM:
+            draw = self.space.random_bits
+            return random_offspring(len(parents), self.rng, draw), lambda bits, rng: draw(rng)
+        if ev.strategy == Strategy.AGING:
+            return aging_offspring(parents, selection, sample=ev.tournament, rng=self.rng,
+                                   mutate=self._remutate), self._remutate
+        return vary(parents, selection, elite=0 if multi else ev.elite, tournsize=ev.tournament,
+                    rates=self.rates, indpb=self.indpb, repair=self.space.repair, rng=self.rng,
+                    crossover=self.crossover, grow=self._grow_operator(),
+                    mutate=self._mutate), self._remutate
 
     def _elite_keys(self, offspring: Sequence[Offspring]) -> list[str | None]:
         """Elites keep the evaluation key of the individual they copy.
@@ -208,6 +237,7 @@ class Search:
                 for b, k in zip(genomes, keys or [None] * len(genomes))]
         known: dict[str, EvalResult] = {}
         tasks: dict[str, EvalTask] = {}
+        bits_of = dict(zip(keys, genomes))
         for bits, key in zip(genomes, keys):
             if key in known or key in tasks:
                 continue
@@ -219,12 +249,69 @@ class Search:
                 tasks[key] = EvalTask(key=key, genome=bits_to_str(bits), kind=Kind(kind),
                                       seed=derive_seed(self.cfg.evolution.seed, key),
                                       generation=generation, options=dict(options or {}))
-        for result in self.executor.run(list(tasks.values())):
+        todo = list(tasks.values())
+        left = self.budget_left()
+        cut = left is not None and len(todo) > left
+        for result in self.executor.run(todo[:left] if cut else todo):
             self.store.add(result, self.fitness_model.fitness(result))
+            self.state.trained += 1
             known[result.key] = result
             self._count_failure(result)
             self.callbacks.on_evaluated(self, result, False)
+        if cut:
+            raise BudgetSpent([(bits_of[k], r) for k, r in known.items() if r.ok and kind == Kind.SEARCH])
         return [known[k] for k in keys]
+
+    def budget_left(self) -> int | None:
+        """Trainings left in ``evolution.max_trainings``; None without a budget.
+
+        While searching, the final candidates' extra seeds are held back, so they
+        fit in the same budget (unless they would take half of it or more).
+        """
+        ev = self.cfg.evolution
+        if not ev.max_trainings:
+            return None
+        held = ev.final_candidates * ev.final_seeds
+        held = held if self.searching and ev.max_trainings > 2 * held else 0
+        return max(0, ev.max_trainings - held - self.state.trained)
+
+    def _pick_final(self) -> None:
+        """The winner's curse: re-train the best few with extra seeds, pick on the mean.
+
+        One short training is noisy, so the best of many single trainings is mostly
+        the luckiest. The best ``final_candidates`` of the hall of fame (pruned
+        networks excepted: their evaluation is the pruner's) are trained again with
+        ``final_seeds`` other seeds; the one with the smallest mean fitness goes
+        first in the hall of fame, and every candidate's errors are kept in the state.
+        """
+        ev = self.cfg.evolution
+        fame = self.state.hall_of_fame
+        rows = [self.store.lookup(e["key"]) for e in fame[:ev.final_candidates]]
+        chosen = [(e, r) for e, r in zip(fame, rows) if r is not None and r.ok and r.kind != Kind.PRUNE]
+        if not ev.final_seeds or not chosen:
+            return
+        genomes = [str_to_bits(e["genome"]) for e, _ in chosen]
+        runs: list[list[EvalResult]] = [[r] for _, r in chosen]
+        try:
+            for j in range(1, ev.final_seeds + 1):
+                again = self.evaluate_results(genomes, self.state.generation, Kind.RESEED,
+                                              {"variant": f"seed-{j}"})
+                for k, r in enumerate(again):
+                    runs[k].append(r)
+        except BudgetSpent:
+            return  # no budget left for every seed: the pick stays on single trainings
+        final = []
+        for (entry, _), results in zip(chosen, runs):
+            errors = [r.val_error for r in results if r.ok]
+            fits = [self.fitness_model.fitness(r) for r in results]
+            final.append({"key": entry["key"], "genome": entry["genome"], "val_errors": errors,
+                          "mean_val_error": float(np.mean(errors)) if errors else None,
+                          "std_val_error": float(np.std(errors)) if errors else None,
+                          "mean_fitness": float(np.mean(fits))})
+        final.sort(key=lambda c: (c["mean_fitness"], c["genome"]))
+        self.state.final = final
+        best = next(e for e in fame if e["key"] == final[0]["key"])
+        self.state.hall_of_fame = [best] + [e for e in fame if e is not best]
 
     def task_key(self, bits: Bits, options: Mapping[str, Any] | None = None) -> str:
         """The cache key: the canonical network's, or a variant's own when options name one.
@@ -259,6 +346,17 @@ class Search:
         stage_bits, rate = self.space.active_slice, ev.grow_rate
         return lambda bits, rng: mut_grow(bits, rng, stage_bits=stage_bits, rate=rate)
 
+    def _mutate(self, bits: Bits, rate: float, rng: np.random.Generator) -> Bits:
+        """Mutation that always changes the network (see ``gnas.search.novelty``)."""
+        return mut_expressed(bits, rng, rate=rate, indpb=self.indpb, key_of=self.space.key,
+                             repair=self.space.repair)
+
+    def _remutate(self, bits: Bits, rng: np.random.Generator) -> Bits:
+        """The novelty rule's extra mutation of a duplicate child (growth included)."""
+        child = self._mutate(bits, self.rates(bits)[0], rng)
+        grow = self._grow_operator()
+        return self.space.repair(grow(child, rng)) if grow is not None else child
+
     @property
     def indpb(self) -> float:
         return self.cfg.evolution.indpb or 1.0 / self.space.length
@@ -274,8 +372,14 @@ class Search:
         if initial is None:
             raise FatalError("Search: a new search needs an initial population (initial=...).")
         drawn = initial(rng)
-        return SearchState(generation=-1, population=[bits_to_str(b) for b in drawn.genomes],
-                           fitness=[None] * len(drawn.genomes), rng_state=rng.bit_generator.state,
+        if ev.strategy == Strategy.RANDOM:  # the baseline draws every genome uniformly
+            drawn = InitialPopulation([self.space.random_bits(rng) for _ in drawn.genomes],
+                                      "random", drawn.lambda_c, drawn.lambda_c_source)
+        genomes = distinct_population(drawn.genomes, rng,
+                                      mutate=lambda b, r: self._mutate(b, self.rates(b)[0], r),
+                                      key_of=self.space.key, tries=ev.novelty_tries)
+        return SearchState(generation=-1, population=[bits_to_str(b) for b in genomes],
+                           fitness=[None] * len(genomes), rng_state=rng.bit_generator.state,
                            genome_length=self.space.length, l=self.space.l, init=drawn.init,
                            lambda_c=drawn.lambda_c, lambda_c_source=drawn.lambda_c_source)
 
@@ -310,6 +414,24 @@ class Search:
             "failures": self.store.count("failed"), "phase": str(self.state.phase),
             "elapsed_s": round(time.perf_counter() - self.started, 3),
         }
+
+
+class BudgetSpent(Exception):
+    """The budget of trained networks ran out inside a generation (internal to the loop)."""
+
+    def __init__(self, evaluated: list[tuple[Bits, EvalResult]]) -> None:
+        super().__init__("budget of trained networks spent")
+        self.evaluated = evaluated
+
+
+class _EvaluatedKeys:
+    """``key in evaluated``: whether the run's evaluation store already holds ``key``."""
+
+    def __init__(self, store: EvaluationStore) -> None:
+        self.store = store
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and self.store.lookup(key) is not None
 
 
 def derived_key(key: str, variant: str) -> str:

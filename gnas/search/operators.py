@@ -86,6 +86,7 @@ def vary(population: Sequence[Bits], fitnesses: Sequence[float], *, elite: int, 
          repair: Callable[[Bits], Bits], rng: np.random.Generator,
          crossover: Crossover | None = None,
          grow: Callable[[Bits, np.random.Generator], Bits] | None = None,
+         mutate: Callable[[Bits, float, np.random.Generator], Bits] | None = None,
          ) -> list[Offspring]:
     """One generation of Algorithm 1's variation with unconditional replacement.
 
@@ -95,6 +96,8 @@ def vary(population: Sequence[Bits], fitnesses: Sequence[float], *, elite: int, 
     equal to the child's own mutation rate (per-bit probability ``indpb``).
     ``rates(bits)`` returns an individual's (mutation rate, crossover rate);
     ``grow``, when given, is part of mutation (it may switch the next stage on).
+    ``mutate(bits, rate, rng)``, when given, replaces plain bit inversion (the
+    search passes the novelty rule's mutation, which always changes the network).
     Children are repaired, never dropped. A child's lineage parent is the parent
     that contributed its first segment.
     """
@@ -111,7 +114,8 @@ def vary(population: Sequence[Bits], fitnesses: Sequence[float], *, elite: int, 
         for k, lineage in enumerate((a, b)):
             child = children[k]
             if rng.random() < rates(child)[0]:
-                child = mut_flip_bits(child, indpb, rng)
+                rate = rates(child)[0]
+                child = mutate(child, rate, rng) if mutate else mut_flip_bits(child, indpb, rng)
                 if grow is not None:
                     child = grow(child, rng)
                 ops[k] = (Operator.MUTATION if ops[k] == Operator.COPY

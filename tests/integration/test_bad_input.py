@@ -122,6 +122,10 @@ EVOLVE_CASES = {
     "unknown_preset": (["--preset", "huge"], "huge"),
     "elite_not_below_population": (["--population", "2", "--set", "evolution.elite=2"], "elite"),
     "data_dir_missing_for_digits": (["--data-dir", "/nonexistent/gnas-data"], "--data-dir"),
+    "unknown_strategy": (["--strategy", "foo"], "'foo'"),
+    "budget_0": (["--budget", "0"], "--budget"),
+    "budget_negative_key": (["--set", "evolution.max_trainings=-1"], "evolution.max_trainings"),
+    "unknown_strategy_key": (["--set", "evolution.strategy=foo"], "ga, random, aging"),
 }
 
 

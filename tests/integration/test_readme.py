@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from gnas.config import load_config
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from helpers import gnas, report  # noqa: E402
 
@@ -51,3 +53,6 @@ def test_readme_search_command_runs_a_real_search(tmp_path):
     assert "test score:" in proc.stdout
     rep = report(runs[0])
     assert rep["best"]["test_score"] > 80.0, rep["best"]
+    ev = load_config().evolution  # every non-elite slot of the default search is a new network
+    slots = ev.population + ev.generations * (ev.population - ev.elite)
+    assert rep["trained"] >= 0.9 * slots and rep["reused"] <= 0.1 * slots, rep

@@ -120,3 +120,12 @@ def test_newline_quote_and_tab_in_data_dir_read_back(tmp_path: Path):
     path = tmp_path / "config.toml"
     path.write_text(to_toml(cfg), encoding="utf-8")
     assert read_toml(path)["data"]["data_dir"] == odd
+
+
+def test_choices_of_reads_the_fields_own_vocabulary():
+    from gnas.config import choices_of
+
+    assert choices_of("evolution.strategy") == ("ga", "random", "aging")
+    assert choices_of("prune.mask")[0] == "none"
+    with pytest.raises(ConfigError, match="fixed set of choices"):
+        choices_of("evolution.population")
