@@ -109,6 +109,40 @@ class Evaluator:
                           kind=task.kind, generation=task.generation,
                           metrics={**mem, "pid": os.getpid()}, **extra)
 
+    def group_signature(self, task: EvalTask) -> tuple | None:
+        """What members of one training group must share: family, stage widths, batch.
+
+        ``None`` for a genome that cannot be decoded or sized; it trains alone and
+        the solo path reports why.
+        """
+        try:
+            arch = self.space.decode(str_to_bits(task.genome))
+            return (arch.family, tuple(s.width for s in arch.stages), self.batch_size(arch))
+        except Exception:  # noqa: BLE001 - reported by the solo evaluation
+            return None
+
+    def step_bytes(self, task: EvalTask) -> int:
+        """Operational memory of one training step of ``task`` (seed 002), for grouping."""
+        try:
+            arch = self.space.decode(str_to_bits(task.genome))
+            return memory.estimate(arch).operational_bytes(self.batch_size(arch))
+        except Exception:  # noqa: BLE001 - such a task is grouped alone anyway
+            return 0
+
+    def group_budget_bytes(self) -> int:
+        """The memory a whole group may plan with: 80 % of this evaluation's device share."""
+        if self._device_bytes is None:
+            self._device_bytes = device_memory_bytes(self.cfg)
+        return int(self._device_bytes * memory.DEVICE_FRACTION)
+
+    def evaluate_group(self, tasks: list[EvalTask]) -> list[EvalResult]:
+        """Train ``tasks`` together (one result each, in order); a single task trains alone."""
+        if len(tasks) == 1:
+            return [self.evaluate(tasks[0])]
+        from gnas.backend.population import train_group
+
+        return train_group(self, tasks)
+
     def final(self, genome: str, seed: int,
               options: dict[str, Any] | None = None) -> tuple[keras.Model, dict[str, float]]:
         """Rebuild the best network exactly as in the search, then score val and test.
