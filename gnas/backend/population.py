@@ -30,7 +30,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from gnas.backend.trainer import compile_model, score
+from gnas.backend.builder import build_model
+from gnas.backend.trainer import compile_model
 from gnas.errors import EvaluationFailed
 from gnas.genome.architecture import Architecture, complexity
 from gnas.genome.space import str_to_bits
@@ -46,6 +47,7 @@ class _Member:
     model: keras.Model | None = None
     rng: np.random.Generator | None = None
     error: str = ""
+    val: dict[str, float] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
     mem: dict[str, Any] = field(default_factory=dict)
 
@@ -66,6 +68,9 @@ def train_group(evaluator, tasks: Sequence[EvalTask]) -> list[EvalResult]:
     live = [m for m in members if not m.error]
     if live:
         _fit_together(evaluator, live)
+    scored = [m for m in members if not m.error]
+    if scored:
+        _score_together(evaluator, scored)
     seconds = (time.perf_counter() - start) / max(1, len(members))
     return [_result(evaluator, m, seconds, len(members)) for m in members]
 
@@ -79,8 +84,9 @@ def _prepare(evaluator, task: EvalTask) -> _Member:
         params, flops = complexity(arch)
         member.extra = dict(params=params, flops=flops, worker=evaluator.worker, node=evaluator.node)
         member.mem = evaluator.memory_metrics(arch)
-        model = evaluator.build(arch, task.seed)
+        model = _build(evaluator, arch, task.seed)
         compile_model(model, arch)
+        model.optimizer.build(model.trainable_variables)  # slots now: the epoch traces once
         member.model = model
         member.rng = np.random.default_rng(task.seed)
     except EvaluationFailed as exc:
@@ -90,6 +96,18 @@ def _prepare(evaluator, task: EvalTask) -> _Member:
             raise
         member.error = f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=3)}"
     return member
+
+
+def _build(evaluator, arch: Architecture, seed: int) -> keras.Model:
+    """:meth:`Evaluator.build` without its garbage collection (the group's models are alive).
+
+    The same session reset and seeding, so a member starts from the weights its
+    solo evaluation starts from.
+    """
+    keras.backend.clear_session(free_memory=False)
+    keras.utils.set_random_seed(seed)
+    return build_model(arch, weight_scale=evaluator.cfg.train.weight_scale,
+                       bn_momentum=evaluator.cfg.train.bn_momentum)
 
 
 def _make_epoch(models: list[keras.Model], batch: int):
@@ -153,17 +171,49 @@ def _fit_together(evaluator, members: list[_Member]) -> None:
             epoch = _make_epoch([m.model for m in active], batch)
 
 
+def _score_together(evaluator, members: list[_Member], batch: int = 256) -> None:
+    """Validation error and loss of every member, in one traced pass per batch.
+
+    The same quantities as :func:`gnas.backend.trainer.score` (1 - accuracy or the
+    MAE, and the mean loss), summed over batches of 256 in float64.
+    """
+    models = [m.model for m in members]
+    classification = members[0].arch.task == "classification"
+
+    @tf.function
+    def sums(x, y):
+        out = []
+        for model in models:
+            y_pred = model(x, training=False)
+            loss = model._compute_loss(x=x, y=y, y_pred=y_pred, training=False)
+            if classification:
+                hit = tf.cast(tf.argmax(y_pred, axis=-1), y.dtype) == tf.reshape(y, [-1])
+                err = tf.reduce_sum(1.0 - tf.cast(hit, tf.float32))
+            else:
+                err = tf.reduce_sum(tf.abs(tf.reshape(tf.cast(y, y_pred.dtype), tf.shape(y_pred)) - y_pred))
+                err = err / tf.cast(tf.reduce_prod(tf.shape(y_pred)[1:]), err.dtype)
+            out.append((loss * tf.cast(tf.shape(x)[0], loss.dtype), err))
+        return out
+
+    x_val, y_val = evaluator.data.x_val, evaluator.data.y_val
+    n = len(x_val)
+    totals = np.zeros((len(members), 2))
+    for lo in range(0, n, batch):
+        part = sums(tf.constant(x_val[lo:lo + batch]), tf.constant(y_val[lo:lo + batch]))
+        totals += np.array([[float(a), float(b)] for a, b in part])
+    for m, (loss_sum, err_sum) in zip(members, totals / n):
+        if not (math.isfinite(loss_sum) and math.isfinite(err_sum)):
+            m.error = f"non-finite validation loss {loss_sum}"
+        else:
+            m.val = {"error": float(err_sum), "loss": float(loss_sum)}
+
+
 def _result(evaluator, m: _Member, seconds: float, group: int) -> EvalResult:
     """The member's row, as :meth:`Evaluator.evaluate` writes it."""
     task = m.task
-    if not m.error:
-        try:
-            val = score(m.model, m.arch, evaluator.data.x_val, evaluator.data.y_val)
-        except EvaluationFailed as exc:
-            m.error = str(exc)
     if m.error:
         return failed(task, m.error, seconds=seconds, metrics=m.mem, **m.extra)
-    return EvalResult(key=task.key, genome=task.genome, status="ok", val_error=val["error"],
-                      val_loss=val["loss"], seconds=seconds, kind=task.kind,
+    return EvalResult(key=task.key, genome=task.genome, status="ok", val_error=m.val["error"],
+                      val_loss=m.val["loss"], seconds=seconds, kind=task.kind,
                       generation=task.generation,
                       metrics={**m.mem, "pid": os.getpid(), "group": group}, **m.extra)
