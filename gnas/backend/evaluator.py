@@ -23,7 +23,7 @@ from gnas.datasets import Dataset
 from gnas.errors import EvaluationFailed
 from gnas.backend.builder import build_model
 from gnas.backend.trainer import compile_model, fit, score
-from gnas.records import EvalResult, EvalTask, failed
+from gnas.records import EvalResult, EvalTask, Kind, failed
 from gnas.genome.space import SearchSpace, str_to_bits
 from gnas.genome.factory import make_space
 
@@ -76,7 +76,17 @@ class Evaluator:
                            bn_momentum=self.cfg.train.bn_momentum)
 
     def train(self, arch: Architecture, seed: int) -> keras.Model:
-        """Build and train for the configured epochs; raises EvaluationFailed."""
+        """Build and train for the configured epochs; raises EvaluationFailed.
+
+        With ``train.group_size`` > 1 the search trains with the population
+        trainer's batch order, so a network rebuilt here (the final retrain, a
+        pruning base) trains the same way, as a group of one, and is the network
+        the search scored.
+        """
+        if self.cfg.train.group_size > 1:
+            from gnas.backend.population import train_one
+
+            return train_one(self, arch, seed)
         model = self.build(arch, seed)
         compile_model(model, arch)
         fit(model, self.data.x_train, self.data.y_train, epochs=self.cfg.train.epochs,
@@ -136,9 +146,14 @@ class Evaluator:
         return int(self._device_bytes * memory.DEVICE_FRACTION)
 
     def evaluate_group(self, tasks: list[EvalTask]) -> list[EvalResult]:
-        """Train ``tasks`` together (one result each, in order); a single task trains alone."""
-        if len(tasks) == 1:
-            return [self.evaluate(tasks[0])]
+        """Train ``tasks`` together (one result each, in order).
+
+        With ``train.group_size`` > 1 even a group of one trains with the
+        population trainer, so a score never depends on how tasks were grouped;
+        pruning tasks keep their own loop.
+        """
+        if self.cfg.train.group_size <= 1 or any(t.kind == Kind.PRUNE for t in tasks):
+            return [self.evaluate(t) for t in tasks]
         from gnas.backend.population import train_group
 
         return train_group(self, tasks)

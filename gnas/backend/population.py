@@ -75,6 +75,19 @@ def train_group(evaluator, tasks: Sequence[EvalTask]) -> list[EvalResult]:
     return [_result(evaluator, m, seconds, len(members)) for m in members]
 
 
+def train_one(evaluator, arch: Architecture, seed: int) -> keras.Model:
+    """One network trained exactly as it trains in a group; raises EvaluationFailed."""
+    member = _Member(task=EvalTask(key="", genome="", seed=seed), arch=arch)
+    member.model = _build(evaluator, arch, seed)
+    compile_model(member.model, arch)
+    member.model.optimizer.build(member.model.trainable_variables)
+    member.rng = np.random.default_rng(seed)
+    _fit_together(evaluator, [member])
+    if member.error:
+        raise EvaluationFailed(member.error)
+    return member.model
+
+
 def _prepare(evaluator, task: EvalTask) -> _Member:
     """Decode and build one member as the solo path does; a build error fails it alone."""
     member = _Member(task=task)
