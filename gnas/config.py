@@ -85,6 +85,7 @@ class TrainConfig:
     eval_timeout: float = _opt(0.0, lo=0.0, doc="seconds; 0 = none")
     group_size: int = _opt(1, lo=1, hi=64,
                            doc="candidates trained together in one step; 1 = one at a time")
+    mixed_precision: bool = _opt(False, doc="float16 compute with float32 weights, on a GPU only")
 
 
 @dataclass(frozen=True)

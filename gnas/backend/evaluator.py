@@ -21,6 +21,7 @@ from gnas.genome.architecture import Architecture, complexity
 from gnas.config import RunConfig
 from gnas.datasets import Dataset
 from gnas.errors import EvaluationFailed
+from gnas.backend import runtime
 from gnas.backend.builder import build_model
 from gnas.backend.trainer import compile_model, fit, score
 from gnas.records import EvalResult, EvalTask, Kind, failed
@@ -71,6 +72,7 @@ class Evaluator:
     def build(self, arch: Architecture, seed: int) -> keras.Model:
         """A fresh model with initial weights drawn from ``seed``."""
         keras.backend.clear_session()
+        runtime.set_precision(self.cfg.train.mixed_precision)
         keras.utils.set_random_seed(seed)
         return build_model(arch, weight_scale=self.cfg.train.weight_scale,
                            bn_momentum=self.cfg.train.bn_momentum)

@@ -30,6 +30,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from gnas.backend import runtime
 from gnas.backend.builder import build_model
 from gnas.backend.trainer import compile_model
 from gnas.errors import EvaluationFailed
@@ -118,6 +119,7 @@ def _build(evaluator, arch: Architecture, seed: int) -> keras.Model:
     solo evaluation starts from.
     """
     keras.backend.clear_session(free_memory=False)
+    runtime.set_precision(evaluator.cfg.train.mixed_precision)
     keras.utils.set_random_seed(seed)
     return build_model(arch, weight_scale=evaluator.cfg.train.weight_scale,
                        bn_momentum=evaluator.cfg.train.bn_momentum)
@@ -148,8 +150,9 @@ def _make_epoch(models: list[keras.Model], batch: int):
                 with tf.GradientTape() as tape:
                     y_pred = model(x, training=True)
                     loss = model._compute_loss(x=x, y=y, y_pred=y_pred, training=True)
+                    scaled = model.optimizer.scale_loss(loss)  # mixed precision: loss scaling
                 weights = model.trainable_weights
-                model.optimizer.apply_gradients(zip(tape.gradient(loss, weights), weights))
+                model.optimizer.apply_gradients(zip(tape.gradient(scaled, weights), weights))
                 ok = tf.math.is_finite(loss)
                 new_bad.append(tf.where(tf.logical_and(finite[k], tf.logical_not(ok)), loss, bad[k]))
                 new_finite.append(tf.logical_and(finite[k], ok))

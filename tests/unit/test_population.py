@@ -80,3 +80,23 @@ def test_members_do_not_depend_on_their_group_mates(evaluator, monkeypatch):
     assert _outcome(mixed[0]) == alone["k0"] and _outcome(mixed[2]) == alone["k2"]
     assert mixed[1].status == "failed" and "training diverged (loss nan)" in mixed[1].message
     assert mixed[3].status == "failed" and "ValueError: cannot build this one" in mixed[3].message
+
+
+@pytest.mark.gpu
+def test_a_group_trains_in_mixed_precision_on_a_gpu(evaluator):
+    import tensorflow as tf
+    from dataclasses import replace
+
+    from gnas.backend.evaluator import Evaluator
+    from gnas.backend.population import train_group
+
+    if not tf.config.list_logical_devices("GPU"):
+        pytest.skip("no GPU visible")
+    cfg = replace(evaluator.cfg, train=replace(evaluator.cfg.train, mixed_precision=True))
+    ev = Evaluator(cfg, evaluator.data)
+    results = train_group(ev, _tasks(ev, 2))
+    assert all(r.ok and 0.0 <= r.val_error <= 1.0 for r in results)
+    import keras
+
+    assert keras.config.dtype_policy().name == "mixed_float16"
+    keras.config.set_dtype_policy("float32")
