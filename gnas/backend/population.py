@@ -66,12 +66,22 @@ def train_group(evaluator, tasks: Sequence[EvalTask]) -> list[EvalResult]:
     """
     start = time.perf_counter()
     members = [_prepare(evaluator, task) for task in tasks]
-    live = [m for m in members if not m.error]
-    if live:
-        _fit_together(evaluator, live)
-    scored = [m for m in members if not m.error]
-    if scored:
-        _score_together(evaluator, scored)
+    try:
+        live = [m for m in members if not m.error]
+        if live:
+            _fit_together(evaluator, live)
+        scored = [m for m in members if not m.error]
+        if scored:
+            _score_together(evaluator, scored)
+    except Exception as exc:  # noqa: BLE001 - e.g. out of memory in the shared step
+        if _is_bug(exc):
+            raise
+        if len(tasks) == 1:
+            return [failed(tasks[0], f"{type(exc).__name__}: {exc}", seconds=time.perf_counter() - start,
+                           metrics=members[0].mem, **members[0].extra)]
+        # A member's training does not depend on its mates: training each alone
+        # gives the same results and fails only the member that breaks.
+        return [result for task in tasks for result in train_group(evaluator, [task])]
     seconds = (time.perf_counter() - start) / max(1, len(members))
     return [_result(evaluator, m, seconds, len(members)) for m in members]
 
@@ -106,10 +116,15 @@ def _prepare(evaluator, task: EvalTask) -> _Member:
     except EvaluationFailed as exc:
         member.error = str(exc)
     except Exception as exc:  # noqa: BLE001 - a bad member must not stop its group
-        if isinstance(exc, (NameError, AttributeError, ImportError)):
+        if _is_bug(exc):
             raise
         member.error = f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=3)}"
     return member
+
+
+def _is_bug(exc: Exception) -> bool:
+    """Errors that point at gnas rather than at a candidate (as the solo path decides)."""
+    return isinstance(exc, (NameError, AttributeError, ImportError))
 
 
 def _build(evaluator, arch: Architecture, seed: int) -> keras.Model:
@@ -188,40 +203,46 @@ def _fit_together(evaluator, members: list[_Member]) -> None:
 
 
 def _score_together(evaluator, members: list[_Member], batch: int = 256) -> None:
-    """Validation error and loss of every member, in one traced pass per batch.
+    """Validation error and loss of every member, in one traced pass over the split.
 
     The same quantities as :func:`gnas.backend.trainer.score` (1 - accuracy or the
-    MAE, and the mean loss), summed over batches of 256 in float64.
+    MAE, and the mean loss), summed over batches of 256 inside the graph, so each
+    group traces it once.
     """
     models = [m.model for m in members]
     classification = members[0].arch.task == "classification"
 
     @tf.function
-    def sums(x, y):
-        out = []
-        for model in models:
-            y_pred = model(x, training=False)
-            loss = model._compute_loss(x=x, y=y, y_pred=y_pred, training=False)
-            if classification:
-                hit = tf.cast(tf.argmax(y_pred, axis=-1), y.dtype) == tf.reshape(y, [-1])
-                err = tf.reduce_sum(1.0 - tf.cast(hit, tf.float32))
-            else:
-                err = tf.reduce_sum(tf.abs(tf.reshape(tf.cast(y, y_pred.dtype), tf.shape(y_pred)) - y_pred))
-                err = err / tf.cast(tf.reduce_prod(tf.shape(y_pred)[1:]), err.dtype)
-            out.append((loss * tf.cast(tf.shape(x)[0], loss.dtype), err))
-        return out
+    def totals(x_all, y_all):
+        n = tf.shape(x_all)[0]
+        sums = [(tf.constant(0.0, tf.float64), tf.constant(0.0, tf.float64)) for _ in models]
+        for i in tf.range((n + batch - 1) // batch):
+            x = x_all[i * batch:tf.minimum((i + 1) * batch, n)]
+            y = y_all[i * batch:tf.minimum((i + 1) * batch, n)]
+            size = tf.cast(tf.shape(x)[0], tf.float64)
+            new = []
+            for model, (loss_sum, err_sum) in zip(models, sums):
+                y_pred = model(x, training=False)
+                loss = tf.cast(model._compute_loss(x=x, y=y, y_pred=y_pred, training=False), tf.float64)
+                if classification:
+                    hit = tf.cast(tf.argmax(y_pred, axis=-1), y.dtype) == tf.reshape(y, [-1])
+                    err = tf.reduce_sum(1.0 - tf.cast(hit, tf.float64))
+                else:
+                    diff = tf.abs(tf.reshape(tf.cast(y, y_pred.dtype), tf.shape(y_pred)) - y_pred)
+                    err = tf.reduce_mean(tf.cast(diff, tf.float64), axis=-1)
+                    err = tf.reduce_sum(err)
+                new.append((loss_sum + loss * size, err_sum + err))
+            sums = new
+        return sums
 
-    x_val, y_val = evaluator.data.x_val, evaluator.data.y_val
-    n = len(x_val)
-    totals = np.zeros((len(members), 2))
-    for lo in range(0, n, batch):
-        part = sums(tf.constant(x_val[lo:lo + batch]), tf.constant(y_val[lo:lo + batch]))
-        totals += np.array([[float(a), float(b)] for a, b in part])
-    for m, (loss_sum, err_sum) in zip(members, totals / n):
-        if not (math.isfinite(loss_sum) and math.isfinite(err_sum)):
-            m.error = f"non-finite validation loss {loss_sum}"
+    data = evaluator.data
+    n = len(data.x_val)
+    for m, (loss_sum, err_sum) in zip(members, totals(tf.constant(data.x_val), tf.constant(data.y_val))):
+        loss, error = float(loss_sum) / n, float(err_sum) / n
+        if not (math.isfinite(loss) and math.isfinite(error)):
+            m.error = f"non-finite validation loss {loss}"
         else:
-            m.val = {"error": float(err_sum), "loss": float(loss_sum)}
+            m.val = {"error": error, "loss": loss}
 
 
 def _result(evaluator, m: _Member, seconds: float, group: int) -> EvalResult:
