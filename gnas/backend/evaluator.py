@@ -21,9 +21,10 @@ from gnas.genome.architecture import Architecture, complexity
 from gnas.config import RunConfig
 from gnas.datasets import Dataset
 from gnas.errors import EvaluationFailed
+from gnas.backend import runtime
 from gnas.backend.builder import build_model
 from gnas.backend.trainer import compile_model, fit, score
-from gnas.records import EvalResult, EvalTask, failed
+from gnas.records import EvalResult, EvalTask, Kind, failed
 from gnas.genome.space import SearchSpace, str_to_bits
 from gnas.genome.factory import make_space
 
@@ -71,12 +72,23 @@ class Evaluator:
     def build(self, arch: Architecture, seed: int) -> keras.Model:
         """A fresh model with initial weights drawn from ``seed``."""
         keras.backend.clear_session()
+        runtime.set_precision(self.cfg.train.mixed_precision)
         keras.utils.set_random_seed(seed)
         return build_model(arch, weight_scale=self.cfg.train.weight_scale,
                            bn_momentum=self.cfg.train.bn_momentum)
 
     def train(self, arch: Architecture, seed: int) -> keras.Model:
-        """Build and train for the configured epochs; raises EvaluationFailed."""
+        """Build and train for the configured epochs; raises EvaluationFailed.
+
+        With ``train.group_size`` > 1 the search trains with the population
+        trainer's batch order, so a network rebuilt here (the final retrain, a
+        pruning base) trains the same way, as a group of one, and is the network
+        the search scored.
+        """
+        if self.cfg.train.group_size > 1:
+            from gnas.backend.population import train_one
+
+            return train_one(self, arch, seed)
         model = self.build(arch, seed)
         compile_model(model, arch)
         fit(model, self.data.x_train, self.data.y_train, epochs=self.cfg.train.epochs,
@@ -108,6 +120,45 @@ class Evaluator:
                           val_loss=val["loss"], seconds=time.perf_counter() - start,
                           kind=task.kind, generation=task.generation,
                           metrics={**mem, "pid": os.getpid()}, **extra)
+
+    def group_signature(self, task: EvalTask) -> tuple | None:
+        """What members of one training group must share: family, stage widths, batch.
+
+        ``None`` for a genome that cannot be decoded or sized; it trains alone and
+        the solo path reports why.
+        """
+        try:
+            arch = self.space.decode(str_to_bits(task.genome))
+            return (arch.family, tuple(s.width for s in arch.stages), self.batch_size(arch))
+        except Exception:  # noqa: BLE001 - reported by the solo evaluation
+            return None
+
+    def step_bytes(self, task: EvalTask) -> int:
+        """Operational memory of one training step of ``task`` (seed 002), for grouping."""
+        try:
+            arch = self.space.decode(str_to_bits(task.genome))
+            return memory.estimate(arch).operational_bytes(self.batch_size(arch))
+        except Exception:  # noqa: BLE001 - such a task is grouped alone anyway
+            return 0
+
+    def group_budget_bytes(self) -> int:
+        """The memory a whole group may plan with: 80 % of this evaluation's device share."""
+        if self._device_bytes is None:
+            self._device_bytes = device_memory_bytes(self.cfg)
+        return int(self._device_bytes * memory.DEVICE_FRACTION)
+
+    def evaluate_group(self, tasks: list[EvalTask]) -> list[EvalResult]:
+        """Train ``tasks`` together (one result each, in order).
+
+        With ``train.group_size`` > 1 even a group of one trains with the
+        population trainer, so a score never depends on how tasks were grouped;
+        pruning tasks keep their own loop.
+        """
+        if self.cfg.train.group_size <= 1 or any(t.kind == Kind.PRUNE for t in tasks):
+            return [self.evaluate(t) for t in tasks]
+        from gnas.backend.population import train_group
+
+        return train_group(self, tasks)
 
     def final(self, genome: str, seed: int,
               options: dict[str, Any] | None = None) -> tuple[keras.Model, dict[str, float]]:

@@ -95,3 +95,17 @@ def import_tensorflow():
 def gpu_memory_limit_mb() -> int:
     """The hard per-process GPU memory limit set by :func:`configure` (0 = none)."""
     return int(_configured.get("gpu_memory_mb") or 0)
+
+
+def set_precision(mixed: bool) -> str:
+    """Keras' dtype policy for the next model: mixed float16 only where a GPU computes it.
+
+    On a CPU float16 is emulated and slower, so ``train.mixed_precision`` applies
+    where a GPU is visible and is a no-op elsewhere. Returns the policy's name.
+    """
+    import keras
+
+    tf = import_tensorflow()
+    name = "mixed_float16" if mixed and tf.config.list_logical_devices("GPU") else "float32"
+    keras.config.set_dtype_policy(name)
+    return name

@@ -10,6 +10,7 @@ from typing import Any, Iterable, Iterator, Protocol
 
 from gnas.config import RunConfig
 from gnas.datasets import Dataset
+from gnas.execution.groups import form_groups
 from gnas.records import EvalResult, EvalTask
 
 
@@ -21,7 +22,7 @@ class Executor(Protocol):
 
 
 class LocalExecutor:
-    """Evaluates in this process, one task after another."""
+    """Evaluates in this process, one task (or, with ``train.group_size`` > 1, one group) after another."""
 
     def __init__(self, cfg: RunConfig, dataset: Dataset) -> None:
         self.cfg = cfg
@@ -40,8 +41,15 @@ class LocalExecutor:
         return self._evaluator
 
     def run(self, tasks: Iterable[EvalTask]) -> Iterator[EvalResult]:
-        for task in tasks:
-            yield self.evaluator.evaluate(task)
+        size = self.cfg.train.group_size
+        if size <= 1:
+            for task in tasks:
+                yield self.evaluator.evaluate(task)
+            return
+        ev = self.evaluator
+        for group in form_groups(list(tasks), size, ev.group_signature, ev.step_bytes,
+                                 ev.group_budget_bytes()):
+            yield from ev.evaluate_group(group)
 
     def final(self, genome: str, seed: int, out_dir: Path,
               options: dict[str, Any] | None = None) -> dict[str, Any]:

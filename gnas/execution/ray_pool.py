@@ -46,6 +46,7 @@ from gnas.execution.ray_plan import plan_pool as plan_pool
 from gnas.execution.ray_plan import probe_address as probe_address
 from gnas.execution.ray_plan import usable_cores as usable_cores
 from gnas.execution.ray_plan import visible_gpus as visible_gpus
+from gnas.execution.groups import form_groups
 from gnas.execution.ray_slots import Flight, Slot
 from gnas.records import EvalResult, EvalTask, failed
 
@@ -78,9 +79,15 @@ class _Worker:
         """Process id and node, once the actor is ready to evaluate."""
         return {"pid": os.getpid(), "node": self.node}
 
-    def evaluate(self, task: EvalTask, attempt: int) -> EvalResult:
-        result = self.evaluator.evaluate(task)
-        return dataclasses.replace(result, node=self.node, attempts=attempt)
+    def evaluate(self, tasks: list[EvalTask], attempt: int) -> list[EvalResult]:
+        """Train one group (trained together when it has several members)."""
+        return [dataclasses.replace(result, node=self.node, attempts=attempt)
+                for result in self.evaluator.evaluate_group(tasks)]
+
+    def groups(self, tasks: list[EvalTask], size: int) -> list[list[EvalTask]]:
+        """The training groups of ``tasks`` as this worker's evaluator sizes them."""
+        ev = self.evaluator
+        return form_groups(tasks, size, ev.group_signature, ev.step_bytes, ev.group_budget_bytes())
 
     def final(self, genome: str, seed: int,
               options: dict[str, Any] | None) -> tuple[bytes, dict[str, Any]]:
@@ -164,11 +171,12 @@ class RayExecutor:
 
     # -------------------------------------------------------------- evaluation
     def run(self, tasks: list[EvalTask]) -> Iterator[EvalResult]:
-        """Yield one result per task, in the order they finish."""
-        queue: deque[tuple[EvalTask, int]] = deque((t, 1) for t in tasks)
-        flights: dict[Any, Flight] = {}
-        if queue and not self._warm:
+        """Yield one result per task, in the order they finish (a group's together)."""
+        tasks = list(tasks)
+        if tasks and not self._warm:
             self._await_pool()
+        queue: deque[tuple[list[EvalTask], int]] = deque((g, 1) for g in self._groups(tasks))
+        flights: dict[Any, Flight] = {}
         try:
             while queue or flights:
                 self._dispatch(queue, flights)
@@ -177,6 +185,18 @@ class RayExecutor:
         finally:
             for flight in flights.values():  # abandoned mid-way: stop that work
                 self._replace(flight.slot)
+
+    def _groups(self, tasks: list[EvalTask]) -> list[list[EvalTask]]:
+        """Training groups: formed by a worker (it knows its device memory), else one task each."""
+        size = self.cfg.train.group_size
+        if size <= 1 or not tasks:
+            return [[t] for t in tasks]
+        deadline = time.monotonic() + START_GRACE_S
+        while not (ready := [s for s in self.slots if s.starting is None]):
+            if time.monotonic() > deadline:
+                return [[t] for t in tasks]  # members train alone; their scores are the same
+            self._wait_started(time.monotonic() + POLL_S)
+        return self.ray.get(ready[0].actor.groups.remote(tasks, size))
 
     def _await_pool(self) -> None:
         """Give the whole pool a moment to start, so the first tasks spread over every worker.
@@ -192,10 +212,10 @@ class RayExecutor:
             if not queue:
                 return
             if slot.idle:
-                task, attempt = queue.popleft()
-                ref = slot.actor.evaluate.remote(task, attempt)
+                group, attempt = queue.popleft()
+                ref = slot.actor.evaluate.remote(group, attempt)
                 slot.busy = True
-                flights[ref] = Flight(task, slot, attempt, time.monotonic())
+                flights[ref] = Flight(group, slot, attempt, time.monotonic())
 
     def _collect(self, queue: deque, flights: dict[Any, Flight]) -> Iterator[EvalResult]:
         starting = {s.starting: s for s in self.slots if s.starting is not None}
@@ -204,12 +224,12 @@ class RayExecutor:
         for ref in done:
             if ref in starting:
                 self._on_ready(ref)
-            elif (result := self._finish(ref, flights.pop(ref), queue)) is not None:
-                yield result
+            else:
+                yield from self._finish(ref, flights.pop(ref), queue)
         yield from self._expire(flights)
 
-    def _finish(self, ref: Any, flight: Flight, queue: deque) -> EvalResult | None:
-        """The result of a finished flight, or None when the task goes back in the queue."""
+    def _finish(self, ref: Any, flight: Flight, queue: deque) -> list[EvalResult]:
+        """The results of a finished flight, or none when its group goes back in the queue."""
         slot = flight.slot
         try:
             result = self.ray.get(ref)
@@ -220,37 +240,41 @@ class RayExecutor:
             reason = f"worker {slot.name} (pid {slot.pid}) died: {_first_line(exc)}"
             self._replace(slot)
             if flight.attempt < MAX_ATTEMPTS:
-                queue.appendleft((flight.task, flight.attempt + 1))
-                return None
-            return failed(flight.task, reason, attempts=flight.attempt, **where)
+                queue.appendleft((flight.tasks, flight.attempt + 1))
+                return []
+            return [failed(task, reason, attempts=flight.attempt, **where) for task in flight.tasks]
         slot.busy = False
-        slot.done += 1
+        slot.done += len(result)
         if self.cfg.parallel.recycle_every and slot.done >= self.cfg.parallel.recycle_every:
             self._replace(slot)
         return result
 
     def _expire(self, flights: dict[Any, Flight]) -> Iterator[EvalResult]:
-        """Fail and replace every evaluation that ran past ``train.eval_timeout``."""
+        """Fail and replace every evaluation that ran past ``train.eval_timeout``.
+
+        A group of P members may run P times the limit: the limit is per evaluation.
+        """
         limit = self.cfg.train.eval_timeout
         if not limit:
             return
         now = time.monotonic()
         for ref, flight in list(flights.items()):
-            if now - flight.started_s > limit:
+            if now - flight.started_s > limit * len(flight.tasks):
                 del flights[ref]
                 slot = flight.slot
                 message = f"timed out after {limit:g} s (--eval-timeout); worker {slot.name} replaced"
-                result = failed(flight.task, message, attempts=flight.attempt, worker=slot.name,
-                                node=slot.node, seconds=now - flight.started_s)
+                results = [failed(task, message, attempts=flight.attempt, worker=slot.name,
+                                  node=slot.node, seconds=now - flight.started_s)
+                           for task in flight.tasks]
                 self._replace(slot)
-                yield result
+                yield from results
 
     def _wait_s(self, flights: dict[Any, Flight]) -> float:
         limit = self.cfg.train.eval_timeout
         if not limit or not flights:
             return POLL_S
-        oldest = min(f.started_s for f in flights.values())
-        return min(max(oldest + limit - time.monotonic(), 0.0) + 0.01, POLL_S)
+        due = min(f.started_s + limit * len(f.tasks) for f in flights.values())
+        return min(max(due - time.monotonic(), 0.0) + 0.01, POLL_S)
 
     def _check_start_timeout(self, flights: dict[Any, Flight]) -> None:
         """Never wait forever for actors that Ray cannot place."""

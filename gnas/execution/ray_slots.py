@@ -36,9 +36,9 @@ class Slot:
 
 @dataclass(eq=False)
 class Flight:
-    """A task running on a slot."""
+    """A group of tasks (one task unless ``train.group_size`` > 1) running on a slot."""
 
-    task: EvalTask
+    tasks: list[EvalTask]
     slot: Slot
     attempt: int
     started_s: float

@@ -145,11 +145,15 @@ def test_eval_timeout_fails_the_candidate_and_the_pool_goes_on_recycling():
         assert time.monotonic() - start < 30
         assert result.status == "failed" and "timed out" in result.message
         assert result.worker == "ray0.0" and executor.workers()[0]["name"] == "ray0.1"
-        executor.cfg = replace(cfg, train=replace(cfg.train, eval_timeout=0.0),
+        executor.cfg = replace(cfg, train=replace(cfg.train, eval_timeout=0.0, group_size=3),
                                parallel=replace(cfg.parallel, recycle_every=1))
         [again] = list(executor.run([EvalTask(key="k", genome=genome, seed=1)]))
         assert again.ok and again.worker == "ray0.1"  # the replacement works
         assert executor.workers()[0]["name"] == "ray0.2"  # recycled after 1 evaluation
+        # ray0.2 started with group_size 3: it trains the three tasks as one group
+        group = list(executor.run([EvalTask(key=f"g{s}", genome=genome, seed=s) for s in (1, 2, 3)]))
+        assert [r.key for r in group] == ["g1", "g2", "g3"]  # one group, trained by one actor
+        assert all(r.ok and r.metrics["group"] == 3 and r.worker == "ray0.2" for r in group)
     finally:
         executor.close()
 

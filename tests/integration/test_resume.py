@@ -1,6 +1,11 @@
-"""Resume equivalence with real training: 2 generations resumed to 4 == 4 straight."""
+"""Resume equivalence with real training: 2 generations resumed to 4 == 4 straight.
+
+Both runs train generations in groups (``train.group_size = 4``); resuming one
+killed mid-generation one at a time is covered by test_kill_resume.
+"""
 from __future__ import annotations
 
+import json
 import sqlite3
 import sys
 from pathlib import Path
@@ -10,13 +15,18 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from helpers import TINY, gnas, state  # noqa: E402
 
+GROUPS = ["--set", "train.group_size=4"]
+
 
 @pytest.mark.slow
 def test_resumed_run_equals_uninterrupted_run(tmp_path):
     straight, split = tmp_path / "straight", tmp_path / "split"
-    gnas("evolve", "--generations", "4", "--seed", "3", "--run-dir", straight, *TINY)
-    gnas("evolve", "--generations", "2", "--seed", "3", "--run-dir", split, *TINY)
+    gnas("evolve", "--generations", "4", "--seed", "3", "--run-dir", straight, *TINY, *GROUPS)
+    gnas("evolve", "--generations", "2", "--seed", "3", "--run-dir", split, *TINY, *GROUPS)
     assert state(split)["generation"] == 2
+    with sqlite3.connect(straight / "evaluations.db") as db:
+        groups = [json.loads(m).get("group", 1) for (m,) in db.execute("SELECT metrics FROM evaluations")]
+    assert max(groups) > 1, "no generation was trained as a group"
     with sqlite3.connect(split / "evaluations.db") as db:
         before = db.execute("SELECT COUNT(*) FROM evaluations").fetchone()[0]
     proc = gnas("resume", split, "--generations", "4")

@@ -1,0 +1,256 @@
+"""Train a group of candidates at once: every member's exact graph in one step.
+
+On a CPU a narrow network spends most of a training step in per-step and per-op
+overhead, so P networks traced into one ``tf.function`` step train at a multiple
+of the throughput of P one-at-a-time fits. Each member keeps its own Keras model
+(built from its own seed exactly as the solo path builds it), its own optimiser
+(its own learning rate and momentum) and its own batch order, and its gradient is
+taken from its own loss only, so a member's training is the same computation
+whoever shares its group: its score does not depend on its group mates.
+
+The batch order is each member's own permutation per epoch, drawn from its seed
+with NumPy, not Keras' ``tf.data`` shuffle; a fused evaluation therefore equals a
+Keras ``fit`` on the same order (the tests check it) and differs from the solo
+path by the spread of one shuffle against another (README, "Training a
+generation at once").
+
+A member whose loss becomes non-finite is dropped from the step from then on and
+fails with the solo path's reason; a member that cannot be built fails alone.
+"""
+from __future__ import annotations
+
+import math
+import os
+import time
+import traceback
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from gnas.backend import runtime
+from gnas.backend.builder import build_model
+from gnas.backend.trainer import compile_model
+from gnas.errors import EvaluationFailed
+from gnas.genome.architecture import Architecture, complexity
+from gnas.genome.space import str_to_bits
+from gnas.records import EvalResult, EvalTask, failed
+
+
+@dataclass
+class _Member:
+    """One candidate of a group while it trains."""
+
+    task: EvalTask
+    arch: Architecture | None = None
+    model: keras.Model | None = None
+    rng: np.random.Generator | None = None
+    error: str = ""
+    val: dict[str, float] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+    mem: dict[str, Any] = field(default_factory=dict)
+
+
+def epoch_order(rng: np.random.Generator, n: int) -> np.ndarray:
+    """One member's sample order for one epoch."""
+    return rng.permutation(n)
+
+
+def train_group(evaluator, tasks: Sequence[EvalTask]) -> list[EvalResult]:
+    """Train and score ``tasks`` together; one EvalResult per task, in task order.
+
+    ``evaluator`` is a :class:`gnas.backend.evaluator.Evaluator`; every member of
+    one group must train with the same batch size (groups are formed so).
+    """
+    start = time.perf_counter()
+    members = [_prepare(evaluator, task) for task in tasks]
+    try:
+        live = [m for m in members if not m.error]
+        if live:
+            _fit_together(evaluator, live)
+        scored = [m for m in members if not m.error]
+        if scored:
+            _score_together(evaluator, scored)
+    except Exception as exc:  # noqa: BLE001 - e.g. out of memory in the shared step
+        if _is_bug(exc):
+            raise
+        if len(tasks) == 1:
+            return [failed(tasks[0], f"{type(exc).__name__}: {exc}", seconds=time.perf_counter() - start,
+                           metrics=members[0].mem, **members[0].extra)]
+        # A member's training does not depend on its mates: training each alone
+        # gives the same results and fails only the member that breaks.
+        return [result for task in tasks for result in train_group(evaluator, [task])]
+    seconds = (time.perf_counter() - start) / max(1, len(members))
+    return [_result(evaluator, m, seconds, len(members)) for m in members]
+
+
+def train_one(evaluator, arch: Architecture, seed: int) -> keras.Model:
+    """One network trained exactly as it trains in a group; raises EvaluationFailed."""
+    member = _Member(task=EvalTask(key="", genome="", seed=seed), arch=arch)
+    member.model = _build(evaluator, arch, seed)
+    compile_model(member.model, arch)
+    member.model.optimizer.build(member.model.trainable_variables)
+    member.rng = np.random.default_rng(seed)
+    _fit_together(evaluator, [member])
+    if member.error:
+        raise EvaluationFailed(member.error)
+    return member.model
+
+
+def _prepare(evaluator, task: EvalTask) -> _Member:
+    """Decode and build one member as the solo path does; a build error fails it alone."""
+    member = _Member(task=task)
+    try:
+        arch = evaluator.space.decode(str_to_bits(task.genome))
+        member.arch = arch
+        params, flops = complexity(arch)
+        member.extra = dict(params=params, flops=flops, worker=evaluator.worker, node=evaluator.node)
+        member.mem = evaluator.memory_metrics(arch)
+        model = _build(evaluator, arch, task.seed)
+        compile_model(model, arch)
+        model.optimizer.build(model.trainable_variables)  # slots now: the epoch traces once
+        member.model = model
+        member.rng = np.random.default_rng(task.seed)
+    except EvaluationFailed as exc:
+        member.error = str(exc)
+    except Exception as exc:  # noqa: BLE001 - a bad member must not stop its group
+        if _is_bug(exc):
+            raise
+        member.error = f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=3)}"
+    return member
+
+
+def _is_bug(exc: Exception) -> bool:
+    """Errors that point at gnas rather than at a candidate (as the solo path decides)."""
+    return isinstance(exc, (NameError, AttributeError, ImportError))
+
+
+def _build(evaluator, arch: Architecture, seed: int) -> keras.Model:
+    """:meth:`Evaluator.build` without its garbage collection (the group's models are alive).
+
+    The same session reset and seeding, so a member starts from the weights its
+    solo evaluation starts from.
+    """
+    keras.backend.clear_session(free_memory=False)
+    runtime.set_precision(evaluator.cfg.train.mixed_precision)
+    keras.utils.set_random_seed(seed)
+    return build_model(arch, weight_scale=evaluator.cfg.train.weight_scale,
+                       bn_momentum=evaluator.cfg.train.bn_momentum)
+
+
+def _make_epoch(models: list[keras.Model], batch: int):
+    """One traced function that trains every model for one epoch, each on its own order.
+
+    The whole epoch runs inside the graph (one call per epoch, no per-step Python),
+    each step training every member on its own batch of its own order; the last
+    batch is the remainder, as in Keras' ``fit``. Returns, per member, whether
+    every loss of the epoch was finite and the first non-finite one.
+    """
+
+    @tf.function
+    def epoch(x_all, y_all, orders):
+        n = tf.shape(orders)[1]
+        steps = (n + batch - 1) // batch
+        finite = [tf.constant(True) for _ in models]
+        bad = [tf.constant(0.0) for _ in models]
+        for i in tf.range(steps):
+            lo = i * batch
+            hi = tf.minimum(lo + batch, n)
+            new_finite, new_bad = [], []
+            for k, model in enumerate(models):
+                idx = orders[k, lo:hi]
+                x, y = tf.gather(x_all, idx), tf.gather(y_all, idx)
+                with tf.GradientTape() as tape:
+                    y_pred = model(x, training=True)
+                    loss = model._compute_loss(x=x, y=y, y_pred=y_pred, training=True)
+                    scaled = model.optimizer.scale_loss(loss)  # mixed precision: loss scaling
+                weights = model.trainable_weights
+                model.optimizer.apply_gradients(zip(tape.gradient(scaled, weights), weights))
+                ok = tf.math.is_finite(loss)
+                new_bad.append(tf.where(tf.logical_and(finite[k], tf.logical_not(ok)), loss, bad[k]))
+                new_finite.append(tf.logical_and(finite[k], ok))
+            finite, bad = new_finite, new_bad
+        return finite, bad
+
+    return epoch
+
+
+def _fit_together(evaluator, members: list[_Member]) -> None:
+    """The configured epochs, every live member in each step; divergence drops a member."""
+    data = evaluator.data
+    x_all = tf.constant(data.x_train)
+    y_all = tf.constant(data.y_train)
+    n = len(data.x_train)
+    batch = evaluator.batch_size(members[0].arch)
+    active = list(members)
+    epoch = _make_epoch([m.model for m in active], batch)
+    for _ in range(evaluator.cfg.train.epochs):
+        orders = tf.constant(np.stack([epoch_order(m.rng, n) for m in active]).astype(np.int32))
+        finite, bad = epoch(x_all, y_all, orders)
+        diverged = []
+        for m, ok, loss in zip(active, finite, bad):
+            if not bool(ok):
+                m.error = (f"training diverged (loss {float(loss)}) at learning rate "
+                           f"{float(m.model.optimizer.learning_rate.numpy()):.3g}")
+                diverged.append(m)
+        if diverged:
+            active = [m for m in active if m not in diverged]
+            if not active:
+                return
+            epoch = _make_epoch([m.model for m in active], batch)
+
+
+def _score_together(evaluator, members: list[_Member], batch: int = 256) -> None:
+    """Validation error and loss of every member, in one traced pass over the split.
+
+    The same quantities as :func:`gnas.backend.trainer.score` (1 - accuracy or the
+    MAE, and the mean loss), summed over batches of 256 inside the graph, so each
+    group traces it once.
+    """
+    models = [m.model for m in members]
+    classification = members[0].arch.task == "classification"
+
+    @tf.function
+    def totals(x_all, y_all):
+        n = tf.shape(x_all)[0]
+        sums = [(tf.constant(0.0, tf.float64), tf.constant(0.0, tf.float64)) for _ in models]
+        for i in tf.range((n + batch - 1) // batch):
+            x = x_all[i * batch:tf.minimum((i + 1) * batch, n)]
+            y = y_all[i * batch:tf.minimum((i + 1) * batch, n)]
+            size = tf.cast(tf.shape(x)[0], tf.float64)
+            new = []
+            for model, (loss_sum, err_sum) in zip(models, sums):
+                y_pred = model(x, training=False)
+                loss = tf.cast(model._compute_loss(x=x, y=y, y_pred=y_pred, training=False), tf.float64)
+                if classification:
+                    hit = tf.cast(tf.argmax(y_pred, axis=-1), y.dtype) == tf.reshape(y, [-1])
+                    err = tf.reduce_sum(1.0 - tf.cast(hit, tf.float64))
+                else:
+                    diff = tf.abs(tf.reshape(tf.cast(y, y_pred.dtype), tf.shape(y_pred)) - y_pred)
+                    err = tf.reduce_mean(tf.cast(diff, tf.float64), axis=-1)
+                    err = tf.reduce_sum(err)
+                new.append((loss_sum + loss * size, err_sum + err))
+            sums = new
+        return sums
+
+    data = evaluator.data
+    n = len(data.x_val)
+    for m, (loss_sum, err_sum) in zip(members, totals(tf.constant(data.x_val), tf.constant(data.y_val))):
+        loss, error = float(loss_sum) / n, float(err_sum) / n
+        if not (math.isfinite(loss) and math.isfinite(error)):
+            m.error = f"non-finite validation loss {loss}"
+        else:
+            m.val = {"error": error, "loss": loss}
+
+
+def _result(evaluator, m: _Member, seconds: float, group: int) -> EvalResult:
+    """The member's row, as :meth:`Evaluator.evaluate` writes it."""
+    task = m.task
+    if m.error:
+        return failed(task, m.error, seconds=seconds, metrics=m.mem, **m.extra)
+    return EvalResult(key=task.key, genome=task.genome, status="ok", val_error=m.val["error"],
+                      val_loss=m.val["loss"], seconds=seconds, kind=task.kind,
+                      generation=task.generation,
+                      metrics={**m.mem, "pid": os.getpid(), "group": group}, **m.extra)

@@ -1,0 +1,57 @@
+"""Which pending evaluations train together: groups as a pure function of the tasks.
+
+Members of one group are traced into one training step, so they must share a
+graph shape that batches well (family, number of active stages, widths and the
+batch size: mixed widths waste the step on padding and retracing) and must fit
+in memory side by side (seed 002's operational memory, summed). Groups depend
+only on the set of pending tasks, never on timing or on which worker is free, so
+a resumed generation forms the groups an uninterrupted one would have formed;
+a member's score does not depend on its group mates in any case
+(:mod:`gnas.backend.population`).
+"""
+from __future__ import annotations
+
+from typing import Callable, Hashable, Sequence
+
+from gnas.records import EvalTask, Kind
+
+
+def form_groups(tasks: Sequence[EvalTask], group_size: int,
+                signature: Callable[[EvalTask], Hashable],
+                step_bytes: Callable[[EvalTask], int], budget_bytes: int) -> list[list[EvalTask]]:
+    """Split ``tasks`` into groups of at most ``group_size`` members that fit ``budget_bytes``.
+
+    Pruning tasks (their own fine-tuning loop) and tasks whose signature is
+    ``None`` (they cannot be decoded; the solo path reports why) stay alone.
+    Within a signature tasks are ordered by cache key, then cut into groups
+    greedily; the groups are listed in the order their first task was pending.
+    """
+    if group_size <= 1:
+        return [[task] for task in tasks]
+    alone: list[list[EvalTask]] = []
+    buckets: dict[Hashable, list[EvalTask]] = {}
+    first_seen: dict[int, int] = {}
+    for pos, task in enumerate(tasks):
+        sig = None if task.kind == Kind.PRUNE else signature(task)
+        if sig is None:
+            alone.append([task])
+            first_seen[id(alone[-1])] = pos
+        else:
+            buckets.setdefault(sig, []).append(task)
+    groups: list[list[EvalTask]] = []
+    for bucket in buckets.values():
+        current: list[EvalTask] = []
+        used = 0
+        for task in sorted(bucket, key=lambda t: (t.key, t.seed)):
+            need = step_bytes(task)
+            if current and (len(current) >= group_size or used + need > budget_bytes):
+                groups.append(current)
+                current, used = [], 0
+            current.append(task)
+            used += need
+        if current:
+            groups.append(current)
+    order = {id(t): pos for pos, t in enumerate(tasks)}
+    for group in groups:
+        first_seen[id(group)] = min(order[id(t)] for t in group)
+    return sorted(alone + groups, key=lambda g: first_seen[id(g)])
