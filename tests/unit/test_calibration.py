@@ -130,8 +130,6 @@ def test_run_sampler_draws_generation_0_as_the_run_does(digits, space):
         cfg.evolution, population=5)), space, np.random.default_rng(4), lambda: (0.6, "x")).genomes
     assert got == list(want) and len(got) == 5
     assert all(space.is_valid(b) for b in got)
-    if cfg.evolution.growth:  # base models: the stages after the first stay switched off
-        assert all(space.base_model(b) == b for b in got)
 
 
 # ---------------------------------------------------------------- the bootstrap
