@@ -80,7 +80,7 @@ def test_theory_lambda_c_is_one_over_sigma_squared(tmp_path, scale):
 def _evolve(tmp_path: Path, name: str, *extra: str) -> dict:
     run = tmp_path / name
     proc = gnas("evolve", "--preset", "tiny", "--generations", "1", "--population", "4",
-                "--max-train-samples", "300", "--threads", "1", "--seed", "3",
+                "--max-train-samples", "300", "--threads", "1", "--seed", "3", "--set", "evolution.final_seeds=0",
                 "--run-dir", str(run), *extra)
     assert proc.returncode == 0, proc.stderr[-2000:]
     report = gnas("report", str(run), "--json")
@@ -116,7 +116,7 @@ def test_evolve_with_random_init_reports_it(tmp_path):
 def test_evolve_with_given_lambda_c_skips_calibration(tmp_path):
     run = tmp_path / "given"
     proc = gnas("evolve", "--preset", "tiny", "--generations", "1", "--population", "2",
-                "--max-train-samples", "100", "--threads", "1", "--lambda-c", "0.7",
+                "--max-train-samples", "100", "--threads", "1", "--lambda-c", "0.7", "--set", "evolution.final_seeds=0",
                 "--run-dir", str(run))
     assert proc.returncode == 0, proc.stderr[-2000:]
     state = json.loads((run / "state.json").read_text())

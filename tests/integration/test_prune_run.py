@@ -112,7 +112,8 @@ def test_gnas_export_writes_the_network_the_report_describes(pruned_run, tmp_pat
     assert side["params_unpruned"] == summary["params_unpruned"]
     assert side["pruned_fraction"] == pytest.approx(summary["pruned_fraction"])
     assert side["file_bytes"] == out.stat().st_size
-    assert side["test_score"] == pytest.approx(summary["test_score"], abs=1e-6)  # scores what the report says
+    # the same correct count (one test image is ~0.3 points); float32 vs float64 sums differ at 1e-6
+    assert side["test_score"] == pytest.approx(summary["test_score"], abs=0.01)
     if side["params_nonzero"] < side["params"]:
         assert "stored dense" in side["storage"]
 
