@@ -18,17 +18,17 @@ def add_parser(sub) -> None:
     p.add_argument("--data-dir", dest="data_dir", help="directory with the data set files")
     p.add_argument("--max-train-samples", dest="max_train_samples", type=int)
     p.add_argument("--seed", type=int)
-    p.add_argument("--init", choices=("coe", "random"), help="edge of chaos (default) or uniform")
+    p.add_argument("--init", choices=choices_of("evolution.init"), help="edge of chaos (default) or uniform")
     p.add_argument("--lambda-c", dest="lambda_c", type=float, help="skip calibration, use this lambda_c")
     p.add_argument("--prune", type=float, metavar="FRACTION", help="target pruned fraction, e.g. 0.5")
-    p.add_argument("--mask", choices=("none", "irregular", "row", "column", "block", "nm"))
+    p.add_argument("--mask", choices=choices_of("prune.mask"))
     p.add_argument("--nm", help="N:M sparsity for --mask nm, e.g. 2:4")
     p.add_argument("--no-competition", dest="no_competition", action="store_true",
                    help="turn layer-wise competition off")
     p.add_argument("--strategy", choices=choices_of("evolution.strategy"),
                    help="ga (default, the paper's), random (uniform genomes) or aging "
                    "(regularized evolution)")
-    p.add_argument("--objectives", choices=("error", "error,params", "error,flops"))
+    p.add_argument("--objectives", choices=choices_of("evolution.objectives"))
     p.add_argument("--batch-size", dest="batch_size", type=batch_size, help="integer or auto")
     add_search_flags(p)
     p.set_defaults(run=run)
