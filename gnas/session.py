@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from gnas.chaos import population as chaos
-from gnas.competition.scoreboard import stagewise_crossover
+from gnas.competition.scoreboard import crossover_of
 from gnas.competition.step import CompetitionStep
 from gnas.config import RESUMABLE_KEYS, RunConfig, flatten
 from gnas.datasets import Dataset, load_for_run as load_data
@@ -36,7 +36,6 @@ from gnas.runs.state import SearchState
 from gnas.runs.store import EvaluationStore
 from gnas.search.callbacks import Callback, CallbackList, ProgressBar
 from gnas.search.loop import Executor, InitialPopulation, Search
-from gnas.search.operators import Crossover, cx_one_point
 from gnas.search.step import Step
 
 
@@ -97,11 +96,6 @@ def steps_of(cfg: RunConfig, space: SearchSpace, run_dir: RunDir) -> list[Step]:
     return steps
 
 
-def crossover_of(cfg: RunConfig, space: SearchSpace) -> Crossover:
-    """Stage-wise crossover goes with the layer-wise competition; single-point otherwise."""
-    return stagewise_crossover(space) if cfg.evolution.competition else cx_one_point
-
-
 def callbacks_of(cfg: RunConfig, run_dir: RunDir, extra: Sequence[Callback] = ()) -> CallbackList:
     """Progress on stderr, the Markov record and TensorBoard scalars of every generation.
 
@@ -123,7 +117,7 @@ def build_search(cfg: RunConfig, dataset: Dataset, space: SearchSpace, run_dir: 
     return Search(cfg, space, run_dir, store, executor,
                   callbacks_of(cfg, run_dir, extra_callbacks), state,
                   initial=initial, steps=steps_of(cfg, space, run_dir),
-                  crossover=crossover_of(cfg, space))
+                  crossover=crossover_of(space, cfg.evolution.competition))
 
 
 def absolute_data_paths(cfg: RunConfig) -> RunConfig:

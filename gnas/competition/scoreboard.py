@@ -193,6 +193,15 @@ def cx_stagewise_or_one_point(a: Bits, b: Bits, rng: np.random.Generator, *,
 
 
 
+def crossover_of(space: SearchSpace, competition: bool) -> Crossover:
+    """Stage-wise crossover goes with the layer-wise competition; single-point otherwise.
+
+    The run and the Markov forecast of its operators both ask here, so the
+    forecast follows the crossover the run really uses.
+    """
+    return stagewise_crossover(space) if competition else cx_one_point
+
+
 def stagewise_crossover(space: SearchSpace) -> Crossover:
     """The crossover a run with layer-wise competition uses: stage-wise half of the time."""
     segments = [space.stage_slices(s) for s in range(len(space.stage_nodes))]

@@ -14,13 +14,13 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from gnas.competition.scoreboard import stagewise_crossover
+from gnas.competition.scoreboard import crossover_of
 from gnas.config import RunConfig
 from gnas.genome.space import Bits, SearchSpace, str_to_bits
 from gnas.markov import kernel
 from gnas.runs.directory import RunDir
 from gnas.runs.store import EvaluationStore
-from gnas.search.operators import cx_one_point, mut_grow
+from gnas.search.operators import mut_grow
 
 
 def run_variation(cfg: RunConfig, space: SearchSpace) -> kernel.Variation:
@@ -43,7 +43,7 @@ def run_variation(cfg: RunConfig, space: SearchSpace) -> kernel.Variation:
         grow = lambda bits, rng: mut_grow(bits, rng, stage_bits=stage_bits, rate=rate)  # noqa: E731
     return kernel.search_variation(
         elite=ev.elite, tournsize=ev.tournament, rates=rates, indpb=ev.indpb or 1.0 / space.length,
-        repair=space.repair, crossover=stagewise_crossover(space) if ev.competition else cx_one_point,
+        repair=space.repair, crossover=crossover_of(space, ev.competition),
         grow=grow)
 
 
