@@ -20,7 +20,7 @@ from gnas.genome.space import Bits, SearchSpace, str_to_bits
 from gnas.markov import kernel
 from gnas.runs.directory import RunDir
 from gnas.runs.store import EvaluationStore
-from gnas.search.operators import mut_grow
+from gnas.search.operators import growth
 
 
 def run_variation(cfg: RunConfig, space: SearchSpace) -> kernel.Variation:
@@ -37,10 +37,7 @@ def run_variation(cfg: RunConfig, space: SearchSpace) -> kernel.Variation:
         hyper = space.hyper(bits)
         return hyper["mutation_rate"], hyper["crossover_rate"]
 
-    grow = None
-    if ev.growth and ev.grow_rate > 0:
-        stage_bits, rate = space.active_slice, ev.grow_rate
-        grow = lambda bits, rng: mut_grow(bits, rng, stage_bits=stage_bits, rate=rate)  # noqa: E731
+    grow = growth(space.active_slice, ev.grow_rate) if ev.growth else None
     return kernel.search_variation(
         elite=ev.elite, tournsize=ev.tournament, rates=rates, indpb=ev.indpb or 1.0 / space.length,
         repair=space.repair, crossover=crossover_of(space, ev.competition),

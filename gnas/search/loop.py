@@ -35,7 +35,7 @@ from gnas.runs.store import EvaluationStore
 from gnas.search import statistics
 from gnas.search.callbacks import CallbackList
 from gnas.search.fitness import FitnessModel
-from gnas.search.operators import (Crossover, Offspring, crowded_ranks, cx_one_point, mut_grow,
+from gnas.search.operators import (Crossover, Offspring, crowded_ranks, cx_one_point, growth,
                                    sel_nsga2, vary)
 from gnas.search.novelty import distinct_population, make_novel, mut_expressed
 from gnas.search.pareto import front_of_rows
@@ -341,10 +341,9 @@ class Search:
     def _grow_operator(self) -> Callable[[Bits, np.random.Generator], Bits] | None:
         """Growth mutation while the search grows (Algorithm 1); none once it prunes."""
         ev = self.cfg.evolution
-        if not ev.growth or ev.grow_rate <= 0 or self.state.phase != Phase.GROW:
+        if not ev.growth or self.state.phase != Phase.GROW:
             return None
-        stage_bits, rate = self.space.active_slice, ev.grow_rate
-        return lambda bits, rng: mut_grow(bits, rng, stage_bits=stage_bits, rate=rate)
+        return growth(self.space.active_slice, ev.grow_rate)
 
     def _mutate(self, bits: Bits, rate: float, rng: np.random.Generator) -> Bits:
         """Mutation that always changes the network (see ``gnas.search.novelty``)."""

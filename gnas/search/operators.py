@@ -6,6 +6,7 @@ state, and they return new bit tuples instead of mutating in place.
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
@@ -47,6 +48,13 @@ def cx_segments(a: Bits, b: Bits, segments: Sequence[Sequence[slice]],
             for sl in slices:
                 x[sl], y[sl] = y[sl], x[sl]
     return tuple(x), tuple(y)
+
+
+def growth(stage_bits: slice, rate: float) -> Callable[[Bits, np.random.Generator], Bits] | None:
+    """The growth mutation with its stage bits and rate bound; none when the rate is 0."""
+    if rate <= 0:
+        return None
+    return functools.partial(mut_grow, stage_bits=stage_bits, rate=rate)
 
 
 def mut_grow(bits: Bits, rng: np.random.Generator, *, stage_bits: slice, rate: float) -> Bits:
