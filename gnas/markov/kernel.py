@@ -45,12 +45,14 @@ MAX_GENERATIONS = 10_000
 def search_variation(*, elite: int, tournsize: int, rates: Callable[[Bits], tuple[float, float]],
                      indpb: float, repair: Callable[[Bits], Bits],
                      crossover: Crossover | None = None,
-                     grow: Callable[[Bits, np.random.Generator], Bits] | None = None) -> Variation:
+                     grow: Callable[[Bits, np.random.Generator], Bits] | None = None,
+                     mutate: Callable[[Bits, float, np.random.Generator], Bits] | None = None,
+                     ) -> Variation:
     """:func:`gnas.search.operators.vary` with the search loop's arguments bound."""
     def variation(population: Sequence[Bits], fitness: Sequence[float],
                   rng: np.random.Generator) -> Sequence[Offspring]:
         return vary(population, fitness, elite=elite, tournsize=tournsize, rates=rates, indpb=indpb,
-                    repair=repair, rng=rng, crossover=crossover, grow=grow)
+                    repair=repair, rng=rng, crossover=crossover, grow=grow, mutate=mutate)
     return variation
 
 

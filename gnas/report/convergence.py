@@ -20,6 +20,7 @@ from gnas.genome.space import Bits, SearchSpace, str_to_bits
 from gnas.markov import kernel
 from gnas.runs.directory import RunDir
 from gnas.runs.store import EvaluationStore
+from gnas.search.novelty import mut_expressed
 from gnas.search.operators import growth
 
 
@@ -29,7 +30,9 @@ def run_variation(cfg: RunConfig, space: SearchSpace) -> kernel.Variation:
     The same arguments as the search loop passes to
     :func:`gnas.search.operators.vary`: elitism, tournament, the individual's own
     rates, per-bit probability, repair, the crossover that goes with the
-    competition setting and growth's mutation when growth is on.
+    competition setting, growth's mutation when growth is on, and the mutation
+    that always changes the network. The novelty rule's re-mutation of a child
+    already trained is not in the forecast: it depends on the run's history.
     """
     ev = cfg.evolution
 
@@ -37,11 +40,16 @@ def run_variation(cfg: RunConfig, space: SearchSpace) -> kernel.Variation:
         hyper = space.hyper(bits)
         return hyper["mutation_rate"], hyper["crossover_rate"]
 
+    indpb = ev.indpb or 1.0 / space.length
+
+    def mutate(bits: Bits, rate: float, rng: np.random.Generator) -> Bits:
+        return mut_expressed(bits, rng, rate=rate, indpb=indpb, key_of=space.key, repair=space.repair)
+
     grow = growth(space.active_slice, ev.grow_rate) if ev.growth else None
     return kernel.search_variation(
-        elite=ev.elite, tournsize=ev.tournament, rates=rates, indpb=ev.indpb or 1.0 / space.length,
+        elite=ev.elite, tournsize=ev.tournament, rates=rates, indpb=indpb,
         repair=space.repair, crossover=crossover_of(space, ev.competition),
-        grow=grow)
+        grow=grow, mutate=mutate)
 
 
 def full_population(run_dir: RunDir, record: dict[str, np.ndarray]) -> list[Bits] | None:
