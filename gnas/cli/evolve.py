@@ -38,4 +38,6 @@ def run(args: argparse.Namespace) -> int:
     from gnas import session
 
     cfg = load_config(args.config, overrides_from(args), preset=args.preset)
+    if args.run_dir is None:  # named here, so that advice given after a failure can name it
+        args.run_dir = str(session.default_run_dir(cfg))
     return session.start(cfg, args.run_dir)

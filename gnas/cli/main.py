@@ -15,6 +15,7 @@ from typing import Sequence
 
 from gnas import __version__
 from gnas.cli import chaos, datasets, evolve, export, markov, report, resume
+from gnas.cli.supervisor import ChildReport, supervise, supervised_command
 from gnas.errors import GnasError, Terminated
 from gnas.runs.directory import RunDir, held_runs, resume_command
 from gnas.runs.interrupts import acknowledge_interrupt, defer_interrupt, interrupt_acknowledged
@@ -102,16 +103,23 @@ def _one_line(message: str) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one ``gnas`` command; returns its exit status.
 
-    0 success; 2 a user error (one line on stderr, no traceback); 130 / 143
-    interrupted by Ctrl-C / SIGTERM (resume command printed); 1 a bug in gnas.
+    0 success; 2 a user error (one line on stderr, no traceback) or a search
+    whose Ray died (resume command printed); 130 / 143 interrupted by Ctrl-C /
+    SIGTERM (resume command printed); 1 a bug in gnas. A search on Ray runs in a
+    child process that this one watches (:mod:`gnas.cli.supervisor`).
     """
+    report = ChildReport()
     Interrupts().install()
+    args: argparse.Namespace | None = None
     try:
         parser = build_parser()
         args = parser.parse_args(argv)
         if not getattr(args, "command", None):
             parser.print_help()
             return 2
+        child = None if report.is_child else supervised_command(args, _words(argv))
+        if child is not None:
+            return supervise(child)
         return args.run(args)
     except GnasError as exc:
         print(f"gnas: error: {_one_line(str(exc))}", file=sys.stderr)
@@ -120,7 +128,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if exc.errno not in _ENVIRONMENT_ERRNOS:
             raise
         print(f"gnas: error: {_one_line(str(exc))}; free space or fix permissions, "
-              f"{_after_environment_error(argv)}.", file=sys.stderr)
+              f"{_after_environment_error(args)}.", file=sys.stderr)
         return 2
     except KeyboardInterrupt as exc:
         acknowledge_interrupt()
@@ -128,17 +136,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # `gnas report RUN | head`: the reader left, nothing is wrong
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    finally:
+        report.finished()
 
 
-def _after_environment_error(argv: Sequence[str] | None) -> str:
-    """What to do once space is freed: continue a run that exists, else run the command again."""
-    words = list(sys.argv[1:] if argv is None else argv)
-    command = next((w for w in words if not w.startswith("-")), "")
-    run = None
-    if command == "resume":
-        run = next((w for w in words[words.index(command) + 1:] if not w.startswith("-")), None)
-    elif command == "evolve" and "--run-dir" in words[:-1]:
-        run = words[words.index("--run-dir") + 1]
+def _words(argv: Sequence[str] | None) -> list[str]:
+    return list(sys.argv[1:] if argv is None else argv)
+
+
+def _after_environment_error(args: argparse.Namespace | None) -> str:
+    """What to do once space is freed: continue a run that exists, else run the command again.
+
+    The run comes from the parsed arguments, so every spelling argparse accepts
+    (``--run-dir X``, ``--run-dir=X``, an abbreviation) gets the same advice.
+    """
+    run = getattr(args, "run_dir", None) if getattr(args, "command", None) in ("evolve", "resume") else None
     if run and RunDir(run).is_run():
         return f"then continue it with `{resume_command(run)}`"
     return "then run the command again"

@@ -67,9 +67,14 @@ class LocalExecutor:
         self._evaluator = None
 
 
+def uses_ray(cfg: RunConfig) -> bool:
+    """Whether a run evaluates on Ray: more than one worker, or a cluster to join."""
+    return cfg.parallel.workers > 1 or bool(cfg.parallel.ray_address)
+
+
 def make_executor(cfg: RunConfig, dataset: Dataset) -> Executor:
     """The in-process executor for 0 or 1 workers, else a Ray actor pool."""
-    if cfg.parallel.workers <= 1 and not cfg.parallel.ray_address:
+    if not uses_ray(cfg):
         return LocalExecutor(cfg, dataset)
     from gnas.backend import runtime
     from gnas.execution.ray_pool import RayExecutor
@@ -80,7 +85,7 @@ def make_executor(cfg: RunConfig, dataset: Dataset) -> Executor:
 
 def check_parallel(cfg: RunConfig) -> None:
     """Refuse impossible worker, GPU or cluster settings in seconds, before anything is written."""
-    if cfg.parallel.workers > 1 or cfg.parallel.ray_address:
+    if uses_ray(cfg):
         from gnas.execution.ray_pool import plan_pool
 
         plan_pool(cfg)

@@ -263,3 +263,74 @@ def test_a_run_on_a_two_node_cluster_uses_both_nodes(two_node_cluster, tmp_path)
     assert table and all(r["status"] == "ok" for r in table)
     assert len({r["node"] for r in table}) == 2
     assert (tmp_path / "run" / "best" / "model.keras").stat().st_size > 0
+
+
+# ------------------------------------------------------------ Ray dies under the run
+# As small as a run can be: two networks per generation, no final re-seeding.
+AGENT_RUN = ["--preset", "tiny", "--max-train-samples", "200", "--generations", "1",
+             "--population", "2", "--threads", "1", "--lambda-c", "0.8", "--seed", "3",
+             "--set", "evolution.final_seeds=0"]
+
+
+def _descendants(pid: int) -> list:
+    import psutil
+
+    try:
+        return psutil.Process(pid).children(recursive=True)
+    except psutil.Error:
+        return []
+
+
+def _dashboard_agent(pid: int):
+    """The Ray dashboard agent started under process ``pid`` (None while there is none)."""
+    import psutil
+
+    for proc in _descendants(pid):
+        try:
+            if any(arg.endswith("dashboard/agent.py") for arg in proc.cmdline()):
+                return proc
+        except psutil.Error:
+            pass
+    return None
+
+
+def test_killed_dashboard_agent_ends_in_one_line_and_the_advised_resume_finishes(tmp_path):
+    """The raylet dies with its agent and Ray ends the driver from C++: still one line, exit 2."""
+    run_dir = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-m", "gnas", "evolve", *AGENT_RUN, "--workers", "2",
+                             "--run-dir", str(run_dir)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=_env())
+    left: list = []
+    try:
+        deadline = time.monotonic() + 120
+        agent = None
+        # state.json is first written once Ray has started and the search begins.
+        while (agent is None or not (run_dir / "state.json").exists()) and proc.poll() is None:
+            assert time.monotonic() < deadline, "Ray's dashboard agent never started"
+            agent = agent or _dashboard_agent(proc.pid)
+            time.sleep(0.05)
+        assert agent is not None, proc.communicate()
+        left = _descendants(proc.pid)
+        agent.kill()
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+        for leftover in left:  # whatever of that Ray outlived its driver
+            try:
+                leftover.kill()
+            except Exception:  # noqa: BLE001 - already gone
+                pass
+    assert proc.returncode == 2, err[-3000:]
+    assert "Traceback" not in err
+    errors = [line for line in err.splitlines() if line.startswith("gnas: error:")]
+    assert len(errors) == 1 and err.strip().splitlines()[-1] == errors[0], err[-3000:]
+    assert "Ray's processes died" in errors[0]
+    advised = errors[0].split("`")[1]
+    assert advised == f"gnas resume {run_dir}"
+    assert not (run_dir / "gnas.lock").exists()
+    assert not [p for p in run_dir.rglob("*") if ".tmp" in p.name]
+    resumed = gnas(*advised.split()[1:], "--workers", "0")  # the advice, followed, in-process
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert json.loads((run_dir / "state.json").read_text())["finished"] is True
