@@ -72,6 +72,7 @@ class Supervised:
 
     argv: list[str]
     run_dir: Path
+    program: tuple[str, ...] = (sys.executable, "-m", "gnas")   # what runs ``argv``
 
 
 def supervised_command(args: argparse.Namespace, argv: Sequence[str]) -> Supervised | None:
@@ -123,7 +124,7 @@ def supervise(command: Supervised) -> int:
     previous = {signum: signal.signal(signum, forward) for signum in FORWARDED}
     try:
         try:
-            child = subprocess.Popen([sys.executable, "-m", "gnas", *command.argv],
+            child = subprocess.Popen([*command.program, *command.argv],
                                      env={**os.environ, CHILD_ENV: str(write_fd)},
                                      pass_fds=(write_fd,), process_group=0)
         finally:

@@ -33,8 +33,10 @@ TINY = ["--preset", "tiny", "--max-train-samples", "300", "--generations", "1",
 # Eight individuals: after the first result each worker still has genomes to take, so
 # the worker killed then is busy and its genome must be retried.
 KILL_RUN = [*TINY, "--population", "8"]
-# `gnas` that also says whether the driver process built or trained any network itself.
-DRIVER = ("import sys; from gnas.cli.main import main; code = main(sys.argv[1:]); "
+# `gnas` that also says whether the driver process built or trained any network itself. It
+# runs the command in this process (``main`` would run a Ray search in a child process).
+DRIVER = ("import sys; from gnas.cli.main import build_parser; "
+          "args = build_parser().parse_args(sys.argv[1:]); code = args.run(args); "
           "print('driver evaluated:', 'gnas.backend.evaluator' in sys.modules, file=sys.stderr); "
           "sys.exit(code)")
 # Ray turns token authentication on for a new head node but not for the nodes that
@@ -294,6 +296,7 @@ def _dashboard_agent(pid: int):
     return None
 
 
+@pytest.mark.slow
 def test_killed_dashboard_agent_ends_in_one_line_and_the_advised_resume_finishes(tmp_path):
     """The raylet dies with its agent and Ray ends the driver from C++: still one line, exit 2."""
     run_dir = tmp_path / "run"

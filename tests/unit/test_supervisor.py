@@ -1,0 +1,123 @@
+"""The supervisor of Ray searches, on real child processes that stand in for the search.
+
+Each child is a short Python program that speaks the real protocol
+(:class:`gnas.cli.supervisor.ChildReport`) or dies without it; the Ray case
+itself runs in tests/integration/test_ray.py.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from gnas.cli.main import _after_environment_error, build_parser
+from gnas.cli.supervisor import Supervised, supervise, supervised_command
+
+# Prologue of every child: the report the supervisor reads, and a file that says it runs.
+CHILD = """
+import os, signal, sys, time
+from gnas.cli.supervisor import ChildReport
+report = ChildReport()
+ready = sys.argv[1]
+"""
+
+
+def run_child(tmp_path: Path, body: str, run_dir: Path | None = None) -> int:
+    ready = tmp_path / "ready"
+    program = (sys.executable, "-c", CHILD + body)
+    return supervise(Supervised([str(ready)], run_dir or tmp_path / "no-run", program))
+
+
+def a_run(tmp_path: Path) -> Path:
+    """A run directory as a dead search leaves it: marker, checkpoint, lock, a temporary file."""
+    run = tmp_path / "my run"
+    run.mkdir()
+    (run / "gnas-run.json").write_text('{"schema_version": 3}')
+    (run / "state.json").write_text("{}")
+    (run / "gnas.lock").write_text('{"pid": 1}')
+    (run / ".state.json.x1y2.tmp").write_text("half")
+    return run
+
+
+def test_a_child_that_dies_without_finishing_gets_one_line_and_a_tidy_run(tmp_path, capsys):
+    run = a_run(tmp_path)
+    assert run_child(tmp_path, "os._exit(1)", run) == 2
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("gnas: error:"), err
+    assert "exit status 1" in lines[0] and "Ray's processes died" in lines[0]
+    assert f"`gnas resume '{run}'`" in lines[0]  # quoted: the path has a space
+    assert sorted(p.name for p in run.iterdir()) == ["gnas-run.json", "state.json"]
+
+
+def test_a_child_killed_by_a_signal_is_named_and_without_a_run_the_advice_is_to_run_again(
+        tmp_path, capsys):
+    assert run_child(tmp_path, "os.kill(os.getpid(), signal.SIGKILL)") == 2
+    line = capsys.readouterr().err.strip()
+    assert "killed by SIGKILL" in line and "run the command again" in line
+    assert not (tmp_path / "no-run").exists()
+
+
+@pytest.mark.parametrize("code", [0, 1, 2])
+def test_a_child_that_finished_keeps_its_exit_status_and_its_own_words(tmp_path, capsys, code):
+    body = f"print('own words', file=sys.stderr); report.finished(); sys.exit({code})"
+    assert run_child(tmp_path, body, a_run(tmp_path)) == code
+    assert capsys.readouterr().err == ""  # the child's stderr is the terminal's, not ours
+    assert (tmp_path / "my run" / "gnas.lock").exists()  # nothing died: nothing tidied
+
+
+def test_sigterm_is_forwarded_once_to_a_child_in_its_own_process_group(tmp_path, capsys):
+    seen = tmp_path / "seen"
+    body = f"""
+def stop(signum, frame):
+    open({str(seen)!r}, "a").write(f"{{signum}} {{os.getpgid(0) == os.getpid()}}\\n")
+    report.finished()
+    sys.exit(128 + signum)
+signal.signal(signal.SIGTERM, stop)
+open(ready, "w").close()
+time.sleep(60)
+"""
+    ready = tmp_path / "ready"
+
+    def send() -> None:
+        deadline = time.monotonic() + 30
+        while not ready.exists() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    before = signal.getsignal(signal.SIGTERM)
+    sender = threading.Thread(target=send)
+    sender.start()
+    assert run_child(tmp_path, body) == 143
+    sender.join()
+    assert seen.read_text() == f"{int(signal.SIGTERM)} True\n"
+    assert signal.getsignal(signal.SIGTERM) is before
+
+
+def test_only_searches_on_ray_are_supervised(tmp_path):
+    parse = build_parser().parse_args
+    local = parse(["evolve", "--workers", "0"])
+    assert supervised_command(local, ["evolve", "--workers", "0"]) is None
+    ray = supervised_command(parse(["evolve", "--workers", "2"]), ["evolve", "--workers", "2"])
+    assert ray is not None and ray.argv[:3] == ["evolve", "--workers", "2"]
+    assert ray.argv[3] == "--run-dir" and Path(ray.argv[4]) == ray.run_dir  # named for both
+    given = supervised_command(parse(["evolve", "--workers=2", "--run-dir=x"]), ["evolve"])
+    assert given is not None and given.run_dir == Path("x") and given.argv == ["evolve"]
+    assert supervised_command(parse(["evolve", "--population", "1", "--workers", "2"]), []) is None
+    assert supervised_command(parse(["resume", str(tmp_path)]), []) is None  # not a run
+    assert supervised_command(parse(["datasets"]), ["datasets"]) is None
+
+
+@pytest.mark.parametrize("words", [["evolve", "--run-dir", "{run}"], ["evolve", "--run-dir={run}"],
+                                   ["evolve", "--run-d={run}"], ["resume", "--workers", "0", "{run}"]])
+def test_disk_full_advice_is_the_same_for_every_spelling_of_the_run(tmp_path, words):
+    run = a_run(tmp_path)
+    args = build_parser().parse_args([w.format(run=run) for w in words])
+    assert _after_environment_error(args) == f"then continue it with `gnas resume '{run}'`"
+    args = build_parser().parse_args([w.format(run=tmp_path / "new") for w in words])
+    assert _after_environment_error(args) == "then run the command again"
