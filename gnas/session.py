@@ -31,7 +31,7 @@ from gnas.report.tensorboard import TensorBoardLogger
 from gnas.runs.atomic import atomic_write_text, read_json
 from gnas.runs.directory import RunDir, resume_command
 from gnas.runs.faults import fault_point
-from gnas.runs.interrupts import acknowledge_interrupt
+from gnas.runs.interrupts import acknowledge_interrupt, interrupt_exit_code
 from gnas.runs.state import SearchState
 from gnas.runs.store import EvaluationStore
 from gnas.search.callbacks import Callback, CallbackList, ProgressBar
@@ -231,7 +231,7 @@ def interrupted(run_dir: RunDir, exc: KeyboardInterrupt) -> int:
           f"saved in {run_dir.path} (in-flight evaluations were abandoned).\n"
           f"Resume with: {resume_command(run_dir.path)}", file=sys.stderr, flush=True)
     fault_point("interrupted")
-    return getattr(exc, "exit_code", 130)
+    return interrupt_exit_code(exc)
 
 
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)

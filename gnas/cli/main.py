@@ -18,7 +18,8 @@ from gnas.cli import chaos, datasets, evolve, export, markov, report, resume
 from gnas.cli.supervisor import ChildReport, supervise, supervised_command
 from gnas.errors import GnasError, Terminated
 from gnas.runs.directory import RunDir, held_runs, resume_command
-from gnas.runs.interrupts import acknowledge_interrupt, defer_interrupt, interrupt_acknowledged
+from gnas.runs.interrupts import (acknowledge_interrupt, defer_interrupt, interrupt_acknowledged,
+                                  interrupt_exit_code, note_interrupt)
 
 # The sub-commands, one module of gnas.cli each (``add_parser`` and ``run``), in --help order.
 # Each keeps its heavy imports (TensorFlow, Ray) inside ``run``.
@@ -92,6 +93,7 @@ class Interrupts:
 
     def _raise(self) -> None:
         exc = KeyboardInterrupt() if self.signum == signal.SIGINT else Terminated(self.signum)
+        note_interrupt(exc)
         if not defer_interrupt(exc):
             raise exc
 
@@ -132,7 +134,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt as exc:
         acknowledge_interrupt()
-        return getattr(exc, "exit_code", 130)
+        return interrupt_exit_code(exc)
     except BrokenPipeError:  # `gnas report RUN | head`: the reader left, nothing is wrong
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0

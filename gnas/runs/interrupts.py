@@ -41,6 +41,24 @@ def defer_interrupt(exc: BaseException) -> bool:
     return True
 
 
+def note_interrupt(exc: KeyboardInterrupt) -> None:
+    """Record the interrupt the CLI raises, for :func:`interrupt_exit_code`."""
+    _deferral["raised"] = exc
+
+
+def interrupt_exit_code(exc: KeyboardInterrupt) -> int:
+    """130 for Ctrl-C, 128 + N for signal N: the status of the interrupt that was raised.
+
+    Code that catches an interrupt and raises a plain KeyboardInterrupt in its
+    place (Ray's ``wait`` and ``get`` do) would turn a SIGTERM into a Ctrl-C;
+    the interrupt the CLI raised is recorded, so the status stays the signal's.
+    """
+    code = getattr(exc, "exit_code", None)
+    if code is None:
+        code = getattr(_deferral.get("raised"), "exit_code", 130)
+    return int(code)
+
+
 def acknowledge_interrupt() -> None:
     """Record that an interrupt reached the code that handles it (see ``gnas.cli.main.Interrupts``).
 

@@ -121,3 +121,15 @@ def test_disk_full_advice_is_the_same_for_every_spelling_of_the_run(tmp_path, wo
     assert _after_environment_error(args) == f"then continue it with `gnas resume '{run}'`"
     args = build_parser().parse_args([w.format(run=tmp_path / "new") for w in words])
     assert _after_environment_error(args) == "then run the command again"
+
+
+def test_a_sigterm_keeps_its_status_when_ray_raises_a_plain_keyboard_interrupt(monkeypatch):
+    """Ray's wait and get replace the interrupt they catch by a bare KeyboardInterrupt."""
+    from gnas.errors import Terminated
+    from gnas.runs import interrupts
+
+    monkeypatch.setitem(interrupts._deferral, "raised", None)
+    assert interrupts.interrupt_exit_code(KeyboardInterrupt()) == 130
+    interrupts.note_interrupt(Terminated(signal.SIGTERM))
+    assert interrupts.interrupt_exit_code(KeyboardInterrupt()) == 143
+    assert interrupts.interrupt_exit_code(Terminated(signal.SIGHUP)) == 129
