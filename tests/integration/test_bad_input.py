@@ -436,6 +436,27 @@ def test_disk_full_advice_is_a_plain_resume_that_works(run: Path):
     assert follow.returncode == 0, follow.stderr[-2000:]
 
 
+def test_disk_full_in_a_new_run_advises_its_resume_for_run_dir_with_equals(tmp_path: Path):
+    """``--run-dir=X`` names the run as ``--run-dir X`` does (tests/unit/test_supervisor.py)."""
+    env = dict(os.environ, GNAS_OFFLINE="1", TF_CPP_MIN_LOG_LEVEL="3")
+    run = tmp_path / "new run"
+    res = subprocess.run([sys.executable, "-c", _DISK_FULL, "evolve", *TINY, f"--run-dir={run}"],
+                         env=env, text=True, capture_output=True, timeout=TIMEOUT_S)
+    line = assert_user_error(res, "disk is full", "free space")
+    assert line.split("`")[1] == f"gnas resume '{run}'"
+
+
+def test_resume_with_fewer_generations_than_done_is_refused(run: Path):
+    """A checkpoint at generation 2 (as a longer run leaves it) cannot be cut to 1."""
+    from gnas.runs.state import with_checksum as _with_checksum
+
+    state = json.loads((run / "state.json").read_text())
+    state.pop("checksum")
+    (run / "state.json").write_text(_with_checksum({**state, "generation": 2}))
+    refused_untouched(run, ["resume", run, "--generations", "1"], "below the 2 generations",
+                      "give 2 or more")
+
+
 def test_odd_data_dir_round_trips_and_nothing_to_do_keeps_the_checkpoints(run: Path, tmp_path: Path):
     """A newline, quotes, a tab and unicode in --data-dir; a finished run resumed as it is."""
     import tomllib
