@@ -296,6 +296,22 @@ def _dashboard_agent(pid: int):
     return None
 
 
+def _listening(pids: set[int]) -> list[tuple[str, int]]:
+    """(address, port) of every socket that processes ``pids`` listen on."""
+    import psutil
+
+    return [(c.laddr.ip, c.laddr.port) for c in psutil.net_connections("inet")
+            if c.status == psutil.CONN_LISTEN and c.pid in pids]
+
+
+def _loopback(ip: str) -> bool:
+    import ipaddress
+
+    address = ipaddress.ip_address(ip)
+    return address.is_loopback or bool(getattr(address, "ipv4_mapped", None)
+                                       and address.ipv4_mapped.is_loopback)
+
+
 @pytest.mark.slow
 def test_killed_dashboard_agent_ends_in_one_line_and_the_advised_resume_finishes(tmp_path):
     """The raylet dies with its agent and Ray ends the driver from C++: still one line, exit 2."""
@@ -314,6 +330,7 @@ def test_killed_dashboard_agent_ends_in_one_line_and_the_advised_resume_finishes
             time.sleep(0.05)
         assert agent is not None, proc.communicate()
         left = _descendants(proc.pid)
+        listening = _listening({p.pid for p in left})
         agent.kill()
         out, err = proc.communicate(timeout=120)
     finally:
@@ -325,6 +342,9 @@ def test_killed_dashboard_agent_ends_in_one_line_and_the_advised_resume_finishes
                 leftover.kill()
             except Exception:  # noqa: BLE001 - already gone
                 pass
+    # The README's word on the local Ray: no web dashboard, nothing beyond the loopback address.
+    assert listening and all(_loopback(ip) for ip, _ in listening), listening
+    assert 8265 not in {port for _, port in listening}
     assert proc.returncode == 2, err[-3000:]
     assert "Traceback" not in err
     errors = [line for line in err.splitlines() if line.startswith("gnas: error:")]
