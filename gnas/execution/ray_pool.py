@@ -1,34 +1,25 @@
 """Ray executor: a persistent pool of actors that evaluate candidates concurrently.
 
-Each actor holds one :class:`~gnas.backend.evaluator.Evaluator` and the data
-set, which the driver puts into Ray's object store once (actors read it without
-copying). An actor sets its TensorFlow threads through the environment before
-TensorFlow is imported, reserves as many Ray CPUs as it uses threads (so all
-actors together never use more threads than there are cores), and on a GPU
-turns on memory growth or, for a fraction of a GPU, a hard memory limit: Ray's
-fractional GPUs are bookkeeping, not limits, and TensorFlow otherwise takes the
-whole device in every process. The driver never imports TensorFlow; even the
-final retraining runs on an actor. The pool is planned and checked before Ray
-starts, in ``gnas.execution.ray_plan``; its bookkeeping records are in ``gnas.execution.ray_slots``.
+Each actor (``gnas.execution.ray_worker``) holds one
+:class:`~gnas.backend.evaluator.Evaluator` and the data set, which the driver
+puts into Ray's object store once (actors read it without copying). An actor
+reserves as many Ray CPUs as it uses threads, so all actors together never use
+more threads than there are cores. The driver never imports TensorFlow; even
+the final retraining runs on an actor. The pool is planned and checked before
+Ray starts, in ``gnas.execution.ray_plan``; Ray is started or joined in
+``gnas.execution.ray_connect``; the pool's bookkeeping records are in
+``gnas.execution.ray_slots``.
 
 Failures stay inside the pool. An actor that dies mid-evaluation (killed,
 segfault, out of memory, lost node) is replaced and its candidate retried once,
 then recorded as failed; ``train.eval_timeout`` bounds one evaluation (the actor
 is killed and replaced); ``parallel.recycle_every`` replaces an actor after that
 many evaluations, because TensorFlow frees memory only when its process exits.
-
-This is the only module that imports Ray, and only when a pool is built: a
-local Ray binds to 127.0.0.1 only when its node address is the loopback
-address, which Ray grants only while multi-node clusters are switched off for
-the process (``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0``) before Ray is imported.
 """
 from __future__ import annotations
 
 import dataclasses
-import os
-import subprocess
 import sys
-import tempfile
 import time
 from collections import deque
 from pathlib import Path
@@ -46,75 +37,15 @@ from gnas.execution.ray_plan import plan_pool as plan_pool
 from gnas.execution.ray_plan import probe_address as probe_address
 from gnas.execution.ray_plan import usable_cores as usable_cores
 from gnas.execution.ray_plan import visible_gpus as visible_gpus
-from gnas.execution.groups import form_groups
+from gnas.execution.ray_connect import connect, first_line, import_ray
 from gnas.execution.ray_slots import Flight, Slot
+from gnas.execution.ray_worker import Worker
 from gnas.records import EvalResult, EvalTask, failed
 
 MAX_ATTEMPTS = 2            # a candidate whose worker dies is tried once more, then failed
 START_TIMEOUT_S = 300.0     # longest wait for a first worker before giving up
 START_GRACE_S = 60.0        # the first run waits this long for the whole pool to start
 POLL_S = 1.0                # how often the pool checks timeouts while waiting
-GPU_MEMORY_SHARE = 0.9      # of a worker's GPU fraction; the rest is CUDA's own context
-_LOCAL_ONLY_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
-
-
-class _Worker:
-    """The body of one actor: an Evaluator in a process set up for TensorFlow."""
-
-    def __init__(self, cfg: RunConfig, dataset: Dataset, name: str, threads: int,
-                 gpu_fraction: float) -> None:
-        import ray
-
-        from gnas.backend import runtime
-
-        runtime.configure(threads, gpu_memory_mb=_gpu_memory_mb(gpu_fraction),
-                          use_gpu=gpu_fraction > 0)
-        from gnas.backend.evaluator import Evaluator
-
-        self.evaluator = Evaluator(cfg, dataset, worker=name)
-        node_id = ray.get_runtime_context().get_node_id()
-        self.node = f"{ray.util.get_node_ip_address()}/{node_id[:12]}"
-
-    def info(self) -> dict[str, Any]:
-        """Process id and node, once the actor is ready to evaluate."""
-        return {"pid": os.getpid(), "node": self.node}
-
-    def evaluate(self, tasks: list[EvalTask], attempt: int) -> list[EvalResult]:
-        """Train one group (trained together when it has several members)."""
-        return [dataclasses.replace(result, node=self.node, attempts=attempt)
-                for result in self.evaluator.evaluate_group(tasks)]
-
-    def groups(self, tasks: list[EvalTask], size: int) -> list[list[EvalTask]]:
-        """The training groups of ``tasks`` as this worker's evaluator sizes them."""
-        ev = self.evaluator
-        return form_groups(tasks, size, ev.group_signature, ev.step_bytes, ev.group_budget_bytes())
-
-    def final(self, genome: str, seed: int,
-              options: dict[str, Any] | None) -> tuple[bytes, dict[str, Any]]:
-        """Retrain the best network; the model comes back as bytes (nodes share no disk)."""
-        from gnas.backend.export import network_only
-
-        model, metrics = self.evaluator.final(genome, seed, options)
-        with tempfile.TemporaryDirectory() as tmp:
-            path = Path(tmp) / "model.keras"
-            network_only(model).save(path)  # the network without optimiser state
-            return path.read_bytes(), metrics
-
-
-def _gpu_memory_mb(fraction: float) -> int:
-    """Hard TensorFlow memory limit for a fraction of a GPU; 0 (memory growth) otherwise."""
-    if not 0 < fraction < 1:
-        return 0
-    import ray
-
-    ids = ray.get_gpu_ids()
-    try:
-        out = subprocess.run(["nvidia-smi", "--query-gpu=memory.total", "--format=csv,noheader,nounits",
-                              "-i", str(ids[0] if ids else 0)], capture_output=True, text=True,
-                             timeout=20, check=True).stdout
-        return int(float(out.split()[0]) * fraction * GPU_MEMORY_SHARE)
-    except (OSError, ValueError, IndexError, subprocess.SubprocessError):
-        return 0
 
 
 class RayExecutor:
@@ -123,14 +54,14 @@ class RayExecutor:
     def __init__(self, cfg: RunConfig, dataset: Dataset) -> None:
         self.cfg = cfg
         self.plan = plan_pool(cfg)
-        self.ray = _import_ray(local=not self.plan.address)
-        _connect(self.ray, self.plan)
+        self.ray = import_ray(local=not self.plan.address)
+        connect(self.ray, self.plan)
         self._start_failures = 0
         self._warm = False
         try:
             self.plan = self._check_cluster(self.plan)
             self._data = self.ray.put(dataset)
-            self._actor = self.ray.remote(_Worker).options(
+            self._actor = self.ray.remote(Worker).options(
                 num_cpus=self.plan.threads, num_gpus=self.plan.gpus_per_worker, max_restarts=0,
                 scheduling_strategy="SPREAD" if self.plan.address else "DEFAULT")
             self.slots = [Slot(i) for i in range(self.plan.workers)]
@@ -237,7 +168,7 @@ class RayExecutor:
             raise exc.as_instanceof_cause() from None  # Evaluator raises only for gnas bugs
         except self.ray.exceptions.RayError as exc:  # the actor died: killed, crash, OOM, lost node
             where = dict(worker=slot.name, node=slot.node, seconds=time.monotonic() - flight.started_s)
-            reason = f"worker {slot.name} (pid {slot.pid}) died: {_first_line(exc)}"
+            reason = f"worker {slot.name} (pid {slot.pid}) died: {first_line(exc)}"
             self._replace(slot)
             if flight.attempt < MAX_ATTEMPTS:
                 queue.appendleft((flight.tasks, flight.attempt + 1))
@@ -307,7 +238,7 @@ class RayExecutor:
         except self.ray.exceptions.RayError as exc:
             self._start_failures += 1
             if self._start_failures > 2 * len(self.slots) + 1:
-                raise FatalError(f"Ray workers keep failing to start ({_first_line(exc)}); check "
+                raise FatalError(f"Ray workers keep failing to start ({first_line(exc)}); check "
                                  "that gnas and TensorFlow are installed on every node.") from None
             self._replace(slot)
             return
@@ -342,7 +273,7 @@ class RayExecutor:
             except self.ray.exceptions.RayTaskError as exc:
                 raise exc.as_instanceof_cause() from None
             except self.ray.exceptions.RayError as exc:
-                reason = _first_line(exc)
+                reason = first_line(exc)
                 self._replace(slot)
                 continue
             out_dir.mkdir(parents=True, exist_ok=True)
@@ -375,46 +306,3 @@ class RayExecutor:
             except Exception:  # noqa: BLE001 - already gone is fine
                 pass
         self.ray.shutdown()
-
-
-def _import_ray(local: bool):
-    """Import Ray; a local Ray stays on 127.0.0.1 only if it sees clusters off at import.
-
-    Otherwise Ray replaces the loopback address by this machine's network
-    address and listens on every interface. The switch is read once, at import,
-    and is not left in the environment of the processes started later.
-    """
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    if "ray" in sys.modules:
-        return sys.modules["ray"]
-    saved = os.environ.get(_LOCAL_ONLY_ENV)
-    if local:
-        os.environ[_LOCAL_ONLY_ENV] = "0"
-    try:
-        import ray
-    finally:
-        if saved is None:
-            os.environ.pop(_LOCAL_ONLY_ENV, None)
-        else:
-            os.environ[_LOCAL_ONLY_ENV] = saved
-    return ray
-
-
-def _connect(ray, plan: PoolPlan) -> None:
-    """Start a quiet local Ray on 127.0.0.1, or join the cluster at ``plan.address``."""
-    quiet = dict(logging_level="error", log_to_driver=False, namespace="gnas")
-    if plan.address:
-        try:
-            ray.init(address=plan.address, **quiet)
-        except (ConnectionError, RuntimeError, ValueError) as exc:
-            raise ClusterError(f"cannot join the Ray cluster at {plan.address} "
-                               f"({_first_line(exc)}); check `ray status --address "
-                               f"{plan.address}`.") from None
-        return
-    ray.init(address="local", num_cpus=usable_cores(), include_dashboard=False,
-             _node_ip_address="127.0.0.1", **quiet)
-
-
-def _first_line(exc: BaseException) -> str:
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    return f"{type(exc).__name__}: {lines[0] if lines else ''}"

@@ -1,0 +1,59 @@
+"""Starting a local Ray or joining a cluster: where the driver imports ``ray``.
+
+A local Ray binds to 127.0.0.1 only when its node address is the loopback
+address, which Ray grants only while multi-node clusters are switched off for
+the process (``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0``) before Ray is imported;
+:func:`import_ray` does that, :func:`connect` then starts or joins Ray.
+"""
+from __future__ import annotations
+
+import os
+import sys
+
+from gnas.errors import ClusterError
+from gnas.execution.ray_plan import PoolPlan, usable_cores
+
+_LOCAL_ONLY_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+
+
+def import_ray(local: bool):
+    """Import Ray; a local Ray stays on 127.0.0.1 only if it sees clusters off at import.
+
+    Otherwise Ray replaces the loopback address by this machine's network
+    address and listens on every interface. The switch is read once, at import,
+    and is not left in the environment of the processes started later.
+    """
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    if "ray" in sys.modules:
+        return sys.modules["ray"]
+    saved = os.environ.get(_LOCAL_ONLY_ENV)
+    if local:
+        os.environ[_LOCAL_ONLY_ENV] = "0"
+    try:
+        import ray
+    finally:
+        if saved is None:
+            os.environ.pop(_LOCAL_ONLY_ENV, None)
+        else:
+            os.environ[_LOCAL_ONLY_ENV] = saved
+    return ray
+
+
+def connect(ray, plan: PoolPlan) -> None:
+    """Start a quiet local Ray on 127.0.0.1, or join the cluster at ``plan.address``."""
+    quiet = dict(logging_level="error", log_to_driver=False, namespace="gnas")
+    if plan.address:
+        try:
+            ray.init(address=plan.address, **quiet)
+        except (ConnectionError, RuntimeError, ValueError) as exc:
+            raise ClusterError(f"cannot join the Ray cluster at {plan.address} "
+                               f"({first_line(exc)}); check `ray status --address "
+                               f"{plan.address}`.") from None
+        return
+    ray.init(address="local", num_cpus=usable_cores(), include_dashboard=False,
+             _node_ip_address="127.0.0.1", **quiet)
+
+
+def first_line(exc: BaseException) -> str:
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return f"{type(exc).__name__}: {lines[0] if lines else ''}"
