@@ -126,7 +126,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except GnasError as exc:
         print(f"gnas: error: {_one_line(str(exc))}", file=sys.stderr)
         return exc.exit_code
-    except OSError as exc:
+    except BrokenPipeError:  # `gnas report RUN | head`: the reader left, nothing is wrong
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except OSError as exc:  # after BrokenPipeError, which is one
         if exc.errno not in _ENVIRONMENT_ERRNOS:
             raise
         print(f"gnas: error: {_one_line(str(exc))}; free space or fix permissions, "
@@ -135,9 +138,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt as exc:
         acknowledge_interrupt()
         return interrupt_exit_code(exc)
-    except BrokenPipeError:  # `gnas report RUN | head`: the reader left, nothing is wrong
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 0
     finally:
         report.finished()
 

@@ -457,6 +457,19 @@ def test_resume_with_fewer_generations_than_done_is_refused(run: Path):
                       "give 2 or more")
 
 
+def test_report_into_a_pipe_whose_reader_left_exits_0_in_silence(run: Path):
+    """``gnas report RUN | head -0``: nothing is wrong, so no traceback and no error."""
+    read, write = os.pipe()
+    os.close(read)
+    try:
+        res = subprocess.run([sys.executable, "-m", "gnas", "report", str(run)], stdout=write,
+                             stderr=subprocess.PIPE, text=True, timeout=TIMEOUT_S,
+                             env=dict(os.environ, GNAS_OFFLINE="1"))
+    finally:
+        os.close(write)
+    assert (res.returncode, res.stderr) == (0, "")
+
+
 def test_odd_data_dir_round_trips_and_nothing_to_do_keeps_the_checkpoints(run: Path, tmp_path: Path):
     """A newline, quotes, a tab and unicode in --data-dir; a finished run resumed as it is."""
     import tomllib
