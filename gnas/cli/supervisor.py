@@ -8,7 +8,7 @@ command in a child process (``python -m gnas`` with the same arguments) and
 this process, which never imports Ray, waits for it. The child's output passes
 straight through (it inherits stdout and stderr); Ctrl-C, SIGTERM and SIGHUP
 sent here are forwarded to it, so an interrupt keeps the checkpoint and prints
-the resume command as it does without Ray.
+the resume command as it does without Ray; Ctrl-Z stops both.
 
 The child says it reached the end of its command (whatever its exit status) by
 writing to a pipe whose descriptor it finds in :data:`CHILD_ENV`. A child that
@@ -38,7 +38,7 @@ from gnas.runs.directory import RunDir, resume_command
 
 CHILD_ENV = "GNAS_SUPERVISOR_FD"
 FINISHED = b"finished\n"
-FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
 
 
 class ChildReport:
@@ -106,7 +106,8 @@ def supervise(command: Supervised) -> int:
     """Run ``command`` in a child process and return its exit status, or 2 if it died.
 
     The child runs in its own process group, so a Ctrl-C at the terminal reaches
-    it once (forwarded from here), not twice (which would stop it at once).
+    it once (forwarded from here), not twice (which would stop it at once). Ctrl-Z
+    and ``fg`` / ``bg`` stop and continue the child's group with this process.
     """
     read_fd, write_fd = os.pipe()
     child: subprocess.Popen | None = None
@@ -121,7 +122,22 @@ def supervise(command: Supervised) -> int:
             with contextlib.suppress(ProcessLookupError):
                 child.send_signal(signum)
 
+    def stop(signum: int, frame: Any) -> None:
+        if child is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(child.pid, signal.SIGSTOP)
+        signal.signal(signal.SIGTSTP, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGTSTP)   # this process stops here until it is continued
+        signal.signal(signal.SIGTSTP, stop)
+
+    def resume(signum: int, frame: Any) -> None:
+        if child is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(child.pid, signal.SIGCONT)
+
     previous = {signum: signal.signal(signum, forward) for signum in FORWARDED}
+    previous.update({signal.SIGTSTP: signal.signal(signal.SIGTSTP, stop),
+                     signal.SIGCONT: signal.signal(signal.SIGCONT, resume)})
     try:
         try:
             child = subprocess.Popen([*command.program, *command.argv],

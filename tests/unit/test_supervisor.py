@@ -133,3 +133,52 @@ def test_a_sigterm_keeps_its_status_when_ray_raises_a_plain_keyboard_interrupt(m
     interrupts.note_interrupt(Terminated(signal.SIGTERM))
     assert interrupts.interrupt_exit_code(KeyboardInterrupt()) == 143
     assert interrupts.interrupt_exit_code(Terminated(signal.SIGHUP)) == 129
+
+
+# A supervisor in a process of its own, so that Ctrl-Z can stop it without stopping pytest.
+PARENT = """
+import sys
+from pathlib import Path
+from gnas.cli.supervisor import Supervised, supervise
+body = sys.argv[1]
+sys.exit(supervise(Supervised(sys.argv[2:], Path("no-run"), (sys.executable, "-c", body))))
+"""
+
+
+def test_ctrl_z_stops_the_child_with_the_supervisor_and_fg_continues_both(tmp_path):
+    import psutil
+    import subprocess
+
+    ready, go = tmp_path / "ready", tmp_path / "go"
+    body = CHILD + f"""
+open(ready, "w").write(str(os.getpid()))
+while not os.path.exists({str(go)!r}):
+    time.sleep(0.02)
+report.finished()
+"""
+    parent = subprocess.Popen([sys.executable, "-c", PARENT, body, str(ready)])
+    try:
+        deadline = time.monotonic() + 30
+        while not ready.exists() or not ready.read_text():
+            assert time.monotonic() < deadline and parent.poll() is None
+            time.sleep(0.02)
+        child = psutil.Process(int(ready.read_text()))
+
+        def status_of_both_becomes(wanted: set[str]) -> bool:
+            end = time.monotonic() + 10
+            while time.monotonic() < end:
+                if {psutil.Process(parent.pid).status(), child.status()} <= wanted:
+                    return True
+                time.sleep(0.02)
+            return False
+
+        parent.send_signal(signal.SIGTSTP)
+        assert status_of_both_becomes({psutil.STATUS_STOPPED})
+        parent.send_signal(signal.SIGCONT)
+        assert status_of_both_becomes({psutil.STATUS_SLEEPING, psutil.STATUS_RUNNING})
+        go.touch()
+        assert parent.wait(timeout=30) == 0
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+            parent.wait()
