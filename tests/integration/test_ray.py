@@ -274,9 +274,20 @@ AGENT_RUN = ["--preset", "tiny", "--max-train-samples", "200", "--generations", 
              "--set", "evolution.final_seeds=0"]
 
 
-def _descendants(pid: int) -> list:
-    import psutil
+def _psutil():
+    """psutil, which finds Ray's processes: Ray ships its own copy when none is installed."""
+    try:
+        import psutil
+    except ImportError:  # Ray puts its copy on the path only when it is imported
+        import importlib.util
 
+        sys.path.append(str(Path(importlib.util.find_spec("ray").origin).parent / "thirdparty_files"))
+        import psutil
+    return psutil
+
+
+def _descendants(pid: int) -> list:
+    psutil = _psutil()
     try:
         return psutil.Process(pid).children(recursive=True)
     except psutil.Error:
@@ -285,7 +296,7 @@ def _descendants(pid: int) -> list:
 
 def _dashboard_agent(pid: int):
     """The Ray dashboard agent started under process ``pid`` (None while there is none)."""
-    import psutil
+    psutil = _psutil()
 
     for proc in _descendants(pid):
         try:
@@ -298,7 +309,7 @@ def _dashboard_agent(pid: int):
 
 def _listening(pids: set[int]) -> list[tuple[str, int]]:
     """(address, port) of every socket that processes ``pids`` listen on."""
-    import psutil
+    psutil = _psutil()
 
     return [(c.laddr.ip, c.laddr.port) for c in psutil.net_connections("inet")
             if c.status == psutil.CONN_LISTEN and c.pid in pids]
@@ -331,6 +342,7 @@ def test_killed_dashboard_agent_ends_in_one_line_and_the_advised_resume_finishes
         assert agent is not None, proc.communicate()
         left = _descendants(proc.pid)
         listening = _listening({p.pid for p in left})
+        mapped = [m.path for m in _psutil().Process(proc.pid).memory_maps()]
         agent.kill()
         out, err = proc.communicate(timeout=120)
     finally:
@@ -345,6 +357,7 @@ def test_killed_dashboard_agent_ends_in_one_line_and_the_advised_resume_finishes
     # The README's word on the local Ray: no web dashboard, nothing beyond the loopback address.
     assert listening and all(_loopback(ip) for ip, _ in listening), listening
     assert 8265 not in {port for _, port in listening}
+    assert mapped and not [path for path in mapped if "_raylet" in path], "the supervisor loaded Ray"
     assert proc.returncode == 2, err[-3000:]
     assert "Traceback" not in err
     errors = [line for line in err.splitlines() if line.startswith("gnas: error:")]
