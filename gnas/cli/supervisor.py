@@ -126,9 +126,9 @@ def supervise(command: Supervised) -> int:
         if child is not None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(child.pid, signal.SIGSTOP)
-        signal.signal(signal.SIGTSTP, signal.SIG_DFL)
-        os.kill(os.getpid(), signal.SIGTSTP)   # this process stops here until it is continued
-        signal.signal(signal.SIGTSTP, stop)
+        # SIGSTOP, not SIGTSTP: the kernel drops a SIGTSTP of default action in a process
+        # group without a parent in the session (a job whose shell is gone).
+        os.kill(os.getpid(), signal.SIGSTOP)   # this process stops here until it is continued
 
     def resume(signum: int, frame: Any) -> None:
         if child is not None:
