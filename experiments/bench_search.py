@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from gnas import session
-from gnas.config import load_config
+from gnas.config import load_config, parse_set
 from gnas.runs.directory import RunDir
 
 ARMS: dict[str, dict[str, Any]] = {
@@ -55,20 +55,28 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seeds", default="0,1,2")
     p.add_argument("--lambda-c", type=float, default=-1.0, help="-1: measure it per run")
     p.add_argument("--arms", default=",".join(ARMS))
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="a config override for every arm, e.g. evolution.tournament=5 (repeatable)")
     p.add_argument("--out", default="runs/bench_search")
     return p.parse_args(argv)
 
 
+def variant_name(args: argparse.Namespace) -> str:
+    """The directory part naming the ``--set`` overrides, so variants never share runs."""
+    return "".join(f"-{item.replace('=', '_')}" for item in sorted(args.set))
+
+
 def run_arm(args: argparse.Namespace, arm: str, seed: int) -> dict[str, Any]:
     """One run (or its finished directory) -> its figures."""
-    path = Path(args.out) / args.dataset / f"{arm}-seed{seed}"
+    path = Path(args.out) / args.dataset / f"{arm}{variant_name(args)}-seed{seed}"
     took_path = path / "bench_wall_s.json"
     if not took_path.exists():
         overrides = {"data.dataset": args.dataset, "data.data_dir": args.data_dir,
                      "data.max_train_samples": args.max_train_samples,
                      "evolution.population": args.population, "evolution.generations": 100000,
                      "evolution.max_trainings": args.budget, "evolution.seed": seed,
-                     "evolution.lambda_c": args.lambda_c, "train.epochs": args.epochs, **ARMS[arm]}
+                     "evolution.lambda_c": args.lambda_c, "train.epochs": args.epochs,
+                     **parse_set(args.set), **ARMS[arm]}
         start = time.perf_counter()
         session.start(load_config(overrides=overrides), path, out=io.StringIO())
         took_path.write_text(json.dumps(time.perf_counter() - start))
@@ -89,7 +97,8 @@ def main(argv: list[str] | None = None) -> int:
     seeds = [int(s) for s in args.seeds.split(",")]
     scores: dict[str, list[float]] = {}
     print(f"{args.dataset}: budget {args.budget} trained networks, population {args.population}, "
-          f"{args.epochs} epochs, max_train_samples {args.max_train_samples or 'all'}, seeds {seeds}")
+          f"{args.epochs} epochs, max_train_samples {args.max_train_samples or 'all'}, seeds {seeds}"
+          + (f", set {' '.join(args.set)}" if args.set else ""))
     for arm in args.arms.split(","):
         rows = [run_arm(args, arm, s) for s in seeds]
         scores[arm] = [r["test_score"] for r in rows]

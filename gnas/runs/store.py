@@ -189,6 +189,11 @@ class EvaluationStore:
         row = cur.fetchone()
         return _to_result(cur.description, row) if row else None
 
+    def contains(self, key: str) -> bool:
+        """Whether any finished evaluation of ``key`` is stored (no row is decoded)."""
+        return self.conn.execute("SELECT 1 FROM evaluations WHERE genome_key = ? LIMIT 1",
+                                 (key,)).fetchone() is not None
+
     def rows(self) -> list[dict]:
         """Every row as a dict, in insertion order."""
         cur = self.conn.execute("SELECT * FROM evaluations ORDER BY id")

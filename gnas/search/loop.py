@@ -430,7 +430,7 @@ class _EvaluatedKeys:
         self.store = store
 
     def __contains__(self, key: object) -> bool:
-        return isinstance(key, str) and self.store.lookup(key) is not None
+        return isinstance(key, str) and self.store.contains(key)
 
 
 def derived_key(key: str, variant: str) -> str:
