@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+import json
 import sqlite3
 from pathlib import Path
 
@@ -58,3 +59,8 @@ def test_budget_stops_after_exactly_n_trained_networks_final_seeds_included(tmp_
     assert len(final) == 2 and all(len(c["val_errors"]) == 3 for c in final)
     assert final[0]["mean_fitness"] <= final[1]["mean_fitness"]
     assert state["hall_of_fame"][0]["key"] == final[0]["key"]  # picked on the mean over seeds
+    summary = json.loads((tmp_path / "ga" / "best" / "summary.json").read_text())
+    scores = summary["test_scores"]  # the winner trained with each of its seeds, scored on test
+    assert len(scores) == 3 and scores[0] == summary["test_score"]
+    assert summary["test_score_mean"] == pytest.approx(sum(scores) / 3)
+    assert not [p for p in (tmp_path / "ga").iterdir() if p.name.startswith(".")]  # scratch removed
