@@ -9,10 +9,13 @@ import dataclasses
 import json
 import signal
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
+
+import numpy as np
 
 from gnas.chaos import population as chaos
 from gnas.competition.scoreboard import crossover_of
@@ -35,7 +38,7 @@ from gnas.runs.interrupts import acknowledge_interrupt, interrupt_exit_code
 from gnas.runs.state import SearchState
 from gnas.runs.store import EvaluationStore
 from gnas.search.callbacks import Callback, CallbackList, ProgressBar
-from gnas.search.loop import Executor, InitialPopulation, Search
+from gnas.search.loop import Executor, InitialPopulation, Search, derived_key
 from gnas.search.step import Step
 
 
@@ -262,7 +265,13 @@ def finish(search: Search, executor: Executor) -> dict[str, Any]:
     previous = read_json(summary_path)
     if (isinstance(previous, dict) and previous.get("key") == best["key"]
             and (run_dir.best_dir / "model.keras").is_file()):
-        return previous
+        if "test_scores" in previous:
+            return previous
+        # A summary written before test scores over seeds were kept: add them.
+        summary = {**previous, **test_over_seeds(search, executor, best, previous["test_score"],
+                                                 previous.get("final_options") or {})}
+        atomic_write_text(summary_path, json.dumps(summary, indent=1))
+        return summary
     arch = search.space.decode(str_to_bits(best["genome"]))
     row = search.store.lookup(best["key"])
     if row is not None and row.metrics.get("widths"):  # unit cuts narrowed its stages
@@ -279,10 +288,32 @@ def finish(search: Search, executor: Executor) -> dict[str, Any]:
                **_unpruned_size(row, params, flops),
                "pruned_fraction": row.pruned_fraction if row else 0.0,
                "architecture": arch.to_dict(), "description": arch.describe(),
-               "dataset": search.cfg.data.dataset}
+               "dataset": search.cfg.data.dataset, "final_options": options}
+    summary.update(test_over_seeds(search, executor, best, metrics["test_score"], options))
     atomic_write_text(run_dir.best_dir / "architecture.json", json.dumps(arch.to_dict(), indent=1))
     atomic_write_text(summary_path, json.dumps(summary, indent=1))
     return summary
+
+
+def test_over_seeds(search: Search, executor: Executor, best: dict[str, Any], first: float,
+                    options: dict[str, Any]) -> dict[str, Any]:
+    """The best network's test score over its training seeds: mean ± std.
+
+    One test score of one short training says little about the architecture
+    (the winner's curse again, on the test split), so the best network is also
+    trained with the final pick's extra seeds (``evolution.final_seeds``, the
+    seeds its re-trainings had) and each training is scored on the test split.
+    These trainings come after the search and its choice: the test split still
+    decides nothing. The saved model is the first seed's.
+    """
+    seeds = [derive_seed(search.cfg.evolution.seed, derived_key(best["key"], f"seed-{j}"))
+             for j in range(1, search.cfg.evolution.final_seeds + 1)]
+    scores = [first]
+    with tempfile.TemporaryDirectory(dir=search.run_dir.path, prefix=".seeds.tmp-") as scratch:
+        for seed in seeds:
+            scores.append(executor.final(best["genome"], seed, Path(scratch), options)["test_score"])
+    return {"test_scores": scores, "test_score_mean": float(np.mean(scores)),
+            "test_score_std": float(np.std(scores))}
 
 
 def _unpruned_size(row, params: int, flops: int) -> dict[str, Any]:
@@ -300,12 +331,22 @@ def final_lines(final: list[dict[str, Any]]) -> list[str]:
             for i, c in enumerate(final) if c.get("mean_val_error") is not None]
 
 
+def test_seed_lines(summary: dict[str, Any]) -> list[str]:
+    """The test score over the best network's seeds, when it was trained with more than one."""
+    scores = summary.get("test_scores") or []
+    if len(scores) < 2:
+        return []
+    return [f"over seeds:        {summary['test_score_mean']:.2f} ± {summary['test_score_std']:.2f} "
+            f"test score over {len(scores)} trainings"]
+
+
 def format_summary(summary: dict[str, Any], run_dir: RunDir) -> str:
     return "\n".join([
         "",
         f"best architecture: {summary['description']}",
         f"validation error:  {summary['val_error']:.4f}",
         f"test score:        {summary['test_score']:.2f}  (100 x (1 - test error))",
+        *test_seed_lines(summary),
         f"parameters:        {summary['params']:,}",
         f"networks:          {summary['trained']} trained, {summary['reused']} reused",
         *final_lines(summary.get("final") or []),

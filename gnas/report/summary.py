@@ -48,7 +48,8 @@ def _best(run_dir: RunDir, state, store: EvaluationStore) -> dict[str, Any] | No
     s = _read_summary(summary_path)
     if s is not None:
         row = store.lookup(s["key"]) if s.get("key") else None
-        best = {k: s.get(k) for k in ("genome", "fitness", "val_error", "test_score", "params",
+        best = {k: s.get(k) for k in ("genome", "fitness", "val_error", "test_score", "test_scores",
+                                      "test_score_mean", "test_score_std", "params",
                                       "params_stored", "params_unpruned", "flops", "flops_unpruned",
                                       "pruned_fraction", "architecture", "description")}
         return {**best, "memory": memory_of(row.metrics) if row else None}
@@ -119,6 +120,9 @@ def _best_lines(best: dict[str, Any] | None) -> list[str]:
     lines = [f"best fitness: {best['fitness']:.4f}  val error {_number(best['val_error'])}"]
     if best.get("test_score") is not None:
         lines.append(f"test score:   {best['test_score']:.2f}")
+    if len(best.get("test_scores") or []) > 1:
+        lines.append(f"over seeds:   {best['test_score_mean']:.2f} ± {best['test_score_std']:.2f} "
+                     f"({len(best['test_scores'])} trainings)")
     if best.get("description"):
         lines.append(f"architecture: {best['description']}")
     mem = best.get("memory")

@@ -25,6 +25,7 @@ import contextlib
 import fcntl
 import json
 import os
+import shutil
 import shlex
 import socket
 import time
@@ -289,7 +290,10 @@ class RunDir:
         stale = [p for d in (self.path, self.best_dir, self.markov_dir) if d.is_dir()
                  for p in d.iterdir() if _is_temp(p)]
         for p in stale:
-            p.unlink(missing_ok=True)
+            if p.is_dir():
+                shutil.rmtree(p, ignore_errors=True)
+            else:
+                p.unlink(missing_ok=True)
         return stale
 
     # state
@@ -336,8 +340,11 @@ class RunDir:
 
 
 def _is_temp(path: Path) -> bool:
-    """Files gnas writes before renaming them into place: ``*.tmp`` and ``.NAME.*.tmp*``."""
+    """What gnas writes before renaming it into place, or uses and deletes: ``*.tmp``,
+    ``.NAME.*.tmp*`` files, and ``.NAME.tmp*`` scratch directories."""
     name = path.name
+    if path.is_dir():
+        return name.startswith(".") and ".tmp" in name
     return path.is_file() and (name.endswith(".tmp") or (name.startswith(".") and ".tmp" in name))
 
 

@@ -42,6 +42,7 @@ class SearchState:
     pareto_front: list[dict[str, Any]] = field(default_factory=list)  # NSGA-II's front
     finished: bool = False
     trained: int = 0                     # networks trained by this run (every kind)
+    final_trained: int = 0               # of which by final picks (extra seeds of the best few)
     reused: int = 0                      # children accepted as a network already seen
     final: list[dict[str, Any]] = field(default_factory=list)  # final candidates over seeds
     schema_version: int = SCHEMA_VERSION

@@ -189,6 +189,20 @@ class EvaluationStore:
         row = cur.fetchone()
         return _to_result(cur.description, row) if row else None
 
+    def contains(self, key: str, before_generation: int | None = None) -> bool:
+        """Whether a finished evaluation of ``key`` is stored (no row is decoded).
+
+        ``before_generation`` counts only rows of earlier generations: what the
+        search had seen when that generation began, whatever a killed or
+        budget-stopped attempt at it trained since.
+        """
+        if before_generation is None:
+            row = self.conn.execute("SELECT 1 FROM evaluations WHERE genome_key = ? LIMIT 1", (key,))
+        else:
+            row = self.conn.execute("SELECT 1 FROM evaluations WHERE genome_key = ? AND generation < ? "
+                                    "LIMIT 1", (key, int(before_generation)))
+        return row.fetchone() is not None
+
     def rows(self) -> list[dict]:
         """Every row as a dict, in insertion order."""
         cur = self.conn.execute("SELECT * FROM evaluations ORDER BY id")

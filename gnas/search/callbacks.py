@@ -60,7 +60,9 @@ class ProgressBar(Callback):
     """One live line: generation, slots done/total, best fitness, trained and reused, ETA.
 
     Slots filled from the cache are not trainings, so the line counts trained
-    networks and reused ones apart from the slots.
+    networks and reused ones apart from the slots. The total holds the population
+    slots and the final pick's extra seeds (``final_candidates × final_seeds``);
+    with a budget it is the budget, in trainings.
     """
 
     def __init__(self, stream: Any = None) -> None:
@@ -78,8 +80,11 @@ class ProgressBar(Callback):
 
         ev = search.cfg.evolution
         self.generations = ev.generations
-        total = ev.population * (ev.generations + 1)
+        reseeds = ev.final_candidates * ev.final_seeds  # the final pick's extra trainings
+        total = ev.population * (ev.generations + 1) + reseeds
         done = ev.population * max(0, search.state.generation + 1)
+        if search.state.finished:
+            done = total
         self.by_budget = bool(ev.max_trainings)  # with a budget, the bar counts trainings
         if self.by_budget:
             total, done = ev.max_trainings, min(search.state.trained, ev.max_trainings)
@@ -103,7 +108,7 @@ class ProgressBar(Callback):
         self._describe()
 
     def on_evaluated(self, search, result, cached):
-        counted = not cached if self.by_budget else result.kind == Kind.SEARCH
+        counted = not cached if self.by_budget else result.kind in (Kind.SEARCH, Kind.RESEED)
         if counted and self.bar is not None and self.bar.n < self.bar.total:
             self.bar.update(1)
         if result.ok:

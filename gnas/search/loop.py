@@ -95,6 +95,8 @@ class Search:
         self.rng = np.random.default_rng()
         self.rng.bit_generator.state = self.state.rng_state
         self.consecutive_failures = 0
+        self._reused_now = 0  # reuses of the generation in progress
+        self._final_from = 0  # final_trained when the final pick began
         self.searching = True  # False once the search ends and the final pick trains
         self.started = time.perf_counter()
 
@@ -121,7 +123,7 @@ class Search:
             # The generation in progress is not completed; what it trained still counts.
             done = [(bits, self.fitness_model.fitness(r), r.key) for bits, r in spent.evaluated]
             if done:
-                self._update_hall_of_fame(*zip(*done))
+                self._update_hall_of_fame(*zip(*done), generation=spent.generation)
         self.searching = False
         if not nothing_to_do:
             self._pick_final()
@@ -137,10 +139,10 @@ class Search:
         selection = crowded_ranks(self.current_objectives()) if multi else self.current_fitness()
         offspring, redo = self._offspring(parents, selection, multi)
         novel = make_novel(offspring, self.rng, mutate=redo, key_of=self.space.key,
-                           evaluated=_EvaluatedKeys(self.store),
+                           evaluated=_EvaluatedKeys(self.store, before_generation=g),
                            tries=self.cfg.evolution.novelty_tries)
         offspring = novel.offspring
-        self.state.reused += novel.reused
+        self._reused_now = novel.reused  # counted when the generation completes
         children = [o.bits for o in offspring]
         results = self.evaluate_results(children, generation=g, keys=self._elite_keys(offspring))
         if not multi:  # unconditional replacement (elites are among the offspring)
@@ -194,6 +196,8 @@ class Search:
             if decision.phase is not None:
                 self.state.phase = decision.phase
         self.state.generation = gen.generation
+        self.state.reused += self._reused_now
+        self._reused_now = 0
         self.state.population = [bits_to_str(b) for b in gen.population]
         self.state.fitness = [[f] for f in gen.fitness]
         self.state.keys = list(gen.keys)
@@ -255,25 +259,34 @@ class Search:
         for result in self.executor.run(todo[:left] if cut else todo):
             self.store.add(result, self.fitness_model.fitness(result))
             self.state.trained += 1
+            self.state.final_trained += kind == Kind.RESEED
             known[result.key] = result
             self._count_failure(result)
             self.callbacks.on_evaluated(self, result, False)
         if cut:
-            raise BudgetSpent([(bits_of[k], r) for k, r in known.items() if r.ok and kind == Kind.SEARCH])
+            raise BudgetSpent([(bits_of[k], r) for k, r in known.items() if r.ok and kind == Kind.SEARCH],
+                              generation)
         return [known[k] for k in keys]
 
     def budget_left(self) -> int | None:
         """Trainings left in ``evolution.max_trainings``; None without a budget.
 
         While searching, the final candidates' extra seeds are held back, so they
-        fit in the same budget (unless they would take half of it or more).
+        fit in the same budget (unless they would take half of it or more), and
+        only the search's own trainings count: a run stopped by its budget and
+        resumed with a larger one searches exactly as a run given the larger
+        budget from the start. The earlier final pick's re-trainings then come on
+        top (they stay in the store, reused when the same candidates come out).
         """
         ev = self.cfg.evolution
         if not ev.max_trainings:
             return None
         held = ev.final_candidates * ev.final_seeds
-        held = held if self.searching and ev.max_trainings > 2 * held else 0
-        return max(0, ev.max_trainings - held - self.state.trained)
+        held = held if ev.max_trainings > 2 * held else 0
+        spent = self.state.trained - self.state.final_trained
+        if self.searching:
+            return max(0, ev.max_trainings - held - spent)
+        return max(0, ev.max_trainings - spent - (self.state.final_trained - self._final_from))
 
     def _pick_final(self) -> None:
         """The winner's curse: re-train the best few with extra seeds, pick on the mean.
@@ -292,6 +305,7 @@ class Search:
             return
         genomes = [str_to_bits(e["genome"]) for e, _ in chosen]
         runs: list[list[EvalResult]] = [[r] for _, r in chosen]
+        self._final_from = self.state.final_trained
         try:
             for j in range(1, ev.final_seeds + 1):
                 again = self.evaluate_results(genomes, self.state.generation, Kind.RESEED,
@@ -383,12 +397,14 @@ class Search:
                            lambda_c=drawn.lambda_c, lambda_c_source=drawn.lambda_c_source)
 
     def _update_hall_of_fame(self, population: Sequence[Bits], fitness: Sequence[float],
-                             keys: Sequence[str]) -> None:
+                             keys: Sequence[str], generation: int | None = None) -> None:
+        """Keep the best distinct networks; ``generation`` is where they were found."""
+        found = self.state.generation if generation is None else generation
         entries = {e["key"]: e for e in self.state.hall_of_fame}
         for bits, f, key in zip(population, fitness, keys):
             if key not in entries or f < entries[key]["fitness"]:
                 entries[key] = {"key": key, "genome": bits_to_str(bits), "fitness": f,
-                                "generation": self.state.generation}
+                                "generation": found}
         ranked = sorted(entries.values(), key=lambda e: (e["fitness"], e["genome"]))
         self.state.hall_of_fame = ranked[:HALL_OF_FAME_SIZE]
 
@@ -418,19 +434,25 @@ class Search:
 class BudgetSpent(Exception):
     """The budget of trained networks ran out inside a generation (internal to the loop)."""
 
-    def __init__(self, evaluated: list[tuple[Bits, EvalResult]]) -> None:
+    def __init__(self, evaluated: list[tuple[Bits, EvalResult]], generation: int) -> None:
         super().__init__("budget of trained networks spent")
         self.evaluated = evaluated
+        self.generation = generation
 
 
 class _EvaluatedKeys:
-    """``key in evaluated``: whether the run's evaluation store already holds ``key``."""
+    """``key in evaluated``: whether ``key`` was evaluated before generation ``before_generation``.
 
-    def __init__(self, store: EvaluationStore) -> None:
+    Only earlier generations count, so a generation redone after a kill or a
+    budget stop sees what it saw the first time, not its own finished trainings.
+    """
+
+    def __init__(self, store: EvaluationStore, before_generation: int) -> None:
         self.store = store
+        self.before_generation = before_generation
 
     def __contains__(self, key: object) -> bool:
-        return isinstance(key, str) and self.store.lookup(key) is not None
+        return isinstance(key, str) and self.store.contains(key, self.before_generation)
 
 
 def derived_key(key: str, variant: str) -> str:

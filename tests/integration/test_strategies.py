@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+import json
 import sqlite3
 from pathlib import Path
 
@@ -58,3 +59,25 @@ def test_budget_stops_after_exactly_n_trained_networks_final_seeds_included(tmp_
     assert len(final) == 2 and all(len(c["val_errors"]) == 3 for c in final)
     assert final[0]["mean_fitness"] <= final[1]["mean_fitness"]
     assert state["hall_of_fame"][0]["key"] == final[0]["key"]  # picked on the mean over seeds
+    summary = json.loads((tmp_path / "ga" / "best" / "summary.json").read_text())
+    scores = summary["test_scores"]  # the winner trained with each of its seeds, scored on test
+    assert len(scores) == 3 and scores[0] == summary["test_score"]
+    assert summary["test_score_mean"] == pytest.approx(sum(scores) / 3)
+    assert not [p for p in (tmp_path / "ga").iterdir() if p.name.startswith(".")]  # scratch removed
+
+
+@pytest.mark.slow
+def test_a_budget_extended_on_resume_searches_as_the_larger_budget_from_the_start(tmp_path):
+    # 3 + 2 + 2 + 1 search trainings with budget 12 (4 held for the final pick); budget 10
+    # stops inside generation 2, its final pick trains, and the resume must redo
+    # generation 2 as the straight run did it, not treat its own trainings as old networks.
+    given = {"evolution.generations": 50, "evolution.competition": False, "evolution.final_seeds": 2}
+    straight = run(tmp_path / "straight", **given, **{"evolution.max_trainings": 12})
+    run(tmp_path / "split", **given, **{"evolution.max_trainings": 10})
+    assert session.resume(tmp_path / "split", {"evolution.max_trainings": 12}, out=io.StringIO()) == 0
+    split = RunDir(tmp_path / "split").load_state(warn=lambda m: None).to_dict()
+    for key in ("generation", "population", "fitness", "keys", "hall_of_fame", "rng_state", "reused"):
+        assert straight[key] == split[key], key
+    assert [c["val_errors"] for c in straight["final"]] == [c["val_errors"] for c in split["final"]]
+    assert sorted(search_keys(tmp_path / "straight")) == sorted(search_keys(tmp_path / "split"))
+    assert straight["trained"] == 12 and split["trained"] - split["final_trained"] == 8

@@ -36,6 +36,14 @@ def test_round_trip_and_cache_hit(tmp_path: Path):
     assert [r.key for r in store.iter_results()] == ["k1", "k2"]
 
 
+def test_contains_answers_membership_as_lookup_does(tmp_path: Path):
+    store = EvaluationStore(tmp_path / "e.db")
+    assert not store.contains("k1")
+    store.add(result("k1", status="failed", val_error=1.0, message="NaN loss"), fitness=2.0)
+    assert store.contains("k1") and store.lookup("k1") is not None
+    assert not store.contains("k") and not store.contains("k1%")  # bound, not a pattern
+
+
 def test_latest_row_wins(tmp_path: Path):
     store = EvaluationStore(tmp_path / "e.db")
     store.add(result(val_error=0.5), 0.5)
