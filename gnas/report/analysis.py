@@ -22,7 +22,7 @@ import numpy as np
 
 from gnas.markov import chain as markov
 from gnas.errors import RunDirError
-from gnas.runs.directory import RunDir
+from gnas.runs.directory import RunDir, resume_command
 from gnas.runs.state import SearchState
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -69,7 +69,7 @@ def finished_state(run_dir: RunDir) -> SearchState:
     state = run_dir.load_state(warn=lambda message: None)
     if state is None or state.generation < 0 or not state.logbook:
         raise RunDirError(f"{run_dir.path} has no finished generation yet; wait for generation 0 "
-                          f"to end or `gnas resume {run_dir.path}`")
+                          f"to end or `{resume_command(run_dir.path)}`")
     return state
 
 
@@ -104,7 +104,7 @@ def markov_records(run_dir: RunDir) -> list[dict[str, np.ndarray]]:
     finished_state(run_dir)
     if not run_dir.markov_dir.is_dir() or not any(run_dir.markov_dir.glob("gen_*.npz")):
         raise RunDirError(f"{run_dir.path} has no Markov records (markov/gen_*.npz); they are written "
-                          f"as each generation ends: `gnas resume {run_dir.path}` adds them from now on")
+                          f"as each generation ends: `{resume_command(run_dir.path)}` adds them from now on")
     return markov.load_run(run_dir.markov_dir)
 
 

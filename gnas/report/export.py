@@ -37,7 +37,7 @@ from gnas.config import RunConfig
 from gnas.errors import ConfigError, RunDirError
 from gnas.records import derive_seed
 from gnas.runs.atomic import atomic_write_text, read_json
-from gnas.runs.directory import RunDir
+from gnas.runs.directory import RunDir, resume_command
 from gnas.genome.space import str_to_bits
 from gnas.runs.store import EvaluationStore
 
@@ -67,12 +67,12 @@ def best_entry(run_dir: RunDir) -> tuple[RunConfig, dict[str, Any], dict[str, An
     state = run_dir.load_state(warn=lambda m: None)
     if state is None or not state.hall_of_fame:
         raise RunDirError(f"{run_dir.path} has no evaluated network yet; let the search finish a "
-                          f"generation (`gnas resume {run_dir.path}`), then export.")
+                          f"generation (`{resume_command(run_dir.path)}`), then export.")
     cfg = run_dir.load_config()
     best = state.hall_of_fame[0]
     summary = run_dir.best_dir / "summary.json"
     if summary.exists() and not isinstance(read_json(summary), dict):
-        raise RunDirError(f"{summary} is damaged; `gnas resume {run_dir.path}` writes it again "
+        raise RunDirError(f"{summary} is damaged; `{resume_command(run_dir.path)}` writes it again "
                           "(the run's evaluations are kept), then export.")
     store = EvaluationStore(run_dir.db_path, read_only=True)
     try:

@@ -121,7 +121,7 @@ class RunDir:
         if self.path.is_dir() and any(self.path.iterdir()):
             if self.is_run():
                 raise RunDirError(f"{self.path} already holds a gnas run; continue it with "
-                                  f"`gnas resume {self.path}` or choose another --run-dir.")
+                                  f"`{resume_command(self.path)}` or choose another --run-dir.")
             raise RunDirError(f"--run-dir {self.path} exists and is not a gnas run; it was left "
                               "untouched. Choose an empty or new directory.")
         ancestor = self.path.absolute()

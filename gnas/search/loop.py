@@ -29,7 +29,7 @@ from gnas.config import RunConfig
 from gnas.errors import FatalError
 from gnas.genome.space import Bits, SearchSpace, bits_to_str, str_to_bits
 from gnas.records import EvalResult, EvalTask, Kind, Operator, Phase, derive_seed
-from gnas.runs.directory import RunDir
+from gnas.runs.directory import RunDir, resume_command
 from gnas.runs.state import SearchState
 from gnas.runs.store import EvaluationStore
 from gnas.search import statistics
@@ -344,7 +344,7 @@ class Search:
         if self.consecutive_failures >= limit:
             reason = result.message.splitlines()[0] if result.message else "no reason"
             raise FatalError(f"{limit} evaluations failed in a row (last: {reason}); check the data "
-                             f"and the search space, then `gnas resume {self.run_dir.path}`.")
+                             f"and the search space, then `{resume_command(self.run_dir.path)}`.")
 
     # ------------------------------------------------------------- operators
     def rates(self, bits: Bits) -> tuple[float, float]:
