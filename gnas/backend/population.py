@@ -30,7 +30,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from gnas.backend import runtime
+from gnas.backend import runtime, superset
 from gnas.backend.builder import build_model
 from gnas.backend.trainer import compile_model
 from gnas.errors import EvaluationFailed
@@ -68,11 +68,15 @@ def train_group(evaluator, tasks: Sequence[EvalTask]) -> list[EvalResult]:
     members = [_prepare(evaluator, task) for task in tasks]
     try:
         live = [m for m in members if not m.error]
-        if live:
+        if live and superset.applies([m.arch for m in live]):
+            _train_superset(evaluator, live)
+        elif live:
+            for m in live:
+                _compile(m)
             _fit_together(evaluator, live)
-        scored = [m for m in members if not m.error]
-        if scored:
-            _score_together(evaluator, scored)
+            scored = [m for m in members if not m.error]
+            if scored:
+                _score_together(evaluator, scored)
     except Exception as exc:  # noqa: BLE001 - e.g. out of memory in the shared step
         if _is_bug(exc):
             raise
@@ -90,10 +94,15 @@ def train_one(evaluator, arch: Architecture, seed: int) -> keras.Model:
     """One network trained exactly as it trains in a group; raises EvaluationFailed."""
     member = _Member(task=EvalTask(key="", genome="", seed=seed), arch=arch)
     member.model = _build(evaluator, arch, seed)
-    compile_model(member.model, arch)
-    member.model.optimizer.build(member.model.trainable_variables)
     member.rng = np.random.default_rng(seed)
-    _fit_together(evaluator, [member])
+    if superset.applies([arch]):
+        net = _fit_superset(evaluator, [member])
+        if not member.error:
+            net.store(0, arch, member.model)
+            compile_model(member.model, arch)
+    else:
+        _compile(member)
+        _fit_together(evaluator, [member])
     if member.error:
         raise EvaluationFailed(member.error)
     return member.model
@@ -108,10 +117,7 @@ def _prepare(evaluator, task: EvalTask) -> _Member:
         params, flops = complexity(arch)
         member.extra = dict(params=params, flops=flops, worker=evaluator.worker, node=evaluator.node)
         member.mem = evaluator.memory_metrics(arch)
-        model = _build(evaluator, arch, task.seed)
-        compile_model(model, arch)
-        model.optimizer.build(model.trainable_variables)  # slots now: the epoch traces once
-        member.model = model
+        member.model = _build(evaluator, arch, task.seed)
         member.rng = np.random.default_rng(task.seed)
     except EvaluationFailed as exc:
         member.error = str(exc)
@@ -120,6 +126,46 @@ def _prepare(evaluator, task: EvalTask) -> _Member:
             raise
         member.error = f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=3)}"
     return member
+
+
+def _compile(member: _Member) -> None:
+    """The member's own SGD, its slots made now so that the shared epoch traces once."""
+    compile_model(member.model, member.arch)
+    member.model.optimizer.build(member.model.trainable_variables)
+
+
+def _train_superset(evaluator, members: list[_Member]) -> None:
+    """Dense members: train and score them as one superset (:mod:`gnas.backend.superset`)."""
+    net = _fit_superset(evaluator, members)
+    scored = [(k, m) for k, m in enumerate(members) if not m.error]
+    if not scored:
+        return
+    data = evaluator.data
+    losses, errors = net.evaluate(superset.flat(data.x_val), data.y_val)
+    for k, m in scored:
+        loss, error = float(losses[k]), float(errors[k])
+        if not (math.isfinite(loss) and math.isfinite(error)):
+            m.error = f"non-finite validation loss {loss}"
+        else:
+            m.val = {"error": error, "loss": loss}
+
+
+def _fit_superset(evaluator, members: list[_Member]) -> superset.Superset:
+    """The configured epochs of dense members as one superset; divergence fails a member."""
+    archs = [m.arch for m in members]
+    net = superset.superset_for(superset.shape_of(archs, evaluator.batch_size(archs[0])))
+    net.load(archs, [m.model for m in members])
+    data = evaluator.data
+    x, n = superset.flat(data.x_train), len(data.x_train)
+    for _ in range(evaluator.cfg.train.epochs):
+        finite, bad = net.fit(x, data.y_train, [epoch_order(m.rng, n) for m in members])
+        for m, ok, loss in zip(members, finite, bad):
+            if not ok and not m.error:
+                m.error = (f"training diverged (loss {float(loss)}) at learning rate "
+                           f"{np.float32(m.arch.learning_rate):.3g}")
+        if all(m.error for m in members):
+            break
+    return net
 
 
 def _is_bug(exc: Exception) -> bool:
