@@ -1,12 +1,20 @@
-"""Train a group of candidates at once: every member's exact graph in one step.
+"""Train a group of candidates at once.
 
 On a CPU a narrow network spends most of a training step in per-step and per-op
-overhead, so P networks traced into one ``tf.function`` step train at a multiple
-of the throughput of P one-at-a-time fits. Each member keeps its own Keras model
-(built from its own seed exactly as the solo path builds it), its own optimiser
-(its own learning rate and momentum) and its own batch order, and its gradient is
-taken from its own loss only, so a member's training is the same computation
-whoever shares its group: its score does not depend on its group mates.
+overhead, so P networks trained in one traced ``tf.function`` step train at a
+multiple of the throughput of P one-at-a-time fits. Two ways:
+
+* dense members train as one masked superset traced once per shape
+  (:mod:`gnas.backend.superset`): every layer one batched ``einsum`` over the
+  members, a new group of the same shape reusing the trace;
+* the others (conv) train as their exact Keras graphs in one step.
+
+Either way each member starts from the weights its own Keras model is built
+with from its own seed (exactly as the solo path builds it), has its own
+optimiser (its own learning rate and momentum) and its own batch order, and its
+gradient is taken from its own loss only, so a member's training is the same
+computation whoever shares its group: its score does not depend on its group
+mates.
 
 The batch order is each member's own permutation per epoch, drawn from its seed
 with NumPy, not Keras' ``tf.data`` shuffle; a fused evaluation therefore equals a
@@ -14,8 +22,10 @@ Keras ``fit`` on the same order (the tests check it) and differs from the solo
 path by the spread of one shuffle against another (README, "Training a
 generation at once").
 
-A member whose loss becomes non-finite is dropped from the step from then on and
-fails with the solo path's reason; a member that cannot be built fails alone.
+A member whose loss becomes non-finite stops training from then on and fails
+with the solo path's reason; a member that cannot be built fails alone. If the
+shared step itself fails (out of memory, say), every member is trained again
+alone, which gives each the result it would have had in the group.
 """
 from __future__ import annotations
 

@@ -19,7 +19,11 @@ Members stay independent of their mates, exactly at a fixed thread count:
 * padding adds exact zeros only: a padded node's kernel and bias are zero and
   stay zero (its gradient is masked), and a mask of 0 multiplies the term away,
   so a member's sums are the sums its own graph makes (``x + 0.0 == x``);
-* widths are part of the group signature, so no matmul changes its inner size;
+* a narrower member's stage is padded with units whose weights are zero and stay
+  zero (their outputs and gradients are masked too); a matmul over a padded
+  inner dimension adds exact zeros, which on the CPU kernels measured leaves
+  every sum bit for bit as it was (the tests check a member against itself in a
+  wider group);
 * each member starts from the weights its own Keras model is built with from its
   own seed, draws its own batch order, and has its own SGD learning rate and
   momentum, applied with Keras' SGD update (``m = momentum m - lr g; w += m``);
@@ -58,21 +62,21 @@ class Shape:
 
 
 def applies(archs: Sequence[Architecture]) -> bool:
-    """Whether ``archs`` can train as one superset: dense, in float32, one shape of stages."""
+    """Whether ``archs`` can train as one superset: dense, in float32, one number of stages."""
     if not archs or keras.config.dtype_policy().name != "float32":
         return False
     first = archs[0]
     return all(a.family == "dense" and a.task == first.task and a.n_outputs == first.n_outputs
-               and a.input_shape == first.input_shape
-               and tuple(s.width for s in a.stages) == tuple(s.width for s in first.stages)
+               and a.input_shape == first.input_shape and len(a.stages) == len(first.stages)
                for a in archs)
 
 
 def shape_of(archs: Sequence[Architecture], batch: int) -> Shape:
-    """The superset shape of a group: per stage position, the most live nodes of any member."""
+    """The superset shape of a group: per stage position, the widest stage and most live nodes."""
     first = archs[0]
     return Shape(members=len(archs), inputs=int(np.prod(first.input_shape)),
-                 widths=tuple(s.width for s in first.stages),
+                 widths=tuple(max(a.stages[pos].width for a in archs)
+                              for pos in range(len(first.stages))),
                  slots=tuple(max(a.stages[pos].nodes for a in archs)
                              for pos in range(len(first.stages))),
                  outputs=first.n_outputs, batch=batch,
@@ -107,7 +111,7 @@ class Superset:
         # node's kernel has that shape either way) and ``nodes[s][j]`` is None, as it
         # is for slot 0, which has no predecessors.
         self.inputs, self.nodes, self.biases = [], [], []
-        self.src, self.sink, self.live, self.edge = [], [], [], []
+        self.src, self.sink, self.live, self.edge, self.units = [], [], [], [], []
         fan_in = shape.inputs
         for width, slots in zip(shape.widths, shape.slots):
             merged = fan_in == width
@@ -119,11 +123,12 @@ class Superset:
             self.sink.append(var([p, slots]))
             self.live.append(var([p, slots]))
             self.edge.append(var([p, slots, slots]))
+            self.units.append(var([p, 1, width]))  # 1 for the member's own units
             fan_in = width
         self.head_kernel = var([p, fan_in, shape.outputs])
         self.head_bias = var([p, 1, shape.outputs])
         # A weight's gradient is multiplied by its mask, read in the traced step:
-        # (stage, slot, "live" | "src" | "nodes"), or None for the head.
+        # (stage, slot, "live" | "src" | "nodes"), or the head's rows.
         self.weights, self.grad_masks = [], []
         for s, slots in enumerate(shape.slots):
             for j in range(slots):
@@ -136,7 +141,7 @@ class Superset:
                 self.weights.append(self.biases[s][j])
                 self.grad_masks.append((s, j, "live"))
         self.weights += [self.head_kernel, self.head_bias]
-        self.grad_masks += [None, None]
+        self.grad_masks += [(len(shape.slots) - 1, 0, "head"), None]
         self.momenta = [var(w.shape) for w in self.weights]
         self.learning_rate = var([p, 1, 1])
         self.momentum = var([p, 1, 1])
@@ -153,18 +158,21 @@ class Superset:
             src = np.zeros([shape.members, slots], np.float32)
             sink, live = np.zeros_like(src), np.zeros_like(src)
             edge = np.zeros([shape.members, slots, slots], np.float32)
+            units = np.zeros([shape.members, 1, width], np.float32)
             inputs = [np.zeros(v.shape, np.float32) for v in self.inputs[s]]
             nodes = [None if v is None else np.zeros(v.shape, np.float32) for v in self.nodes[s]]
             biases = [np.zeros(v.shape, np.float32) for v in self.biases[s]]
             for k, (arch, model) in enumerate(zip(archs, models)):
                 stage = arch.stages[s]
                 live[k, :stage.nodes] = 1.0
+                units[k, 0, :stage.width] = 1.0
                 for j in range(stage.nodes):
                     source = not stage.predecessors(j)
                     src[k, j] = float(source)
                     kernel, bias = model.get_layer(f"s{stage.index}_n{j}_dense").get_weights()
-                    (inputs if source or nodes[j] is None else nodes)[j][k] = kernel
-                    biases[j][k, 0] = bias
+                    rows, cols = kernel.shape
+                    (inputs if source or nodes[j] is None else nodes)[j][k, :rows, :cols] = kernel
+                    biases[j][k, 0, :cols] = bias
                 for j in stage.sinks():
                     sink[k, j] = 1.0
                 for i, j in stage.edges:
@@ -174,10 +182,13 @@ class Superset:
                 if v is not None:
                     v.assign(value)
             for v, value in ((self.src[s], src), (self.sink[s], sink), (self.live[s], live),
-                             (self.edge[s], edge)):
+                             (self.edge[s], edge), (self.units[s], units)):
                 v.assign(value)
         heads = [model.get_layer("head").get_weights() for model in models]
-        self.head_kernel.assign(np.stack([kernel for kernel, _ in heads]))
+        head = np.zeros(self.head_kernel.shape, np.float32)
+        for k, (kernel, _) in enumerate(heads):
+            head[k, :len(kernel)] = kernel
+        self.head_kernel.assign(head)
         self.head_bias.assign(np.stack([bias[None] for _, bias in heads]))
         for m in self.momenta:
             m.assign(tf.zeros_like(m))
@@ -190,9 +201,13 @@ class Superset:
         for s, stage in enumerate(arch.stages):
             for j in range(stage.nodes):
                 role = self.inputs if self.nodes[s][j] is None or not stage.predecessors(j) else self.nodes
-                model.get_layer(f"s{stage.index}_n{j}_dense").set_weights(
-                    [role[s][j][k].numpy(), self.biases[s][j][k, 0].numpy()])
-        model.get_layer("head").set_weights([self.head_kernel[k].numpy(), self.head_bias[k, 0].numpy()])
+                layer = model.get_layer(f"s{stage.index}_n{j}_dense")
+                rows, cols = layer.kernel.shape
+                layer.set_weights([role[s][j][k, :rows, :cols].numpy(),
+                                   self.biases[s][j][k, 0, :cols].numpy()])
+        head = model.get_layer("head")
+        head.set_weights([self.head_kernel[k, :head.kernel.shape[0]].numpy(),
+                          self.head_bias[k, 0].numpy()])
 
     # -- the traced computation ---------------------------------------------------------
 
@@ -213,7 +228,7 @@ class Superset:
                 else:
                     z = (tf.einsum("pbi,pio->pbo", stage_in, self.inputs[s][j])
                          + tf.einsum("pbi,pio->pbo", preds, self.nodes[s][j]))
-                outs.append(tf.nn.relu(z + self.biases[s][j]) * self.live[s][:, j, None, None])
+                outs.append(tf.nn.relu(z + self.biases[s][j]) * self._mask(s, j, "live"))
             h = outs[0] * self.sink[s][:, 0, None, None]
             for j in range(1, slots):
                 h = h + self.sink[s][:, j, None, None] * outs[j]
@@ -239,9 +254,16 @@ class Superset:
         return tf.reshape(tf.cast(y, tf.float32), [members, -1, self.shape.outputs])
 
     def _mask(self, s: int, j: int, kind: str):
-        """The 0/1 mask ``[P, 1, 1]`` of slot ``j`` of stage ``s`` in one role."""
+        """The 0/1 mask of slot ``j`` of stage ``s`` in one role, over its output units.
+
+        ``[P, 1, width]``: a member's own units of a live slot (taking the stage
+        input, ``src``, or its predecessors, ``nodes``); ``head``: ``[P, width, 1]``,
+        the rows of the head that the last stage's own units feed.
+        """
+        if kind == "head":
+            return tf.transpose(self.units[s], [0, 2, 1])
         live, src = self.live[s][:, j, None, None], self.src[s][:, j, None, None]
-        return {"live": live, "src": src, "nodes": live - src}[kind]
+        return {"live": live, "src": src, "nodes": live - src}[kind] * self.units[s]
 
     def _step(self, x, y):
         losses_of = self._losses
