@@ -68,17 +68,19 @@ def epoch_order(rng: np.random.Generator, n: int) -> np.ndarray:
     return rng.permutation(n)
 
 
-def train_group(evaluator, tasks: Sequence[EvalTask]) -> list[EvalResult]:
+def train_group(evaluator, tasks: Sequence[EvalTask], *, fuse_dense: bool = True) -> list[EvalResult]:
     """Train and score ``tasks`` together; one EvalResult per task, in task order.
 
     ``evaluator`` is a :class:`gnas.backend.evaluator.Evaluator`; every member of
     one group must train with the same batch size (groups are formed so).
+    ``fuse_dense=False`` trains dense members as their exact graphs too, the
+    path the superset is measured against.
     """
     start = time.perf_counter()
     members = [_prepare(evaluator, task) for task in tasks]
     try:
         live = [m for m in members if not m.error]
-        if live and superset.applies([m.arch for m in live]):
+        if live and fuse_dense and superset.applies([m.arch for m in live]):
             _train_superset(evaluator, live)
         elif live:
             for m in live:
@@ -95,7 +97,8 @@ def train_group(evaluator, tasks: Sequence[EvalTask]) -> list[EvalResult]:
                            metrics=members[0].mem, **members[0].extra)]
         # A member's training does not depend on its mates: training each alone
         # gives the same results and fails only the member that breaks.
-        return [result for task in tasks for result in train_group(evaluator, [task])]
+        return [result for task in tasks
+                for result in train_group(evaluator, [task], fuse_dense=fuse_dense)]
     seconds = (time.perf_counter() - start) / max(1, len(members))
     return [_result(evaluator, m, seconds, len(members)) for m in members]
 
