@@ -36,6 +36,7 @@ batches would, up to the rounding of one matmul kernel against another.
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -146,8 +147,11 @@ class Superset:
         self.learning_rate = var([p, 1, 1])
         self.momentum = var([p, 1, 1])
         self.active = tf.Variable(tf.ones([p], tf.bool), trainable=False)
-        self.epoch = tf.function(self._epoch)
-        self.totals = tf.function(self._totals)
+        # Partials, not bound methods: TensorFlow counts traces per code object over
+        # all instances and warns on stderr when supersets of several shapes each
+        # trace once, as they must; a partial is counted on its own.
+        self.epoch = tf.function(functools.partial(Superset._epoch, self))
+        self.totals = tf.function(functools.partial(Superset._totals, self))
 
     # -- loading and reading back -------------------------------------------------------
 

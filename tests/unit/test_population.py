@@ -144,15 +144,17 @@ def test_a_new_group_of_one_shape_reuses_the_trace_and_padding_stays_zero(two_st
     from gnas.backend import population, superset
 
     ev, tasks = two_stages
-    archs = [ev.space.decode(str_to_bits(t.genome)) for t in tasks[:2]]
+    archs = [ev.space.decode(str_to_bits(t.genome)) for t in tasks]
     net = superset.superset_for(superset.shape_of(archs, ev.batch_size(archs[0])))
     before = net.epoch.experimental_get_tracing_count()
-    first = population.train_group(ev, tasks[:2])
-    second = population.train_group(ev, tasks[1::-1])  # the same members in each other's slot
+    first = population.train_group(ev, tasks)
+    moved = [tasks[2], tasks[0], tasks[1]]  # the same members, each in another slot
+    second = population.train_group(ev, moved)
     assert net.epoch.experimental_get_tracing_count() - before <= 1
     assert net.totals.experimental_get_tracing_count() == 1
-    assert [_outcome(r) for r in first] == [_outcome(r) for r in second[::-1]]
-    unused = [v for k, arch in enumerate(archs[::-1]) for s, stage in enumerate(arch.stages)
+    assert [_outcome(r) for r in first] == [_outcome(r) for r in (second[1], second[2], second[0])]
+    in_slots = [archs[2], archs[0], archs[1]]
+    unused = [v for k, arch in enumerate(in_slots) for s, stage in enumerate(arch.stages)
               for j in range(net.shape.slots[s]) for v in _unused(net, s, j, stage, k)]
     assert sum(int(np.size(v)) for v in unused) > 0
     assert not any(np.any(v.numpy()) for v in unused)
