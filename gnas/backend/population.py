@@ -169,9 +169,9 @@ def _fit_superset(evaluator, members: list[_Member]) -> superset.Superset:
     net = superset.superset_for(superset.shape_of(archs, evaluator.batch_size(archs[0])))
     net.load(archs, [m.model for m in members])
     data = evaluator.data
-    x, n = superset.flat(data.x_train), len(data.x_train)
+    x, y, n = tf.constant(superset.flat(data.x_train)), tf.constant(data.y_train), len(data.x_train)
     for _ in range(evaluator.cfg.train.epochs):
-        finite, bad = net.fit(x, data.y_train, [epoch_order(m.rng, n) for m in members])
+        finite, bad = net.fit(x, y, [epoch_order(m.rng, n) for m in members])
         for m, ok, loss in zip(members, finite, bad):
             if not ok and not m.error:
                 m.error = (f"training diverged (loss {float(loss)}) at learning rate "

@@ -332,9 +332,14 @@ class Superset:
 
     # -- driving it ---------------------------------------------------------------------
 
-    def fit(self, x: np.ndarray, y: np.ndarray, orders: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-        """One epoch on ``orders`` (one permutation per member): (finite per member, first bad loss)."""
-        finite, bad = self.epoch(tf.constant(x), tf.constant(y),
+    def fit(self, x: np.ndarray | tf.Tensor, y: np.ndarray | tf.Tensor,
+            orders: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """One epoch on ``orders`` (one permutation per member): (finite per member, first bad loss).
+
+        ``x`` and ``y`` may be tensors already, so that a group's epochs copy the
+        training split into TensorFlow once.
+        """
+        finite, bad = self.epoch(tf.convert_to_tensor(x), tf.convert_to_tensor(y),
                                  tf.constant(np.stack(orders).astype(np.int32)))
         return finite.numpy(), bad.numpy()
 
