@@ -92,6 +92,9 @@ def two_stages():
     """Two active stages of widths 16 or 32 on 64 inputs: in stage 1 a node slot has
     separate kernels for the stage input and for its predecessors (64 inputs, not
     32); in stage 2 one kernel serves both roles (32 == 32 when padded)."""
+    from gnas.backend import runtime
+
+    runtime.configure(1)
     from gnas.backend.evaluator import Evaluator
 
     cfg = load_config(None, {"train.epochs": 2, "data.max_train_samples": 240,
