@@ -31,8 +31,9 @@ Members stay independent of their mates, exactly at a fixed thread count:
   updates are selected away, not multiplied, so its NaN cannot spread) and fails.
 
 The loss is Keras' (the cross-entropy of the softmax's logits, which Keras takes
-from the softmax layer of its own graph, or the mean squared error), so a member trains as its Keras model on the same
-batches would, up to the rounding of one matmul kernel against another.
+from the softmax layer of its own graph, or the mean squared error), so a member
+trains as its Keras model on the same batches would, up to the rounding of one
+matmul kernel against another.
 """
 from __future__ import annotations
 
@@ -270,10 +271,10 @@ class Superset:
         return {"live": live, "src": src, "nodes": live - src}[kind] * self.units[s]
 
     def _step(self, x, y):
-        losses_of = self._losses
+        """One SGD step of every active member on its own batch; the members' losses."""
         with tf.GradientTape() as tape:
             tape.watch(self.weights)
-            losses = losses_of(self._forward(x), y)
+            losses = self._losses(self._forward(x), y)
             total = tf.reduce_sum(tf.where(self.active, losses, tf.zeros_like(losses)))
         grads = tape.gradient(total, self.weights)
         ok = tf.math.is_finite(losses)
