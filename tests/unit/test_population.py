@@ -97,7 +97,7 @@ def two_stages():
     runtime.configure(1)
     from gnas.backend.evaluator import Evaluator
 
-    cfg = load_config(None, {"train.epochs": 2, "data.max_train_samples": 240,
+    cfg = load_config(None, {"train.epochs": 1, "data.max_train_samples": 240,
                              "train.group_size": 4, "space.stage_nodes": (3, 3),
                              "space.max_depth": 2, "space.dense_widths": (16, 32, 16, 32)})
     ev = Evaluator(cfg, load_for_run(cfg))
