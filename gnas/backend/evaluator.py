@@ -122,16 +122,28 @@ class Evaluator:
                           metrics={**mem, "pid": os.getpid()}, **extra)
 
     def group_signature(self, task: EvalTask) -> tuple | None:
-        """What members of one training group must share: family, stage widths, batch.
+        """What members of one training group must share: family, stages, batch.
 
-        ``None`` for a genome that cannot be decoded or sized; it trains alone and
-        the solo path reports why.
+        Conv members share their stage widths (exact member graphs in one step
+        waste nothing then). Dense members share only their number of stages:
+        the superset pads a narrower stage with zero units, and
+        :meth:`group_rank` puts members of similar widths side by side, so the
+        padding stays small. ``None`` for a genome that cannot be decoded or
+        sized; it trains alone and the solo path reports why.
         """
         try:
             arch = self.space.decode(str_to_bits(task.genome))
-            return (arch.family, tuple(s.width for s in arch.stages), self.batch_size(arch))
+            shape = len(arch.stages) if arch.family == "dense" else tuple(s.width for s in arch.stages)
+            return (arch.family, shape, self.batch_size(arch))
         except Exception:  # noqa: BLE001 - reported by the solo evaluation
             return None
+
+    def group_rank(self, task: EvalTask) -> tuple:
+        """Where a task goes among those of its signature: by stage widths, so neighbours match."""
+        try:
+            return tuple(s.width for s in self.space.decode(str_to_bits(task.genome)).stages)
+        except Exception:  # noqa: BLE001 - such a task is grouped alone anyway
+            return ()
 
     def step_bytes(self, task: EvalTask) -> int:
         """Operational memory of one training step of ``task`` (seed 002), for grouping."""

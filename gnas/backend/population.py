@@ -1,12 +1,20 @@
-"""Train a group of candidates at once: every member's exact graph in one step.
+"""Train a group of candidates at once.
 
 On a CPU a narrow network spends most of a training step in per-step and per-op
-overhead, so P networks traced into one ``tf.function`` step train at a multiple
-of the throughput of P one-at-a-time fits. Each member keeps its own Keras model
-(built from its own seed exactly as the solo path builds it), its own optimiser
-(its own learning rate and momentum) and its own batch order, and its gradient is
-taken from its own loss only, so a member's training is the same computation
-whoever shares its group: its score does not depend on its group mates.
+overhead, so P networks trained in one traced ``tf.function`` step train at a
+multiple of the throughput of P one-at-a-time fits. Two ways:
+
+* dense members train as one masked superset traced once per shape
+  (:mod:`gnas.backend.superset`): every layer one batched ``einsum`` over the
+  members, a new group of the same shape reusing the trace;
+* the others (conv) train as their exact Keras graphs in one step.
+
+Either way each member starts from the weights its own Keras model is built
+with from its own seed (exactly as the solo path builds it), has its own
+optimiser (its own learning rate and momentum) and its own batch order, and its
+gradient is taken from its own loss only, so a member's training is the same
+computation whoever shares its group: its score does not depend on its group
+mates.
 
 The batch order is each member's own permutation per epoch, drawn from its seed
 with NumPy, not Keras' ``tf.data`` shuffle; a fused evaluation therefore equals a
@@ -14,8 +22,10 @@ Keras ``fit`` on the same order (the tests check it) and differs from the solo
 path by the spread of one shuffle against another (README, "Training a
 generation at once").
 
-A member whose loss becomes non-finite is dropped from the step from then on and
-fails with the solo path's reason; a member that cannot be built fails alone.
+A member whose loss becomes non-finite stops training from then on and fails
+with the solo path's reason; a member that cannot be built fails alone. If the
+shared step itself fails (out of memory, say), every member is trained again
+alone, which gives each the result it would have had in the group.
 """
 from __future__ import annotations
 
@@ -30,7 +40,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from gnas.backend import runtime
+from gnas.backend import runtime, superset
 from gnas.backend.builder import build_model
 from gnas.backend.trainer import compile_model
 from gnas.errors import EvaluationFailed
@@ -58,21 +68,27 @@ def epoch_order(rng: np.random.Generator, n: int) -> np.ndarray:
     return rng.permutation(n)
 
 
-def train_group(evaluator, tasks: Sequence[EvalTask]) -> list[EvalResult]:
+def train_group(evaluator, tasks: Sequence[EvalTask], *, fuse_dense: bool = True) -> list[EvalResult]:
     """Train and score ``tasks`` together; one EvalResult per task, in task order.
 
     ``evaluator`` is a :class:`gnas.backend.evaluator.Evaluator`; every member of
     one group must train with the same batch size (groups are formed so).
+    ``fuse_dense=False`` trains dense members as their exact graphs too, the
+    path the superset is measured against.
     """
     start = time.perf_counter()
     members = [_prepare(evaluator, task) for task in tasks]
     try:
         live = [m for m in members if not m.error]
-        if live:
+        if live and fuse_dense and superset.applies([m.arch for m in live]):
+            _train_superset(evaluator, live)
+        elif live:
+            for m in live:
+                _compile(m)
             _fit_together(evaluator, live)
-        scored = [m for m in members if not m.error]
-        if scored:
-            _score_together(evaluator, scored)
+            scored = [m for m in members if not m.error]
+            if scored:
+                _score_together(evaluator, scored)
     except Exception as exc:  # noqa: BLE001 - e.g. out of memory in the shared step
         if _is_bug(exc):
             raise
@@ -81,7 +97,8 @@ def train_group(evaluator, tasks: Sequence[EvalTask]) -> list[EvalResult]:
                            metrics=members[0].mem, **members[0].extra)]
         # A member's training does not depend on its mates: training each alone
         # gives the same results and fails only the member that breaks.
-        return [result for task in tasks for result in train_group(evaluator, [task])]
+        return [result for task in tasks
+                for result in train_group(evaluator, [task], fuse_dense=fuse_dense)]
     seconds = (time.perf_counter() - start) / max(1, len(members))
     return [_result(evaluator, m, seconds, len(members)) for m in members]
 
@@ -90,10 +107,15 @@ def train_one(evaluator, arch: Architecture, seed: int) -> keras.Model:
     """One network trained exactly as it trains in a group; raises EvaluationFailed."""
     member = _Member(task=EvalTask(key="", genome="", seed=seed), arch=arch)
     member.model = _build(evaluator, arch, seed)
-    compile_model(member.model, arch)
-    member.model.optimizer.build(member.model.trainable_variables)
     member.rng = np.random.default_rng(seed)
-    _fit_together(evaluator, [member])
+    if superset.applies([arch]):
+        net = _fit_superset(evaluator, [member])
+        if not member.error:
+            net.store(0, arch, member.model)
+            compile_model(member.model, arch)
+    else:
+        _compile(member)
+        _fit_together(evaluator, [member])
     if member.error:
         raise EvaluationFailed(member.error)
     return member.model
@@ -108,10 +130,7 @@ def _prepare(evaluator, task: EvalTask) -> _Member:
         params, flops = complexity(arch)
         member.extra = dict(params=params, flops=flops, worker=evaluator.worker, node=evaluator.node)
         member.mem = evaluator.memory_metrics(arch)
-        model = _build(evaluator, arch, task.seed)
-        compile_model(model, arch)
-        model.optimizer.build(model.trainable_variables)  # slots now: the epoch traces once
-        member.model = model
+        member.model = _build(evaluator, arch, task.seed)
         member.rng = np.random.default_rng(task.seed)
     except EvaluationFailed as exc:
         member.error = str(exc)
@@ -120,6 +139,46 @@ def _prepare(evaluator, task: EvalTask) -> _Member:
             raise
         member.error = f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=3)}"
     return member
+
+
+def _compile(member: _Member) -> None:
+    """The member's own SGD, its slots made now so that the shared epoch traces once."""
+    compile_model(member.model, member.arch)
+    member.model.optimizer.build(member.model.trainable_variables)
+
+
+def _train_superset(evaluator, members: list[_Member]) -> None:
+    """Dense members: train and score them as one superset (:mod:`gnas.backend.superset`)."""
+    net = _fit_superset(evaluator, members)
+    scored = [(k, m) for k, m in enumerate(members) if not m.error]
+    if not scored:
+        return
+    data = evaluator.data
+    losses, errors = net.evaluate(superset.flat(data.x_val), data.y_val)
+    for k, m in scored:
+        loss, error = float(losses[k]), float(errors[k])
+        if not (math.isfinite(loss) and math.isfinite(error)):
+            m.error = f"non-finite validation loss {loss}"
+        else:
+            m.val = {"error": error, "loss": loss}
+
+
+def _fit_superset(evaluator, members: list[_Member]) -> superset.Superset:
+    """The configured epochs of dense members as one superset; divergence fails a member."""
+    archs = [m.arch for m in members]
+    net = superset.superset_for(superset.shape_of(archs, evaluator.batch_size(archs[0])))
+    net.load(archs, [m.model for m in members])
+    data = evaluator.data
+    x, y, n = tf.constant(superset.flat(data.x_train)), tf.constant(data.y_train), len(data.x_train)
+    for _ in range(evaluator.cfg.train.epochs):
+        finite, bad = net.fit(x, y, [epoch_order(m.rng, n) for m in members])
+        for m, ok, loss in zip(members, finite, bad):
+            if not ok and not m.error:
+                m.error = (f"training diverged (loss {float(loss)}) at learning rate "
+                           f"{np.float32(m.arch.learning_rate):.3g}")
+        if all(m.error for m in members):
+            break
+    return net
 
 
 def _is_bug(exc: Exception) -> bool:

@@ -1,8 +1,9 @@
 """Which pending evaluations train together: groups as a pure function of the tasks.
 
 Members of one group are traced into one training step, so they must share a
-graph shape that batches well (family, number of active stages, widths and the
-batch size: mixed widths waste the step on padding and retracing) and must fit
+graph shape that batches well (the evaluator's signature: family, number of
+active stages, the batch size and, for the conv family, the widths; the dense
+superset pads widths, and a rank puts similar widths side by side) and must fit
 in memory side by side (seed 002's operational memory, summed). Groups depend
 only on the set of pending tasks, never on timing or on which worker is free, so
 a resumed generation forms the groups an uninterrupted one would have formed;
@@ -11,20 +12,23 @@ a member's score does not depend on its group mates in any case
 """
 from __future__ import annotations
 
-from typing import Callable, Hashable, Sequence
+from typing import Any, Callable, Hashable, Sequence
 
 from gnas.records import EvalTask, Kind
 
 
 def form_groups(tasks: Sequence[EvalTask], group_size: int,
                 signature: Callable[[EvalTask], Hashable],
-                step_bytes: Callable[[EvalTask], int], budget_bytes: int) -> list[list[EvalTask]]:
+                step_bytes: Callable[[EvalTask], int], budget_bytes: int,
+                rank: Callable[[EvalTask], Any] | None = None) -> list[list[EvalTask]]:
     """Split ``tasks`` into groups of at most ``group_size`` members that fit ``budget_bytes``.
 
     Pruning tasks (their own fine-tuning loop) and tasks whose signature is
     ``None`` (they cannot be decoded; the solo path reports why) stay alone.
-    Within a signature tasks are ordered by cache key, then cut into groups
-    greedily; the groups are listed in the order their first task was pending.
+    Within a signature tasks are ordered by ``rank`` (tasks that batch best
+    together side by side, e.g. by width), then by cache key, then cut into
+    groups greedily; the groups are listed in the order their first task was
+    pending.
     """
     if group_size <= 1:
         return [[task] for task in tasks]
@@ -42,7 +46,7 @@ def form_groups(tasks: Sequence[EvalTask], group_size: int,
     for bucket in buckets.values():
         current: list[EvalTask] = []
         used = 0
-        for task in sorted(bucket, key=lambda t: (t.key, t.seed)):
+        for task in sorted(bucket, key=lambda t: (rank(t) if rank else (), t.key, t.seed)):
             need = step_bytes(task)
             if current and (len(current) >= group_size or used + need > budget_bytes):
                 groups.append(current)

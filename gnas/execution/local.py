@@ -48,7 +48,7 @@ class LocalExecutor:
             return
         ev = self.evaluator
         for group in form_groups(list(tasks), size, ev.group_signature, ev.step_bytes,
-                                 ev.group_budget_bytes()):
+                                 ev.group_budget_bytes(), rank=ev.group_rank):
             yield from ev.evaluate_group(group)
 
     def final(self, genome: str, seed: int, out_dir: Path,

@@ -53,7 +53,8 @@ class Worker:
     def groups(self, tasks: list[EvalTask], size: int) -> list[list[EvalTask]]:
         """The training groups of ``tasks`` as this worker's evaluator sizes them."""
         ev = self.evaluator
-        return form_groups(tasks, size, ev.group_signature, ev.step_bytes, ev.group_budget_bytes())
+        return form_groups(tasks, size, ev.group_signature, ev.step_bytes, ev.group_budget_bytes(),
+                           rank=ev.group_rank)
 
     def final(self, genome: str, seed: int,
               options: dict[str, Any] | None) -> tuple[bytes, dict[str, Any]]:

@@ -42,3 +42,10 @@ def test_size_one_pruning_and_undecodable_tasks_stay_alone():
     groups = form_groups(tasks, 8, signature=lambda t: None if t.key == "b" else t.genome,
                          step_bytes=lambda t: 1, budget_bytes=100)
     assert keys(groups) == [["a"], ["b"], ["c", "d", "f", "g"], ["e"]]
+
+
+def test_a_rank_puts_similar_tasks_side_by_side():
+    tasks = _tasks()
+    groups = form_groups(tasks, 3, signature=lambda t: "dense", step_bytes=lambda t: 1,
+                         budget_bytes=100, rank=lambda t: int(t.genome))
+    assert keys(groups) == [["a", "c", "d"], ["f", "g", "b"], ["e"]]

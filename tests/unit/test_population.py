@@ -1,4 +1,9 @@
-"""Training a group at once: Keras' own training per member, members independent."""
+"""Training a group at once: Keras' own training per member, members independent.
+
+The dense family trains as one masked superset (gnas.backend.superset); with
+``superset.applies`` patched off the same members train as their exact Keras
+graphs in one step, the path the conv family takes.
+"""
 from __future__ import annotations
 
 import numpy as np
@@ -80,6 +85,127 @@ def test_members_do_not_depend_on_their_group_mates(evaluator, monkeypatch):
     assert _outcome(mixed[0]) == alone["k0"] and _outcome(mixed[2]) == alone["k2"]
     assert mixed[1].status == "failed" and "training diverged (loss nan)" in mixed[1].message
     assert mixed[3].status == "failed" and "ValueError: cannot build this one" in mixed[3].message
+
+
+@pytest.fixture(scope="module")
+def two_stages():
+    """Two active stages of widths 16 or 32 on 64 inputs: in stage 1 a node slot has
+    separate kernels for the stage input and for its predecessors (64 inputs, not
+    32); in stage 2 one kernel serves both roles (32 == 32 when padded)."""
+    from gnas.backend import runtime
+
+    runtime.configure(1)
+    from gnas.backend.evaluator import Evaluator
+
+    cfg = load_config(None, {"train.epochs": 1, "data.max_train_samples": 240,
+                             "train.group_size": 4, "space.stage_nodes": (3, 3),
+                             "space.max_depth": 2, "space.dense_widths": (16, 32, 16, 32)})
+    ev = Evaluator(cfg, load_for_run(cfg))
+    rng = np.random.default_rng(3)
+    tasks: list[EvalTask] = []
+    while len(tasks) < 3:
+        genome = bits_to_str(ev.space.random_bits(rng))
+        if len(ev.space.decode(str_to_bits(genome)).stages) == 2:
+            tasks.append(EvalTask(key=f"t{len(tasks)}", genome=genome, seed=80 + len(tasks)))
+    return ev, tasks
+
+
+@pytest.mark.slow
+def test_the_superset_trains_each_member_as_its_own_graph(two_stages, monkeypatch):
+    from gnas.backend import population, superset
+
+    ev, tasks = two_stages
+    archs = [ev.space.decode(str_to_bits(t.genome)) for t in tasks]
+    assert superset.applies(archs)
+    widths = {tuple(s.width for s in a.stages) for a in archs}
+    assert len(widths) > 1, "the members should differ in width"
+    fused = population.train_group(ev, tasks)
+    narrow = min(range(3), key=lambda k: sum(s.width for s in archs[k].stages))
+    [alone] = population.train_group(ev, [tasks[narrow]])
+    assert _outcome(alone) == _outcome(fused[narrow])  # padded to its mates' widths: exact
+    monkeypatch.setattr(superset, "applies", lambda archs: False)
+    exact = population.train_group(ev, tasks)
+    for a, b in zip(fused, exact):
+        assert a.status == b.status == "ok"
+        assert a.val_error == pytest.approx(b.val_error, abs=1e-6)
+        assert a.val_loss == pytest.approx(b.val_loss, rel=1e-5)
+
+
+def _unused(net, s: int, j: int, stage, k: int) -> list:
+    """Member ``k``'s slices of the superset weights its own graph does not have."""
+    if j >= stage.nodes:
+        return [v[k] for v in (net.inputs[s][j], net.nodes[s][j], net.biases[s][j]) if v is not None]
+    units = [net.biases[s][j][k, :, stage.width:]]
+    if net.nodes[s][j] is None:
+        return units + [net.inputs[s][j][k, :, stage.width:]]
+    return units + [net.inputs[s][j][k, :, stage.width:], net.nodes[s][j][k, :, stage.width:],
+                    (net.nodes[s][j] if not stage.predecessors(j) else net.inputs[s][j])[k]]
+
+
+@pytest.mark.slow
+def test_a_new_group_of_one_shape_reuses_the_trace_and_padding_stays_zero(two_stages):
+    from gnas.backend import population, superset
+
+    ev, tasks = two_stages
+    archs = [ev.space.decode(str_to_bits(t.genome)) for t in tasks]
+    net = superset.superset_for(superset.shape_of(archs, ev.batch_size(archs[0])))
+    before = net.epoch.experimental_get_tracing_count()
+    first = population.train_group(ev, tasks)
+    moved = [tasks[2], tasks[0], tasks[1]]  # the same members, each in another slot
+    second = population.train_group(ev, moved)
+    assert net.epoch.experimental_get_tracing_count() - before <= 1
+    assert net.totals.experimental_get_tracing_count() == 1
+    assert [_outcome(r) for r in first] == [_outcome(r) for r in (second[1], second[2], second[0])]
+    in_slots = [archs[2], archs[0], archs[1]]
+    unused = [v for k, arch in enumerate(in_slots) for s, stage in enumerate(arch.stages)
+              for j in range(net.shape.slots[s]) for v in _unused(net, s, j, stage, k)]
+    assert sum(int(np.size(v)) for v in unused) > 0
+    assert not any(np.any(v.numpy()) for v in unused)
+
+
+def test_a_failing_shared_step_retrains_each_member_alone(evaluator, monkeypatch):
+    from gnas.backend import population
+
+    tasks = _tasks(evaluator, 2)
+    together = [_outcome(r) for r in population.train_group(evaluator, tasks)]
+    train = population._train_superset
+    sizes = []
+
+    def fails_when_shared(ev, members):
+        sizes.append(len(members))
+        if len(members) > 1:
+            raise tf_error("the shared step ran out of memory")
+        train(ev, members)
+
+    monkeypatch.setattr(population, "_train_superset", fails_when_shared)
+    alone = population.train_group(evaluator, tasks)
+    assert sizes == [2, 1, 1]
+    assert [_outcome(r) for r in alone] == together
+    assert all(r.metrics["group"] == 1 for r in alone)
+
+
+def tf_error(message: str) -> Exception:
+    import tensorflow as tf
+
+    return tf.errors.ResourceExhaustedError(None, None, message)
+
+
+def test_the_final_retrain_rebuilds_the_network_the_group_scored(evaluator):
+    from dataclasses import replace
+
+    from gnas.backend.evaluator import Evaluator
+    from gnas.backend.population import train_group
+    from gnas.backend.trainer import score
+
+    ev = Evaluator(replace(evaluator.cfg, train=replace(evaluator.cfg.train, group_size=4)),
+                   evaluator.data)
+    [task] = _tasks(ev, 1)
+    [result] = train_group(ev, [task])
+    arch = ev.space.decode(str_to_bits(task.genome))
+    val = score(ev.train(arch, task.seed), arch, ev.data.x_val, ev.data.y_val)
+    assert result.ok
+    assert val["error"] == pytest.approx(result.val_error, abs=1e-9)
+    assert val["loss"] == pytest.approx(result.val_loss, rel=1e-5)
 
 
 @pytest.mark.gpu
