@@ -27,7 +27,7 @@ from statistics import mean, pstdev
 from gnas.markov.chain import observed_generations_to_convergence
 
 DATASETS = {"digits": ["--max-train-samples", "600"],
-            "fashion_mnist": ["--max-train-samples", "2000"]}
+            "fashion_mnist": ["--max-train-samples", "10000"]}
 TARGETS = (0.0, 0.5, 0.7)
 
 
