@@ -7,7 +7,8 @@ observed generations to convergence
 per generation), the best network's test score, 100 x (1 - error), and what
 pruning did to it: parameters and FLOPs as a fraction of its unpruned base
 (``params / params_unpruned``; 1.0 when the best network is not a pruned one),
-and file size and CPU latency before/after from the report's pruning section.
+and file size and CPU latency before/after from the report's pruning section
+(per call of a batch, per sample, per one-sample call; the table says how measured).
 Prints the exact command of every run, then the table (mean ± std over seeds;
 "-" where no run converged within the budget) and writes it as JSON next to the
 runs.
@@ -59,6 +60,9 @@ def measure(run_dir: Path, patience: int) -> dict:
         m = (section or {}).get(side) or {}
         out[f"bytes_{side}"] = m.get("model_bytes")
         out[f"latency_ms_{side}"] = m.get("latency_ms")
+        out[f"latency_us_per_sample_{side}"] = m.get("latency_us_per_sample")
+        out[f"latency_ms_one_{side}"] = m.get("latency_ms_one")
+    out["latency_measure"] = ((section or {}).get("before") or {}).get("latency_measure")
     return out
 
 
@@ -71,8 +75,9 @@ def _ms(values: list[float], fmt: str = ".2f") -> str:
 
 def table(rows: list[dict]) -> str:
     lines = ["| data set | pruning | generations to convergence | best test score | params / unpruned "
-             "| FLOPs / unpruned | P of best | file KB before → after | latency ms before → after |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "| FLOPs / unpruned | P of best | file KB before → after | ms per batch call before → after "
+             "| µs per sample before → after | ms per one-sample call before → after |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for ds in DATASETS:
         for t in TARGETS:
             cell = [r for r in rows if r["dataset"] == ds and r["target"] == t]
@@ -82,12 +87,16 @@ def table(rows: list[dict]) -> str:
             g = f"{_ms(gens)} ({len(gens)}/{len(cell)} converged)" if gens else f"- (0/{len(cell)})"
             kb = lambda side: _ms([r[f"bytes_{side}"] / 1024 if r.get(f"bytes_{side}") else None  # noqa: E731
                                    for r in cell], ".1f")
-            lat = lambda side: _ms([r.get(f"latency_ms_{side}") for r in cell])  # noqa: E731
+            lat = lambda side, what="ms": _ms([r.get(f"latency_{what}_{side}") for r in cell])  # noqa: E731
             lines.append(f"| {ds} | {t or 'none'} | {g} | {_ms([r['test_score'] for r in cell])} | "
                          f"{_ms([r['params_fraction'] for r in cell])} | "
                          f"{_ms([r['flops_fraction'] for r in cell])} | "
                          f"{_ms([r['pruned_fraction'] for r in cell])} | {kb('before')} → {kb('after')} | "
-                         f"{lat('before')} → {lat('after')} |")
+                         f"{lat('before')} → {lat('after')} | "
+                         f"{lat('before', 'us_per_sample')} → {lat('after', 'us_per_sample')} | "
+                         f"{lat('before', 'ms_one')} → {lat('after', 'ms_one')} |")
+    measures = {r.get("latency_measure") for r in rows if r.get("latency_measure")}
+    lines += [f"latency: {m}" for m in sorted(measures)]
     return "\n".join(lines)
 
 

@@ -111,7 +111,8 @@ class Compaction:
     ``columns[prefix]`` and ``rows[layer]`` are the kept output positions of a
     node and the kept input positions of a kernel layer (None: all of them);
     ``biases`` the readers' biases with the removed constants folded in;
-    ``params`` and ``flops`` the size of the network :func:`compact` builds.
+    ``params`` and ``flops`` the size of the network :func:`compact` builds,
+    ``zeros`` the masked weights it still stores (inside kept units).
     """
 
     columns: dict[str, list[int]]
@@ -119,6 +120,11 @@ class Compaction:
     biases: dict[str, np.ndarray]
     params: int
     flops: int
+    zeros: int
+
+    @property
+    def params_nonzero(self) -> int:
+        return self.params - self.zeros
 
 
 def _kind(arch: Architecture) -> str:
@@ -225,7 +231,9 @@ def plan_compaction(model: keras.Model, arch: Architecture) -> Compaction:
     columns = {p: sorted(keep[find(p)]) for p in nodes}
     rows = _rows(arch, columns, find)
     params, flops = _size(model, arch, columns, rows)
-    return Compaction(columns, rows, {k: v.astype("float32") for k, v in biases.items()}, params, flops)
+    zeros = sum(int((_take(model.get_layer(name).kernel.numpy(), r, columns.get(name.rsplit("_", 1)[0]))
+                     == 0).sum()) for name, r in rows.items())
+    return Compaction(columns, rows, {k: v.astype("float32") for k, v in biases.items()}, params, flops, zeros)
 
 
 def _rows(arch: Architecture, columns: dict[str, list[int]], find) -> dict[str, list[int] | None]:
