@@ -37,6 +37,8 @@ def command(dataset: str, target: float, seed: int, run_dir: Path, args) -> list
            "--seed", str(seed), "--population", str(args.population),
            "--generations", str(args.generations), "--epochs", str(args.epochs), "--lambda-c", "0.881",
            "--threads", str(args.threads), *DATASETS[dataset]]
+    if args.family != "auto":
+        cmd += ["--set", f"space.family={args.family}"]
     if target > 0:
         cmd += ["--prune", str(target), "--set", f"prune.growth_generations={args.growth}",
                 "--set", f"prune.cycles={args.cycles}"]
@@ -113,6 +115,8 @@ def main() -> int:
     p.add_argument("--patience", type=int, default=2)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--datasets", default=",".join(DATASETS))
+    p.add_argument("--family", default="auto", choices=("auto", "conv", "dense"),
+                   help="search space family (auto: conv for images other than digits, else dense)")
     args = p.parse_args()
     out = Path(args.out)
     rows = []
