@@ -136,3 +136,38 @@ def test_structured_masks_export_smaller_layers_that_compute_the_same(family, ki
 
     loaded = keras.models.load_model(tmp_path / "small.keras", compile=False)
     np.testing.assert_allclose(loaded(x, training=False), model(x, training=False), atol=1e-5)
+
+
+@pytest.fixture(scope="module")
+def evaluator():
+    from gnas.backend import runtime
+
+    runtime.configure(1)
+    from gnas.backend.evaluator import Evaluator
+    from gnas.config import load_config
+    from gnas.datasets import load_for_run
+
+    cfg = load_config(None, {"train.epochs": 1, "data.max_train_samples": 200,
+                             "space.stage_nodes": (3,), "space.max_depth": 1,
+                             "space.dense_widths": (32, 32, 32, 32)})
+    return Evaluator(cfg, load_for_run(cfg))
+
+
+@pytest.mark.slow
+def test_a_masked_pruned_network_is_rebuilt_compacted_with_the_size_it_reports(evaluator):
+    """The replayed network (masked, in memory) vs what ``gnas export`` saves (compacted)."""
+    kind = "column"
+    from gnas.backend.prune_eval import network_size, rebuild_pruned, replay
+    from gnas.genome.space import bits_to_str, str_to_bits
+
+    genome = bits_to_str(evaluator.space.random_bits(np.random.default_rng(3)))
+    opts = {"base": genome, "cuts": [], "cycles": 5, "mask": kind, "sparsity": 0.5}
+    state = replay(evaluator, opts)
+    x = evaluator.data.x_val[:64]
+    masked_out = np.asarray(state.model(x, training=False))
+    size = network_size(evaluator, str_to_bits(genome), state, kind)
+    stored = state.model.count_params()
+    model, _ = rebuild_pruned(evaluator, genome, 0, opts)
+    assert model.count_params() == size["params_stored"] < stored
+    assert size["pruned_fraction"] == pytest.approx(1 - size["params"] / size["params_unpruned"])
+    np.testing.assert_allclose(model(x, training=False), masked_out, atol=1e-5)
