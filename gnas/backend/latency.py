@@ -28,7 +28,7 @@ import tensorflow as tf
 
 BATCH = 256
 ROUNDS = 50
-BUDGET_S = 20.0  # fewer rounds (at least MIN_ROUNDS) when the models are slow
+BUDGET_S = 10.0  # fewer rounds (at least MIN_ROUNDS) when the models are slow
 MIN_ROUNDS = 5
 
 
