@@ -115,13 +115,15 @@ def main() -> int:
     p.add_argument("--patience", type=int, default=2)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--datasets", default=",".join(DATASETS))
+    p.add_argument("--targets", default=",".join(str(t) for t in TARGETS),
+                   help="pruning targets to run (0 = no pruning), comma-separated")
     p.add_argument("--family", default="auto", choices=("auto", "conv", "dense"),
                    help="search space family (auto: conv for images other than digits, else dense)")
     args = p.parse_args()
     out = Path(args.out)
     rows = []
     for ds in args.datasets.split(","):
-        for target in TARGETS:
+        for target in (float(t) for t in args.targets.split(",")):
             for seed in range(args.seeds):
                 run_dir = out / f"{ds}-p{target}-s{seed}"
                 cmd = command(ds, target, seed, run_dir, args)
