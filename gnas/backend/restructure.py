@@ -1,4 +1,9 @@
-"""Rebuild a network with fewer units per stage and carry the surviving weights over.
+"""Rebuild a network with fewer units and carry the surviving weights over.
+
+Two ways a network gets narrower: a unit cut (:func:`shrink`, a whole stage
+loses the same units) and the compaction of a row, column or block mask
+(:func:`compact`, each group of summed nodes loses the positions its masks
+made constant or unread).
 
 A unit (Dense) or filter (Conv) cut is physical: the network is built again with
 the smaller widths and every kept weight is copied into it, so ``count_params``,
