@@ -7,7 +7,8 @@ observed generations to convergence
 per generation), the best network's test score, 100 x (1 - error), and what
 pruning did to it: parameters and FLOPs as a fraction of its unpruned base
 (``params / params_unpruned``; 1.0 when the best network is not a pruned one),
-and file size and CPU latency before/after from the report's pruning section.
+and file size and CPU latency before/after from the report's pruning section
+(per call of a batch, per sample, per one-sample call; the table says how measured).
 Prints the exact command of every run, then the table (mean ± std over seeds;
 "-" where no run converged within the budget) and writes it as JSON next to the
 runs.
@@ -27,7 +28,7 @@ from statistics import mean, pstdev
 from gnas.markov.chain import observed_generations_to_convergence
 
 DATASETS = {"digits": ["--max-train-samples", "600"],
-            "fashion_mnist": ["--max-train-samples", "2000"]}
+            "fashion_mnist": ["--max-train-samples", "10000"]}
 TARGETS = (0.0, 0.5, 0.7)
 
 
@@ -36,6 +37,8 @@ def command(dataset: str, target: float, seed: int, run_dir: Path, args) -> list
            "--seed", str(seed), "--population", str(args.population),
            "--generations", str(args.generations), "--epochs", str(args.epochs), "--lambda-c", "0.881",
            "--threads", str(args.threads), *DATASETS[dataset]]
+    if args.family != "auto":
+        cmd += ["--set", f"space.family={args.family}"]
     if target > 0:
         cmd += ["--prune", str(target), "--set", f"prune.growth_generations={args.growth}",
                 "--set", f"prune.cycles={args.cycles}"]
@@ -59,6 +62,9 @@ def measure(run_dir: Path, patience: int) -> dict:
         m = (section or {}).get(side) or {}
         out[f"bytes_{side}"] = m.get("model_bytes")
         out[f"latency_ms_{side}"] = m.get("latency_ms")
+        out[f"latency_us_per_sample_{side}"] = m.get("latency_us_per_sample")
+        out[f"latency_ms_one_{side}"] = m.get("latency_ms_one")
+    out["latency_measure"] = ((section or {}).get("before") or {}).get("latency_measure")
     return out
 
 
@@ -71,8 +77,9 @@ def _ms(values: list[float], fmt: str = ".2f") -> str:
 
 def table(rows: list[dict]) -> str:
     lines = ["| data set | pruning | generations to convergence | best test score | params / unpruned "
-             "| FLOPs / unpruned | P of best | file KB before → after | latency ms before → after |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "| FLOPs / unpruned | P of best | file KB before → after | ms per batch call before → after "
+             "| µs per sample before → after | ms per one-sample call before → after |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for ds in DATASETS:
         for t in TARGETS:
             cell = [r for r in rows if r["dataset"] == ds and r["target"] == t]
@@ -82,12 +89,16 @@ def table(rows: list[dict]) -> str:
             g = f"{_ms(gens)} ({len(gens)}/{len(cell)} converged)" if gens else f"- (0/{len(cell)})"
             kb = lambda side: _ms([r[f"bytes_{side}"] / 1024 if r.get(f"bytes_{side}") else None  # noqa: E731
                                    for r in cell], ".1f")
-            lat = lambda side: _ms([r.get(f"latency_ms_{side}") for r in cell])  # noqa: E731
+            lat = lambda side, what="ms": _ms([r.get(f"latency_{what}_{side}") for r in cell])  # noqa: E731
             lines.append(f"| {ds} | {t or 'none'} | {g} | {_ms([r['test_score'] for r in cell])} | "
                          f"{_ms([r['params_fraction'] for r in cell])} | "
                          f"{_ms([r['flops_fraction'] for r in cell])} | "
                          f"{_ms([r['pruned_fraction'] for r in cell])} | {kb('before')} → {kb('after')} | "
-                         f"{lat('before')} → {lat('after')} |")
+                         f"{lat('before')} → {lat('after')} | "
+                         f"{lat('before', 'us_per_sample')} → {lat('after', 'us_per_sample')} | "
+                         f"{lat('before', 'ms_one')} → {lat('after', 'ms_one')} |")
+    measures = {r.get("latency_measure") for r in rows if r.get("latency_measure")}
+    lines += [f"latency: {m}" for m in sorted(measures)]
     return "\n".join(lines)
 
 
@@ -104,11 +115,15 @@ def main() -> int:
     p.add_argument("--patience", type=int, default=2)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--datasets", default=",".join(DATASETS))
+    p.add_argument("--targets", default=",".join(str(t) for t in TARGETS),
+                   help="pruning targets to run (0 = no pruning), comma-separated")
+    p.add_argument("--family", default="auto", choices=("auto", "conv", "dense"),
+                   help="search space family (auto: conv for images other than digits, else dense)")
     args = p.parse_args()
     out = Path(args.out)
     rows = []
     for ds in args.datasets.split(","):
-        for target in TARGETS:
+        for target in (float(t) for t in args.targets.split(",")):
             for seed in range(args.seeds):
                 run_dir = out / f"{ds}-p{target}-s{seed}"
                 cmd = command(ds, target, seed, run_dir, args)

@@ -84,8 +84,8 @@ def evaluate_prune(evaluator, task: EvalTask) -> EvalResult:
             raise
         return failed(task, f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=3)}",
                       seconds=time.perf_counter() - start, **extra)
-    total, active = masking.parameter_counts(state.model, state.masks)
-    size = network_size(evaluator, base, state)
+    size = network_size(evaluator, base, state, opts.get("mask"))
+    total, active = size["params_stored"], size["params"]
     nm = masks_lib.parse_nm(opts.get("nm", "2:4"))
     metrics = {"pid": os.getpid(), "saliency": {str(g): s for g, s in sal.items() if isinstance(g, int)},
                "node_saliency": [[list(g), s] for g, s in sal.items() if isinstance(g, tuple)],
@@ -104,18 +104,24 @@ def evaluate_prune(evaluator, task: EvalTask) -> EvalResult:
                       pruned_fraction=size["pruned_fraction"], metrics=metrics, **extra)
 
 
-def network_size(evaluator, base: Bits, state: "_State") -> dict[str, Any]:
+def network_size(evaluator, base: Bits, state: "_State", mask: str | None = None) -> dict[str, Any]:
     """What shrank, measured on the network: parameters and FLOPs against the unpruned base.
 
-    ``params`` counts the non-zero parameters of the rebuilt model (what the
+    ``params`` counts the non-zero parameters of the network as saved (what the
     fitness term C counts), ``params_stored`` what its file holds; they differ
-    only for weight masks, whose zeros are stored densely. ``pruned_fraction``
+    only for weight masks, whose zeros are stored densely. Under a row, column
+    or block mask the network is saved compacted (:func:`restructure.compact`),
+    so both counts and the FLOPs are the compacted network's. ``pruned_fraction``
     is ``1 - params / params_unpruned`` (negative when a cut made the network
     larger); ``gene_fraction`` is the share of connection genes cut.
     """
     params_unpruned, flops_unpruned = complexity(evaluator.space.decode(base))
-    stored, params = masking.parameter_counts(state.model, state.masks)
-    flops = complexity(state.arch)[1]
+    if mask in restructure.STRUCTURED_MASKS:
+        plan = restructure.plan_compaction(state.model, state.arch)
+        stored, params, flops = plan.params, plan.params_nonzero, plan.flops
+    else:
+        stored, params = masking.parameter_counts(state.model, state.masks)
+        flops = complexity(state.arch)[1]
     return {"params": params, "params_stored": stored, "params_unpruned": params_unpruned,
             "flops": flops, "flops_unpruned": flops_unpruned,
             "pruned_fraction": 1.0 - params / params_unpruned,
@@ -125,10 +131,17 @@ def network_size(evaluator, base: Bits, state: "_State") -> dict[str, Any]:
 
 def rebuild_pruned(evaluator, genome: str, seed: int,
                    options: dict[str, Any]) -> tuple[keras.Model, Architecture]:
-    """The pruned network a store row describes, rebuilt by replaying its cuts."""
+    """The pruned network a store row describes, rebuilt by replaying its cuts.
+
+    Under a row, column or block mask it comes back compacted: the units the
+    masks wholly zeroed are gone, so the saved and exported file is smaller.
+    """
     state = replay(evaluator, options)
-    compile_model(state.model, state.arch)
-    return state.model, state.arch
+    model = state.model
+    if options.get("mask") in restructure.STRUCTURED_MASKS:
+        model, _ = restructure.compact(model, state.arch)
+    compile_model(model, state.arch)
+    return model, state.arch
 
 
 # ---------------------------------------------------------------- replay ---

@@ -141,12 +141,18 @@ def storage_note(kind: str, nm: str, sparsity: float, params_nonzero: int,
                  params_stored: int) -> str | None:
     """What a weight mask does to the exported file, in one plain sentence (None: no mask).
 
-    Masks zero weights inside layers of unchanged shape, so the file keeps every
-    zero and a dense kernel computes with them: the network is sparser, not
-    smaller or faster.
+    Irregular and N:M masks zero weights inside layers of unchanged shape, so
+    the file keeps every zero and a dense kernel computes with them: the network
+    is sparser, not smaller or faster. Row, column and block masks are saved
+    compacted: units they wholly zero are removed, the zeros left inside kept
+    units are stored.
     """
     if kind in (None, "", "none"):
         return None
+    if kind in ("row", "column", "block"):
+        return (f"{kind}: units the mask wholly zeroes are removed from the file ({params_stored:,} "
+                f"stored parameters); the {params_stored - params_nonzero:,} zeros left inside kept "
+                f"units are stored dense ({params_nonzero:,} non-zero)")
     if kind == "nm":
         n, m = parse_nm(nm)
         label, zeros = nm, 100.0 * (1.0 - n / m)

@@ -104,17 +104,31 @@ def pruning_section(run_dir: RunDir, state: SearchState, store: EvaluationStore,
 
 
 def _latency(before: dict[str, Any], after: dict[str, Any], run_dir: RunDir) -> None:
-    """CPU inference latency of both saved models, timed in this one process (median ms)."""
+    """CPU inference latency of both saved models, timed in this one process, alternating.
+
+    Medians of the traced forward pass (:mod:`gnas.backend.latency`): per call
+    of a batch, per sample, and per one-sample call; ``latency_measure`` says so
+    in words for whoever reads the JSON.
+    """
     files = [Path(before.get("model_file") or ""), run_dir.best_dir / "model.keras"]
     if not before or not after or not all(f.is_file() for f in files):
         return
     from gnas.backend import runtime
 
     runtime.configure(1, use_gpu=False)  # CPU latency, one thread: the figure a small deployment sees
-    from gnas.backend.latency import BATCH, median_latency_ms
+    from gnas.backend.latency import median_latency
 
-    before["latency_ms"], after["latency_ms"] = median_latency_ms(files)
-    before["latency_batch"] = after["latency_batch"] = BATCH
+    for side, figures in zip((before, after), median_latency(files)):
+        side.update(figures)
+        side["latency_measure"] = latency_measure(figures)
+
+
+def latency_measure(figures: dict[str, Any]) -> str:
+    """What the latency figures are, in one sentence."""
+    return (f"CPU, one thread, median of {figures['latency_rounds']} rounds alternating before/after in "
+            f"one process; the model's call traced with tf.function (no predict() overhead): "
+            f"ms per call of a {figures['latency_batch']}-sample batch, µs per sample of that batch, "
+            "ms per call of one sample")
 
 
 def _pruned_best(run_dir: RunDir, store: EvaluationStore) -> dict[str, Any] | None:

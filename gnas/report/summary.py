@@ -149,16 +149,20 @@ def _pruning_lines(book: dict[str, Any] | None) -> list[str]:
     if not book or not book.get("before"):
         return []
     lines = [f"pruning (target {book.get('target')}; {book.get('started', {}).get('reason', '')}):",
-             "           params (nonzero / stored)       flops   file size  latency ms  val score  test score"]
+             "           params (nonzero / stored)       flops   file size  latency ms (batch / one)"
+             "  us/sample  val score  test score"]
     for name in ("before", "after"):
         m = book.get(name)
         if not m:
             continue
-        latency = "-" if m.get("latency_ms") is None else f"{m['latency_ms']:.2f}"
+        latency = "-" if m.get("latency_ms") is None else f"{m['latency_ms']:.2f} / {m['latency_ms_one']:.2f}"
+        per_sample = "-" if m.get("latency_us_per_sample") is None else f"{m['latency_us_per_sample']:.1f}"
         lines.append(f"  {name:<7}  {m.get('params_nonzero') or 0:>10,} / {m.get('params_total') or 0:>10,}"
-                     f"  {m.get('flops') or 0:>10,}  {_bytes(m.get('model_bytes')):>10}  {latency:>10}"
-                     f"  {_number(m.get('val_score'))}  {_number(m.get('test_score'))}")
+                     f"  {m.get('flops') or 0:>10,}  {_bytes(m.get('model_bytes')):>10}  {latency:>24}"
+                     f"  {per_sample:>9}  {_number(m.get('val_score'))}  {_number(m.get('test_score'))}")
     before, after = book.get("before") or {}, book.get("after") or {}
+    if before.get("latency_measure"):
+        lines.append(f"  latency: {before['latency_measure']}")
     if after.get("is_pruned") and before.get("params_total") and before.get("flops"):
         lines.append(f"  pruned: {after.get('pruned_fraction') or 0:.1%} of the parameters "
                      f"(1 - {after.get('params') or 0:,} / {after.get('params_unpruned') or 0:,}), "

@@ -104,3 +104,17 @@ def test_masks_stay_zero_after_real_keras_training():
         assert masks.nm_holds(k, 2, 4)
     total, active = masking.parameter_counts(model, m)
     assert total - active == sum(int((mk == 0).sum()) for mk in m.values())
+
+
+def test_storage_note_says_what_the_file_holds():
+    """Irregular and N:M zeros are stored dense; row, column and block units are removed."""
+    from gnas.pruning.masks import storage_note
+
+    assert storage_note("none", "2:4", 0.5, 10, 10) is None
+    nm = storage_note("nm", "2:4", 0.5, 60, 100)
+    assert nm.startswith("2:4: 50 % zeros, stored dense; no speed-up without sparse kernels")
+    assert "60 non-zero of 100 stored" in nm
+    assert "stored dense" in storage_note("irregular", "2:4", 0.7, 30, 100)
+    column = storage_note("column", "2:4", 0.5, 1_000, 1_200)
+    assert "removed from the file (1,200 stored parameters)" in column
+    assert "the 200 zeros left inside kept units are stored dense (1,000 non-zero)" in column

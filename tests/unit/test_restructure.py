@@ -43,3 +43,131 @@ def test_shrunk_stage_has_the_predicted_size_and_the_same_function(family):
         layer.set_weights(w)
     x = rng.normal(size=(5, *arch.input_shape)).astype("float32")
     np.testing.assert_allclose(small(x, training=False), model(x, training=False), atol=1e-5)
+
+
+def _random_weights(model, seed: int = 0) -> np.random.Generator:
+    rng = np.random.default_rng(seed)
+    for layer in model.layers:  # non-trivial BN statistics and biases
+        layer.set_weights([rng.normal(size=w.shape).astype("float32") * (0.3 if w.ndim else 1)
+                           if "variance" not in v.path else rng.uniform(0.5, 2, size=w.shape).astype("float32")
+                           for w, v in zip(layer.get_weights(), layer.weights)])
+    return rng
+
+
+def _zero(model, name: str, rows=(), cols=()) -> None:
+    layer = model.get_layer(name)
+    w = layer.get_weights()
+    w[0][..., list(rows), :] = 0.0
+    w[0][..., list(cols)] = 0.0
+    layer.set_weights(w)
+
+
+def test_zeroed_columns_and_rows_remove_the_predicted_weights():
+    """Hand count on a dense chain: 12 -> s0_n0 (8) -> s0_n1 (8) -> s1_n0 (4) -> head (3).
+
+    Column 5 of s0_n0 is a constant that folds into s0_n1's bias: -(12 + 1) - 8.
+    Row 3 of s1_n0 leaves unit 3 of s0_n1 unread: -(7 + 1) - 4.
+    """
+    from gnas.backend.builder import build_model
+    from gnas.backend.restructure import compact
+
+    stages = (StageArch(0, 2, ((0, 1),), 8), StageArch(1, 1, (), 4))
+    arch = Architecture("dense", (12,), 3, "classification", stages, 0.05, 0.9)
+    model = build_model(arch)
+    rng = _random_weights(model)
+    _zero(model, "s0_n0_dense", cols=[5])
+    _zero(model, "s1_n0_dense", rows=[3])
+    small, plan = compact(model, arch)
+    assert model.count_params() - small.count_params() == 13 + 8 + 8 + 4
+    assert plan.params == small.count_params()
+    assert plan.columns == {"s0_n0": [0, 1, 2, 3, 4, 6, 7], "s0_n1": [0, 1, 2, 4, 5, 6, 7],
+                            "s1_n0": [0, 1, 2, 3]}
+    x = rng.normal(size=(6, 12)).astype("float32")
+    np.testing.assert_allclose(small(x, training=False), model(x, training=False), atol=1e-5)
+
+
+def test_a_positive_constant_read_by_a_conv_stays():
+    """Zero padding makes a constant channel's effect on a conv position-dependent: no fold."""
+    from gnas.backend.builder import build_model
+    from gnas.backend.restructure import compact
+
+    stages = (StageArch(0, 2, ((0, 1),), 4),)
+    arch = Architecture("conv", (6, 6, 1), 3, "classification", stages, 0.05, 0.9)
+    model = build_model(arch)
+    rng = _random_weights(model)
+    for name, beta in (("s0_n0_bn", 1.0), ("s0_n1_bn", -1.0)):  # ReLU(BN(0)) of unit 0: 1.0 and 0.0
+        bn = model.get_layer(name)
+        bn.beta.assign(np.full(4, beta, "float32"))
+        bn.moving_mean.assign(np.zeros(4, "float32"))
+    _zero(model, "s0_n0_conv", cols=[0])   # read by s0_n1 (a conv): kept
+    _zero(model, "s0_n1_conv", cols=[0])   # constant 0, read by the head: removed
+    small, plan = compact(model, arch)
+    assert plan.columns == {"s0_n0": [0, 1, 2, 3], "s0_n1": [1, 2, 3]}
+    assert model.count_params() - small.count_params() == 9 * 4 + 4 + 3
+    x = rng.normal(size=(4, 6, 6, 1)).astype("float32")
+    np.testing.assert_allclose(small(x, training=False), model(x, training=False), atol=1e-5)
+
+
+@pytest.mark.parametrize("family,kind", [("dense", "column"), ("dense", "row"), ("dense", "block"),
+                                         ("conv", "column"), ("conv", "row"), ("conv", "block")])
+def test_structured_masks_export_smaller_layers_that_compute_the_same(family, kind, tmp_path):
+    from gnas.backend import masking
+    from gnas.backend.builder import build_model
+    from gnas.backend.export import save_model
+    from gnas.backend.restructure import compact
+
+    arch = _arch(family)
+    model = build_model(arch)
+    rng = _random_weights(model)
+    masking.apply_masks(model, masking.compute_masks(model, kind, 0.5))
+    small, plan = compact(model, arch)
+    assert small.count_params() == plan.params
+    assert plan.flops <= complexity(arch)[1]
+    x = rng.normal(size=(5, *arch.input_shape)).astype("float32")
+    np.testing.assert_allclose(small(x, training=False), model(x, training=False), atol=1e-5)
+    if (family, kind) == ("conv", "block"):  # 4 x 4 tiles of a (9 cin, cout) kernel: no whole filter
+        assert plan.params == model.count_params()
+        return
+    assert plan.params < model.count_params()
+    save_model(model, tmp_path / "masked.keras")
+    save_model(small, tmp_path / "small.keras")
+    assert (tmp_path / "small.keras").stat().st_size < (tmp_path / "masked.keras").stat().st_size
+    import keras
+
+    loaded = keras.models.load_model(tmp_path / "small.keras", compile=False)
+    np.testing.assert_allclose(loaded(x, training=False), model(x, training=False), atol=1e-5)
+
+
+@pytest.fixture(scope="module")
+def evaluator():
+    from gnas.backend import runtime
+
+    runtime.configure(1)
+    from gnas.backend.evaluator import Evaluator
+    from gnas.config import load_config
+    from gnas.datasets import load_for_run
+
+    cfg = load_config(None, {"train.epochs": 1, "data.max_train_samples": 200,
+                             "space.stage_nodes": (3,), "space.max_depth": 1,
+                             "space.dense_widths": (32, 32, 32, 32)})
+    return Evaluator(cfg, load_for_run(cfg))
+
+
+@pytest.mark.slow
+def test_a_masked_pruned_network_is_rebuilt_compacted_with_the_size_it_reports(evaluator):
+    """The replayed network (masked, in memory) vs what ``gnas export`` saves (compacted)."""
+    kind = "column"
+    from gnas.backend.prune_eval import network_size, rebuild_pruned, replay
+    from gnas.genome.space import bits_to_str, str_to_bits
+
+    genome = bits_to_str(evaluator.space.random_bits(np.random.default_rng(3)))
+    opts = {"base": genome, "cuts": [], "cycles": 5, "mask": kind, "sparsity": 0.5}
+    state = replay(evaluator, opts)
+    x = evaluator.data.x_val[:64]
+    masked_out = np.asarray(state.model(x, training=False))
+    size = network_size(evaluator, str_to_bits(genome), state, kind)
+    stored = state.model.count_params()
+    model, _ = rebuild_pruned(evaluator, genome, 0, opts)
+    assert model.count_params() == size["params_stored"] < stored
+    assert size["pruned_fraction"] == pytest.approx(1 - size["params"] / size["params_unpruned"])
+    np.testing.assert_allclose(model(x, training=False), masked_out, atol=1e-5)
