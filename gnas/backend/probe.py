@@ -126,10 +126,9 @@ def redraw_weights(model: keras.Model, weight_scale: float) -> None:
     Called on every probed network, new or reused, so its weights depend only on
     the seed set just before, never on which networks were probed earlier.
     """
-    init = weight_initializer(weight_scale)
     for layer in model.layers:
         if layer.name.startswith("s") and hasattr(layer, "kernel"):
-            layer.kernel.assign(init(tuple(layer.kernel.shape)))
+            layer.kernel.assign(weight_initializer(weight_scale)(tuple(layer.kernel.shape)))
             if getattr(layer, "bias", None) is not None:
                 layer.bias.assign(np.zeros(tuple(layer.bias.shape), dtype="float32"))
 
