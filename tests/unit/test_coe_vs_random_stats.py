@@ -56,3 +56,5 @@ def test_convergence_verdict_compares_medians(experiment):
     assert verdict["observed_median"] == 6.0 and verdict["operators_median"] == 7.0
     assert verdict["operators_relative_error"] == pytest.approx(1 / 6)
     assert verdict["wright_fisher_relative_error"] == pytest.approx(29 / 6)
+    assert verdict["operators_ratio"] == pytest.approx(7 / 6) and verdict["wright_fisher_ratio"] == 35 / 6
+    assert verdict["observed_best_fitness_median"] is None and verdict["operators_mixing_ratio"] is None
