@@ -13,6 +13,7 @@ records every generation's population. Written to ``--out`` (default
 * ``loss.png`` (Fig. 2), ``diversity.png``, ``hyperparameters.png`` (Fig. 5/6:
   the spread, "deviation", of each hyper-parameter gene per generation);
 * ``summary.json``: per init, means over seeds of the final and best values;
+  ``final_ci95``: 95 % t-intervals over seeds of the final values;
   ``paired``: CoE minus random per seed (final best and mean validation loss,
   best over the run, diversity) with mean, 95 % t-interval, paired t-test and
   Wilcoxon signed-rank p; ``convergence``: per run, the generations to
@@ -219,6 +220,22 @@ def write_plots(rows: list[dict[str, Any]], out: Path, seeds: int) -> list[Path]
     ]
 
 
+SPREADS = tuple(f"log10_{f.name}_std" if f.log else f"{f.name}_std" for f in HYPER_FIELDS)
+"""Columns of the per-gene spread (paper Fig. 5/6) of each hyper-parameter gene."""
+
+
+def t_interval(values: list[float]) -> list[float] | None:
+    """95 % t-interval of the mean over seeds; None below two finite values."""
+    from scipy import stats
+
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v)]
+    if len(v) < 2:
+        return None
+    half = float(stats.t.ppf(0.975, len(v) - 1) * v.std(ddof=1) / math.sqrt(len(v)))
+    return [float(v.mean()) - half, float(v.mean()) + half]
+
+
 def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
     """Per init, over seeds: final-generation values, best loss ever and where it came."""
     out: dict[str, Any] = {}
@@ -239,6 +256,9 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
                          "diversity_per_gene", "entropy", "lambda")},
             **{f"initial_{k}": float(np.nanmean([r[k] for r in first]))
                for k in ("best_val_loss", "mean_val_loss", "diversity_per_gene", "entropy", "lambda")},
+            "final_ci95": {k: t_interval([r[k] for r in last])
+                           for k in ("best_val_loss", "mean_val_loss", "best_val_error", "diversity_per_gene",
+                                     "entropy", "lambda", *SPREADS)},
             "best_val_loss_ever": float(np.mean(best_ever)),
             "mean_failed_per_generation": float(np.mean([r["failed"] for r in mine])),
         }
@@ -345,7 +365,9 @@ def main(argv: list[str] | None = None) -> int:
                                      paired(rows, "mean_val_loss"), paired(rows, "diversity_per_gene"))
                          if x is not None]
     conv = convergence_rows(out, args.seed_list, args.init_list)
-    summary["convergence"] = {"runs": conv, "verdict": convergence_verdict(conv)}
+    summary["convergence"] = {"runs": conv, "verdict": convergence_verdict(conv),
+                              "verdict_by_init": {init: convergence_verdict([r for r in conv if r["init"] == init])
+                                                  for init in args.init_list}}
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
     print(json.dumps(summary, indent=1))
     print("wrote " + ", ".join(str(p) for p in [out / "generations.csv", out / "summary.json", *plots]))
