@@ -69,11 +69,17 @@ def search_variation(*, elite: int, tournsize: int, rates: Callable[[Bits], tupl
 
 def with_novelty(variation: Variation, *, key_of: KeyOf, remutate: Mutate,
                  evaluated: Container[str], tries: int) -> Variation:
-    """``variation`` followed by the loop's novelty rule against the ``evaluated`` networks."""
+    """``variation`` followed by the loop's novelty rule against the ``evaluated`` networks.
+
+    The parents' own networks count as evaluated too, as they always are in a run:
+    a copy of a parent, synthetic parents of :func:`operator_matrix` included, is
+    mutated again.
+    """
     def novel(population: Sequence[Bits], fitness: Sequence[float],
               rng: np.random.Generator) -> Sequence[Offspring]:
         return make_novel(variation(population, fitness, rng), rng, mutate=remutate, key_of=key_of,
-                          evaluated=evaluated, tries=tries).offspring
+                          evaluated=evaluated, tries=tries,
+                          taken=[key_of(b) for b in population]).offspring
     return novel
 
 

@@ -102,6 +102,10 @@ def test_the_novelty_rule_mutates_every_copy_into_a_new_network():
     children = novel(population, [0.0] * 6, np.random.default_rng(0))
     assert not {tuple(c.bits) for c in children} & set(population)
     assert len({tuple(c.bits) for c in children}) == 6
+    # parents are networks already trained even when no one listed them
+    unlisted = kernel.with_novelty(copies, key_of=lambda b: key(map(str, b)), remutate=remutate,
+                                   evaluated=(), tries=20)
+    assert kernel.operator_shares(population, [0.0] * 6, unlisted, rounds=5) == {"mutation": 1.0}
     # copies alone stay put; the rule moves a copy unless its flip hit one of the 3 other genes
     still, measured = kernel.operator_matrix(population, [0.0] * 6, copies, L, rounds=50)
     moved, _ = kernel.operator_matrix(population, [0.0] * 6, novel, L, rounds=50)
