@@ -29,7 +29,9 @@ population 8, seeds 0-4, 1 epoch, 600 training samples); ``--smoke`` runs 2
 generations of population 4 on one seed. ``--lambda-c 0.881`` runs CoE at the
 paper's preset instead of the measured ``lambda_c``; ``--inits coe`` runs one
 side only. An interrupted experiment continues where it stopped when run again
-with the same ``--out``; finished runs are reused.
+with the same ``--out``; finished runs are reused. ``--report-only`` trains
+nothing and summarises the runs as they stand, every run cut to the last
+generation all of them reached (stated in the output).
 """
 from __future__ import annotations
 
@@ -94,6 +96,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--inits", default="coe,random", help="initialisations to run (coe, random)")
     p.add_argument("--out", default="runs/coe_vs_random")
     p.add_argument("--smoke", action="store_true", help="2 generations, population 4, seed 0")
+    p.add_argument("--report-only", dest="report_only", action="store_true",
+                   help="train nothing: summarise the runs in --out as they stand, all cut to the "
+                        "last generation every run has reached")
     args = p.parse_args(argv)
     if args.smoke:
         args.generations, args.population, args.seeds = 2, 4, "0"
@@ -302,7 +307,8 @@ def paired(rows: list[dict[str, Any]], column: str, final: bool = True) -> dict[
                         else "no difference resolved (the interval contains 0)")}
 
 
-def convergence_rows(out: Path, seeds: list[int], inits: list[str]) -> list[dict[str, Any]]:
+def convergence_rows(out: Path, seeds: list[int], inits: list[str], upto: int | None = None
+                     ) -> list[dict[str, Any]]:
     """Per run: the chains' forecasts from generation 0 next to the observed figures.
 
     ``observed`` and ``operators`` share one definition (the generation at which
@@ -314,7 +320,7 @@ def convergence_rows(out: Path, seeds: list[int], inits: list[str]) -> list[dict
     result = []
     for init in inits:
         for seed in seeds:
-            summary = convergence.for_run(RunDir(out / "runs" / f"{init}-seed{seed}"))
+            summary = convergence.for_run(RunDir(out / "runs" / f"{init}-seed{seed}"), upto)
             result.append({"init": init, "seed": seed, **summary["predicted_convergence"],
                            "observed": summary["observed_convergence"],
                            "observed_best_fitness": summary["observed_best_fitness_convergence"],
@@ -357,14 +363,20 @@ def main(argv: list[str] | None = None) -> int:
     for seed in args.seed_list:
         for init in args.init_list:
             print(f"== init {init}, seed {seed}", flush=True)
-            rows += generation_rows(init, seed, run_one(args, init, seed, out))
+            path = out / "runs" / f"{init}-seed{seed}" if args.report_only else run_one(args, init, seed, out)
+            rows += generation_rows(init, seed, path)
+    upto = min(max(r["generation"] for r in rows if (r["init"], r["seed"]) == run)
+               for run in {(r["init"], r["seed"]) for r in rows})
+    if args.report_only:
+        print(f"== every run cut to generation {upto}", flush=True)
+    rows = [r for r in rows if r["generation"] <= upto]
     write_csv(rows, out / "generations.csv")
     plots = write_plots(rows, out, len(args.seed_list))
     summary = summarise(rows)
     summary["paired"] = [x for x in (paired(rows, "best_val_loss"), paired(rows, "best_val_loss", final=False),
                                      paired(rows, "mean_val_loss"), paired(rows, "diversity_per_gene"))
                          if x is not None]
-    conv = convergence_rows(out, args.seed_list, args.init_list)
+    conv = convergence_rows(out, args.seed_list, args.init_list, upto)
     summary["convergence"] = {"runs": conv, "verdict": convergence_verdict(conv),
                               "verdict_by_init": {init: convergence_verdict([r for r in conv if r["init"] == init])
                                                   for init in args.init_list}}

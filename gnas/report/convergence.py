@@ -185,14 +185,20 @@ def convergence_summary(run_dir: RunDir, records: Sequence[dict[str, np.ndarray]
     }
 
 
-def for_run(run_dir: RunDir) -> dict[str, Any]:
-    """:func:`convergence_summary` of a finished run, its search space rebuilt from its config."""
+def for_run(run_dir: RunDir, upto: int | None = None) -> dict[str, Any]:
+    """:func:`convergence_summary` of a run, its search space rebuilt from its config.
+
+    ``upto`` judges the run as it stood after that generation (runs compared at
+    a common horizon); None takes every recorded generation.
+    """
     from gnas.datasets import load_for_run
     from gnas.genome.factory import make_space
+    from gnas.markov import chain
     from gnas.report import analysis
 
-    records = analysis.markov_records(run_dir)
-    observed = analysis.markov_summary(run_dir, records)["observed_generations_to_convergence"]
+    records = [r for r in analysis.markov_records(run_dir) if upto is None or int(r["generation"]) <= upto]
+    best = analysis.best_per_generation(run_dir)
+    observed = chain.observed_generations_to_convergence(best if upto is None else best[:upto + 1])
     cfg = run_dir.load_config()
     return convergence_summary(run_dir, records, make_space(cfg, load_for_run(cfg)), observed)
 
