@@ -16,6 +16,7 @@ states forecasts it. All figures are in generations.
 """
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any, Sequence
 
@@ -48,7 +49,12 @@ def run_variation(cfg: RunConfig, space: SearchSpace, evaluated: frozenset[str] 
     new population. Networks the run will train later are not known here.
     """
     ev = cfg.evolution
+    # The forecast varies the same few parents thousands of times, and finding a
+    # genome's expressed genes decodes every one-gene flip of it: key and repair
+    # are pure functions of the bits, so their values are kept.
+    key_of, repair = functools.lru_cache(maxsize=None)(space.key), functools.lru_cache(maxsize=None)(space.repair)
 
+    @functools.lru_cache(maxsize=None)
     def rates(bits: Bits) -> tuple[float, float]:
         hyper = space.hyper(bits)
         return hyper["mutation_rate"], hyper["crossover_rate"]
@@ -56,21 +62,21 @@ def run_variation(cfg: RunConfig, space: SearchSpace, evaluated: frozenset[str] 
     indpb = ev.indpb or 1.0 / space.length
 
     def mutate(bits: Bits, rate: float, rng: np.random.Generator) -> Bits:
-        return mut_expressed(bits, rng, rate=rate, indpb=indpb, key_of=space.key, repair=space.repair)
+        return mut_expressed(bits, rng, rate=rate, indpb=indpb, key_of=key_of, repair=repair)
 
     grow = growth(space.active_slice, ev.grow_rate) if ev.growth else None
 
     def remutate(bits: Bits, rng: np.random.Generator) -> Bits:
         child = mutate(bits, rates(bits)[0], rng)
-        return space.repair(grow(child, rng)) if grow is not None else child
+        return repair(grow(child, rng)) if grow is not None else child
 
     variation = kernel.search_variation(
         elite=ev.elite, tournsize=ev.tournament, rates=rates, indpb=indpb,
-        repair=space.repair, crossover=crossover_of(space, ev.competition),
+        repair=repair, crossover=crossover_of(space, ev.competition),
         grow=grow, mutate=mutate)
     if ev.novelty_tries == 0:
         return variation
-    return kernel.with_novelty(variation, key_of=space.key, remutate=remutate,
+    return kernel.with_novelty(variation, key_of=key_of, remutate=remutate,
                                evaluated=evaluated, tries=ev.novelty_tries)
 
 
