@@ -13,11 +13,15 @@ records every generation's population. Written to ``--out`` (default
 * ``loss.png`` (Fig. 2), ``diversity.png``, ``hyperparameters.png`` (Fig. 5/6:
   the spread, "deviation", of each hyper-parameter gene per generation);
 * ``summary.json``: per init, means over seeds of the final and best values;
+  ``final_ci95``: 95 % t-intervals over seeds of the final values;
   ``paired``: CoE minus random per seed (final best and mean validation loss,
   best over the run, diversity) with mean, 95 % t-interval, paired t-test and
   Wilcoxon signed-rank p; ``convergence``: per run, the generations to
-  convergence that Wright-Fisher (the paper's model) and the operators' chain
-  predict from generation 0, the observed, and their medians;
+  convergence that Wright-Fisher (the paper's model: fixation) and the
+  operators' chain (novelty rule included) predict from generation 0, the
+  observed under the operators' definition (the mean state of the connection
+  genes settles, gnas.markov.settling) and the best-fitness one, and their
+  medians and ratios;
 * ``runs/<init>-seed<k>/``: the run directories (``gnas report`` reads them).
 
 Run ``python experiments/coe_vs_random.py`` (defaults: digits, 50 generations,
@@ -25,7 +29,9 @@ population 8, seeds 0-4, 1 epoch, 600 training samples); ``--smoke`` runs 2
 generations of population 4 on one seed. ``--lambda-c 0.881`` runs CoE at the
 paper's preset instead of the measured ``lambda_c``; ``--inits coe`` runs one
 side only. An interrupted experiment continues where it stopped when run again
-with the same ``--out``; finished runs are reused.
+with the same ``--out``; finished runs are reused. ``--report-only`` trains
+nothing and summarises the runs as they stand, every run cut to the last
+generation all of them reached (stated in the output).
 """
 from __future__ import annotations
 
@@ -90,6 +96,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--inits", default="coe,random", help="initialisations to run (coe, random)")
     p.add_argument("--out", default="runs/coe_vs_random")
     p.add_argument("--smoke", action="store_true", help="2 generations, population 4, seed 0")
+    p.add_argument("--report-only", dest="report_only", action="store_true",
+                   help="train nothing: summarise the runs in --out as they stand, all cut to the "
+                        "last generation every run has reached")
     args = p.parse_args(argv)
     if args.smoke:
         args.generations, args.population, args.seeds = 2, 4, "0"
@@ -216,6 +225,22 @@ def write_plots(rows: list[dict[str, Any]], out: Path, seeds: int) -> list[Path]
     ]
 
 
+SPREADS = tuple(f"log10_{f.name}_std" if f.log else f"{f.name}_std" for f in HYPER_FIELDS)
+"""Columns of the per-gene spread (paper Fig. 5/6) of each hyper-parameter gene."""
+
+
+def t_interval(values: list[float]) -> list[float] | None:
+    """95 % t-interval of the mean over seeds; None below two finite values."""
+    from scipy import stats
+
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v)]
+    if len(v) < 2:
+        return None
+    half = float(stats.t.ppf(0.975, len(v) - 1) * v.std(ddof=1) / math.sqrt(len(v)))
+    return [float(v.mean()) - half, float(v.mean()) + half]
+
+
 def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
     """Per init, over seeds: final-generation values, best loss ever and where it came."""
     out: dict[str, Any] = {}
@@ -236,6 +261,9 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
                          "diversity_per_gene", "entropy", "lambda")},
             **{f"initial_{k}": float(np.nanmean([r[k] for r in first]))
                for k in ("best_val_loss", "mean_val_loss", "diversity_per_gene", "entropy", "lambda")},
+            "final_ci95": {k: t_interval([r[k] for r in last])
+                           for k in ("best_val_loss", "mean_val_loss", "best_val_error", "diversity_per_gene",
+                                     "entropy", "lambda", *SPREADS)},
             "best_val_loss_ever": float(np.mean(best_ever)),
             "mean_failed_per_generation": float(np.mean([r["failed"] for r in mine])),
         }
@@ -279,30 +307,49 @@ def paired(rows: list[dict[str, Any]], column: str, final: bool = True) -> dict[
                         else "no difference resolved (the interval contains 0)")}
 
 
-def convergence_rows(out: Path, seeds: list[int], inits: list[str]) -> list[dict[str, Any]]:
-    """Per run: the Wright-Fisher and operators' forecasts from generation 0, and the observed."""
+def convergence_rows(out: Path, seeds: list[int], inits: list[str], upto: int | None = None
+                     ) -> list[dict[str, Any]]:
+    """Per run: the chains' forecasts from generation 0 next to the observed figures.
+
+    ``observed`` and ``operators`` share one definition (the generation at which
+    the mean state of the connection genes settles, gnas.markov.settling);
+    ``observed_best_fitness`` is the last improvement of the best fitness.
+    """
     from gnas.report import convergence
 
     result = []
     for init in inits:
         for seed in seeds:
-            summary = convergence.for_run(RunDir(out / "runs" / f"{init}-seed{seed}"))
+            summary = convergence.for_run(RunDir(out / "runs" / f"{init}-seed{seed}"), upto)
             result.append({"init": init, "seed": seed, **summary["predicted_convergence"],
-                           "observed": summary["observed_convergence"]})
+                           "observed": summary["observed_convergence"],
+                           "observed_best_fitness": summary["observed_best_fitness_convergence"],
+                           "mutated_share_run": summary["mutated_share"]["run"],
+                           "mutated_share_forecast": summary["mutated_share"]["forecast"]})
     return result
 
 
+MODELS = ("wright_fisher", "operators", "wright_fisher_settling", "operators_mixing")
+
+
 def convergence_verdict(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """Median observed convergence against each chain's median forecast (target: within 20 %)."""
+    """Median observed convergence against each chain's median forecast (target: within 20 %).
+
+    ``<model>_ratio`` is the forecast's median over the observed median.
+    """
     observed = [r["observed"] for r in rows if r["observed"] is not None]
     out: dict[str, Any] = {"runs": len(rows), "converged_runs": len(observed),
                            "observed_median": float(np.median(observed)) if observed else None}
-    for model in ("wright_fisher", "operators"):
-        values = [r[model] for r in rows if r[model] is not None]
+    best = [r["observed_best_fitness"] for r in rows if r.get("observed_best_fitness") is not None]
+    out["observed_best_fitness_median"] = float(np.median(best)) if best else None
+    for model in MODELS:
+        values = [r[model] for r in rows if r.get(model) is not None]
         median = float(np.median(values)) if values else None
         out[f"{model}_median"] = median
-        out[f"{model}_relative_error"] = (None if median is None or not observed or out["observed_median"] == 0
-                                          else abs(median - out["observed_median"]) / out["observed_median"])
+        usable = median is not None and observed and out["observed_median"] != 0
+        out[f"{model}_ratio"] = median / out["observed_median"] if usable else None
+        out[f"{model}_relative_error"] = abs(median - out["observed_median"]) / out["observed_median"] \
+            if usable else None
     return out
 
 
@@ -316,15 +363,23 @@ def main(argv: list[str] | None = None) -> int:
     for seed in args.seed_list:
         for init in args.init_list:
             print(f"== init {init}, seed {seed}", flush=True)
-            rows += generation_rows(init, seed, run_one(args, init, seed, out))
+            path = out / "runs" / f"{init}-seed{seed}" if args.report_only else run_one(args, init, seed, out)
+            rows += generation_rows(init, seed, path)
+    upto = min(max(r["generation"] for r in rows if (r["init"], r["seed"]) == run)
+               for run in {(r["init"], r["seed"]) for r in rows})
+    if args.report_only:
+        print(f"== every run cut to generation {upto}", flush=True)
+    rows = [r for r in rows if r["generation"] <= upto]
     write_csv(rows, out / "generations.csv")
     plots = write_plots(rows, out, len(args.seed_list))
     summary = summarise(rows)
     summary["paired"] = [x for x in (paired(rows, "best_val_loss"), paired(rows, "best_val_loss", final=False),
                                      paired(rows, "mean_val_loss"), paired(rows, "diversity_per_gene"))
                          if x is not None]
-    conv = convergence_rows(out, args.seed_list, args.init_list)
-    summary["convergence"] = {"runs": conv, "verdict": convergence_verdict(conv)}
+    conv = convergence_rows(out, args.seed_list, args.init_list, upto)
+    summary["convergence"] = {"runs": conv, "verdict": convergence_verdict(conv),
+                              "verdict_by_init": {init: convergence_verdict([r for r in conv if r["init"] == init])
+                                                  for init in args.init_list}}
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
     print(json.dumps(summary, indent=1))
     print("wrote " + ", ".join(str(p) for p in [out / "generations.csv", out / "summary.json", *plots]))

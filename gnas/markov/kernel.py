@@ -14,23 +14,34 @@ measured fitness (so selection is the measured one, tournament and elitism
 included) many times, and every offspring's move from its lineage parent is
 counted. The variation is pluggable: :func:`search_variation` wires
 :func:`gnas.search.operators.vary` exactly as the search loop does, so the chain
-follows any change to the operators. States that the population does not hold
+follows any change to the operators, and :func:`with_novelty` adds the novelty
+rule: a child whose network is already in the new population or already
+evaluated is mutated again, as :func:`gnas.search.novelty.make_novel` does in the
+loop. The evaluated networks are those known when the forecast is made (the
+measured population and what the run trained up to it); later generations' are
+not known yet, so the re-mutations they will cause are not in the chain (the
+run's share of mutated moves beside the forecast's, :func:`operator_shares`,
+shows how much that leaves out). States that the population does not hold
 have no measured selection; their rows come from the same variation applied to
 synthetic parents of that state alone (variation without selection), and are
 marked.
 
-The forecast: starting from the population's state distribution, the number of
-generations until the distribution is within :data:`MIXING_TOL` (total
-variation) of the chain's stationary distribution, the standard mixing time.
+Two forecasts: :func:`gnas.markov.settling.simulated_settling` (the one compared
+with the observed convergence, same definition) and the mixing time
+(:func:`predicted_convergence`): starting from the population's state
+distribution, the generations until the distribution is within
+:data:`MIXING_TOL` (total variation) of the chain's stationary distribution.
 """
 from __future__ import annotations
 
 import math
-from typing import Callable, Sequence
+from collections import Counter
+from typing import Callable, Container, Sequence
 
 import numpy as np
 
 from gnas.genome.space import Bits
+from gnas.search.novelty import KeyOf, Mutate, make_novel
 from gnas.search.operators import Crossover, Offspring, vary
 
 Variation = Callable[[Sequence[Bits], Sequence[float], np.random.Generator], Sequence[Offspring]]
@@ -54,6 +65,35 @@ def search_variation(*, elite: int, tournsize: int, rates: Callable[[Bits], tupl
         return vary(population, fitness, elite=elite, tournsize=tournsize, rates=rates, indpb=indpb,
                     repair=repair, rng=rng, crossover=crossover, grow=grow, mutate=mutate)
     return variation
+
+
+def with_novelty(variation: Variation, *, key_of: KeyOf, remutate: Mutate,
+                 evaluated: Container[str], tries: int) -> Variation:
+    """``variation`` followed by the loop's novelty rule against the ``evaluated`` networks.
+
+    The parents' own networks count as evaluated too, as they always are in a run:
+    a copy of a parent, synthetic parents of :func:`operator_matrix` included, is
+    mutated again.
+    """
+    def novel(population: Sequence[Bits], fitness: Sequence[float],
+              rng: np.random.Generator) -> Sequence[Offspring]:
+        return make_novel(variation(population, fitness, rng), rng, mutate=remutate, key_of=key_of,
+                          evaluated=evaluated, tries=tries,
+                          taken=[key_of(b) for b in population]).offspring
+    return novel
+
+
+def operator_shares(population: Sequence[Bits], fitness: Sequence[float], variation: Variation,
+                    *, rounds: int = ROUNDS, seed: int = 0) -> dict[str, float]:
+    """Share of each lineage label among the offspring of ``rounds`` simulated generations.
+
+    Set beside the run's own labels (its Markov records) it measures how often
+    the run mutated children that the forecast's variation did not.
+    """
+    rng = np.random.default_rng(seed)
+    labels = Counter(str(o.operator) for _ in range(rounds) for o in variation(population, fitness, rng))
+    total = sum(labels.values())
+    return {k: v / total for k, v in sorted(labels.items())} if total else {}
 
 
 def state(bits: Sequence[int], l: int) -> int:

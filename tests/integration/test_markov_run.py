@@ -123,12 +123,20 @@ def test_markov_json_shape(run_path, records, state):
     assert done.returncode == 0, done.stderr
     out = json.loads(done.stdout)
     assert set(out) == {"l", "generations", "observed_generations_to_convergence", "predicted_convergence",
-                        "predicted_from_generation", "observed_convergence", "models"} and out["l"] == 17
-    assert out["observed_convergence"] == out["observed_generations_to_convergence"]
+                        "predicted_from_generation", "observed_convergence", "observed_best_fitness_convergence",
+                        "mutated_share", "definition", "models"} and out["l"] == 17
+    assert out["observed_best_fitness_convergence"] == out["observed_generations_to_convergence"]
     predicted = out["predicted_convergence"]
     assert predicted["wright_fisher"] == pytest.approx(
         float(records[0]["predicted_generations_to_absorption"]))
-    assert predicted["operators"] is not None and predicted["operators"] >= 0
+    assert predicted["operators_mixing"] is not None and predicted["operators_mixing"] >= 0
+    # two generations hold no plateau: the shared definition gives neither figure
+    assert out["observed_convergence"] is None and predicted["operators"] is None
+    assert predicted["wright_fisher_settling"] is None
+    moves = [str(x) for r in records[1:] for x in r["operators"]]
+    assert out["mutated_share"]["run"] == pytest.approx(
+        sum(x in ("mutation", "crossover+mutation") for x in moves) / len(moves))
+    assert 0 < out["mutated_share"]["forecast"] <= 1
     assert [g["generation"] for g in out["generations"]] == list(range(GENERATIONS + 1))
     for entry, r in zip(out["generations"], records):
         assert {"generation", "predicted_generations_to_absorption", "rows_observed"} <= set(entry)

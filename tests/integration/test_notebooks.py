@@ -84,7 +84,8 @@ def test_transition_matrices_notebook(run_path, kernel_env, tmp_path):
     text = "".join(outputs(nb, "stdout"))
     assert not outputs(nb, "error") and str(run_path) in text
     assert "observed generations to convergence" in text and "l = 17" in text
-    assert "Wright-Fisher (paper's model)" in text and "operators' chain (gnas)" in text
+    assert "Wright-Fisher (paper's model, fixation)" in text and "operators' chain (gnas)" in text
+    assert "observed, mean state settles" in text
     # one heat-map pair per generation (0..2), the convergence plot and the survival heat map
     assert len(outputs(nb, "png")) == 3 + 2
 

@@ -56,3 +56,14 @@ def test_convergence_verdict_compares_medians(experiment):
     assert verdict["observed_median"] == 6.0 and verdict["operators_median"] == 7.0
     assert verdict["operators_relative_error"] == pytest.approx(1 / 6)
     assert verdict["wright_fisher_relative_error"] == pytest.approx(29 / 6)
+    assert verdict["operators_ratio"] == pytest.approx(7 / 6) and verdict["wright_fisher_ratio"] == 35 / 6
+    assert verdict["observed_best_fitness_median"] is None and verdict["operators_mixing_ratio"] is None
+
+
+def test_t_interval_of_the_mean_over_seeds(experiment):
+    from scipy import stats
+
+    lo, hi = experiment.t_interval([1.0, 2.0, 3.0, float("nan")])
+    half = stats.t.ppf(0.975, 2) * 1.0 / math.sqrt(3)
+    assert (lo, hi) == pytest.approx((2.0 - half, 2.0 + half))
+    assert experiment.t_interval([1.0]) is None

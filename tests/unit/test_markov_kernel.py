@@ -83,3 +83,31 @@ def test_the_operators_chain_is_nearly_diagonal_at_the_search_rates():
     P, measured = kernel.operator_matrix(population, fitness, _variation(0.3, 0.2, 1 / LENGTH), L,
                                          rounds=200)
     assert np.diag(P)[measured].mean() > 0.6
+
+
+def test_the_novelty_rule_mutates_every_copy_into_a_new_network():
+    rng = np.random.default_rng(2)
+    population = _population(rng, 6)
+    key = "".join
+
+    def remutate(bits, rng):
+        i = int(rng.integers(0, len(bits)))
+        return bits[:i] + (1 - bits[i],) + bits[i + 1:]
+
+    copies = _variation(mutation=0.0, crossover=0.0, elite=0)
+    novel = kernel.with_novelty(copies, key_of=lambda b: key(map(str, b)), remutate=remutate,
+                                evaluated={key(map(str, b)) for b in population}, tries=20)
+    assert kernel.operator_shares(population, [0.0] * 6, copies, rounds=20) == {"copy": 1.0}
+    assert kernel.operator_shares(population, [0.0] * 6, novel, rounds=20) == {"mutation": 1.0}
+    children = novel(population, [0.0] * 6, np.random.default_rng(0))
+    assert not {tuple(c.bits) for c in children} & set(population)
+    assert len({tuple(c.bits) for c in children}) == 6
+    # parents are networks already trained even when no one listed them
+    unlisted = kernel.with_novelty(copies, key_of=lambda b: key(map(str, b)), remutate=remutate,
+                                   evaluated=(), tries=20)
+    assert kernel.operator_shares(population, [0.0] * 6, unlisted, rounds=5) == {"mutation": 1.0}
+    # copies alone stay put; the rule moves a copy unless its flip hit one of the 3 other genes
+    still, measured = kernel.operator_matrix(population, [0.0] * 6, copies, L, rounds=50)
+    moved, _ = kernel.operator_matrix(population, [0.0] * 6, novel, L, rounds=50)
+    assert np.allclose(np.diag(still)[measured], 1.0)
+    assert 0.15 < np.diag(moved)[measured].mean() < 0.55
