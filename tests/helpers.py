@@ -67,3 +67,18 @@ def wait_rows(proc: subprocess.Popen, run: Path, k: int, timeout: float = 300) -
         assert proc.poll() is None, f"the run ended before {k} evaluations: {proc.communicate()}"
         assert time.monotonic() < deadline
         time.sleep(0.02)
+
+
+def one_stage_evaluator(epochs: int, samples: int):
+    """A real Evaluator on digits with one 3-node dense stage of width 32 (one thread)."""
+    from gnas.backend import runtime
+
+    runtime.configure(1)
+    from gnas.backend.evaluator import Evaluator
+    from gnas.config import load_config
+    from gnas.datasets import load_for_run
+
+    cfg = load_config(None, {"train.epochs": epochs, "data.max_train_samples": samples,
+                             "space.stage_nodes": (3,), "space.max_depth": 1,
+                             "space.dense_widths": (32, 32, 32, 32)})
+    return Evaluator(cfg, load_for_run(cfg))

@@ -6,6 +6,9 @@ graphs in one step, the path the conv family takes.
 """
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -14,18 +17,13 @@ from gnas.datasets import load_for_run
 from gnas.genome.space import bits_to_str, str_to_bits
 from gnas.records import EvalTask
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from helpers import one_stage_evaluator  # noqa: E402
+
 
 @pytest.fixture(scope="module")
 def evaluator():
-    from gnas.backend import runtime
-
-    runtime.configure(1)
-    from gnas.backend.evaluator import Evaluator
-
-    cfg = load_config(None, {"train.epochs": 2, "data.max_train_samples": 240,
-                             "space.stage_nodes": (3,), "space.max_depth": 1,
-                             "space.dense_widths": (32, 32, 32, 32)})
-    return Evaluator(cfg, load_for_run(cfg))
+    return one_stage_evaluator(epochs=2, samples=240)
 
 
 def _tasks(ev, n: int) -> list[EvalTask]:

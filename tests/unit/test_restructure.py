@@ -2,11 +2,16 @@
 from __future__ import annotations
 
 import dataclasses
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from gnas.genome.architecture import Architecture, StageArch, complexity
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from helpers import one_stage_evaluator  # noqa: E402
 
 
 def _arch(family: str) -> Architecture:
@@ -140,17 +145,7 @@ def test_structured_masks_export_smaller_layers_that_compute_the_same(family, ki
 
 @pytest.fixture(scope="module")
 def evaluator():
-    from gnas.backend import runtime
-
-    runtime.configure(1)
-    from gnas.backend.evaluator import Evaluator
-    from gnas.config import load_config
-    from gnas.datasets import load_for_run
-
-    cfg = load_config(None, {"train.epochs": 1, "data.max_train_samples": 200,
-                             "space.stage_nodes": (3,), "space.max_depth": 1,
-                             "space.dense_widths": (32, 32, 32, 32)})
-    return Evaluator(cfg, load_for_run(cfg))
+    return one_stage_evaluator(epochs=1, samples=200)
 
 
 @pytest.mark.slow
