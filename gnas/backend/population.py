@@ -42,7 +42,7 @@ import tensorflow as tf
 
 from gnas.backend import runtime, superset
 from gnas.backend.builder import build_model
-from gnas.backend.trainer import compile_model
+from gnas.backend.trainer import compile_model, diverged_reason
 from gnas.errors import EvaluationFailed
 from gnas.genome.architecture import Architecture, complexity
 from gnas.genome.space import str_to_bits
@@ -174,8 +174,7 @@ def _fit_superset(evaluator, members: list[_Member]) -> superset.Superset:
         finite, bad = net.fit(x, y, [epoch_order(m.rng, n) for m in members])
         for m, ok, loss in zip(members, finite, bad):
             if not ok and not m.error:
-                m.error = (f"training diverged (loss {float(loss)}) at learning rate "
-                           f"{np.float32(m.arch.learning_rate):.3g}")
+                m.error = diverged_reason(float(loss), float(np.float32(m.arch.learning_rate)))
         if all(m.error for m in members):
             break
     return net
@@ -251,8 +250,7 @@ def _fit_together(evaluator, members: list[_Member]) -> None:
         diverged = []
         for m, ok, loss in zip(active, finite, bad):
             if not bool(ok):
-                m.error = (f"training diverged (loss {float(loss)}) at learning rate "
-                           f"{float(m.model.optimizer.learning_rate.numpy()):.3g}")
+                m.error = diverged_reason(float(loss), float(m.model.optimizer.learning_rate.numpy()))
                 diverged.append(m)
         if diverged:
             active = [m for m in active if m not in diverged]

@@ -48,9 +48,13 @@ def fit(model: keras.Model, x: np.ndarray, y: np.ndarray, *, epochs: int, batch_
                             callbacks=[StopOnNaN()])
     loss = float(history.history["loss"][-1])
     if not math.isfinite(loss):
-        raise EvaluationFailed(f"training diverged (loss {loss}) at learning rate "
-                               f"{model.optimizer.learning_rate.numpy():.3g}")
+        raise EvaluationFailed(diverged_reason(loss, float(model.optimizer.learning_rate.numpy())))
     return loss
+
+
+def diverged_reason(loss: float, learning_rate: float) -> str:
+    """The failure reason of a training whose loss went non-finite, whichever path trained it."""
+    return f"training diverged (loss {loss}) at learning rate {learning_rate:.3g}"
 
 
 def score(model: keras.Model, arch: Architecture, x: np.ndarray, y: np.ndarray,
