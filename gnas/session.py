@@ -38,7 +38,7 @@ from gnas.runs.interrupts import acknowledge_interrupt, interrupt_exit_code
 from gnas.runs.state import SearchState
 from gnas.runs.store import EvaluationStore
 from gnas.search.callbacks import Callback, CallbackList, ProgressBar
-from gnas.search.loop import Executor, InitialPopulation, Search, derived_key
+from gnas.search.loop import Executor, InitialPopulation, Search
 from gnas.search.step import Step
 
 
@@ -306,11 +306,9 @@ def test_over_seeds(search: Search, executor: Executor, best: dict[str, Any], fi
     These trainings come after the search and its choice: the test split still
     decides nothing. The saved model is the first seed's.
     """
-    seeds = [derive_seed(search.cfg.evolution.seed, derived_key(best["key"], f"seed-{j}"))
-             for j in range(1, search.cfg.evolution.final_seeds + 1)]
     scores = [first]
     with tempfile.TemporaryDirectory(dir=search.run_dir.path, prefix=".seeds.tmp-") as scratch:
-        for seed in seeds:
+        for seed in search.reseed_seeds(best["key"]):
             scores.append(executor.final(best["genome"], seed, Path(scratch), options)["test_score"])
     return {"test_scores": scores, "test_score_mean": float(np.mean(scores)),
             "test_score_std": float(np.std(scores))}

@@ -309,7 +309,7 @@ class Search:
         try:
             for j in range(1, ev.final_seeds + 1):
                 again = self.evaluate_results(genomes, self.state.generation, Kind.RESEED,
-                                              {"variant": f"seed-{j}"})
+                                              {"variant": reseed_variant(j)})
                 for k, r in enumerate(again):
                     runs[k].append(r)
         except BudgetSpent:
@@ -326,6 +326,11 @@ class Search:
         self.state.final = final
         best = next(e for e in fame if e["key"] == final[0]["key"])
         self.state.hall_of_fame = [best] + [e for e in fame if e is not best]
+
+    def reseed_seeds(self, key: str) -> list[int]:
+        """The training seeds of the final pick's extra trainings of network ``key``."""
+        return [derive_seed(self.cfg.evolution.seed, derived_key(key, reseed_variant(j)))
+                for j in range(1, self.cfg.evolution.final_seeds + 1)]
 
     def task_key(self, bits: Bits, options: Mapping[str, Any] | None = None) -> str:
         """The cache key: the canonical network's, or a variant's own when options name one.
@@ -453,6 +458,11 @@ class _EvaluatedKeys:
 
     def __contains__(self, key: object) -> bool:
         return isinstance(key, str) and self.store.contains(key, self.before_generation)
+
+
+def reseed_variant(j: int) -> str:
+    """The variant naming the final pick's ``j``-th extra training of a network."""
+    return f"seed-{j}"
 
 
 def derived_key(key: str, variant: str) -> str:
