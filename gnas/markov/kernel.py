@@ -41,6 +41,7 @@ from typing import Callable, Container, Sequence
 import numpy as np
 
 from gnas.genome.space import Bits
+from gnas.records import Operator
 from gnas.search.novelty import KeyOf, Mutate, make_novel
 from gnas.search.operators import Crossover, Offspring, vary
 
@@ -102,15 +103,18 @@ def state(bits: Sequence[int], l: int) -> int:
 
 
 def count_moves(population: Sequence[Bits], fitness: Sequence[float], variation: Variation, l: int,
-                rounds: int, rng: np.random.Generator) -> np.ndarray:
+                rounds: int, rng: np.random.Generator, *, elites: bool = True) -> np.ndarray:
     """``(l+1) x (l+1)`` counts of lineage-parent state -> offspring state over ``rounds`` generations.
 
-    Every offspring counts, elites too: the next population is all of them.
+    Every offspring counts, elites too (the next population is all of them),
+    unless ``elites`` is False: a forecast that keeps the elites itself
+    (:mod:`gnas.markov.selection`) needs the moves of the other children only.
     """
     counts = np.zeros((l + 1, l + 1), dtype=np.int64)
     for _ in range(rounds):
         for child in variation(population, fitness, rng):
-            counts[state(child.parent, l), state(child.bits, l)] += 1
+            if elites or child.operator != Operator.ELITE:
+                counts[state(child.parent, l), state(child.bits, l)] += 1
     return counts
 
 
@@ -122,23 +126,26 @@ def synthetic_parent(template: Bits, l: int, i: int, rng: np.random.Generator) -
 
 
 def operator_matrix(population: Sequence[Bits], fitness: Sequence[float], variation: Variation,
-                    l: int, *, rounds: int = ROUNDS, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+                    l: int, *, rounds: int = ROUNDS, seed: int = 0, elites: bool = True
+                    ) -> tuple[np.ndarray, np.ndarray]:
     """The operators' transition matrix and which of its rows come from measured selection.
 
     Rows of states the population holds are the moves of ``rounds`` simulated
     generations on the measured population and fitness. The others come from a
     population of :data:`SYNTHETIC` parents of that state only (equal fitness:
     variation without selection), built from the population's own non-connection
-    genes; a row that still saw no move stays on its state.
+    genes; a row that still saw no move stays on its state. ``elites=False``
+    leaves the elites' moves out (see :func:`count_moves`).
     """
     rng = np.random.default_rng(seed)
-    counts = count_moves(population, fitness, variation, l, rounds, rng).astype(float)
+    counts = count_moves(population, fitness, variation, l, rounds, rng, elites=elites).astype(float)
     measured = counts.sum(axis=1) > 0
     per_state = max(1, rounds // 10)
     for i in np.flatnonzero(~measured):
         parents = [synthetic_parent(population[k % len(population)], l, int(i), rng)
                    for k in range(max(SYNTHETIC, len(population)))]
-        counts[i] += count_moves(parents, [0.0] * len(parents), variation, l, per_state, rng)[i]
+        counts[i] += count_moves(parents, [0.0] * len(parents), variation, l, per_state, rng,
+                                 elites=elites)[i]
     P = counts.copy()
     empty = P.sum(axis=1) == 0
     P[empty, np.flatnonzero(empty)] = 1.0
