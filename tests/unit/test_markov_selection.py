@@ -14,7 +14,7 @@ def test_one_generation_matches_a_brute_force_enumeration_of_tournaments():
     # l = 2, three individuals in states 0, 1, 2; state 1 is the fittest, state 2 the worst.
     P = np.array([[0.6, 0.3, 0.1], [0.2, 0.5, 0.3], [0.1, 0.1, 0.8]])
     states, fit = [0, 1, 2], [0.5, 0.2, 0.9]
-    model = selection.StateFitness.from_evaluations(states, fit, 2)
+    model = selection.StateFitness.from_evaluations(states, fit, 2, prior=0.0)
     # Brute force: the elite (individual 1) stays; each of the two children is the
     # child of the best of two individuals drawn with replacement (9 equally likely pairs).
     child = np.zeros(3)
@@ -36,7 +36,7 @@ def test_one_generation_matches_a_brute_force_enumeration_of_tournaments():
 def test_a_fitter_state_gains_mass_under_selection_and_not_without():
     P = np.eye(4)  # variation never changes a state: only selection can move the mean
     states = [0] * 5 + [3] * 5
-    model = selection.StateFitness.from_evaluations([0, 3], [1.0, 0.1], 3)  # state 3 is fitter
+    model = selection.StateFitness.from_evaluations([0, 3], [1.0, 0.1], 3, prior=0.0)  # 3 is fitter
     rng = np.random.default_rng(1)
     fit = model.draw(np.asarray(states), rng)
     chosen = selection.simulate_mean_states(P, states, fit, model, 5, 2000, rng, elite=1, tournsize=2)
@@ -49,7 +49,7 @@ def test_a_fitter_state_gains_mass_under_selection_and_not_without():
 
 
 def test_state_fitness_pools_for_unseen_states_and_ranks_failures_last():
-    model = selection.StateFitness.from_evaluations([1, 1, 3], [0.2, 0.4, math.nan], 3)
+    model = selection.StateFitness.from_evaluations([1, 1, 3], [0.2, 0.4, math.nan], 3, prior=0.0)
     assert model.measured.tolist() == [False, True, False, True]
     assert model.samples[3, 0] == math.inf
     draws = model.draw(np.array([1] * 400 + [0] * 600), np.random.default_rng(0))
@@ -57,6 +57,22 @@ def test_state_fitness_pools_for_unseen_states_and_ranks_failures_last():
     assert set(draws[400:]) == {0.2, 0.4, math.inf}  # the pooled distribution, failure included
     with pytest.raises(ValueError):
         selection.StateFitness.from_evaluations([4], [0.1], 3)
+
+
+def test_states_are_told_apart_only_as_far_as_the_evaluations_show_a_difference():
+    rng = np.random.default_rng(2)
+    states = np.repeat([1, 2, 3, 4], 6)
+    apart = selection.StateFitness.from_evaluations(states, states + rng.normal(0, 0.05, 24), 4)
+    alike = selection.StateFitness.from_evaluations(states, rng.random(24), 4)
+    assert apart.weight[1:].min() > 0.95 and apart.weight[0] == 0.0
+    assert alike.weight.max() < 0.5
+    # one evaluation per state shows no within-state spread: no evidence, no preference
+    once = selection.StateFitness.from_evaluations([0, 1, 2], [0.5, 0.2, 0.9], 2)
+    assert once.weight.tolist() == [0.0, 0.0, 0.0]
+    # the draw's mean is the shrunk (empirical-Bayes) mean of the state
+    draws = apart.draw(np.full(20_000, 1), rng)
+    expected = apart.weight[1] * apart.samples[1, :6].mean() + (1 - apart.weight[1]) * apart.pooled.mean()
+    assert draws.mean() == pytest.approx(expected, abs=0.03)
 
 
 def test_the_selection_kernel_leaves_the_elites_moves_out():
