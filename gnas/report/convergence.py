@@ -172,10 +172,9 @@ def convergence_summary(run_dir: RunDir, records: Sequence[dict[str, np.ndarray]
         ev = cfg.evolution
         fitness = np.nan_to_num(np.asarray(first["fitness"], dtype=float), nan=np.inf).tolist()
         variation = run_variation(cfg, space, evaluated_keys(run_dir, g0))
-        P, _ = kernel.operator_matrix(population, fitness, variation, l, seed=ev.seed)
+        P, _, moves, _ = kernel.operator_matrices(population, fitness, variation, l, seed=ev.seed)
         uniform = settling.simulated_settling(P, start, horizon, seed=ev.seed)
         mixing = kernel.mixing_generations(P, kernel.state_distribution(population, l))
-        moves, _ = kernel.operator_matrix(population, fitness, variation, l, seed=ev.seed, elites=False)
         selected = functools.partial(selection.simulated_settling, moves, start, fitness,
                                      generations=horizon, elite=ev.elite, tournsize=ev.tournament,
                                      seed=ev.seed)

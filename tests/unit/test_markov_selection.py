@@ -90,3 +90,11 @@ def test_the_selection_kernel_leaves_the_elites_moves_out():
     for i in best:
         elite_counts[sum(population[i]), sum(population[i])] += 10
     assert np.array_equal(every - moves, elite_counts)
+    # one pass gives both matrices, each its counts row-normalised
+    P, measured, rest, measured_rest = kernel.operator_matrices(population, fitness, variation, L,
+                                                                rounds=10, seed=1)
+    for matrix, seen, counts in ((P, measured, every), (rest, measured_rest, moves)):
+        rows = counts.sum(axis=1) > 0
+        assert np.array_equal(seen, rows)
+        assert np.allclose(matrix[rows], counts[rows] / counts[rows].sum(axis=1, keepdims=True))
+        assert np.allclose(matrix.sum(axis=1), 1.0)
