@@ -329,7 +329,8 @@ def convergence_rows(out: Path, seeds: list[int], inits: list[str], upto: int | 
     return result
 
 
-MODELS = ("wright_fisher", "operators", "wright_fisher_settling", "operators_mixing")
+MODELS = ("wright_fisher", "operators", "operators_without_selection", "operators_hindsight",
+          "wright_fisher_settling", "operators_mixing")
 
 
 def convergence_verdict(rows: list[dict[str, Any]]) -> dict[str, Any]:

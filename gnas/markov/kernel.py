@@ -41,6 +41,7 @@ from typing import Callable, Container, Sequence
 import numpy as np
 
 from gnas.genome.space import Bits
+from gnas.records import Operator
 from gnas.search.novelty import KeyOf, Mutate, make_novel
 from gnas.search.operators import Crossover, Offspring, vary
 
@@ -101,17 +102,30 @@ def state(bits: Sequence[int], l: int) -> int:
     return int(sum(int(b) for b in bits[:l]))
 
 
-def count_moves(population: Sequence[Bits], fitness: Sequence[float], variation: Variation, l: int,
-                rounds: int, rng: np.random.Generator) -> np.ndarray:
-    """``(l+1) x (l+1)`` counts of lineage-parent state -> offspring state over ``rounds`` generations.
-
-    Every offspring counts, elites too: the next population is all of them.
-    """
-    counts = np.zeros((l + 1, l + 1), dtype=np.int64)
+def _moves(population: Sequence[Bits], fitness: Sequence[float], variation: Variation, l: int,
+           rounds: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Counts of every offspring's move over ``rounds`` generations, and of the elites' alone."""
+    every = np.zeros((l + 1, l + 1), dtype=np.int64)
+    elite = np.zeros_like(every)
     for _ in range(rounds):
         for child in variation(population, fitness, rng):
-            counts[state(child.parent, l), state(child.bits, l)] += 1
-    return counts
+            move = state(child.parent, l), state(child.bits, l)
+            every[move] += 1
+            if child.operator == Operator.ELITE:
+                elite[move] += 1
+    return every, elite
+
+
+def count_moves(population: Sequence[Bits], fitness: Sequence[float], variation: Variation, l: int,
+                rounds: int, rng: np.random.Generator, *, elites: bool = True) -> np.ndarray:
+    """``(l+1) x (l+1)`` counts of lineage-parent state -> offspring state over ``rounds`` generations.
+
+    Every offspring counts, elites too (the next population is all of them),
+    unless ``elites`` is False: a forecast that keeps the elites itself
+    (:mod:`gnas.markov.selection`) needs the moves of the other children only.
+    """
+    every, elite = _moves(population, fitness, variation, l, rounds, rng)
+    return every if elites else every - elite
 
 
 def synthetic_parent(template: Bits, l: int, i: int, rng: np.random.Generator) -> Bits:
@@ -121,28 +135,52 @@ def synthetic_parent(template: Bits, l: int, i: int, rng: np.random.Generator) -
     return tuple(int(b) for b in genes) + tuple(template[l:])
 
 
-def operator_matrix(population: Sequence[Bits], fitness: Sequence[float], variation: Variation,
-                    l: int, *, rounds: int = ROUNDS, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """The operators' transition matrix and which of its rows come from measured selection.
+def operator_matrices(population: Sequence[Bits], fitness: Sequence[float], variation: Variation,
+                      l: int, *, rounds: int = ROUNDS, seed: int = 0
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``(P, measured, P_without_elites, measured_without_elites)`` from one pass of simulated variation.
 
     Rows of states the population holds are the moves of ``rounds`` simulated
     generations on the measured population and fitness. The others come from a
     population of :data:`SYNTHETIC` parents of that state only (equal fitness:
     variation without selection), built from the population's own non-connection
-    genes; a row that still saw no move stays on its state.
+    genes; a row that still saw no move stays on its state. The second matrix
+    leaves the elites' moves out (see :func:`count_moves`); a state that only an
+    elite held is filled like an absent one.
     """
     rng = np.random.default_rng(seed)
-    counts = count_moves(population, fitness, variation, l, rounds, rng).astype(float)
-    measured = counts.sum(axis=1) > 0
+    every, elite = _moves(population, fitness, variation, l, rounds, rng)
+    rest = every - elite
+    measured, measured_rest = every.sum(axis=1) > 0, rest.sum(axis=1) > 0
     per_state = max(1, rounds // 10)
-    for i in np.flatnonzero(~measured):
+    for i in np.flatnonzero(~measured_rest):
         parents = [synthetic_parent(population[k % len(population)], l, int(i), rng)
                    for k in range(max(SYNTHETIC, len(population)))]
-        counts[i] += count_moves(parents, [0.0] * len(parents), variation, l, per_state, rng)[i]
-    P = counts.copy()
+        more, more_elite = _moves(parents, [0.0] * len(parents), variation, l, per_state, rng)
+        if not measured[i]:
+            every[i] += more[i]
+        rest[i] += more[i] - more_elite[i]
+    return _normalised(every), measured, _normalised(rest), measured_rest
+
+
+def _normalised(counts: np.ndarray) -> np.ndarray:
+    """Row-normalised counts; a row without a move stays on its state."""
+    P = np.asarray(counts, dtype=float).copy()
     empty = P.sum(axis=1) == 0
     P[empty, np.flatnonzero(empty)] = 1.0
-    return P / P.sum(axis=1, keepdims=True), measured
+    return P / P.sum(axis=1, keepdims=True)
+
+
+def operator_matrix(population: Sequence[Bits], fitness: Sequence[float], variation: Variation,
+                    l: int, *, rounds: int = ROUNDS, seed: int = 0, elites: bool = True
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """The operators' transition matrix and which of its rows come from measured selection.
+
+    See :func:`operator_matrices`; ``elites=False`` gives the matrix without the elites' moves.
+    """
+    P, measured, rest, measured_rest = operator_matrices(population, fitness, variation, l,
+                                                         rounds=rounds, seed=seed)
+    return (P, measured) if elites else (rest, measured_rest)
 
 
 def stationary(P: np.ndarray) -> np.ndarray:

@@ -39,7 +39,9 @@ STATE_CONVERGENCE_DEFINITION = (
     "A chain's forecast is the median of the same quantity over "
     f"{SIMULATIONS} populations of the run's size simulated from the chain over the "
     "run's horizon, starting from the run's generation 0 (each child takes the state "
-    "of a parent drawn uniformly from the population, then moves by the chain)."
+    "of a parent drawn uniformly from the population, then moves by the chain; with "
+    "selection between states, the parent is the winner of the run's tournament on a "
+    "fitness per state and the run's elites are kept, see gnas.markov.selection)."
 )
 """The definition reports cite, for the observed and the predicted figures alike."""
 

@@ -3,8 +3,9 @@
 ``gnas markov --json`` reports, per run, ``predicted_convergence`` from the
 Wright-Fisher chain (the paper's model, :mod:`gnas.markov.chain`: expected
 generations to fixation) and from the chain of gnas' own operators
-(:mod:`gnas.markov.kernel`, the novelty rule included), both built on the initial
-population (generation 0) and its measured fitness, next to
+(:mod:`gnas.markov.kernel`, the novelty rule included, with selection between
+states by the run's tournament and elites, :mod:`gnas.markov.selection`), both
+built on the initial population (generation 0) and its measured fitness, next to
 ``observed_convergence``. The operators' forecast and the observed figure share
 one definition (:data:`gnas.markov.settling.STATE_CONVERGENCE_DEFINITION`: the
 generation at which the mean state of the connection genes reaches its plateau),
@@ -25,11 +26,11 @@ import numpy as np
 from gnas.competition.scoreboard import crossover_of
 from gnas.config import RunConfig
 from gnas.genome.space import Bits, SearchSpace, str_to_bits
-from gnas.markov import kernel, settling
-from gnas.records import Operator
+from gnas.markov import kernel, selection, settling
+from gnas.records import Kind, Operator
 from gnas.runs.directory import RunDir
 from gnas.runs.store import EvaluationStore
-from gnas.search.novelty import mut_expressed
+from gnas.search.novelty import expressed_mutation, remutation
 from gnas.search.operators import growth
 
 MUTATED = (str(Operator.MUTATION), str(Operator.CROSSOVER_MUTATION))
@@ -60,15 +61,9 @@ def run_variation(cfg: RunConfig, space: SearchSpace, evaluated: frozenset[str] 
         return hyper["mutation_rate"], hyper["crossover_rate"]
 
     indpb = ev.indpb or 1.0 / space.length
-
-    def mutate(bits: Bits, rate: float, rng: np.random.Generator) -> Bits:
-        return mut_expressed(bits, rng, rate=rate, indpb=indpb, key_of=key_of, repair=repair)
-
+    mutate = expressed_mutation(indpb=indpb, key_of=key_of, repair=repair)
     grow = growth(space.active_slice, ev.grow_rate) if ev.growth else None
-
-    def remutate(bits: Bits, rng: np.random.Generator) -> Bits:
-        child = mutate(bits, rates(bits)[0], rng)
-        return repair(grow(child, rng)) if grow is not None else child
+    remutate = remutation(mutate, rates=rates, repair=repair, grow=grow)
 
     variation = kernel.search_variation(
         elite=ev.elite, tournsize=ev.tournament, rates=rates, indpb=indpb,
@@ -82,10 +77,9 @@ def run_variation(cfg: RunConfig, space: SearchSpace, evaluated: frozenset[str] 
 
 def evaluated_keys(run_dir: RunDir, generation: int) -> frozenset[str]:
     """Keys of the networks the run had evaluated by the end of ``generation``."""
-    store = EvaluationStore(run_dir.db_path)
+    store = EvaluationStore(run_dir.db_path, read_only=True)
     try:
-        return frozenset(r["genome_key"] for r in store.rows()
-                         if r.get("genome_key") and (r.get("generation") or 0) <= generation)
+        return frozenset(store.keys_through(generation))
     finally:
         store.close()
 
@@ -100,26 +94,43 @@ def full_population(run_dir: RunDir, record: dict[str, np.ndarray]) -> list[Bits
     fitness) with its own connection genes. None when neither is found.
     """
     g, l = int(record["generation"]), int(record["l"])
-    store = EvaluationStore(run_dir.db_path)
+    store = EvaluationStore(run_dir.db_path, read_only=True)
     try:
-        rows = [r for r in store.rows() if r.get("generation") == g and r.get("genome")]
+        rows = store.genome_fitness(generation=g)
     finally:
         store.close()
     by_prefix: dict[str, str] = {}
-    for r in rows:
-        by_prefix.setdefault(r["genome"][:l], r["genome"])
+    for genome, _ in rows:
+        by_prefix.setdefault(genome[:l], genome)
     out = []
     for row, fit in zip(np.asarray(record["population_bits"], dtype=int), record["fitness"]):
         prefix = "".join(str(b) for b in row)
         genome = by_prefix.get(prefix)
         if genome is None:
-            same = [r["genome"] for r in rows if r.get("fitness") is not None
-                    and math.isclose(float(r["fitness"]), float(fit), rel_tol=1e-12)]
+            same = [other for other, f in rows if f is not None
+                    and math.isclose(float(f), float(fit), rel_tol=1e-12)]
             if not same:
                 return None
             genome = prefix + same[0][l:]
         out.append(str_to_bits(genome))
     return out
+
+
+def state_fitness(run_dir: RunDir, l: int, through: int | None = None) -> selection.StateFitness | None:
+    """Fitness per state from the run's search evaluations (up to generation ``through``, or all).
+
+    None when the run has none.
+    """
+    store = EvaluationStore(run_dir.db_path, read_only=True)
+    try:
+        rows = store.genome_fitness(through=through, kind=str(Kind.SEARCH))
+    finally:
+        store.close()
+    rows = [(g, f) for g, f in rows if len(g) >= l]
+    if not rows:
+        return None
+    return selection.StateFitness.from_evaluations(
+        [g[:l].count("1") for g, _ in rows], [math.inf if f is None else float(f) for g, f in rows], l)
 
 
 def _finite(x: float | None) -> float | None:
@@ -156,13 +167,20 @@ def convergence_summary(run_dir: RunDir, records: Sequence[dict[str, np.ndarray]
     cfg = run_dir.load_config()
     start = np.asarray(first["population_bits"], dtype=int).sum(axis=1)
     population = full_population(run_dir, first)
-    operators = mixing = forecast_share = None
+    operators = uniform = hindsight = mixing = forecast_share = None
     if population is not None:
+        ev = cfg.evolution
         fitness = np.nan_to_num(np.asarray(first["fitness"], dtype=float), nan=np.inf).tolist()
         variation = run_variation(cfg, space, evaluated_keys(run_dir, g0))
-        P, _ = kernel.operator_matrix(population, fitness, variation, l, seed=cfg.evolution.seed)
-        operators = settling.simulated_settling(P, start, horizon, seed=cfg.evolution.seed)
+        P, _, moves, _ = kernel.operator_matrices(population, fitness, variation, l, seed=ev.seed)
+        uniform = settling.simulated_settling(P, start, horizon, seed=ev.seed)
         mixing = kernel.mixing_generations(P, kernel.state_distribution(population, l))
+        selected = functools.partial(selection.simulated_settling, moves, start, fitness,
+                                     generations=horizon, elite=ev.elite, tournsize=ev.tournament,
+                                     seed=ev.seed)
+        known, everything = state_fitness(run_dir, l, through=g0), state_fitness(run_dir, l)
+        operators = selected(known) if known is not None else None
+        hindsight = selected(everything) if everything is not None else None
         shares = kernel.operator_shares(population, fitness, variation, rounds=kernel.ROUNDS // 4,
                                         seed=cfg.evolution.seed)
         moves = {k: v for k, v in shares.items() if k != str(Operator.ELITE)}
@@ -171,6 +189,8 @@ def convergence_summary(run_dir: RunDir, records: Sequence[dict[str, np.ndarray]
         "predicted_convergence": {
             "wright_fisher": _finite(first["predicted_generations_to_absorption"]),
             "operators": _finite(operators),
+            "operators_without_selection": _finite(uniform),
+            "operators_hindsight": _finite(hindsight),
             "wright_fisher_settling": _finite(settling.simulated_settling(
                 first["theoretical"], start, horizon, seed=cfg.evolution.seed)),
             "operators_mixing": _finite(mixing),
@@ -181,8 +201,14 @@ def convergence_summary(run_dir: RunDir, records: Sequence[dict[str, np.ndarray]
         "mutated_share": {"run": _finite(mutated_share(records)), "forecast": _finite(forecast_share)},
         "definition": settling.STATE_CONVERGENCE_DEFINITION,
         "models": {"wright_fisher": "the paper's model (eq. 4-6): expected generations to fixation",
-                   "operators": "gnas' variation, novelty rule and measured selection: the generation "
-                                "at which the mean state settles (definition), median of simulated runs",
+                   "operators": "gnas' variation and novelty rule, and selection between states (the "
+                                "run's tournament and elites on a fitness per state from the evaluations "
+                                "known at the forecast generation): the generation at which the mean "
+                                "state settles (definition), median of simulated runs",
+                   "operators_without_selection": "the same chain with every parent drawn uniformly "
+                                                  "(selection only inside its rows)",
+                   "operators_hindsight": "operators with the fitness per state taken from all the run's "
+                                          "evaluations: the model's error when the landscape is known",
                    "wright_fisher_settling": "the paper's chain under the same definition as operators",
                    "operators_mixing": "generations until the operators' state distribution is within "
                                        f"{kernel.MIXING_TOL} (total variation) of its stationary one",
@@ -217,6 +243,8 @@ def format_convergence(summary: dict[str, Any]) -> str:
         f"generations to convergence, predicted from generation {summary['predicted_from_generation']}:",
         f"  Wright-Fisher (paper's model, fixation):      {pred['wright_fisher']}",
         f"  operators' chain (gnas), mean state settles:  {pred['operators']}",
+        f"    without selection between states:           {pred['operators_without_selection']}",
+        f"    fitness per state from the whole run:       {pred['operators_hindsight']}",
         f"  Wright-Fisher, mean state settles:            {pred['wright_fisher_settling']}",
         f"  observed, mean state settles:                 {summary['observed_convergence']}",
         f"  observed, last best-fitness improvement:      {summary['observed_best_fitness_convergence']}",

@@ -203,6 +203,28 @@ class EvaluationStore:
                                     "LIMIT 1", (key, int(before_generation)))
         return row.fetchone() is not None
 
+    def keys_through(self, generation: int) -> set[str]:
+        """Keys evaluated in generations up to ``generation`` (a row without one counts as 0)."""
+        cur = self.conn.execute("SELECT DISTINCT genome_key FROM evaluations "
+                                "WHERE COALESCE(generation, 0) <= ?", (int(generation),))
+        return {row[0] for row in cur.fetchall() if row[0]}
+
+    def genome_fitness(self, *, generation: int | None = None, through: int | None = None,
+                       kind: str | None = None) -> list[tuple[str, float | None]]:
+        """``(genome, fitness)`` of the rows with a genome, in insertion order, no other column read.
+
+        ``generation`` keeps one generation's rows, ``through`` those up to a
+        generation (a row without one counts as 0), ``kind`` one kind of evaluation.
+        """
+        sql, args = "SELECT genome, fitness FROM evaluations WHERE genome IS NOT NULL AND genome != ''", []
+        if generation is not None:
+            sql, args = sql + " AND generation = ?", args + [int(generation)]
+        if through is not None:
+            sql, args = sql + " AND COALESCE(generation, 0) <= ?", args + [int(through)]
+        if kind is not None:
+            sql, args = sql + " AND kind = ?", args + [str(kind)]
+        return [(g, f) for g, f in self.conn.execute(sql + " ORDER BY id", args).fetchall()]
+
     def rows(self) -> list[dict]:
         """Every row as a dict, in insertion order."""
         cur = self.conn.execute("SELECT * FROM evaluations ORDER BY id")

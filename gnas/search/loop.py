@@ -37,7 +37,7 @@ from gnas.search.callbacks import CallbackList
 from gnas.search.fitness import FitnessModel
 from gnas.search.operators import (Crossover, Offspring, crowded_ranks, cx_one_point, growth,
                                    sel_nsga2, vary)
-from gnas.search.novelty import distinct_population, make_novel, mut_expressed
+from gnas.search.novelty import distinct_population, expressed_mutation, make_novel, remutation
 from gnas.search.pareto import front_of_rows
 from gnas.search.strategies import Strategy, aging_offspring, random_offspring
 from gnas.search.step import Generation, GenerationView, Step, apply_decision
@@ -366,14 +366,13 @@ class Search:
 
     def _mutate(self, bits: Bits, rate: float, rng: np.random.Generator) -> Bits:
         """Mutation that always changes the network (see ``gnas.search.novelty``)."""
-        return mut_expressed(bits, rng, rate=rate, indpb=self.indpb, key_of=self.space.key,
-                             repair=self.space.repair)
+        return expressed_mutation(indpb=self.indpb, key_of=self.space.key,
+                                  repair=self.space.repair)(bits, rate, rng)
 
     def _remutate(self, bits: Bits, rng: np.random.Generator) -> Bits:
         """The novelty rule's extra mutation of a duplicate child (growth included)."""
-        child = self._mutate(bits, self.rates(bits)[0], rng)
-        grow = self._grow_operator()
-        return self.space.repair(grow(child, rng)) if grow is not None else child
+        return remutation(self._mutate, rates=self.rates, repair=self.space.repair,
+                          grow=self._grow_operator())(bits, rng)
 
     @property
     def indpb(self) -> float:

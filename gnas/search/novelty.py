@@ -65,6 +65,29 @@ def mut_expressed(bits: Bits, rng: np.random.Generator, *, rate: float, indpb: f
 
 
 Mutate = Callable[[Bits, np.random.Generator], Bits]
+RateMutate = Callable[[Bits, float, np.random.Generator], Bits]
+"""A mutation at a given rate: (bits, rate, rng) -> bits."""
+
+
+def expressed_mutation(*, indpb: float, key_of: KeyOf, repair: Callable[[Bits], Bits]) -> RateMutate:
+    """The search's mutation, :func:`mut_expressed` with the run's per-bit probability, key and repair.
+
+    The search loop and the operators' Markov chain both take it from here, so
+    the chain forecasts the mutation the loop makes.
+    """
+    def mutate(bits: Bits, rate: float, rng: np.random.Generator) -> Bits:
+        return mut_expressed(bits, rng, rate=rate, indpb=indpb, key_of=key_of, repair=repair)
+    return mutate
+
+
+def remutation(mutate: RateMutate, *, rates: Callable[[Bits], tuple[float, float]],
+               repair: Callable[[Bits], Bits],
+               grow: Callable[[Bits, np.random.Generator], Bits] | None) -> Mutate:
+    """The novelty rule's extra mutation of a duplicate child: its own rate, then growth if on."""
+    def remutate(bits: Bits, rng: np.random.Generator) -> Bits:
+        child = mutate(bits, rates(bits)[0], rng)
+        return repair(grow(child, rng)) if grow is not None else child
+    return remutate
 
 
 @dataclass(frozen=True)

@@ -39,10 +39,11 @@ def test_smoke_experiment_writes_csv_plots_and_summary(tmp_path):
     assert summary["paired"] == []  # one seed: nothing to pair
     runs = summary["convergence"]["runs"]
     assert [(r["init"], r["seed"]) for r in runs] == [("coe", 0), ("random", 0)]
-    assert all(set(r) == {"init", "seed", "wright_fisher", "operators", "wright_fisher_settling",
-                          "operators_mixing", "observed", "observed_best_fitness", "mutated_share_run",
-                          "mutated_share_forecast"} for r in runs)
-    # two generations are too few for a plateau: neither the observed nor the forecast is defined
-    assert all(r["observed"] is None and r["operators"] is None for r in runs)
+    assert all(set(r) == {"init", "seed", "wright_fisher", "operators", "operators_without_selection",
+                          "operators_hindsight", "wright_fisher_settling", "operators_mixing", "observed",
+                          "observed_best_fitness", "mutated_share_run", "mutated_share_forecast"} for r in runs)
+    # two generations are too few for a plateau: neither the observed nor a forecast is defined
+    assert all(r["observed"] is None and r["operators"] is None and r["operators_hindsight"] is None
+               for r in runs)
     assert all(0 < r["mutated_share_run"] <= 1 and 0 < r["mutated_share_forecast"] <= 1 for r in runs)
     assert summary["coe"]["generations"] == 2 and summary["coe"]["lambda_c"] == [0.881]

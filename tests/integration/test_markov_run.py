@@ -133,6 +133,8 @@ def test_markov_json_shape(run_path, records, state):
     # two generations hold no plateau: the shared definition gives neither figure
     assert out["observed_convergence"] is None and predicted["operators"] is None
     assert predicted["wright_fisher_settling"] is None
+    assert predicted["operators_without_selection"] is None and predicted["operators_hindsight"] is None
+    assert {"operators", "operators_without_selection", "operators_hindsight"} <= set(out["models"])
     moves = [str(x) for r in records[1:] for x in r["operators"]]
     assert out["mutated_share"]["run"] == pytest.approx(
         sum(x in ("mutation", "crossover+mutation") for x in moves) / len(moves))

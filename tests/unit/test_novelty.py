@@ -8,8 +8,8 @@ import numpy as np
 from gnas.config import SpaceConfig
 from gnas.genome.space import SearchSpace
 from gnas.records import Operator
-from gnas.search.novelty import (distinct_population, expressed_genes, flip, make_novel,
-                                 mut_expressed)
+from gnas.search.novelty import (distinct_population, expressed_genes, expressed_mutation, flip,
+                                 make_novel, mut_expressed, remutation)
 from gnas.search.operators import Offspring, mut_flip_bits, vary
 
 
@@ -111,3 +111,25 @@ def test_a_child_that_stays_a_duplicate_is_counted_as_reuse():
                        mutate=lambda b, r: mut_flip_bits(b, 1.0, r), key_of=str, evaluated=set(), tries=3)
     assert moved.reused == 0 and moved.offspring[1].bits == (1, 0, 1)
     assert moved.offspring[1].operator == Operator.MUTATION
+
+
+def test_the_shared_remutation_is_the_expressed_mutation_at_the_own_rate_then_growth():
+    space = make_space()
+    rates = lambda b: (space.hyper(b)["mutation_rate"], space.hyper(b)["crossover_rate"])
+    mutate = expressed_mutation(indpb=1 / space.length, key_of=space.key, repair=space.repair)
+    grown = []
+
+    def grow(bits, rng):
+        grown.append(bits)
+        return bits[:-1] + (1 - bits[-1],)
+
+    bits = space.random_bits(np.random.default_rng(4))
+    for remutate_grows in (None, grow):
+        out = remutation(mutate, rates=rates, repair=space.repair, grow=remutate_grows)(
+            bits, np.random.default_rng(5))
+        by_hand = mut_expressed(bits, np.random.default_rng(5), rate=rates(bits)[0], indpb=1 / space.length,
+                                key_of=space.key, repair=space.repair)
+        if remutate_grows is not None:
+            assert grown == [by_hand]
+            by_hand = space.repair(by_hand[:-1] + (1 - by_hand[-1],))
+        assert out == by_hand and space.key(out) != space.key(bits)

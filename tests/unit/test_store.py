@@ -44,6 +44,21 @@ def test_contains_answers_membership_as_lookup_does(tmp_path: Path):
     assert not store.contains("k") and not store.contains("k1%")  # bound, not a pattern
 
 
+def test_narrow_queries_read_what_the_rows_hold(tmp_path: Path):
+    store = EvaluationStore(tmp_path / "e.db")
+    store.add(result("a", genome="0011", generation=0), 0.5)
+    store.add(result("b", genome="0111", generation=1), 0.25)
+    store.add(result("c", genome="1111", generation=1, kind="prune"), 0.1)
+    store.add(result("d", genome="0001", generation=2, status="failed", val_error=1.0), math.inf)
+    assert store.keys_through(0) == {"a"} and store.keys_through(1) == {"a", "b", "c"}
+    assert store.genome_fitness(generation=1) == [("0111", 0.25), ("1111", 0.1)]
+    assert store.genome_fitness(through=1, kind="search") == [("0011", 0.5), ("0111", 0.25)]
+    assert store.genome_fitness(generation=2) == [("0001", None)]  # a non-finite fitness is stored as null
+    rows = store.rows()
+    for g in range(3):
+        assert store.keys_through(g) == {r["genome_key"] for r in rows if r["generation"] <= g}
+
+
 def test_latest_row_wins(tmp_path: Path):
     store = EvaluationStore(tmp_path / "e.db")
     store.add(result(val_error=0.5), 0.5)
