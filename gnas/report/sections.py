@@ -92,9 +92,10 @@ def pruning_section(run_dir: RunDir, state: SearchState, store: EvaluationStore,
         return None
     out: dict[str, Any] = {"phase": str(state.phase), "target": book.get("target"),
                            "settings": book.get("settings"), "started": book.get("started")}
-    fields = ("base", "key_before", "key_after", "genome_after", "cuts", "pruned_fraction", "gene_fraction", "reason", "fitness_before",
-              "fitness_after", "generation", "before", "after")
-    chains = list(book.get("chains", {}).values())
+    fields = ("base", "key_after", "genome_after", "cuts", "pruned_fraction", "gene_fraction", "reason",
+              "fitness_before", "fitness_after", "generation", "before", "after")
+    by_base = book.get("chains", {})
+    chains = list(by_base.values())
     out["chains"] = [{k: c.get(k) for k in fields} | {"attempts": len(c.get("attempts", []))}
                      for c in chains]
     after = _pruned_best(run_dir, store)
@@ -112,7 +113,7 @@ def pruning_section(run_dir: RunDir, state: SearchState, store: EvaluationStore,
         after.update(pruned_fraction=0.0, gene_fraction=0.0, params_unpruned=after.get("params"),
                      flops_unpruned=after.get("flops"))
         out["before"] = {**after, "model_file": str(run_dir.best_dir / "model.keras")}
-        out["best_pruned"] = best_pruned_candidate(chains, book.get("before_model"))
+        out["best_pruned"] = best_pruned_candidate(by_base, store, book.get("before_model"))
         out["note"] = not_pruned_note(out["best_pruned"], chains)
     before = out["before"] or {}
     if before.get("test_score") is not None and after.get("test_score") is not None:
@@ -137,28 +138,33 @@ def _base_of(after: dict[str, Any], before_model: dict[str, Any] | None, chains:
     return side
 
 
-def best_pruned_candidate(chains: list[dict[str, Any]],
+def best_pruned_candidate(chains: dict[str, dict[str, Any]], store: EvaluationStore,
                           before_model: dict[str, Any] | None = None) -> dict[str, Any] | None:
-    """The pruned network with the best fitness over every chain, against its own base (None: none)."""
-    pruned = [c for c in chains if c.get("fitness_after") is not None and is_pruned_chain(c)]
+    """The pruned network with the best fitness over every chain, against its own base (None: none).
+
+    ``chains`` maps each base's key (its search evaluation) to its chain; a chain
+    counts when it cut something or its masks removed parameters.
+    """
+    pruned = [(k, c) for k, c in chains.items() if c.get("fitness_after") is not None and is_pruned_chain(c)]
     if not pruned:
         return None
-    best = min(pruned, key=lambda c: (c["fitness_after"], c.get("key_after", "")))
-    after, before = best.get("after") or {}, best.get("before") or {}
-    out = {"key": best.get("key_after"), "base": best.get("base"), "base_key": best.get("key_before"),
+    base_key, best = min(pruned, key=lambda kc: (kc[1]["fitness_after"], kc[1].get("key_after", "")))
+    after = best.get("after") or {}
+    base = store.lookup(base_key)
+    out = {"key": best.get("key_after"), "base": best.get("base"), "base_key": base_key,
            "cuts": len(best.get("cuts") or []), "pruned_fraction": after.get("pruned_fraction"),
            "params": after.get("params"), "params_unpruned": after.get("params_unpruned"),
            "flops": after.get("flops"), "flops_unpruned": after.get("flops_unpruned"),
-           "val_error": after.get("val_error"), "val_error_unpruned": before.get("val_error"),
-           "fitness": best["fitness_after"], "fitness_unpruned": best.get("fitness_before")}
-    if before_model and before_model.get("key") == best.get("key_before"):
+           "val_error": after.get("val_error"), "fitness": best["fitness_after"],
+           "val_error_unpruned": base.val_error if base is not None and base.ok else None}
+    if before_model and before_model.get("key") == base_key:
         out["test_score_unpruned"] = before_model.get("test_score")
     return out
 
 
 def is_pruned_chain(chain: dict[str, Any]) -> bool:
-    """Whether a chain ended on a pruned network: cuts, or masks alone (a key of its own)."""
-    return bool(chain.get("cuts")) or chain.get("key_after") != chain.get("key_before")
+    """Whether a chain ended on a pruned network: it cut something, or its masks removed parameters."""
+    return bool(chain.get("cuts")) or (chain.get("pruned_fraction") or 0.0) > 0.0
 
 
 def not_pruned_note(candidate: dict[str, Any] | None, chains: list[dict[str, Any]]) -> str:
@@ -171,7 +177,7 @@ def not_pruned_note(candidate: dict[str, Any] | None, chains: list[dict[str, Any
     return (f"the final best is not a pruned network; the best pruned candidate reached "
             f"P = {'-' if p is None else format(p, '.3f')}, val error "
             f"{_error(candidate.get('val_error'))} vs {_error(candidate.get('val_error_unpruned'))} "
-            f"unpruned (fitness {_error(candidate.get('fitness'))} vs {_error(candidate.get('fitness_unpruned'))})")
+            f"for its unpruned base")
 
 
 def _error(value: float | None) -> str:
