@@ -39,6 +39,8 @@ def command(dataset: str, target: float, seed: int, run_dir: Path, args) -> list
            "--threads", str(args.threads), *DATASETS[dataset]]
     if args.family != "auto":
         cmd += ["--set", f"space.family={args.family}"]
+    if args.final_seeds is not None:
+        cmd += ["--set", f"evolution.final_seeds={args.final_seeds}"]
     if target > 0:
         cmd += ["--prune", str(target), "--set", f"prune.growth_generations={args.growth}",
                 "--set", f"prune.cycles={args.cycles}"]
@@ -65,6 +67,11 @@ def measure(run_dir: Path, patience: int) -> dict:
         out[f"latency_us_per_sample_{side}"] = m.get("latency_us_per_sample")
         out[f"latency_ms_one_{side}"] = m.get("latency_ms_one")
     out["latency_measure"] = ((section or {}).get("before") or {}).get("latency_measure")
+    out["best_is_pruned"] = bool(((section or {}).get("after") or {}).get("is_pruned"))
+    candidate = (section or {}).get("best_pruned") or {}
+    out["candidate_pruned_fraction"] = candidate.get("pruned_fraction")
+    out["candidate_val_error"] = candidate.get("val_error")
+    out["candidate_val_error_unpruned"] = candidate.get("val_error_unpruned")
     return out
 
 
@@ -78,8 +85,9 @@ def _ms(values: list[float], fmt: str = ".2f") -> str:
 def table(rows: list[dict]) -> str:
     lines = ["| data set | pruning | generations to convergence | best test score | params / unpruned "
              "| FLOPs / unpruned | P of best | file KB before → after | ms per batch call before → after "
-             "| µs per sample before → after | ms per one-sample call before → after |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| µs per sample before → after | ms per one-sample call before → after "
+             "| final best pruned | best pruned candidate when not: P, val error vs unpruned |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for ds in DATASETS:
         for t in TARGETS:
             cell = [r for r in rows if r["dataset"] == ds and r["target"] == t]
@@ -96,7 +104,11 @@ def table(rows: list[dict]) -> str:
                          f"{_ms([r['pruned_fraction'] for r in cell])} | {kb('before')} → {kb('after')} | "
                          f"{lat('before')} → {lat('after')} | "
                          f"{lat('before', 'us_per_sample')} → {lat('after', 'us_per_sample')} | "
-                         f"{lat('before', 'ms_one')} → {lat('after', 'ms_one')} |")
+                         f"{lat('before', 'ms_one')} → {lat('after', 'ms_one')} | "
+                         f"{sum(bool(r.get('best_is_pruned')) for r in cell)}/{len(cell)} | "
+                         f"{_ms([r.get('candidate_pruned_fraction') for r in cell], '.3f')}, "
+                         f"{_ms([r.get('candidate_val_error') for r in cell], '.4f')} vs "
+                         f"{_ms([r.get('candidate_val_error_unpruned') for r in cell], '.4f')} |")
     measures = {r.get("latency_measure") for r in rows if r.get("latency_measure")}
     lines += [f"latency: {m}" for m in sorted(measures)]
     return "\n".join(lines)
@@ -117,6 +129,9 @@ def main() -> int:
     p.add_argument("--datasets", default=",".join(DATASETS))
     p.add_argument("--targets", default=",".join(str(t) for t in TARGETS),
                    help="pruning targets to run (0 = no pruning), comma-separated")
+    p.add_argument("--final-seeds", type=int, default=None,
+                   help="evolution.final_seeds for every run (default: the config's); the final pick "
+                        "re-trains unpruned networks only, so 0 lets a pruned network be the final best")
     p.add_argument("--family", default="auto", choices=("auto", "conv", "dense"),
                    help="search space family (auto: conv for images other than digits, else dense)")
     args = p.parse_args()

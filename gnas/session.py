@@ -277,6 +277,7 @@ def finish(search: Search, executor: Executor) -> dict[str, Any]:
     if row is not None and row.metrics.get("widths"):  # unit cuts narrowed its stages
         arch = dataclasses.replace(arch, stages=tuple(
             dataclasses.replace(st, width=int(w)) for st, w in zip(arch.stages, row.metrics["widths"])))
+    exported = pruning_step.exported_architecture(arch, row.metrics if row is not None else None)
     params, flops = (row.params, row.flops) if row and row.ok else complexity(arch)
     options = (row.metrics.get("final_options") if row else None) or {}
     metrics = executor.final(best["genome"], derive_seed(search.cfg.evolution.seed, best["key"]),
@@ -287,10 +288,10 @@ def finish(search: Search, executor: Executor) -> dict[str, Any]:
                "params": params, "flops": flops,
                **_unpruned_size(row, params, flops),
                "pruned_fraction": row.pruned_fraction if row else 0.0,
-               "architecture": arch.to_dict(), "description": arch.describe(),
+               "architecture": exported, "description": arch.describe(),
                "dataset": search.cfg.data.dataset, "final_options": options}
     summary.update(test_over_seeds(search, executor, best, metrics["test_score"], options))
-    atomic_write_text(run_dir.best_dir / "architecture.json", json.dumps(arch.to_dict(), indent=1))
+    atomic_write_text(run_dir.best_dir / "architecture.json", json.dumps(exported, indent=1))
     atomic_write_text(summary_path, json.dumps(summary, indent=1))
     return summary
 

@@ -114,15 +114,21 @@ def network_size(evaluator, base: Bits, state: "_State", mask: str | None = None
     so both counts and the FLOPs are the compacted network's. ``pruned_fraction``
     is ``1 - params / params_unpruned`` (negative when a cut made the network
     larger); ``gene_fraction`` is the share of connection genes cut.
+    ``node_widths[k][n]`` is the units (filters) of node ``n`` of stage ``k`` in
+    the saved network: after compaction the nodes of one stage can differ.
     """
     params_unpruned, flops_unpruned = complexity(evaluator.space.decode(base))
+    stages = state.arch.stages
     if mask in restructure.STRUCTURED_MASKS:
         plan = restructure.plan_compaction(state.model, state.arch)
         stored, params, flops = plan.params, plan.params_nonzero, plan.flops
+        node_widths = [[len(plan.columns[f"s{st.index}_n{n}"]) for n in range(st.nodes)] for st in stages]
     else:
         stored, params = masking.parameter_counts(state.model, state.masks)
         flops = complexity(state.arch)[1]
+        node_widths = [[st.width] * st.nodes for st in stages]
     return {"params": params, "params_stored": stored, "params_unpruned": params_unpruned,
+            "node_widths": node_widths,
             "flops": flops, "flops_unpruned": flops_unpruned,
             "pruned_fraction": 1.0 - params / params_unpruned,
             "flops_fraction": 1.0 - flops / flops_unpruned,

@@ -154,17 +154,31 @@ def _graph(arch: Architecture) -> tuple[list[_Sum], dict[str, tuple[int, int]]]:
     return sums, nodes
 
 
-def _constants(model: keras.Model, arch: Architecture, prefix: str) -> np.ndarray:
-    """Per output unit of a node: its constant output when its kernel column is zero, else NaN."""
+def _constants(model: keras.Model, arch: Architecture, prefix: str, rows: Sequence[int] | None,
+               dropped_in: np.ndarray | None) -> np.ndarray:
+    """Per output unit of a node: its constant output when its kernel column is zero, else NaN.
+
+    Only the kept input ``rows`` count (None: all of them): a unit that reads
+    nothing but positions compaction itself removed is a constant too. Those
+    positions were constants (``dropped_in``: their summed value, 0 where kept),
+    so a dense unit's constant is ReLU(bias + dropped_in @ W); a conv never
+    reads a removed constant other than 0, so its constant stays ReLU(BN(0)).
+    """
     layer = model.get_layer(f"{prefix}_{_kind(arch)}")
     kernel = layer.kernel.numpy()
-    dead = ~(kernel.reshape(-1, kernel.shape[-1]) != 0).any(axis=0)
+    kept = kernel if rows is None else np.take(kernel, rows, axis=-2)
+    dead = ~(kept.reshape(-1, kernel.shape[-1]) != 0).any(axis=0)
     if arch.family == "conv":
         bn = model.get_layer(f"{prefix}_bn")
         gamma, beta, mean, var = (w.numpy() for w in (bn.gamma, bn.beta, bn.moving_mean, bn.moving_variance))
         value = beta - gamma * mean / np.sqrt(var + bn.epsilon)
     else:
-        value = layer.bias.numpy()
+        value = layer.bias.numpy().astype("float64")
+        if dropped_in is not None:
+            reads = kernel != 0
+            unknown = (np.isnan(dropped_in)[:, None] & reads).any(axis=0)
+            value = value + np.nan_to_num(dropped_in) @ kernel.astype("float64")
+            dead &= ~unknown
     return np.where(dead, np.maximum(value, 0.0), np.nan)
 
 
@@ -191,7 +205,8 @@ def plan_compaction(model: keras.Model, arch: Architecture) -> Compaction:
             parent[find(p)] = find(s.producers[0])
     width = {st.index: st.width for st in arch.stages}
     keep = {c: set(range(width[nodes[c][0]])) for c in {find(p) for p in nodes}}
-    const = {p: _constants(model, arch, p) for p in nodes}
+    reads = {c: s for s in sums for c in s.consumers}  # kernel layer -> the sum it reads
+    const = {p: np.full(width[nodes[p][0]], np.nan) for p in nodes}
     kernels = {name: model.get_layer(name).kernel.numpy() for s in sums for name in s.consumers}
     by_comp: dict[str, list[_Sum]] = {}
     for s in sums:
@@ -212,9 +227,24 @@ def plan_compaction(model: keras.Model, arch: Architecture) -> Compaction:
                 return False
         return True
 
+    def update_constants() -> None:
+        """Constants of the kept positions, given the input rows dropped so far (dropped ones stay)."""
+        for p in nodes:
+            s = reads.get(f"{p}_{kind}")
+            rows, dropped_in = None, None
+            if s is not None:
+                comp = find(s.producers[0])
+                rows = sorted(keep[comp])
+                dropped_in = np.sum([const[q] for q in s.producers], axis=0)
+                dropped_in[rows] = 0.0
+            kept = np.zeros(len(const[p]), dtype=bool)
+            kept[sorted(keep[find(p)])] = True
+            const[p] = np.where(kept, _constants(model, arch, p, rows, dropped_in), const[p])
+
     changed = True
-    while changed:  # dropping a reader's column can leave its rows unread: repeat to a fixed point
+    while changed:  # a dropped position can leave a column unread or a unit constant: to a fixed point
         changed = False
+        update_constants()
         used = {c: _used_rows(k, cols(c)) for c, k in kernels.items()}
         for comp, positions in keep.items():
             for u in sorted(positions):

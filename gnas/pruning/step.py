@@ -15,6 +15,7 @@ split too, for the report's before/after comparison (``gnas report --json``,
 """
 from __future__ import annotations
 
+import dataclasses
 import sys
 from pathlib import Path
 from typing import Any, Mapping
@@ -22,6 +23,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from gnas.config import RunConfig
+from gnas.genome.architecture import Architecture
 from gnas.genome.space import Bits, SearchSpace, bits_to_str, str_to_bits
 from gnas.markov import chain as markov
 from gnas.pruning import cuts as pruning
@@ -226,3 +228,26 @@ def row_summary(row: EvalResult | None) -> dict[str, Any]:
             "flops": row.flops, "flops_unpruned": m.get("flops_unpruned", row.flops),
             "params_total": total, "params_nonzero": m.get("params_nonzero", total),
             "pruned_fraction": row.pruned_fraction, "gene_fraction": m.get("gene_fraction", 0.0)}
+
+
+def exported_architecture(arch: Architecture, metrics: Mapping[str, Any] | None) -> dict[str, Any]:
+    """``arch`` as the saved network has it: stage widths after unit cuts, per-node widths after compaction.
+
+    A unit cut narrows a whole stage (``metrics["widths"]``); compacting a row,
+    column or block mask then removes positions per group of summed nodes, so
+    nodes of one stage can end up with different widths
+    (``metrics["node_widths"]``). Each stage's ``node_widths`` lists the units
+    (filters) of its nodes' layers in the exported model, so architecture.json
+    describes the file and not the genome; a network that was not compacted has
+    its stage width for every node.
+    """
+    metrics = metrics or {}
+    widths = metrics.get("widths")
+    if widths:
+        arch = dataclasses.replace(arch, stages=tuple(
+            dataclasses.replace(st, width=int(w)) for st, w in zip(arch.stages, widths)))
+    out = arch.to_dict()
+    node_widths = metrics.get("node_widths") or [[st.width] * st.nodes for st in arch.stages]
+    for stage, nodes in zip(out["stages"], node_widths):
+        stage["node_widths"] = [int(w) for w in nodes]
+    return out

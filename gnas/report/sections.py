@@ -79,28 +79,109 @@ def layers_section(run_dir: RunDir, state: SearchState, store: EvaluationStore,
 
 def pruning_section(run_dir: RunDir, state: SearchState, store: EvaluationStore,
                     cfg: RunConfig) -> dict[str, Any] | None:
-    """Best model before and after pruning: params, FLOPs, file size, val and test score."""
+    """The final best network before and after pruning: params, FLOPs, file size, val and test score.
+
+    Both sides always describe one network: the final best and its own unpruned
+    base. When the final best is not a pruned network, "before" and "after" are
+    that same network (pruned fraction 0), and ``best_pruned`` with ``note`` say
+    what the best pruned candidate reached, so that no figure of the table
+    compares two different networks.
+    """
     book = state.steps.get("pruning", {})
     if not book:
         return None
     out: dict[str, Any] = {"phase": str(state.phase), "target": book.get("target"),
-                           "settings": book.get("settings"), "started": book.get("started"),
-                           "before": book.get("before_model")}
-    fields = ("base", "genome_after", "cuts", "pruned_fraction", "gene_fraction", "reason", "fitness_before",
-              "fitness_after", "generation", "before", "after")
+                           "settings": book.get("settings"), "started": book.get("started")}
+    fields = ("base", "key_after", "genome_after", "cuts", "pruned_fraction", "gene_fraction", "reason",
+              "fitness_before", "fitness_after", "generation", "before", "after")
+    by_base = book.get("chains", {})
+    chains = list(by_base.values())
     out["chains"] = [{k: c.get(k) for k in fields} | {"attempts": len(c.get("attempts", []))}
-                     for c in book.get("chains", {}).values()]
-    out["after"] = _pruned_best(run_dir, store)
-    before, after = out["before"] or {}, out["after"] or {}
-    if before.get("test_score") is not None and after.get("test_score") is not None:
-        out["test_score_change"] = after["test_score"] - before["test_score"]
-    settings = book.get("settings") or {}
-    if after.get("is_pruned"):
+                     for c in chains]
+    after = _pruned_best(run_dir, store)
+    out["after"] = after
+    if after is None:
+        out["before"] = book.get("before_model")
+        return out
+    if after["is_pruned"]:
+        out["before"] = _base_of(after, book.get("before_model"), chains, store)
+        settings = book.get("settings") or {}
         after["storage"] = masks.storage_note(settings.get("mask"), settings.get("nm", "2:4"),
                                               float(settings.get("sparsity") or 0.5),
                                               int(after.get("params") or 0), int(after.get("params_stored") or 0))
+    else:
+        after.update(pruned_fraction=0.0, gene_fraction=0.0, params_unpruned=after.get("params"),
+                     flops_unpruned=after.get("flops"))
+        out["before"] = {**after, "model_file": str(run_dir.best_dir / "model.keras")}
+        out["best_pruned"] = best_pruned_candidate(by_base, store, book.get("before_model"))
+        out["note"] = not_pruned_note(out["best_pruned"], chains)
+    before = out["before"] or {}
+    if before.get("test_score") is not None and after.get("test_score") is not None:
+        out["test_score_change"] = after["test_score"] - before["test_score"]
     _latency(before, after, run_dir)
     return out
+
+
+def _base_of(after: dict[str, Any], before_model: dict[str, Any] | None, chains: list[dict[str, Any]],
+             store: EvaluationStore) -> dict[str, Any] | None:
+    """The unpruned base of the pruned final best: retrained and tested when the step did, else its row."""
+    row = store.lookup(after["key"])
+    base_key = row.metrics.get("base_key") if row is not None else None
+    if before_model and (base_key is None or before_model.get("key") == base_key):
+        return before_model
+    chain = next((c for c in chains if c.get("key_after") == after["key"]), None)
+    base = store.lookup(base_key) if base_key else None
+    if base is None and chain is None:
+        return None
+    side = row_summary(base) if base is not None else dict(chain.get("before") or {})
+    side["note"] = "the unpruned base was not retrained on the test split: no test score, file or latency"
+    return side
+
+
+def best_pruned_candidate(chains: dict[str, dict[str, Any]], store: EvaluationStore,
+                          before_model: dict[str, Any] | None = None) -> dict[str, Any] | None:
+    """The pruned network with the best fitness over every chain, against its own base (None: none).
+
+    ``chains`` maps each base's key (its search evaluation) to its chain; a chain
+    counts when it cut something or its masks removed parameters.
+    """
+    pruned = [(k, c) for k, c in chains.items() if c.get("fitness_after") is not None and is_pruned_chain(c)]
+    if not pruned:
+        return None
+    base_key, best = min(pruned, key=lambda kc: (kc[1]["fitness_after"], kc[1].get("key_after", "")))
+    after = best.get("after") or {}
+    base = store.lookup(base_key)
+    out = {"key": best.get("key_after"), "base": best.get("base"), "base_key": base_key,
+           "cuts": len(best.get("cuts") or []), "pruned_fraction": after.get("pruned_fraction"),
+           "params": after.get("params"), "params_unpruned": after.get("params_unpruned"),
+           "flops": after.get("flops"), "flops_unpruned": after.get("flops_unpruned"),
+           "val_error": after.get("val_error"), "fitness": best["fitness_after"],
+           "val_error_unpruned": base.val_error if base is not None and base.ok else None}
+    if before_model and before_model.get("key") == base_key:
+        out["test_score_unpruned"] = before_model.get("test_score")
+    return out
+
+
+def is_pruned_chain(chain: dict[str, Any]) -> bool:
+    """Whether a chain ended on a pruned network: it cut something, or its masks removed parameters."""
+    return bool(chain.get("cuts")) or (chain.get("pruned_fraction") or 0.0) > 0.0
+
+
+def not_pruned_note(candidate: dict[str, Any] | None, chains: list[dict[str, Any]]) -> str:
+    """One sentence: the final best is not pruned, and what the best pruned candidate reached."""
+    if candidate is None:
+        reasons = sorted({c.get("reason") for c in chains if c.get("reason")})
+        why = f" ({'; '.join(reasons)})" if reasons else ""
+        return f"the final best is not a pruned network; no pruned network was kept{why}"
+    p = candidate.get("pruned_fraction")
+    return (f"the final best is not a pruned network; the best pruned candidate reached "
+            f"P = {'-' if p is None else format(p, '.3f')}, val error "
+            f"{_error(candidate.get('val_error'))} vs {_error(candidate.get('val_error_unpruned'))} "
+            f"for its unpruned base")
+
+
+def _error(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4f}"
 
 
 def _latency(before: dict[str, Any], after: dict[str, Any], run_dir: RunDir) -> None:
@@ -118,7 +199,9 @@ def _latency(before: dict[str, Any], after: dict[str, Any], run_dir: RunDir) -> 
     runtime.configure(1, use_gpu=False)  # CPU latency, one thread: the figure a small deployment sees
     from gnas.backend.latency import median_latency
 
-    for side, figures in zip((before, after), median_latency(files)):
+    same = files[0].resolve() == files[1].resolve()  # an unpruned final best: one network, timed once
+    timed = median_latency(files[1:] if same else files)
+    for side, figures in zip((before, after), timed * 2 if same else timed):
         side.update(figures)
         side["latency_measure"] = latency_measure(figures)
 

@@ -170,6 +170,10 @@ def _pruning_lines(book: dict[str, Any] | None) -> list[str]:
                      f"{after.get('gene_fraction') or 0:.1%} of the connection genes")
     if after.get("storage"):
         lines.append(f"  {after['storage']}")
+    if before.get("note"):
+        lines.append(f"  before: {before['note']}")
+    if book.get("note"):
+        lines.append(f"  {book['note']}")
     if book.get("test_score_change") is not None:
         lines.append(f"  test score change: {book['test_score_change']:+.2f}")
     return lines

@@ -21,10 +21,72 @@ def gnas(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
 @pytest.fixture(scope="module")
 def pruned_run(tmp_path_factory) -> Path:
     run_dir = tmp_path_factory.mktemp("prune") / "run"
-    done = gnas("evolve", "--run-dir", str(run_dir), "--prune", "0.5", "--mask", "nm", "--nm", "2:4", *TINY)
+    done = gnas("evolve", "--run-dir", str(run_dir), "--prune", "0.5", "--mask", "nm", "--nm", "2:4", *TINY,
+                "--set", "evolution.final_seeds=1")  # the final pick re-trains unpruned networks only
     assert done.returncode == 0, done.stderr[-3000:]
     assert "gnas: pruning starts at generation 1" in done.stderr
     return run_dir
+
+
+@pytest.fixture(scope="module")
+def column_run(tmp_path_factory) -> Path:
+    """A column-masked run whose final best is its pruned network (no final pick over seeds)."""
+    run_dir = tmp_path_factory.mktemp("column") / "run"
+    done = gnas("evolve", "--run-dir", str(run_dir), "--prune", "0.3", "--mask", "column", *TINY,
+                "--population", "2", "--set", "prune.cycles=40", "--set", "evolution.final_seeds=0")
+    assert done.returncode == 0, done.stderr[-3000:]
+    return run_dir
+
+
+# Saved models read with plain Keras in one fresh process: per model its parameter count, the
+# units or filters of every kernel layer, and whether each dense kernel holds 2:4 in every group.
+LOAD_MODELS = (
+    "import json, sys, keras, numpy as np\n"
+    "out = []\n"
+    "for path in sys.argv[1:]:\n"
+    "    m = keras.models.load_model(path, compile=False)\n"
+    "    nm = [bool(((np.moveaxis(l.kernel.numpy(), -2, -1).reshape(-1, 4) != 0).sum(axis=1) <= 2).all())\n"
+    "          for l in m.layers if isinstance(l, keras.layers.Dense) and l.kernel.shape[0] % 4 == 0]\n"
+    "    w = {l.name: int(l.kernel.shape[-1]) for l in m.layers if hasattr(l, 'kernel')}\n"
+    "    out.append({'params': m.count_params(), 'nm': nm, 'widths': w})\n"
+    "print(json.dumps({'models': out, 'gnas': 'gnas' in sys.modules}))\n")
+
+
+@pytest.fixture(scope="module")
+def saved(pruned_run, column_run) -> dict[str, dict]:
+    """best/model.keras of both runs, as plain Keras loads them."""
+    paths = [str(r / "best" / "model.keras") for r in (pruned_run, column_run)]
+    out = subprocess.run([sys.executable, "-c", LOAD_MODELS, *paths], capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    got = json.loads(out.stdout.strip().splitlines()[-1])
+    assert got["gnas"] is False
+    return dict(zip(("nm", "column"), got["models"]))
+
+
+def check_same_network(section: dict, text: str) -> None:
+    """Before and after are one network: the final best's own base, or the final best itself."""
+    before, after = section["before"], section["after"]
+    if after["is_pruned"]:
+        assert after["params_unpruned"] == before["params_total"]
+        assert after["flops_unpruned"] == before["flops"]
+        assert "note" not in section and "best_pruned" not in section
+        return
+    # not pruned: "before" is the same network, nothing in the table compares two networks
+    assert before["key"] == after["key"] and after["pruned_fraction"] == 0 == before["pruned_fraction"]
+    for field in ("params", "params_total", "flops", "model_bytes", "val_error", "test_score"):
+        assert before[field] == after[field], field
+    assert after["params_unpruned"] == after["params"] and after["flops_unpruned"] == after["flops"]
+    assert section["test_score_change"] == 0 and before["latency_ms"] == after["latency_ms"]
+    assert section["note"].startswith("the final best is not a pruned network; ")
+    assert section["note"] in text and "pruned:" not in text
+    candidate = section["best_pruned"]
+    if candidate is not None:  # what the best pruned network reached, against its own base
+        assert candidate["pruned_fraction"] == pytest.approx(
+            1 - candidate["params"] / candidate["params_unpruned"])
+        assert f"P = {candidate['pruned_fraction']:.3f}" in section["note"]
+        pruned = [c["fitness_after"] for c in section["chains"] if c["cuts"] or c["pruned_fraction"] > 0]
+        assert candidate["fitness"] == min(pruned)
 
 
 @pytest.mark.slow
@@ -58,6 +120,8 @@ def test_prune_run_reaches_target_or_says_why(pruned_run):
 
     text = format_report(report)
     assert "latency ms" in text and ("stored dense" in text or not after["is_pruned"])
+    check_same_network(section, text)
+    assert best["pruned_fraction"] == after["pruned_fraction"]
 
 
 @pytest.mark.slow
@@ -76,29 +140,16 @@ def test_every_attempt_is_an_evaluation_row(pruned_run):
 
 
 @pytest.mark.slow
-def test_exported_pruned_model_loads_with_plain_keras(pruned_run):
+def test_exported_pruned_model_loads_with_plain_keras(pruned_run, saved):
     summary = json.loads((pruned_run / "best" / "summary.json").read_text())
-    code = (
-        "import json, sys, keras, numpy as np\n"
-        f"m = keras.models.load_model({str(pruned_run / 'best' / 'model.keras')!r})\n"
-        "dense = [l for l in m.layers if isinstance(l, keras.layers.Dense)]\n"
-        "ok = []\n"
-        "for l in dense:\n"
-        "    k = l.kernel.numpy()\n"
-        "    if k.shape[0] % 4 == 0:\n"
-        "        g = (np.moveaxis(k, -2, -1).reshape(-1, 4) != 0).sum(axis=1)\n"
-        "        ok.append(bool((g <= 2).all()))\n"
-        "print(json.dumps({'params': m.count_params(), 'nm': ok, 'gnas': 'gnas' in sys.modules}))\n")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
-    assert out.returncode == 0, out.stderr[-2000:]
-    got = json.loads(out.stdout.strip().splitlines()[-1])
-    assert got["gnas"] is False
+    got = saved["nm"]
     kind = sqlite3.connect(pruned_run / "evaluations.db").execute(
         "SELECT kind FROM evaluations WHERE genome_key = ?", (summary["key"],)).fetchone()[0]
     assert got["params"] == summary["params_stored"]  # the file holds what the report claims
     assert got["params"] == summary["params"] or kind == "prune"
     if ":" in summary["key"]:  # the best is a pruned, masked network: 2:4 in every group of four
         assert got["nm"] and all(got["nm"])
+    check_widths(pruned_run, got["widths"])
 
 
 @pytest.mark.slow
@@ -129,3 +180,29 @@ def test_bad_input_exits_2_with_one_line(tmp_path, args, msg):
     assert done.returncode == 2
     lines = [line for line in done.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and msg in lines[0], done.stderr
+
+
+@pytest.mark.slow
+def test_column_mask_exports_the_smaller_network_the_report_describes(column_run, saved):
+    report = json.loads(gnas("report", str(column_run), "--json").stdout)
+    section, best = report["pruning"], report["best"]
+    assert section["after"]["is_pruned"]  # without a final pick over seeds the pruned network wins
+    from gnas.report.summary import format_report
+
+    check_same_network(section, format_report(report))
+    model = saved["column"]
+    # the file is the compacted network: what the report counts, smaller than the unpruned base
+    assert model["params"] == best["params_stored"] == section["after"]["params_stored"]
+    assert best["params"] <= model["params"] < best["params_unpruned"] == section["before"]["params_total"]
+    assert best["flops"] < best["flops_unpruned"]
+    assert best["pruned_fraction"] == pytest.approx(1 - best["params"] / best["params_unpruned"])
+    check_widths(column_run, model["widths"])
+
+
+def check_widths(run_dir: Path, saved: dict[str, int]) -> None:
+    """architecture.json gives every node the units (filters) its layer has in the saved model."""
+    arch = json.loads((run_dir / "best" / "architecture.json").read_text())
+    kind = "conv" if arch["family"] == "conv" else "dense"
+    described = {f"s{st['index']}_n{n}_{kind}": w for st in arch["stages"]
+                 for n, w in enumerate(st["node_widths"])}
+    assert described == {name: w for name, w in saved.items() if name != "head"}

@@ -91,6 +91,36 @@ def test_zeroed_columns_and_rows_remove_the_predicted_weights():
     np.testing.assert_allclose(small(x, training=False), model(x, training=False), atol=1e-5)
 
 
+def test_a_unit_that_reads_only_removed_positions_goes_too():
+    """Compaction to a fixed point: removing a position can make a reader's unit constant.
+
+    Column 5 of s0_n0 is a constant (removed, folded into s0_n1's bias); column 2
+    of s0_n1 reads nothing but row 5, so once row 5 is gone it is the constant
+    ReLU(b + c * W[5, 2]) and folds into s1_n0's bias: -(12 + 1) - 8, then -(7 + 1) - 4.
+    """
+    from gnas.backend.builder import build_model
+    from gnas.backend.restructure import compact
+
+    stages = (StageArch(0, 2, ((0, 1),), 8), StageArch(1, 1, (), 4))
+    arch = Architecture("dense", (12,), 3, "classification", stages, 0.05, 0.9)
+    model = build_model(arch)
+    rng = _random_weights(model)
+    _zero(model, "s0_n0_dense", cols=[5])
+    n0 = model.get_layer("s0_n0_dense")
+    n0.bias.assign(np.abs(n0.bias.numpy()) + 0.5)  # unit 5's constant ReLU(b) is not 0
+    n1 = model.get_layer("s0_n1_dense")
+    kernel = n1.kernel.numpy()
+    kernel[[r for r in range(8) if r != 5], 2] = 0.0
+    kernel[5, 2] = 2.0
+    n1.kernel.assign(kernel)
+    small, plan = compact(model, arch)
+    assert plan.columns["s0_n1"] == [0, 1, 3, 4, 5, 6, 7]
+    assert model.count_params() - small.count_params() == 13 + 8 + 8 + 4
+    assert plan.params == small.count_params()
+    x = rng.normal(size=(6, 12)).astype("float32")
+    np.testing.assert_allclose(small(x, training=False), model(x, training=False), atol=1e-5)
+
+
 def test_a_positive_constant_read_by_a_conv_stays():
     """Zero padding makes a constant channel's effect on a conv position-dependent: no fold."""
     from gnas.backend.builder import build_model
@@ -164,5 +194,8 @@ def test_a_masked_pruned_network_is_rebuilt_compacted_with_the_size_it_reports(e
     stored = state.model.count_params()
     model, _ = rebuild_pruned(evaluator, genome, 0, opts)
     assert model.count_params() == size["params_stored"] < stored
+    kind = "conv" if state.arch.family == "conv" else "dense"
+    assert size["node_widths"] == [[model.get_layer(f"s{st.index}_n{n}_{kind}").kernel.shape[-1]
+                                    for n in range(st.nodes)] for st in state.arch.stages]
     assert size["pruned_fraction"] == pytest.approx(1 - size["params"] / size["params_unpruned"])
     np.testing.assert_allclose(model(x, training=False), masked_out, atol=1e-5)
