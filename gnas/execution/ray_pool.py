@@ -37,6 +37,7 @@ from gnas.execution.ray_plan import plan_pool as plan_pool
 from gnas.execution.ray_plan import probe_address as probe_address
 from gnas.execution.ray_plan import usable_cores as usable_cores
 from gnas.execution.ray_plan import visible_gpus as visible_gpus
+from gnas.execution.groups import spread_size
 from gnas.execution.ray_connect import connect, first_line, import_ray
 from gnas.execution.ray_slots import Flight, Slot
 from gnas.execution.ray_worker import Worker
@@ -118,8 +119,13 @@ class RayExecutor:
                 self._replace(flight.slot)
 
     def _groups(self, tasks: list[EvalTask]) -> list[list[EvalTask]]:
-        """Training groups: formed by a worker (it knows its device memory), else one task each."""
-        size = self.cfg.train.group_size
+        """Training groups: formed by a worker (it knows its device memory), else one task each.
+
+        The size is capped so that every worker gets a group
+        (:func:`gnas.execution.groups.spread_size`; safe because no score
+        depends on its group).
+        """
+        size = spread_size(self.cfg.train.group_size, len(tasks), len(self.slots))
         if size <= 1 or not tasks:
             return [[t] for t in tasks]
         deadline = time.monotonic() + START_GRACE_S
