@@ -29,6 +29,7 @@ alone, which gives each the result it would have had in the group.
 """
 from __future__ import annotations
 
+import functools
 import math
 import os
 import time
@@ -207,7 +208,6 @@ def _make_epoch(models: list[keras.Model], batch: int):
     every loss of the epoch was finite and the first non-finite one.
     """
 
-    @tf.function
     def epoch(x_all, y_all, orders):
         n = tf.shape(orders)[1]
         steps = (n + batch - 1) // batch
@@ -232,7 +232,21 @@ def _make_epoch(models: list[keras.Model], batch: int):
             finite, bad = new_finite, new_bad
         return finite, bad
 
-    return epoch
+    return _traced(epoch)
+
+
+def _traced(fn):
+    """``fn`` as a ``tf.function`` counted by TensorFlow as a function of its own.
+
+    A group's traced functions hold the group's own Keras weights, so every
+    group traces them once (and only once: their argument shapes stay fixed
+    for the whole group). TensorFlow counts traces per code object over every
+    function made from it and warns about "retracing" when successive groups
+    each trace theirs; that warning would misreport the one trace per group
+    and land in the middle of the progress line. A partial is counted on its own
+    (as :mod:`gnas.backend.superset` does for its per-shape functions).
+    """
+    return tf.function(functools.partial(fn))
 
 
 def _fit_together(evaluator, members: list[_Member]) -> None:
@@ -269,7 +283,6 @@ def _score_together(evaluator, members: list[_Member], batch: int = 256) -> None
     models = [m.model for m in members]
     classification = members[0].arch.task == "classification"
 
-    @tf.function
     def totals(x_all, y_all):
         n = tf.shape(x_all)[0]
         sums = [(tf.constant(0.0, tf.float64), tf.constant(0.0, tf.float64)) for _ in models]
@@ -294,7 +307,8 @@ def _score_together(evaluator, members: list[_Member], batch: int = 256) -> None
 
     data = evaluator.data
     n = len(data.x_val)
-    for m, (loss_sum, err_sum) in zip(members, totals(tf.constant(data.x_val), tf.constant(data.y_val))):
+    sums = _traced(totals)(tf.constant(data.x_val), tf.constant(data.y_val))
+    for m, (loss_sum, err_sum) in zip(members, sums):
         loss, error = float(loss_sum) / n, float(err_sum) / n
         if not (math.isfinite(loss) and math.isfinite(error)):
             m.error = f"non-finite validation loss {loss}"

@@ -258,3 +258,41 @@ def test_a_conv_score_is_the_same_alone_with_some_mates_or_others_in_another_slo
     # bit for bit, not within a tolerance (README, "Training a generation at once")
     assert _outcome(with_a[0]) == _outcome(alone) == _outcome(with_b[2])
     assert len({_outcome(r) for r in with_a + with_b}) == 5  # the members did train apart
+
+
+def test_successive_groups_trace_once_each_without_a_retracing_warning(monkeypatch):
+    import logging
+    from types import SimpleNamespace
+
+    import keras
+    import tensorflow as tf
+
+    from gnas.backend import population
+
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(16, 4)).astype(np.float32), rng.integers(0, 2, 16).astype(np.int32)
+    ev = SimpleNamespace(data=SimpleNamespace(x_val=x, y_val=y))
+    arch = SimpleNamespace(task="classification")
+    from tensorflow.python.eager.polymorphic_function import polymorphic_function
+
+    monkeypatch.setattr(polymorphic_function, "FREQUENT_TRACING_WARNING_THRESHOLD", 2)
+    messages: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda record: messages.append(record.getMessage())
+    logging.getLogger("tensorflow").addHandler(handler)
+    try:
+        for _ in range(3):  # one more group than TensorFlow tolerates, with the threshold at 2
+            model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2, activation="softmax")])
+            model.compile(optimizer=keras.optimizers.SGD(0.1), loss="sparse_categorical_crossentropy")
+            model.optimizer.build(model.trainable_variables)
+            epoch = population._make_epoch([model], batch=8)
+            for _ in range(2):
+                epoch(tf.constant(x), tf.constant(y), tf.constant(rng.permutation(16)[None].astype(np.int32)))
+            assert epoch.experimental_get_tracing_count() == 1
+            member = SimpleNamespace(model=model, arch=arch, error="", val={})
+            population._score_together(ev, [member])
+            assert 0.0 <= member.val["error"] <= 1.0
+    finally:
+        logging.getLogger("tensorflow").removeHandler(handler)
+    assert not [m for m in messages if "retracing" in m]
+
