@@ -22,8 +22,9 @@ Keras ``fit`` on the same order (the tests check it) and differs from the solo
 path by the spread of one shuffle against another (README, "Training a
 generation at once").
 
-A member whose loss becomes non-finite stops training from then on and fails
-with the solo path's reason; a member that cannot be built fails alone. If the
+A member whose loss diverges (:func:`gnas.backend.trainer.loss_diverged`: not
+finite, or huge) stops training from then on and fails with the solo path's
+reason; a member that cannot be built fails alone. If the
 shared step itself fails (out of memory, say), every member is trained again
 alone, which gives each the result it would have had in the group.
 """
@@ -43,7 +44,7 @@ import tensorflow as tf
 
 from gnas.backend import runtime, superset
 from gnas.backend.builder import build_model
-from gnas.backend.trainer import compile_model, diverged_reason
+from gnas.backend.trainer import compile_model, diverged_reason, loss_diverged
 from gnas.errors import EvaluationFailed
 from gnas.genome.architecture import Architecture, complexity
 from gnas.genome.space import str_to_bits
@@ -158,8 +159,8 @@ def _train_superset(evaluator, members: list[_Member]) -> None:
     losses, errors = net.evaluate(superset.flat(data.x_val), data.y_val)
     for k, m in scored:
         loss, error = float(losses[k]), float(errors[k])
-        if not (math.isfinite(loss) and math.isfinite(error)):
-            m.error = f"non-finite validation loss {loss}"
+        if loss_diverged(loss) or not math.isfinite(error):
+            m.error = diverged_reason(loss, float(np.float32(m.arch.learning_rate)), "validation loss")
         else:
             m.val = {"error": error, "loss": loss}
 
@@ -205,7 +206,7 @@ def _make_epoch(models: list[keras.Model], batch: int):
     The whole epoch runs inside the graph (one call per epoch, no per-step Python),
     each step training every member on its own batch of its own order; the last
     batch is the remainder, as in Keras' ``fit``. Returns, per member, whether
-    every loss of the epoch was finite and the first non-finite one.
+    no loss of the epoch diverged and the first one that did.
     """
 
     def epoch(x_all, y_all, orders):
@@ -226,7 +227,7 @@ def _make_epoch(models: list[keras.Model], batch: int):
                     scaled = model.optimizer.scale_loss(loss)  # mixed precision: loss scaling
                 weights = model.trainable_weights
                 model.optimizer.apply_gradients(zip(tape.gradient(scaled, weights), weights))
-                ok = tf.math.is_finite(loss)
+                ok = tf.logical_not(loss_diverged(loss))
                 new_bad.append(tf.where(tf.logical_and(finite[k], tf.logical_not(ok)), loss, bad[k]))
                 new_finite.append(tf.logical_and(finite[k], ok))
             finite, bad = new_finite, new_bad
@@ -310,8 +311,8 @@ def _score_together(evaluator, members: list[_Member], batch: int = 256) -> None
     sums = _traced(totals)(tf.constant(data.x_val), tf.constant(data.y_val))
     for m, (loss_sum, err_sum) in zip(members, sums):
         loss, error = float(loss_sum) / n, float(err_sum) / n
-        if not (math.isfinite(loss) and math.isfinite(error)):
-            m.error = f"non-finite validation loss {loss}"
+        if loss_diverged(loss) or not math.isfinite(error):
+            m.error = diverged_reason(loss, float(np.float32(m.arch.learning_rate)), "validation loss")
         else:
             m.val = {"error": error, "loss": loss}
 

@@ -62,7 +62,7 @@ def test_a_member_trains_as_keras_fit_on_its_own_order(evaluator):
 def test_members_do_not_depend_on_their_group_mates(evaluator, monkeypatch):
     from gnas.backend import population
 
-    tasks = _tasks(evaluator, 4)
+    tasks = _tasks(evaluator, 5)
     alone = {t.key: _outcome(r) for t, r in zip(tasks, population.train_group(evaluator, tasks[:3]))}
     assert all(o[0] == "ok" for o in alone.values())
     [solo] = population.train_group(evaluator, tasks[:1])
@@ -77,6 +77,8 @@ def test_members_do_not_depend_on_their_group_mates(evaluator, monkeypatch):
         model = build(ev, arch, seed)
         if seed == tasks[1].seed:
             model.layers[-1].kernel.assign(np.full(model.layers[-1].kernel.shape, np.nan))
+        if seed == tasks[4].seed:  # huge logits: a finite loss far above any training's
+            model.layers[-1].kernel.assign(model.layers[-1].kernel.numpy() * 1e12)
         return model
 
     monkeypatch.setattr(population, "_build", nan_or_broken)
@@ -84,6 +86,8 @@ def test_members_do_not_depend_on_their_group_mates(evaluator, monkeypatch):
     assert _outcome(mixed[0]) == alone["k0"] and _outcome(mixed[2]) == alone["k2"]
     assert mixed[1].status == "failed" and "training diverged (loss nan)" in mixed[1].message
     assert mixed[3].status == "failed" and "ValueError: cannot build this one" in mixed[3].message
+    assert mixed[4].status == "failed" and "training diverged (loss " in mixed[4].message
+    assert "nan" not in mixed[4].message and "inf" not in mixed[4].message
 
 
 @pytest.fixture(scope="module")
@@ -264,7 +268,6 @@ def test_successive_groups_trace_once_each_without_a_retracing_warning(monkeypat
     import logging
     from types import SimpleNamespace
 
-    import keras
     import tensorflow as tf
 
     from gnas.backend import population
@@ -282,9 +285,7 @@ def test_successive_groups_trace_once_each_without_a_retracing_warning(monkeypat
     logging.getLogger("tensorflow").addHandler(handler)
     try:
         for _ in range(3):  # one more group than TensorFlow tolerates, with the threshold at 2
-            model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2, activation="softmax")])
-            model.compile(optimizer=keras.optimizers.SGD(0.1), loss="sparse_categorical_crossentropy")
-            model.optimizer.build(model.trainable_variables)
+            model = _tiny_model()
             epoch = population._make_epoch([model], batch=8)
             for _ in range(2):
                 epoch(tf.constant(x), tf.constant(y), tf.constant(rng.permutation(16)[None].astype(np.int32)))
@@ -296,3 +297,30 @@ def test_successive_groups_trace_once_each_without_a_retracing_warning(monkeypat
         logging.getLogger("tensorflow").removeHandler(handler)
     assert not [m for m in messages if "retracing" in m]
 
+
+
+def _tiny_model(kernel_scale: float = 1.0):
+    """A compiled 4-input softmax layer with its SGD slots made; a big scale makes huge logits."""
+    import keras
+
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2, activation="softmax")])
+    layer = model.layers[-1]
+    layer.kernel.assign(layer.kernel.numpy() * kernel_scale)
+    model.compile(optimizer=keras.optimizers.SGD(0.1), loss="sparse_categorical_crossentropy")
+    model.optimizer.build(model.trainable_variables)
+    return model
+
+
+def test_a_finite_but_huge_loss_stops_a_member_of_an_exact_graph_group_alone():
+    import tensorflow as tf
+
+    from gnas.backend import population
+
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(16, 4)).astype(np.float32), rng.integers(0, 2, 16).astype(np.int32)
+    epoch = population._make_epoch([_tiny_model(), _tiny_model(1e12)], batch=8)
+    order = rng.permutation(16).astype(np.int32)
+    finite, bad = epoch(tf.constant(x), tf.constant(y), tf.constant(np.stack([order, order])))
+    assert [bool(f) for f in finite] == [True, False]
+    assert 1e6 < float(bad[1]) < float("inf")  # finite, but diverged
