@@ -29,6 +29,7 @@ def test_divergence_is_a_silent_evaluation_failure(capsys):
     assert capsys.readouterr().out == ""
 
 
+@pytest.mark.slow
 def test_a_finite_but_huge_loss_is_a_divergence_with_the_nan_wording():
     import numpy as np
 
