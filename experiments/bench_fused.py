@@ -53,7 +53,8 @@ def parse_args() -> argparse.Namespace:
 
 
 def config(family: str, args: argparse.Namespace) -> RunConfig:
-    base = {"train.epochs": args.epochs, "train.threads": 1}
+    base = {"train.epochs": args.epochs, "train.threads": 1,
+            "train.group_size": 1}  # solo: Keras' fit, one at a time (the fused side sets P)
     if family == "dense":
         widths = tuple(int(w) for w in args.dense_widths.split(","))
         return load_config(None, base | {"space.stage_nodes": (3,), "space.max_depth": 1,

@@ -54,7 +54,7 @@ def workload(args: argparse.Namespace) -> tuple[RunConfig, Dataset, list[EvalTas
     pool = round(args.train / (1 - VAL_FRACTION))
     cfg = load_config(None, {"data.dataset": "fashion_mnist", "data.max_train_samples": pool,
                              "data.val_fraction": VAL_FRACTION, "train.epochs": args.epochs,
-                             "train.threads": 0})
+                             "train.threads": 0, "train.group_size": 1})  # one at a time
     dataset = load_dataset("fashion_mnist", max_train_samples=pool, val_fraction=VAL_FRACTION, seed=0)
     space = make_space(cfg, dataset)
     rng = np.random.default_rng(0)

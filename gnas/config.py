@@ -95,8 +95,9 @@ class TrainConfig:
     weight_scale: float = _opt(2.0, lo=0.01, hi=100.0,
                                doc="sigma^2 of fan-in weight init; also sets where lambda_c lies (gnas chaos)")
     eval_timeout: float = _opt(0.0, lo=0.0, doc="seconds; 0 = none")
-    group_size: int = _opt(1, lo=1, hi=64,
-                           doc="candidates trained together in one step; 1 = one at a time")
+    group_size: int = _opt(8, lo=1, hi=64,
+                           doc="candidates trained together in one step (same scores at any size > 1); "
+                               "1 = one at a time, Keras' shuffle")
     mixed_precision: bool = _opt(False, doc="float16 compute with float32 weights, on a GPU only")
 
 

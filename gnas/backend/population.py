@@ -22,13 +22,15 @@ Keras ``fit`` on the same order (the tests check it) and differs from the solo
 path by the spread of one shuffle against another (README, "Training a
 generation at once").
 
-A member whose loss becomes non-finite stops training from then on and fails
-with the solo path's reason; a member that cannot be built fails alone. If the
+A member whose loss diverges (:func:`gnas.backend.trainer.loss_diverged`: not
+finite, or huge) stops training from then on and fails with the solo path's
+reason; a member that cannot be built fails alone. If the
 shared step itself fails (out of memory, say), every member is trained again
 alone, which gives each the result it would have had in the group.
 """
 from __future__ import annotations
 
+import functools
 import math
 import os
 import time
@@ -42,7 +44,7 @@ import tensorflow as tf
 
 from gnas.backend import runtime, superset
 from gnas.backend.builder import build_model
-from gnas.backend.trainer import compile_model, diverged_reason
+from gnas.backend.trainer import compile_model, diverged_reason, loss_diverged
 from gnas.errors import EvaluationFailed
 from gnas.genome.architecture import Architecture, complexity
 from gnas.genome.space import str_to_bits
@@ -157,8 +159,8 @@ def _train_superset(evaluator, members: list[_Member]) -> None:
     losses, errors = net.evaluate(superset.flat(data.x_val), data.y_val)
     for k, m in scored:
         loss, error = float(losses[k]), float(errors[k])
-        if not (math.isfinite(loss) and math.isfinite(error)):
-            m.error = f"non-finite validation loss {loss}"
+        if loss_diverged(loss) or not math.isfinite(error):
+            m.error = diverged_reason(loss, float(np.float32(m.arch.learning_rate)), "validation loss")
         else:
             m.val = {"error": error, "loss": loss}
 
@@ -204,10 +206,9 @@ def _make_epoch(models: list[keras.Model], batch: int):
     The whole epoch runs inside the graph (one call per epoch, no per-step Python),
     each step training every member on its own batch of its own order; the last
     batch is the remainder, as in Keras' ``fit``. Returns, per member, whether
-    every loss of the epoch was finite and the first non-finite one.
+    no loss of the epoch diverged and the first one that did.
     """
 
-    @tf.function
     def epoch(x_all, y_all, orders):
         n = tf.shape(orders)[1]
         steps = (n + batch - 1) // batch
@@ -226,13 +227,27 @@ def _make_epoch(models: list[keras.Model], batch: int):
                     scaled = model.optimizer.scale_loss(loss)  # mixed precision: loss scaling
                 weights = model.trainable_weights
                 model.optimizer.apply_gradients(zip(tape.gradient(scaled, weights), weights))
-                ok = tf.math.is_finite(loss)
+                ok = tf.logical_not(loss_diverged(loss))
                 new_bad.append(tf.where(tf.logical_and(finite[k], tf.logical_not(ok)), loss, bad[k]))
                 new_finite.append(tf.logical_and(finite[k], ok))
             finite, bad = new_finite, new_bad
         return finite, bad
 
-    return epoch
+    return _traced(epoch)
+
+
+def _traced(fn):
+    """``fn`` as a ``tf.function`` counted by TensorFlow as a function of its own.
+
+    A group's traced functions hold the group's own Keras weights, so every
+    group traces them once (and only once: their argument shapes stay fixed
+    for the whole group). TensorFlow counts traces per code object over every
+    function made from it and warns about "retracing" when successive groups
+    each trace theirs; that warning would misreport the one trace per group
+    and land in the middle of the progress line. A partial is counted on its own
+    (as :mod:`gnas.backend.superset` does for its per-shape functions).
+    """
+    return tf.function(functools.partial(fn))
 
 
 def _fit_together(evaluator, members: list[_Member]) -> None:
@@ -269,7 +284,6 @@ def _score_together(evaluator, members: list[_Member], batch: int = 256) -> None
     models = [m.model for m in members]
     classification = members[0].arch.task == "classification"
 
-    @tf.function
     def totals(x_all, y_all):
         n = tf.shape(x_all)[0]
         sums = [(tf.constant(0.0, tf.float64), tf.constant(0.0, tf.float64)) for _ in models]
@@ -294,10 +308,11 @@ def _score_together(evaluator, members: list[_Member], batch: int = 256) -> None
 
     data = evaluator.data
     n = len(data.x_val)
-    for m, (loss_sum, err_sum) in zip(members, totals(tf.constant(data.x_val), tf.constant(data.y_val))):
+    sums = _traced(totals)(tf.constant(data.x_val), tf.constant(data.y_val))
+    for m, (loss_sum, err_sum) in zip(members, sums):
         loss, error = float(loss_sum) / n, float(err_sum) / n
-        if not (math.isfinite(loss) and math.isfinite(error)):
-            m.error = f"non-finite validation loss {loss}"
+        if loss_diverged(loss) or not math.isfinite(error):
+            m.error = diverged_reason(loss, float(np.float32(m.arch.learning_rate)), "validation loss")
         else:
             m.val = {"error": error, "loss": loss}
 

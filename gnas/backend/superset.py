@@ -27,7 +27,8 @@ Members stay independent of their mates, exactly at a fixed thread count:
 * each member starts from the weights its own Keras model is built with from its
   own seed, draws its own batch order, and has its own SGD learning rate and
   momentum, applied with Keras' SGD update (``m = momentum m - lr g; w += m``);
-* a member whose loss becomes non-finite is frozen from that step on (its
+* a member whose loss diverges (not finite, or huge:
+  :func:`gnas.backend.trainer.loss_diverged`) is frozen from that step on (its
   updates are selected away, not multiplied, so its NaN cannot spread) and fails.
 
 The loss is Keras' (the cross-entropy of the softmax's logits, which Keras takes
@@ -45,6 +46,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from gnas.backend.trainer import loss_diverged
 from gnas.genome.architecture import Architecture
 
 _CACHE_SIZE = 8  # superset shapes kept traced at once
@@ -277,7 +279,7 @@ class Superset:
             losses = self._losses(self._forward(x), y)
             total = tf.reduce_sum(tf.where(self.active, losses, tf.zeros_like(losses)))
         grads = tape.gradient(total, self.weights)
-        ok = tf.math.is_finite(losses)
+        ok = tf.logical_not(loss_diverged(losses))
         keep = tf.logical_and(self.active, ok)[:, None, None]
         for w, m, g, mask in zip(self.weights, self.momenta, grads, self.grad_masks):
             if mask is not None:
@@ -291,7 +293,7 @@ class Superset:
     def _epoch(self, x_all, y_all, orders):
         """One epoch, every member on its own order ``orders[k]``; the last batch is the remainder.
 
-        Returns per member whether every loss was finite and the first non-finite one.
+        Returns per member whether no loss diverged and the first one that did.
         """
         p = self.shape.members
         batch = self.shape.batch
@@ -303,7 +305,7 @@ class Superset:
             x = tf.gather(x_all, idx)
             y = self._targets(tf.gather(y_all, idx), p)
             losses = self._step(x, y)
-            ok = tf.math.is_finite(losses)
+            ok = tf.logical_not(loss_diverged(losses))
             bad = tf.where(tf.logical_and(finite, tf.logical_not(ok)), losses, bad)
             finite = tf.logical_and(finite, ok)
         return finite, bad

@@ -11,8 +11,30 @@ from gnas.genome.architecture import Architecture
 from gnas.errors import EvaluationFailed
 
 
+MAX_LOSS = 1e6
+"""A training loss above this has diverged even while it is finite.
+
+A cross-entropy of a few units or a mean squared error of standardised targets
+near 1 is a training; 1e6 (losses of 5e24 were seen) is a network whose weights
+blew up, and its validation error says nothing about the architecture.
+"""
+
+
+def loss_diverged(loss: Any) -> Any:
+    """Whether a loss is one of a diverged training: not finite, or above :data:`MAX_LOSS`.
+
+    The one place that decides, for the one-at-a-time ``fit`` (a float), the
+    exact-graph group and the dense superset (a tensor, elementwise, inside
+    their traced steps) and every validation score.
+    """
+    if isinstance(loss, (int, float, np.floating)):
+        return not (math.isfinite(loss) and loss <= MAX_LOSS)
+    return keras.ops.logical_not(keras.ops.logical_and(keras.ops.isfinite(loss),
+                                                       keras.ops.less_equal(loss, MAX_LOSS)))
+
+
 class StopOnNaN(keras.callbacks.Callback):
-    """Stop training at the first non-finite loss, silently.
+    """Stop training at the first diverged loss (non-finite or huge), silently.
 
     Keras' ``TerminateOnNaN`` prints to stdout, which would break the progress bar
     and the summary; divergence is reported once, as the evaluation's failure reason.
@@ -20,7 +42,7 @@ class StopOnNaN(keras.callbacks.Callback):
 
     def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
         loss = (logs or {}).get("loss")
-        if loss is not None and not math.isfinite(float(loss)):
+        if loss is not None and loss_diverged(float(loss)):
             self.model.stop_training = True
 
 
@@ -47,14 +69,18 @@ def fit(model: keras.Model, x: np.ndarray, y: np.ndarray, *, epochs: int, batch_
         history = model.fit(x, y, batch_size=batch_size, epochs=epochs, verbose=0, shuffle=True,
                             callbacks=[StopOnNaN()])
     loss = float(history.history["loss"][-1])
-    if not math.isfinite(loss):
+    if loss_diverged(loss):
         raise EvaluationFailed(diverged_reason(loss, float(model.optimizer.learning_rate.numpy())))
     return loss
 
 
-def diverged_reason(loss: float, learning_rate: float) -> str:
-    """The failure reason of a training whose loss went non-finite, whichever path trained it."""
-    return f"training diverged (loss {loss}) at learning rate {learning_rate:.3g}"
+def diverged_reason(loss: float, learning_rate: float, which: str = "loss") -> str:
+    """The failure reason of a diverged training (:func:`loss_diverged`), whichever path trained it.
+
+    ``which`` names the loss that showed it: the training ``loss`` or the
+    ``validation loss``.
+    """
+    return f"training diverged ({which} {loss:.6g}) at learning rate {learning_rate:.3g}"
 
 
 def score(model: keras.Model, arch: Architecture, x: np.ndarray, y: np.ndarray,
@@ -70,6 +96,7 @@ def score(model: keras.Model, arch: Architecture, x: np.ndarray, y: np.ndarray,
         error = 1.0 - float(values["accuracy"])
     else:
         error = float(values["mae"])
-    if not (math.isfinite(loss) and math.isfinite(error)):
-        raise EvaluationFailed(f"non-finite validation loss {loss}")
+    if loss_diverged(loss) or not math.isfinite(error):
+        raise EvaluationFailed(diverged_reason(loss, float(np.float32(arch.learning_rate)),
+                                               "validation loss"))
     return {"error": error, "loss": loss}

@@ -12,6 +12,7 @@ a member's score does not depend on its group mates in any case
 """
 from __future__ import annotations
 
+import math
 from typing import Any, Callable, Hashable, Sequence
 
 from gnas.records import EvalTask, Kind
@@ -59,3 +60,21 @@ def form_groups(tasks: Sequence[EvalTask], group_size: int,
     for group in groups:
         first_seen[id(group)] = min(order[id(t)] for t in group)
     return sorted(alone + groups, key=lambda g: first_seen[id(g)])
+
+
+def spread_size(group_size: int, pending: int, workers: int) -> int:
+    """The group size that gives every one of ``workers`` workers work: at most
+    ``ceil(pending / workers)``.
+
+    A group trains on one worker, so eight pending tasks in one group of eight
+    would leave a second worker idle and undo its speed-up; capped, they form
+    (at least) one group per worker. This is safe only because a member's score
+    does not depend on its group or its group's size
+    (:mod:`gnas.backend.population`, tested bit for bit): the cap changes how
+    fast a generation trains, never what it scores. It is still a function of
+    the pending tasks and the worker count alone, so a resumed generation groups
+    as an uninterrupted one with the same workers would.
+    """
+    if group_size <= 1 or pending <= 0:
+        return 1
+    return max(1, min(group_size, math.ceil(pending / max(1, workers))))

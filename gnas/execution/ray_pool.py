@@ -37,6 +37,7 @@ from gnas.execution.ray_plan import plan_pool as plan_pool
 from gnas.execution.ray_plan import probe_address as probe_address
 from gnas.execution.ray_plan import usable_cores as usable_cores
 from gnas.execution.ray_plan import visible_gpus as visible_gpus
+from gnas.execution.groups import spread_size
 from gnas.execution.ray_connect import connect, first_line, import_ray
 from gnas.execution.ray_slots import Flight, Slot
 from gnas.execution.ray_worker import Worker
@@ -118,16 +119,30 @@ class RayExecutor:
                 self._replace(flight.slot)
 
     def _groups(self, tasks: list[EvalTask]) -> list[list[EvalTask]]:
-        """Training groups: formed by a worker (it knows its device memory), else one task each."""
-        size = self.cfg.train.group_size
+        """Training groups: formed by a worker (it knows its device memory), else one task each.
+
+        The size is capped so that every worker gets a group
+        (:func:`gnas.execution.groups.spread_size`; safe because no score
+        depends on its group). A worker that died since its last evaluation
+        is replaced and another one asked; with none to ask in time the
+        members train alone, with the scores they would have had in groups.
+        """
+        size = spread_size(self.cfg.train.group_size, len(tasks), len(self.slots))
         if size <= 1 or not tasks:
             return [[t] for t in tasks]
         deadline = time.monotonic() + START_GRACE_S
-        while not (ready := [s for s in self.slots if s.starting is None]):
-            if time.monotonic() > deadline:
-                return [[t] for t in tasks]  # members train alone; their scores are the same
-            self._wait_started(time.monotonic() + POLL_S)
-        return self.ray.get(ready[0].actor.groups.remote(tasks, size))
+        while time.monotonic() <= deadline:
+            ready = [s for s in self.slots if s.starting is None]
+            if not ready:
+                self._wait_started(time.monotonic() + POLL_S)
+                continue
+            try:
+                return self.ray.get(ready[0].actor.groups.remote(tasks, size))
+            except self.ray.exceptions.RayTaskError as exc:
+                raise exc.as_instanceof_cause() from None  # a gnas bug, as in _finish
+            except self.ray.exceptions.RayError:  # the actor died: killed, crash, OOM, lost node
+                self._replace(ready[0])
+        return [[t] for t in tasks]
 
     def _await_pool(self) -> None:
         """Give the whole pool a moment to start, so the first tasks spread over every worker.

@@ -49,3 +49,13 @@ def test_a_rank_puts_similar_tasks_side_by_side():
     groups = form_groups(tasks, 3, signature=lambda t: "dense", step_bytes=lambda t: 1,
                          budget_bytes=100, rank=lambda t: int(t.genome))
     assert keys(groups) == [["a", "c", "d"], ["f", "g", "b"], ["e"]]
+
+
+def test_the_spread_size_gives_every_worker_a_group():
+    from gnas.execution.groups import spread_size
+
+    assert spread_size(8, 8, 2) == 4 and spread_size(8, 9, 2) == 5
+    assert spread_size(8, 100, 2) == 8  # enough work: the configured size
+    assert spread_size(8, 3, 4) == 1 and spread_size(1, 100, 1) == 1 and spread_size(8, 0, 2) == 1
+    groups = _form(_tasks(), size=spread_size(8, 7, 2))  # two signatures, 4 + 3 wide: 1 + 2 groups
+    assert len(groups) >= 2 and max(len(g) for g in groups) <= 4
