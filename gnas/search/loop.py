@@ -64,6 +64,21 @@ class InitialPopulation:
     lambda_c_source: str
 
 
+
+def place_pick_winner(fame: list[dict[str, Any]], winner: str,
+                      candidates: set[str]) -> list[dict[str, Any]]:
+    """The hall of fame with the final pick's winner where the best re-trained candidate was.
+
+    Only the unpruned candidates are re-trained, so the pick may reorder them
+    and nothing else: a pruned network that ranked above all of them (its
+    fitness is the pruner's fine-tuned one, which a fresh seed cannot
+    reproduce) stays ahead, instead of losing its place to its own base.
+    """
+    best = next(e for e in fame if e["key"] == winner)
+    first = next(i for i, e in enumerate(fame) if e["key"] in candidates)
+    rest = [e for e in fame if e is not best]
+    return rest[:first] + [best] + rest[first:]
+
 class Search:
     """Runs (or resumes) one search in one run directory.
 
@@ -294,8 +309,9 @@ class Search:
         One short training is noisy, so the best of many single trainings is mostly
         the luckiest. The best ``final_candidates`` of the hall of fame (pruned
         networks excepted: their evaluation is the pruner's) are trained again with
-        ``final_seeds`` other seeds; the one with the smallest mean fitness goes
-        first in the hall of fame, and every candidate's errors are kept in the state.
+        ``final_seeds`` other seeds; the one with the smallest mean fitness takes
+        the place of the best of them in the hall of fame (a pruned network ranked
+        above them keeps its place), and every candidate's errors are kept in the state.
         """
         ev = self.cfg.evolution
         fame = self.state.hall_of_fame
@@ -324,8 +340,8 @@ class Search:
                           "mean_fitness": float(np.mean(fits))})
         final.sort(key=lambda c: (c["mean_fitness"], c["genome"]))
         self.state.final = final
-        best = next(e for e in fame if e["key"] == final[0]["key"])
-        self.state.hall_of_fame = [best] + [e for e in fame if e is not best]
+        self.state.hall_of_fame = place_pick_winner(fame, final[0]["key"],
+                                                    {e["key"] for e, _ in chosen})
 
     def reseed_seeds(self, key: str) -> list[int]:
         """The training seeds of the final pick's extra trainings of network ``key``."""
