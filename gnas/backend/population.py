@@ -31,7 +31,6 @@ alone, which gives each the result it would have had in the group.
 from __future__ import annotations
 
 import functools
-import math
 import os
 import time
 import traceback
@@ -44,7 +43,7 @@ import tensorflow as tf
 
 from gnas.backend import runtime, superset
 from gnas.backend.builder import build_model
-from gnas.backend.trainer import compile_model, diverged_reason, loss_diverged
+from gnas.backend.trainer import compile_model, diverged_reason, loss_diverged, validation_diverged
 from gnas.errors import EvaluationFailed
 from gnas.genome.architecture import Architecture, complexity
 from gnas.genome.space import str_to_bits
@@ -159,7 +158,7 @@ def _train_superset(evaluator, members: list[_Member]) -> None:
     losses, errors = net.evaluate(superset.flat(data.x_val), data.y_val)
     for k, m in scored:
         loss, error = float(losses[k]), float(errors[k])
-        if loss_diverged(loss) or not math.isfinite(error):
+        if validation_diverged(loss, error):
             m.error = diverged_reason(loss, float(np.float32(m.arch.learning_rate)), "validation loss")
         else:
             m.val = {"error": error, "loss": loss}
@@ -311,7 +310,7 @@ def _score_together(evaluator, members: list[_Member], batch: int = 256) -> None
     sums = _traced(totals)(tf.constant(data.x_val), tf.constant(data.y_val))
     for m, (loss_sum, err_sum) in zip(members, sums):
         loss, error = float(loss_sum) / n, float(err_sum) / n
-        if loss_diverged(loss) or not math.isfinite(error):
+        if validation_diverged(loss, error):
             m.error = diverged_reason(loss, float(np.float32(m.arch.learning_rate)), "validation loss")
         else:
             m.val = {"error": error, "loss": loss}

@@ -83,6 +83,14 @@ def diverged_reason(loss: float, learning_rate: float, which: str = "loss") -> s
     return f"training diverged ({which} {loss:.6g}) at learning rate {learning_rate:.3g}"
 
 
+def validation_diverged(loss: float, error: float) -> bool:
+    """Whether a validation score shows a diverged training: its loss diverged or its error is not finite.
+
+    One rule for the one-at-a-time scorer and both group paths.
+    """
+    return bool(loss_diverged(loss)) or not math.isfinite(error)
+
+
 def score(model: keras.Model, arch: Architecture, x: np.ndarray, y: np.ndarray,
           batch_size: int = 256) -> dict[str, Any]:
     """Error E on a split: 1 - accuracy, or MAE in target standard deviations (regression).
@@ -96,7 +104,7 @@ def score(model: keras.Model, arch: Architecture, x: np.ndarray, y: np.ndarray,
         error = 1.0 - float(values["accuracy"])
     else:
         error = float(values["mae"])
-    if loss_diverged(loss) or not math.isfinite(error):
+    if validation_diverged(loss, error):
         raise EvaluationFailed(diverged_reason(loss, float(np.float32(arch.learning_rate)),
                                                "validation loss"))
     return {"error": error, "loss": loss}
