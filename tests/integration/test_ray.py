@@ -32,7 +32,9 @@ TINY = ["--preset", "tiny", "--max-train-samples", "300", "--generations", "1",
         "--threads", "1", "--lambda-c", "0.8", "--seed", "3"]
 # Eight individuals in groups of two: after the first result each worker still has groups
 # to take, so the worker killed then is busy and its group must be retried.
-KILL_RUN = [*TINY, "--population", "8", "--set", "train.group_size=2"]
+# One network per task, so a worker takes its next genome as soon as one finishes and the kill
+# finds it busy (with groups its last group may already be done).
+KILL_RUN = [*TINY, "--population", "8", "--set", "train.group_size=1"]
 # `gnas` that also says whether the driver process built or trained any network itself. It
 # runs the command in this process (``main`` would run a Ray search in a child process).
 DRIVER = ("import sys; from gnas.cli.main import build_parser; "
