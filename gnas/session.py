@@ -73,9 +73,13 @@ def start(cfg: RunConfig, run_dir_path: str | Path | None, out=sys.stdout,
     dataset = load_data(cfg)
     space = make_space(cfg, dataset)
     preflight(cfg, space)
-    run_dir.create(cfg)
-    with run_dir.locked():
-        return execute(cfg, dataset, space, run_dir, None, out, extra_callbacks)
+    executor = start_executor(cfg, dataset)  # a Ray that cannot start leaves no half-made run
+    try:
+        run_dir.create(cfg)
+        with run_dir.locked():
+            return execute(cfg, dataset, space, run_dir, None, executor, out, extra_callbacks)
+    finally:
+        executor.close()
 
 
 def preflight(cfg: RunConfig, space: SearchSpace) -> None:
@@ -156,11 +160,15 @@ def resume(path: str | Path, overrides: dict[str, Any], out=sys.stdout,
             space = make_space(cfg, dataset)
             preflight(cfg, space)
             check_compatible(run_dir, state, space)
+            executor = start_executor(cfg, dataset)  # before the first byte is written
         except KeyboardInterrupt as exc:
             return interrupted(run_dir, exc)
-        run_dir.remove_stale_temp_files()
-        run_dir.save_config(cfg)
-        return execute(cfg, dataset, space, run_dir, state, out, extra_callbacks)
+        try:
+            run_dir.remove_stale_temp_files()
+            run_dir.save_config(cfg)
+            return execute(cfg, dataset, space, run_dir, state, executor, out, extra_callbacks)
+        finally:
+            executor.close()
 
 
 def resume_config(run_dir: RunDir, overrides: dict[str, Any]) -> RunConfig:
@@ -196,23 +204,31 @@ def check_compatible(run_dir: RunDir, state: SearchState | None, space: SearchSp
                           "resume with the run's own config.toml.")
 
 
+def start_executor(cfg: RunConfig, dataset: Dataset) -> Executor:
+    """The run's executor (a local Ray or a cluster when asked), with gnas' signal handlers kept.
+
+    Started before anything is written to the run directory, so a Ray that
+    cannot start or join fails the command with every file as it was.
+    """
+    handlers = _signal_handlers()
+    executor = make_executor(cfg, dataset)
+    _restore_signal_handlers(handlers)
+    return executor
+
+
 def execute(cfg: RunConfig, dataset: Dataset, space: SearchSpace, run_dir: RunDir,
-            state: SearchState | None, out=sys.stdout, extra_callbacks: Sequence[Callback] = ()) -> int:
-    """Run the loop; on Ctrl-C / SIGTERM keep what finished and say how to resume."""
+            state: SearchState | None, executor: Executor, out=sys.stdout,
+            extra_callbacks: Sequence[Callback] = ()) -> int:
+    """Run the loop on the caller's ``executor`` (the caller closes it); on Ctrl-C / SIGTERM
+    keep what finished and say how to resume."""
     store = EvaluationStore(run_dir.db_path)
-    executor: Executor | None = None
     try:
-        handlers = _signal_handlers()
-        executor = make_executor(cfg, dataset)
-        _restore_signal_handlers(handlers)
         search = build_search(cfg, dataset, space, run_dir, store, executor, state, extra_callbacks)
         search.run()
         summary = finish(search, executor)
     except KeyboardInterrupt as exc:
         return interrupted(run_dir, exc)
     finally:
-        if executor is not None:
-            executor.close()
         store.close()
     print(format_summary({**summary, "trained": search.state.trained,
                           "reused": search.state.reused, "final": search.state.final}, run_dir),
@@ -274,10 +290,9 @@ def finish(search: Search, executor: Executor) -> dict[str, Any]:
         return summary
     arch = search.space.decode(str_to_bits(best["genome"]))
     row = search.store.lookup(best["key"])
-    if row is not None and row.metrics.get("widths"):  # unit cuts narrowed its stages
-        arch = dataclasses.replace(arch, stages=tuple(
-            dataclasses.replace(st, width=int(w)) for st, w in zip(arch.stages, row.metrics["widths"])))
-    exported = pruning_step.exported_architecture(arch, row.metrics if row is not None else None)
+    saved = row.metrics if row is not None else None
+    arch = pruning_step.narrowed(arch, saved)  # unit cuts narrowed its stages
+    exported = pruning_step.exported_architecture(arch, saved)
     params, flops = (row.params, row.flops) if row and row.ok else complexity(arch)
     options = (row.metrics.get("final_options") if row else None) or {}
     metrics = executor.final(best["genome"], derive_seed(search.cfg.evolution.seed, best["key"]),
@@ -288,7 +303,7 @@ def finish(search: Search, executor: Executor) -> dict[str, Any]:
                "params": params, "flops": flops,
                **_unpruned_size(row, params, flops),
                "pruned_fraction": row.pruned_fraction if row else 0.0,
-               "architecture": exported, "description": arch.describe(),
+               "architecture": exported, "description": pruning_step.exported_description(arch, saved),
                "dataset": search.cfg.data.dataset, "final_options": options}
     summary.update(test_over_seeds(search, executor, best, metrics["test_score"], options))
     atomic_write_text(run_dir.best_dir / "architecture.json", json.dumps(exported, indent=1))

@@ -126,7 +126,7 @@ def network_size(evaluator, base: Bits, state: "_State", mask: str | None = None
     else:
         stored, params = masking.parameter_counts(state.model, state.masks)
         flops = complexity(state.arch)[1]
-        node_widths = [[st.width] * st.nodes for st in stages]
+        node_widths = state.arch.node_widths()
     return {"params": params, "params_stored": stored, "params_unpruned": params_unpruned,
             "node_widths": node_widths,
             "flops": flops, "flops_unpruned": flops_unpruned,

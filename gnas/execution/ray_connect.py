@@ -50,8 +50,15 @@ def connect(ray, plan: PoolPlan) -> None:
                                f"({first_line(exc)}); check `ray status --address "
                                f"{plan.address}`.") from None
         return
-    ray.init(address="local", num_cpus=usable_cores(), include_dashboard=False,
-             _node_ip_address="127.0.0.1", **quiet)
+    try:
+        ray.init(address="local", num_cpus=usable_cores(), include_dashboard=False,
+                 _node_ip_address="127.0.0.1", **quiet)
+    except Exception as exc:  # noqa: BLE001 - Ray raises many kinds when its own processes die
+        # A local Ray that cannot start (a killed agent or raylet, a full /tmp,
+        # ports taken) is the user's machine, not a bug: one line, not a traceback.
+        ray.shutdown()
+        raise ClusterError(f"cannot start a local Ray ({first_line(exc)}); run with --workers 1 "
+                           "to train in this process, or see /tmp/ray/session_latest/logs.") from None
 
 
 def first_line(exc: BaseException) -> str:

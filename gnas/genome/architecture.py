@@ -14,7 +14,7 @@ import json
 import math
 from dataclasses import asdict, dataclass
 from functools import lru_cache
-from typing import Any, Iterable
+from typing import Any, Iterable, Sequence
 
 Edge = tuple[int, int]
 
@@ -88,13 +88,29 @@ class Architecture:
         """Units/filters over all nodes (the paper's 'nodes', bounded by max_nodes)."""
         return sum(s.nodes * s.width for s in self.stages)
 
-    def describe(self) -> str:
-        """The architecture in words, for summaries."""
+    def node_widths(self) -> list[list[int]]:
+        """Units (filters) of every node, stage by stage: each node has its stage's width.
+
+        A compacted export can narrow nodes of one stage differently; its widths
+        come from the pruner's metrics, and this is what they default to.
+        """
+        return [[s.width] * s.nodes for s in self.stages]
+
+    def describe(self, node_widths: Sequence[Sequence[int]] | None = None) -> str:
+        """The architecture in words, for summaries.
+
+        ``node_widths`` (as :meth:`node_widths` lays them out) describes a network
+        whose nodes were narrowed one by one: a stage whose nodes differ lists
+        every node's width, so the words match the exported file.
+        """
         block = "Conv3x3-BN-ReLU" if self.family == "conv" else "Dense-ReLU"
+        widths = node_widths if node_widths is not None else self.node_widths()
         parts = []
-        for s in self.stages:
+        for s, nodes in zip(self.stages, widths):
             wiring = ", ".join(f"{i}->{j}" for i, j in s.edges) or "single node"
-            parts.append(f"stage {s.index}: {s.nodes} x {block}({s.width}) [{wiring}]")
+            shown = ", ".join(str(int(w)) for w in nodes) if len(set(nodes)) > 1 \
+                else str(int(nodes[0]) if len(nodes) else s.width)
+            parts.append(f"stage {s.index}: {s.nodes} x {block}({shown}) [{wiring}]")
         sep = " | pool | " if self.family == "conv" else " | "
         return (f"{sep.join(parts)}; lr {self.learning_rate:.3g}, momentum {self.momentum:.2f}")
 

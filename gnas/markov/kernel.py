@@ -172,15 +172,14 @@ def _normalised(counts: np.ndarray) -> np.ndarray:
 
 
 def operator_matrix(population: Sequence[Bits], fitness: Sequence[float], variation: Variation,
-                    l: int, *, rounds: int = ROUNDS, seed: int = 0, elites: bool = True
-                    ) -> tuple[np.ndarray, np.ndarray]:
-    """The operators' transition matrix and which of its rows come from measured selection.
+                    l: int, *, rounds: int = ROUNDS, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """The operators' transition matrix (every offspring, elites included) and its measured rows.
 
-    See :func:`operator_matrices`; ``elites=False`` gives the matrix without the elites' moves.
+    The first half of :func:`operator_matrices`, for callers that do not need
+    the matrix without the elites' moves.
     """
-    P, measured, rest, measured_rest = operator_matrices(population, fitness, variation, l,
-                                                         rounds=rounds, seed=seed)
-    return (P, measured) if elites else (rest, measured_rest)
+    P, measured, _, _ = operator_matrices(population, fitness, variation, l, rounds=rounds, seed=seed)
+    return P, measured
 
 
 def stationary(P: np.ndarray) -> np.ndarray:

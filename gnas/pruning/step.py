@@ -230,6 +230,21 @@ def row_summary(row: EvalResult | None) -> dict[str, Any]:
             "pruned_fraction": row.pruned_fraction, "gene_fraction": m.get("gene_fraction", 0.0)}
 
 
+def narrowed(arch: Architecture, metrics: Mapping[str, Any] | None) -> Architecture:
+    """``arch`` with the stage widths a unit cut left (``metrics["widths"]``), else unchanged."""
+    widths = (metrics or {}).get("widths")
+    if not widths:
+        return arch
+    return dataclasses.replace(arch, stages=tuple(
+        dataclasses.replace(st, width=int(w)) for st, w in zip(arch.stages, widths)))
+
+
+def node_widths(arch: Architecture, metrics: Mapping[str, Any] | None) -> list[list[int]]:
+    """Units (filters) of every node of the saved network: after compaction, or the stage widths."""
+    saved = (metrics or {}).get("node_widths")
+    return [[int(w) for w in nodes] for nodes in saved] if saved else narrowed(arch, metrics).node_widths()
+
+
 def exported_architecture(arch: Architecture, metrics: Mapping[str, Any] | None) -> dict[str, Any]:
     """``arch`` as the saved network has it: stage widths after unit cuts, per-node widths after compaction.
 
@@ -241,13 +256,12 @@ def exported_architecture(arch: Architecture, metrics: Mapping[str, Any] | None)
     describes the file and not the genome; a network that was not compacted has
     its stage width for every node.
     """
-    metrics = metrics or {}
-    widths = metrics.get("widths")
-    if widths:
-        arch = dataclasses.replace(arch, stages=tuple(
-            dataclasses.replace(st, width=int(w)) for st, w in zip(arch.stages, widths)))
-    out = arch.to_dict()
-    node_widths = metrics.get("node_widths") or [[st.width] * st.nodes for st in arch.stages]
-    for stage, nodes in zip(out["stages"], node_widths):
-        stage["node_widths"] = [int(w) for w in nodes]
+    out = narrowed(arch, metrics).to_dict()
+    for stage, nodes in zip(out["stages"], node_widths(arch, metrics)):
+        stage["node_widths"] = nodes
     return out
+
+
+def exported_description(arch: Architecture, metrics: Mapping[str, Any] | None) -> str:
+    """:meth:`Architecture.describe` of the saved network (see :func:`exported_architecture`)."""
+    return narrowed(arch, metrics).describe(node_widths(arch, metrics))

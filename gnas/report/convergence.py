@@ -130,7 +130,7 @@ def state_fitness(run_dir: RunDir, l: int, through: int | None = None) -> select
     if not rows:
         return None
     return selection.StateFitness.from_evaluations(
-        [g[:l].count("1") for g, _ in rows], [math.inf if f is None else float(f) for g, f in rows], l)
+        [kernel.state(g, l) for g, _ in rows], [math.inf if f is None else float(f) for g, f in rows], l)
 
 
 def _finite(x: float | None) -> float | None:

@@ -33,7 +33,7 @@ from gnas import __version__
 
 from gnas.genome import memory
 from gnas.pruning import masks
-from gnas.pruning.step import exported_architecture
+from gnas.pruning.step import exported_architecture, exported_description
 from gnas.config import RunConfig
 from gnas.errors import ConfigError, RunDirError
 from gnas.records import derive_seed
@@ -134,7 +134,7 @@ def _sidecar(cfg: RunConfig, dataset, best, row, arch, options, test, source, pa
     return {
         "gnas_version": __version__, "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
         "python": platform.python_version(), "key": best["key"], "genome": best["genome"],
-        "fitness": best["fitness"], "description": arch.describe(),
+        "fitness": best["fitness"], "description": exported_description(arch, row.get("metrics")),
         "architecture": exported_architecture(arch, row.get("metrics")),
         "pruning": options or None, "weights": source,
         "metrics": {**test, "search_val_error": row.get("val_error"), "params": params,

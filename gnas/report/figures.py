@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -52,9 +52,9 @@ def write_plots(run_dir: RunDir, out: str | Path | None = None) -> list[Path]:
     layers = scoreboard_layers(state.steps.get("competition", {}))
     if layers:
         figures.append(("scoreboard", lambda: scoreboard_figure(layers)))
-    arch = best_architecture(run_dir, state)
-    if arch is not None:
-        figures.append(("architecture", lambda: architecture_figure(arch)))
+    best = best_architecture(run_dir, state)
+    if best is not None:
+        figures.append(("architecture", lambda: architecture_figure(*best)))
     return [save(make(), out_dir / f"{name}.png", SIZES[name]) for name, make in figures]
 
 
@@ -165,11 +165,21 @@ def scoreboard_figure(layers: list[tuple[str, list[tuple[str, float, int]]]]):
 
 
 # ------------------------------------------------------------ architecture ---
-def best_architecture(run_dir: RunDir, state: SearchState) -> Architecture | None:
-    """The best network: best/architecture.json, else decoded from the hall of fame."""
+def best_architecture(run_dir: RunDir, state: SearchState
+                      ) -> tuple[Architecture, list[list[int]]] | None:
+    """The best network and the units of each of its nodes.
+
+    From best/architecture.json (which records the exported file's per-node
+    widths), else decoded from the hall of fame with its stage widths.
+    """
     path = run_dir.best_dir / "architecture.json"
     if path.is_file():
-        return Architecture.from_dict(json.loads(path.read_text()))
+        data = json.loads(path.read_text())
+        arch = Architecture.from_dict({**data, "stages": [
+            {k: v for k, v in st.items() if k != "node_widths"} for st in data["stages"]]})
+        saved = [st.get("node_widths") for st in data["stages"]]
+        widths = [list(map(int, w)) if w else d for w, d in zip(saved, arch.node_widths())]
+        return arch, widths
     if not state.hall_of_fame:
         return None
     from gnas.genome.space import str_to_bits
@@ -178,7 +188,8 @@ def best_architecture(run_dir: RunDir, state: SearchState) -> Architecture | Non
 
     cfg = run_dir.load_config()
     space = make_space(cfg, load_data(cfg))
-    return space.decode(str_to_bits(state.hall_of_fame[0]["genome"]))
+    arch = space.decode(str_to_bits(state.hall_of_fame[0]["genome"]))
+    return arch, arch.node_widths()
 
 
 def node_positions(stage: StageArch) -> dict[int, tuple[int, int]]:
@@ -195,14 +206,19 @@ def node_positions(stage: StageArch) -> dict[int, tuple[int, int]]:
     return out
 
 
-def architecture_figure(arch: Architecture):
-    """Stages as boxes of nodes (with widths), DAG edges as arrows, pooling and head between."""
+def architecture_figure(arch: Architecture, node_widths: Sequence[Sequence[int]] | None = None):
+    """Stages as boxes of nodes (with widths), DAG edges as arrows, pooling and head between.
+
+    ``node_widths`` are the units of each node of the exported file (a compacted
+    network's nodes can differ within a stage); by default the stage widths.
+    """
+    widths = node_widths if node_widths is not None else arch.node_widths()
     fig, (ax,) = _figure(SIZES["architecture"])
     x = _box(ax, 0.0, "input\n" + "x".join(map(str, arch.input_shape)), "0.85")
-    for pos, stage in enumerate(arch.stages):
+    for pos, (stage, nodes) in enumerate(zip(arch.stages, widths)):
         if pos and arch.family == "conv":
             x = _box(ax, x + 0.5, "max-pool\n2x2", "0.9", link=True)
-        x = _draw_stage(ax, arch, stage, x + 0.6)
+        x = _draw_stage(ax, arch, stage, x + 0.6, nodes)
     if arch.family == "conv":
         x = _box(ax, x + 0.5, "global\navg-pool", "0.9", link=True)
     _box(ax, x + 0.5, f"dense head\n{arch.n_outputs}", "0.85", link=True)
@@ -227,7 +243,7 @@ def _box(ax, x: float, text: str, color: str, link: bool = False) -> float:
     return x + width
 
 
-def _draw_stage(ax, arch: Architecture, stage: StageArch, x0: float) -> float:
+def _draw_stage(ax, arch: Architecture, stage: StageArch, x0: float, widths: Sequence[int]) -> float:
     """One stage: input point, nodes by depth, edges, output sum; returns the right edge."""
     from matplotlib.patches import Circle, FancyBboxPatch
 
@@ -241,7 +257,8 @@ def _draw_stage(ax, arch: Architecture, stage: StageArch, x0: float) -> float:
     ax.add_patch(FancyBboxPatch((x0 - 0.1, -1.9), right - x0 + 0.2, 3.8, boxstyle="round,pad=0.05",
                                 fc="none", ec="C0", linestyle="--"))
     block = "conv3x3-BN-ReLU" if arch.family == "conv" else "dense-ReLU"
-    ax.text((x0 + right) / 2, 2.05, f"stage {stage.index}: {stage.nodes} x {block}, width {stage.width}",
+    shown = f"widths {', '.join(map(str, widths))}" if len(set(widths)) > 1 else f"width {widths[0]}"
+    ax.text((x0 + right) / 2, 2.05, f"stage {stage.index}: {stage.nodes} x {block}, {shown}",
             ha="center", fontsize=8, color="C0")
     _arrow(ax, (x0 - 0.6, 0.0), (x0, 0.0))
     for n in stage.sources():
@@ -253,7 +270,7 @@ def _draw_stage(ax, arch: Architecture, stage: StageArch, x0: float) -> float:
         _arrow(ax, centre[n], (right, 0.0), shrink_start=radius)
     for n, (cx, cy) in centre.items():
         ax.add_patch(Circle((cx, cy), radius, fc="white", ec="C0", lw=1.5))
-        ax.text(cx, cy, f"{n}\n{stage.width}", ha="center", va="center", fontsize=7)
+        ax.text(cx, cy, f"{n}\n{widths[n]}", ha="center", va="center", fontsize=7)
     ax.plot([right], [0.0], "o", color="C0")  # the sum of the sinks: the stage output
     return right
 

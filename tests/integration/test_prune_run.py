@@ -206,3 +206,15 @@ def check_widths(run_dir: Path, saved: dict[str, int]) -> None:
     described = {f"s{st['index']}_n{n}_{kind}": w for st in arch["stages"]
                  for n, w in enumerate(st["node_widths"])}
     assert described == {name: w for name, w in saved.items() if name != "head"}
+    # the words of the summary and the architecture figure show those widths too
+    summary = json.loads(gnas("report", str(run_dir), "--json").stdout)["best"]
+    for st in arch["stages"]:
+        widths = st["node_widths"]
+        shown = ", ".join(map(str, widths)) if len(set(widths)) > 1 else str(widths[0])
+        assert f"stage {st['index']}: {st['nodes']} x " in summary["description"]
+        assert f"({shown}) " in summary["description"], (shown, summary["description"])
+    from gnas.report.figures import best_architecture
+    from gnas.runs.directory import RunDir
+
+    figure_arch, figure_widths = best_architecture(RunDir(run_dir), None)
+    assert figure_widths == [st["node_widths"] for st in arch["stages"]]

@@ -30,9 +30,7 @@ pytestmark = pytest.mark.ray
 
 TINY = ["--preset", "tiny", "--max-train-samples", "300", "--generations", "1",
         "--threads", "1", "--lambda-c", "0.8", "--seed", "3"]
-# Eight individuals in groups of two: after the first result each worker still has groups
-# to take, so the worker killed then is busy and its group must be retried.
-# One network per task, so a worker takes its next genome as soon as one finishes and the kill
+# Eight individuals, one network per task, so a worker takes its next genome as soon as one finishes and the kill
 # finds it busy (with groups its last group may already be done).
 KILL_RUN = [*TINY, "--population", "8", "--set", "train.group_size=1"]
 # `gnas` that also says whether the driver process built or trained any network itself. It
@@ -197,6 +195,27 @@ def test_bad_parallel_input_exits_2_in_seconds(flags, tmp_path):
     assert time.monotonic() - start < 30
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("gnas: error:"), done.stderr
+
+
+def _files(path: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(path)): p.read_bytes() for p in sorted(path.rglob("*")) if p.is_file()}
+
+
+def test_a_local_ray_that_cannot_start_is_one_line_and_loses_nothing(tmp_path):
+    """Ray's own start failing (here: its temp directory lies under a file) is exit 2, one line."""
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("")
+    broken = {"RAY_TMPDIR": str(blocker / "ray")}
+    run = tmp_path / "run"
+    assert gnas("evolve", *TINY, "--run-dir", str(run)).returncode == 0
+    before = _files(run)
+    for args in (["evolve", *TINY, "--workers", "2", "--run-dir", str(tmp_path / "fresh")],
+                 ["resume", str(run), "--generations", "2", "--workers", "2", "--threads", "1"]):
+        done = gnas(*args, env=broken, timeout=120)
+        lines = done.stderr.strip().splitlines()
+        assert done.returncode == 2 and len(lines) == 1, done.stderr[-3000:]
+        assert lines[0].startswith("gnas: error: cannot start a local Ray"), lines[0]
+    assert _files(run) == before, "a resume that could not start Ray changed the run directory"
 
 
 # ------------------------------------------------------------ two nodes

@@ -199,3 +199,21 @@ def test_a_masked_pruned_network_is_rebuilt_compacted_with_the_size_it_reports(e
                                     for n in range(st.nodes)] for st in state.arch.stages]
     assert size["pruned_fraction"] == pytest.approx(1 - size["params"] / size["params_unpruned"])
     np.testing.assert_allclose(model(x, training=False), masked_out, atol=1e-5)
+
+
+def test_the_exported_description_and_architecture_name_every_node_width():
+    """Unit cuts narrow a stage, compaction narrows nodes: words and architecture.json say the same."""
+    from gnas.pruning.step import exported_architecture, exported_description, narrowed
+
+    arch = _arch("conv")
+    assert arch.node_widths() == [[8, 8, 8], [4, 4]]
+    assert "3 x Conv3x3-BN-ReLU(8)" in arch.describe()
+    cut = {"widths": [6, 4]}
+    assert narrowed(arch, cut).stages[0].width == 6 and narrowed(arch, None) is arch
+    assert "3 x Conv3x3-BN-ReLU(6)" in exported_description(arch, cut)
+    compacted = {"widths": [6, 4], "node_widths": [[6, 5, 6], [4, 4]]}
+    out = exported_architecture(arch, compacted)
+    assert [st["node_widths"] for st in out["stages"]] == [[6, 5, 6], [4, 4]]
+    assert out["stages"][0]["width"] == 6
+    words = exported_description(arch, compacted)
+    assert "3 x Conv3x3-BN-ReLU(6, 5, 6)" in words and "2 x Conv3x3-BN-ReLU(4)" in words
