@@ -27,6 +27,10 @@ Members stay independent of their mates, exactly at a fixed thread count:
 * each member starts from the weights its own Keras model is built with from its
   own seed, draws its own batch order, and has its own SGD learning rate and
   momentum, applied with Keras' SGD update (``m = momentum m - lr g; w += m``);
+* a group of one runs as two slots, the second an empty member that never
+  trains (inactive, learning rate 0): TensorFlow's batched matmul takes another
+  kernel for a batch of one, whose rounding differs on some CPUs, so a member
+  trained alone would not match itself trained with a mate;
 * a member whose loss diverges (not finite, or huge:
   :func:`gnas.backend.trainer.loss_diverged`) is frozen from that step on (its
   updates are selected away, not multiplied, so its NaN cannot spread) and fails.
@@ -50,6 +54,7 @@ from gnas.backend.trainer import loss_diverged
 from gnas.genome.architecture import Architecture
 
 _CACHE_SIZE = 8  # superset shapes kept traced at once
+_MIN_MEMBERS = 2  # a batch of one takes another matmul kernel (see the module docstring)
 
 
 @dataclass(frozen=True)
@@ -76,9 +81,13 @@ def applies(archs: Sequence[Architecture]) -> bool:
 
 
 def shape_of(archs: Sequence[Architecture], batch: int) -> Shape:
-    """The superset shape of a group: per stage position, the widest stage and most live nodes."""
+    """The superset shape of a group: per stage position, the widest stage and most live nodes.
+
+    At least two member slots, so that a member alone runs through the kernels a
+    group runs through; the slots past ``len(archs)`` hold empty members.
+    """
     first = archs[0]
-    return Shape(members=len(archs), inputs=int(np.prod(first.input_shape)),
+    return Shape(members=max(_MIN_MEMBERS, len(archs)), inputs=int(np.prod(first.input_shape)),
                  widths=tuple(max(a.stages[pos].width for a in archs)
                               for pos in range(len(first.stages))),
                  slots=tuple(max(a.stages[pos].nodes for a in archs)
@@ -150,6 +159,7 @@ class Superset:
         self.learning_rate = var([p, 1, 1])
         self.momentum = var([p, 1, 1])
         self.active = tf.Variable(tf.ones([p], tf.bool), trainable=False)
+        self.loaded = p  # members of the group loaded last; the slots past them are empty
         # Partials, not bound methods: TensorFlow counts traces per code object over
         # all instances and warns on stderr when supersets of several shapes each
         # trace once, as they must; a partial is counted on its own.
@@ -159,8 +169,13 @@ class Superset:
     # -- loading and reading back -------------------------------------------------------
 
     def load(self, archs: Sequence[Architecture], models: Sequence[keras.Model]) -> None:
-        """Masks, hyper-parameters and initial weights of a group; optimiser state reset."""
+        """Masks, hyper-parameters and initial weights of a group; optimiser state reset.
+
+        Slots past ``len(archs)`` stay empty: zero masks and weights, learning rate
+        and momentum 0, inactive, so they neither train nor touch the sums of the others.
+        """
         shape = self.shape
+        pad = shape.members - len(archs)
         for s, (width, slots) in enumerate(zip(shape.widths, shape.slots)):
             src = np.zeros([shape.members, slots], np.float32)
             sink, live = np.zeros_like(src), np.zeros_like(src)
@@ -196,12 +211,18 @@ class Superset:
         for k, (kernel, _) in enumerate(heads):
             head[k, :len(kernel)] = kernel
         self.head_kernel.assign(head)
-        self.head_bias.assign(np.stack([bias[None] for _, bias in heads]))
+        head_bias = np.zeros(self.head_bias.shape, np.float32)
+        for k, (_, bias) in enumerate(heads):
+            head_bias[k, 0] = bias
+        self.head_bias.assign(head_bias)
         for m in self.momenta:
             m.assign(tf.zeros_like(m))
-        self.learning_rate.assign(np.array([a.learning_rate for a in archs], np.float32)[:, None, None])
-        self.momentum.assign(np.array([a.momentum for a in archs], np.float32)[:, None, None])
-        self.active.assign(np.ones([shape.members], bool))
+        rates = [[a.learning_rate, a.momentum] for a in archs] + [[0.0, 0.0]] * pad
+        rates = np.array(rates, np.float32)[:, :, None, None]
+        self.learning_rate.assign(rates[:, 0])
+        self.momentum.assign(rates[:, 1])
+        self.active.assign(np.arange(shape.members) < len(archs))
+        self.loaded = len(archs)
 
     def store(self, k: int, arch: Architecture, model: keras.Model) -> None:
         """Write member ``k``'s trained weights into its Keras model (for export and scoring)."""
@@ -340,16 +361,17 @@ class Superset:
         """One epoch on ``orders`` (one permutation per member): (finite per member, first bad loss).
 
         ``x`` and ``y`` may be tensors already, so that a group's epochs copy the
-        training split into TensorFlow once.
+        training split into TensorFlow once. Empty slots read the first member's order.
         """
+        orders = list(orders) + [orders[0]] * (self.shape.members - len(orders))
         finite, bad = self.epoch(tf.convert_to_tensor(x), tf.convert_to_tensor(y),
                                  tf.constant(np.stack(orders).astype(np.int32)))
-        return finite.numpy(), bad.numpy()
+        return finite.numpy()[:self.loaded], bad.numpy()[:self.loaded]
 
     def evaluate(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Per member: mean loss and error on the split ``(x, y)``."""
         loss_sum, err_sum = self.totals(tf.constant(x), tf.constant(y))
-        return loss_sum.numpy() / len(x), err_sum.numpy() / len(x)
+        return loss_sum.numpy()[:self.loaded] / len(x), err_sum.numpy()[:self.loaded] / len(x)
 
 
 def flat(x: np.ndarray) -> np.ndarray:
