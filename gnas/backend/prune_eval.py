@@ -189,9 +189,15 @@ def _train_base(evaluator, base: Bits, opts: dict[str, Any]) -> _State:
 
 
 def _cut(evaluator, state: _State, gene: pruning.Cut, opts: dict[str, Any], step: int) -> _State:
-    """Switch one cut off (none for TUNE_ONLY), build the network, carry the weights, fine-tune."""
+    """Switch one cut off (none for TUNE_ONLY), build the network, carry the weights, fine-tune.
+
+    The stages keep the widths earlier unit cuts left them (the genome does not
+    hold them): rebuilt at the genome's widths, every narrowed layer would miss
+    its weights and start from a fresh initialisation, and a control built so is
+    a broken network that any cut beats.
+    """
     bits = evaluator.space.repair(pruning.apply_cuts(state.bits, [gene]))
-    arch = evaluator.space.decode(bits)
+    arch = _with_widths(evaluator.space.decode(bits), state.arch)
     old = {layer.name: [w.copy() for w in layer.get_weights()] for layer in state.model.layers}
     model = evaluator.build(arch, derive_seed(_base_seed(evaluator, state.bits), f"cut{step}"))
     _copy_weights(model, old, pruning.layer_map(evaluator.space, state.bits, bits))
@@ -200,6 +206,13 @@ def _cut(evaluator, state: _State, gene: pruning.Cut, opts: dict[str, Any], step
         new.masks = _choose_masks(evaluator, new, opts)
     _fine_tune(evaluator, new, opts, step)
     return new
+
+
+def _with_widths(arch: Architecture, current: Architecture) -> Architecture:
+    """``arch`` with the stage widths of ``current``, the network the cut is made on."""
+    widths = {st.index: st.width for st in current.stages}
+    return replace(arch, stages=tuple(replace(st, width=widths.get(st.index, st.width))
+                                      for st in arch.stages))
 
 
 def _narrow(evaluator, state: _State, cut: pruning.Cut, opts: dict[str, Any], step: int) -> _State:

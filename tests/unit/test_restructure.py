@@ -217,3 +217,29 @@ def test_the_exported_description_and_architecture_name_every_node_width():
     assert out["stages"][0]["width"] == 6
     words = exported_description(arch, compacted)
     assert "3 x Conv3x3-BN-ReLU(6, 5, 6)" in words and "2 x Conv3x3-BN-ReLU(4)" in words
+
+
+@pytest.mark.slow
+def test_the_control_after_a_unit_cut_is_the_narrowed_network_itself(evaluator, monkeypatch):
+    """The chain's control (``TUNE_ONLY``) fine-tunes the network as the cuts left it.
+
+    Fine-tuning is switched off, so the control must equal the narrowed network
+    weight for weight; rebuilt at the genome's widths instead, its narrowed
+    layers would start from a fresh initialisation.
+    """
+    from gnas.backend import prune_eval
+    from gnas.genome.space import bits_to_str
+    from gnas.pruning import cuts as pruning
+
+    monkeypatch.setattr(prune_eval, "_fine_tune", lambda *args, **kwargs: None)
+    monkeypatch.setattr(prune_eval, "_CACHE", type(prune_eval._CACHE)())
+    genome = bits_to_str(evaluator.space.random_bits(np.random.default_rng(5)))
+    stage = evaluator.space.decode(evaluator.space.random_bits(np.random.default_rng(5))).stages[0]
+    narrow = (pruning.UNITS, stage.index, stage.width * 3 // 4)
+    opts = {"base": genome, "cuts": [narrow], "cycles": 1}
+    narrowed = prune_eval.replay(evaluator, opts)
+    control = prune_eval.replay(evaluator, {**opts, "cuts": [narrow, pruning.TUNE_ONLY]})
+    assert control.arch == narrowed.arch
+    assert control.model.count_params() == narrowed.model.count_params()
+    for a, b in zip(control.model.get_weights(), narrowed.model.get_weights()):
+        np.testing.assert_array_equal(a, b)
