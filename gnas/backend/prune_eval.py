@@ -26,7 +26,7 @@ import os
 import time
 import traceback
 from collections import OrderedDict
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import keras
@@ -197,7 +197,7 @@ def _cut(evaluator, state: _State, gene: pruning.Cut, opts: dict[str, Any], step
     a broken network that any cut beats.
     """
     bits = evaluator.space.repair(pruning.apply_cuts(state.bits, [gene]))
-    arch = _with_widths(evaluator.space.decode(bits), state.arch)
+    arch = evaluator.space.decode(bits).with_widths({st.index: st.width for st in state.arch.stages})
     old = {layer.name: [w.copy() for w in layer.get_weights()] for layer in state.model.layers}
     model = evaluator.build(arch, derive_seed(_base_seed(evaluator, state.bits), f"cut{step}"))
     _copy_weights(model, old, pruning.layer_map(evaluator.space, state.bits, bits))
@@ -208,20 +208,12 @@ def _cut(evaluator, state: _State, gene: pruning.Cut, opts: dict[str, Any], step
     return new
 
 
-def _with_widths(arch: Architecture, current: Architecture) -> Architecture:
-    """``arch`` with the stage widths of ``current``, the network the cut is made on."""
-    widths = {st.index: st.width for st in current.stages}
-    return replace(arch, stages=tuple(replace(st, width=widths.get(st.index, st.width))
-                                      for st in arch.stages))
-
-
 def _narrow(evaluator, state: _State, cut: pruning.Cut, opts: dict[str, Any], step: int) -> _State:
     """A unit cut: keep the stage's most salient units, rebuild it smaller, fine-tune."""
     _, index, kept = cut
     sal = restructure.unit_saliency(state.model, state.arch, int(index), kernel_gradients(evaluator, state))
     keep = sorted(np.argsort(-sal, kind="stable")[:int(kept)].tolist())
-    stages = tuple(replace(st, width=int(kept)) if st.index == index else st for st in state.arch.stages)
-    arch = replace(state.arch, stages=stages)
+    arch = state.arch.with_widths({int(index): int(kept)})
     seed = derive_seed(_base_seed(evaluator, state.bits), f"cut{step}")
     model = restructure.shrink(state.model, state.arch, arch, {int(index): keep},
                                lambda a: evaluator.build(a, seed))

@@ -12,9 +12,9 @@ import hashlib
 import itertools
 import json
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from functools import lru_cache
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 Edge = tuple[int, int]
 
@@ -87,6 +87,15 @@ class Architecture:
     def total_nodes(self) -> int:
         """Units/filters over all nodes (the paper's 'nodes', bounded by max_nodes)."""
         return sum(s.nodes * s.width for s in self.stages)
+
+    def with_widths(self, widths: Mapping[int, int]) -> "Architecture":
+        """This network with the stages named in ``widths`` (stage index -> units) narrowed.
+
+        Unit cuts narrow a stage without touching the genome, so every network a
+        pruning chain rebuilds takes its widths from here; other stages keep theirs.
+        """
+        return replace(self, stages=tuple(replace(st, width=int(widths.get(st.index, st.width)))
+                                          for st in self.stages))
 
     def node_widths(self) -> list[list[int]]:
         """Units (filters) of every node, stage by stage: each node has its stage's width.

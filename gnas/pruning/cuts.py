@@ -44,7 +44,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from gnas.genome.architecture import Architecture, canonical_labels, complexity
@@ -96,11 +96,7 @@ def as_cut(value: Any) -> Cut:
 def cut_architecture(space: SearchSpace, base: Sequence[int], cuts: Sequence[Cut]) -> Architecture:
     """The network ``base`` becomes after ``cuts``: genes off, then stages narrowed by unit cuts."""
     arch = space.decode(space.repair(apply_cuts(base, cuts)))
-    widths = {int(c[1]): int(c[2]) for c in cuts if is_unit_cut(c)}
-    if not widths:
-        return arch
-    stages = tuple(replace(st, width=widths.get(st.index, st.width)) for st in arch.stages)
-    return replace(arch, stages=stages)
+    return arch.with_widths({int(c[1]): int(c[2]) for c in cuts if is_unit_cut(c)})
 
 
 def apply_cuts(bits: Sequence[int], cuts: Iterable[Cut]) -> Bits:

@@ -15,7 +15,6 @@ split too, for the report's before/after comparison (``gnas report --json``,
 """
 from __future__ import annotations
 
-import dataclasses
 import sys
 from pathlib import Path
 from typing import Any, Mapping
@@ -235,8 +234,7 @@ def narrowed(arch: Architecture, metrics: Mapping[str, Any] | None) -> Architect
     widths = (metrics or {}).get("widths")
     if not widths:
         return arch
-    return dataclasses.replace(arch, stages=tuple(
-        dataclasses.replace(st, width=int(w)) for st, w in zip(arch.stages, widths)))
+    return arch.with_widths({st.index: int(w) for st, w in zip(arch.stages, widths)})
 
 
 def node_widths(arch: Architecture, metrics: Mapping[str, Any] | None) -> list[list[int]]:
