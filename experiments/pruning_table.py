@@ -22,6 +22,7 @@ import json
 import shlex
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from statistics import mean, pstdev
 
@@ -45,6 +46,10 @@ def command(dataset: str, target: float, seed: int, run_dir: Path, args) -> list
         cmd += ["--prune", str(target), "--set", f"prune.growth_generations={args.growth}",
                 "--set", f"prune.cycles={args.cycles}"]
     return cmd
+
+
+def _run_dir(out: Path, dataset: str, target: float, seed: int) -> Path:
+    return out / f"{dataset}-p{target}-s{seed}"
 
 
 def measure(run_dir: Path, patience: int) -> dict:
@@ -126,6 +131,8 @@ def main() -> int:
     p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--patience", type=int, default=2)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--jobs", type=int, default=1,
+                   help="runs to train at once (each with --threads threads); finished runs are reused")
     p.add_argument("--datasets", default=",".join(DATASETS))
     p.add_argument("--targets", default=",".join(str(t) for t in TARGETS),
                    help="pruning targets to run (0 = no pruning), comma-separated")
@@ -136,20 +143,25 @@ def main() -> int:
                    help="search space family (auto: conv for images other than digits, else dense)")
     args = p.parse_args()
     out = Path(args.out)
+    cells = [(ds, target, seed) for ds in args.datasets.split(",")
+             for target in (float(t) for t in args.targets.split(",")) for seed in range(args.seeds)]
+    commands = {cell: command(cell[0], cell[1], cell[2], _run_dir(out, *cell), args) for cell in cells}
+    for cmd in commands.values():
+        print("$", shlex.join(cmd), flush=True)
+    todo = [cell for cell in cells if not (_run_dir(out, *cell) / "best" / "summary.json").is_file()]
+    with ThreadPoolExecutor(max(1, args.jobs)) as pool:
+        failed = [done for done in pool.map(lambda cell: subprocess.run(commands[cell], capture_output=True,
+                                                                        text=True), todo)
+                  if done.returncode != 0]
+    for done in failed:
+        print(shlex.join(done.args), done.stderr[-2000:], sep="\n", file=sys.stderr)
+    if failed:
+        return failed[0].returncode
     rows = []
-    for ds in args.datasets.split(","):
-        for target in (float(t) for t in args.targets.split(",")):
-            for seed in range(args.seeds):
-                run_dir = out / f"{ds}-p{target}-s{seed}"
-                cmd = command(ds, target, seed, run_dir, args)
-                print("$", shlex.join(cmd), flush=True)
-                if not (run_dir / "best" / "summary.json").is_file():
-                    done = subprocess.run(cmd, capture_output=True, text=True)
-                    if done.returncode != 0:
-                        print(done.stderr[-2000:], file=sys.stderr)
-                        return done.returncode
-                rows.append({"dataset": ds, "target": target, "seed": seed, **measure(run_dir, args.patience)})
-                print(json.dumps(rows[-1]), flush=True)
+    for ds, target, seed in cells:
+        rows.append({"dataset": ds, "target": target, "seed": seed,
+                     **measure(_run_dir(out, ds, target, seed), args.patience)})
+        print(json.dumps(rows[-1]), flush=True)
     (out / "table.json").write_text(json.dumps(rows, indent=1))
     print(table(rows))
     return 0
