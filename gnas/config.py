@@ -109,6 +109,8 @@ class PruneConfig:
     threshold: float = _opt(0.0, lo=0.0, hi=1.0, doc="start pruning when best error <= this")
     growth_generations: int = _opt(0, lo=0, doc="generations of growth before pruning; 0 = half the generations")
     cycles: int = _opt(40, lo=1, hi=49, doc="fine-tuning steps per cut (< 50)")
+    tune_lr_scale: float = _opt(0.3, lo=1e-4, hi=1.0,
+                                doc="fine-tuning learning rate, as a fraction of the network's own")
     mask: str = _opt("none", choices=("none", "irregular", "row", "column", "block", "nm"))
     nm: str = _opt("2:4")
     candidates: int = _opt(1, lo=1, hi=100, doc="best individuals pruned")

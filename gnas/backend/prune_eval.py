@@ -155,7 +155,7 @@ def replay(evaluator, opts: dict[str, Any]) -> _State:
     """Base training, masks, then each cut with its fine-tuning; reuses states in this process."""
     base = str_to_bits(opts["base"])
     cuts = [pruning.as_cut(g) for g in opts.get("cuts", [])]
-    settings = {k: opts.get(k) for k in ("cycles", "mask", "nm", "sparsity", "mask_score")}
+    settings = {k: opts.get(k) for k in ("cycles", "mask", "nm", "sparsity", "mask_score", "tune_lr_scale")}
     prefix_keys = [_cache_key(evaluator, base, cuts[:k], settings) for k in range(len(cuts) + 1)]
     done = max((k for k in range(len(cuts) + 1) if prefix_keys[k] in _CACHE), default=-1)
     if done >= 0:
@@ -258,11 +258,24 @@ def _copy_weights(model: keras.Model, old: dict[str, list[np.ndarray]], names: d
 
 
 def _fine_tune(evaluator, state: _State, opts: dict[str, Any], step: int) -> None:
+    """``cycles`` SGD steps at ``tune_lr_scale`` times the network's learning rate.
+
+    The batch order depends on the chain's base genome and the step only, so
+    the control of a round and every cut tried against it see the same batches:
+    their comparison then measures the cut, not two draws of batch noise.
+    ``tune_lr_scale`` is 1 in attempts stored before it existed.
+    """
     data = evaluator.data
     masking.masked_fit(state.model, data.x_train, data.y_train, state.masks, task=state.arch.task,
-                       learning_rate=state.arch.learning_rate, momentum=state.arch.momentum,
-                       steps=int(opts.get("cycles", 40)), batch_size=evaluator.batch_size(state.arch),
-                       seed=derive_seed(_base_seed(evaluator, state.bits), f"tune{step}"))
+                       learning_rate=state.arch.learning_rate * float(opts.get("tune_lr_scale", 1.0)),
+                       momentum=state.arch.momentum, steps=int(opts.get("cycles", 40)),
+                       batch_size=evaluator.batch_size(state.arch),
+                       seed=tune_seed(evaluator, opts, step))
+
+
+def tune_seed(evaluator, opts: dict[str, Any], step: int) -> int:
+    """The batch-order seed of step ``step`` of a chain: one per base genome and step."""
+    return derive_seed(_base_seed(evaluator, str_to_bits(opts["base"])), f"tune{step}")
 
 
 def _choose_masks(evaluator, state: _State, opts: dict[str, Any]) -> masking.Masks:

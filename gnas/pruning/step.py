@@ -34,7 +34,7 @@ from gnas.search.step import GenerationView, Replacement, StepDecision, replace_
 def settings_of(cfg: RunConfig) -> dict[str, Any]:
     """What shapes every attempt (and so belongs in its variant digest and final options)."""
     p = cfg.prune
-    return {"cycles": int(p.cycles), "mask": p.mask, "nm": p.nm,
+    return {"cycles": int(p.cycles), "tune_lr_scale": float(p.tune_lr_scale), "mask": p.mask, "nm": p.nm,
             "sparsity": float(p.mask_sparsity or p.fraction), "mask_score": p.mask_score}
 
 

@@ -243,3 +243,38 @@ def test_the_control_after_a_unit_cut_is_the_narrowed_network_itself(evaluator, 
     assert control.model.count_params() == narrowed.model.count_params()
     for a, b in zip(control.model.get_weights(), narrowed.model.get_weights()):
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.slow
+def test_a_round_s_control_and_its_cuts_fine_tune_on_the_same_batches(evaluator, monkeypatch):
+    """Common batches: the control and each cut of one round differ only by the cut.
+
+    Seeded from the network each attempt became, a cut and its control drew two
+    batch orders, and the toggle-and-test compared two draws of batch noise.
+    Every fine-tuning also runs at ``tune_lr_scale`` times the network's rate.
+    """
+    from gnas.backend import prune_eval
+    from gnas.genome.space import bits_to_str
+    from gnas.pruning import cuts as pruning
+
+    calls = []
+    real = prune_eval.masking.masked_fit
+
+    def recording(model, x, y, masks, **kw):
+        calls.append((kw["seed"], kw["learning_rate"]))
+        return real(model, x, y, masks, **{**kw, "steps": 1})
+
+    monkeypatch.setattr(prune_eval.masking, "masked_fit", recording)
+    monkeypatch.setattr(prune_eval, "_CACHE", type(prune_eval._CACHE)())
+    bits = evaluator.space.random_bits(np.random.default_rng(5))
+    edges = [u.gene for u in pruning.gene_units(evaluator.space, bits) if u.edge is not None]
+    assert len(edges) >= 2
+    opts = {"base": bits_to_str(bits), "cycles": 3, "tune_lr_scale": 0.25}
+    seeds = {}
+    for cuts in ([pruning.TUNE_ONLY], [edges[0]], [edges[1]], [edges[0], pruning.TUNE_ONLY], [edges[0], edges[1]]):
+        calls.clear()
+        state = prune_eval.replay(evaluator, {**opts, "cuts": cuts})
+        seeds[tuple(cuts)] = calls[-1][0]
+        assert calls[-1][1] == pytest.approx(state.arch.learning_rate * 0.25)
+    first, second = [s for c, s in seeds.items() if len(c) == 1], [s for c, s in seeds.items() if len(c) == 2]
+    assert len(set(first)) == 1 and len(set(second)) == 1 and first[0] != second[0]
