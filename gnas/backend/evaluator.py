@@ -12,7 +12,8 @@ import os
 import platform
 import time
 import traceback
-from typing import Any
+from collections import OrderedDict
+from typing import TYPE_CHECKING, Any
 
 import keras
 
@@ -28,11 +29,22 @@ from gnas.records import EvalResult, EvalTask, Kind, failed
 from gnas.genome.space import SearchSpace, str_to_bits
 from gnas.genome.factory import make_space
 
+if TYPE_CHECKING:
+    from gnas.backend.prune_eval import Snapshot
+    from gnas.backend.superset import Shape, Superset
+
 FALLBACK_MEMORY_BYTES = 2 * 2**30  # planned with when /proc/meminfo cannot be read
 
 
 class Evaluator:
-    """Trains and scores candidates of one search space on one data set."""
+    """Trains and scores candidates of one search space on one data set.
+
+    It is the backend's training context: the configuration, the data, the
+    search space and how to build and train a network, plus what this process
+    keeps between evaluations (:attr:`prune_states`, the pruning replay's
+    reached states; :attr:`supersets`, the traced dense supersets by shape).
+    Kept here and not in modules, two evaluators in one process share nothing.
+    """
 
     def __init__(self, cfg: RunConfig, dataset: Dataset, worker: str = "local") -> None:
         self.cfg = cfg
@@ -41,6 +53,8 @@ class Evaluator:
         self.worker = worker
         self.node = platform.node()
         self._device_bytes: int | None = None
+        self.prune_states: OrderedDict[str, Snapshot] = OrderedDict()
+        self.supersets: dict[Shape, Superset] = {}
 
     def batch_size(self, arch: Architecture) -> int:
         """The configured batch, or with ``train.batch_size = 0`` the largest that fits.

@@ -35,7 +35,7 @@ import os
 import time
 import traceback
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, Sequence, TYPE_CHECKING
 
 import keras
 import numpy as np
@@ -48,6 +48,9 @@ from gnas.errors import EvaluationFailed
 from gnas.genome.architecture import Architecture, complexity
 from gnas.genome.space import str_to_bits
 from gnas.records import EvalResult, EvalTask, failed
+
+if TYPE_CHECKING:
+    from gnas.backend.evaluator import Evaluator
 
 
 @dataclass
@@ -69,7 +72,7 @@ def epoch_order(rng: np.random.Generator, n: int) -> np.ndarray:
     return rng.permutation(n)
 
 
-def train_group(evaluator, tasks: Sequence[EvalTask], *, fuse_dense: bool = True) -> list[EvalResult]:
+def train_group(evaluator: Evaluator, tasks: Sequence[EvalTask], *, fuse_dense: bool = True) -> list[EvalResult]:
     """Train and score ``tasks`` together; one EvalResult per task, in task order.
 
     ``evaluator`` is a :class:`gnas.backend.evaluator.Evaluator`; every member of
@@ -104,7 +107,7 @@ def train_group(evaluator, tasks: Sequence[EvalTask], *, fuse_dense: bool = True
     return [_result(evaluator, m, seconds, len(members)) for m in members]
 
 
-def train_one(evaluator, arch: Architecture, seed: int) -> keras.Model:
+def train_one(evaluator: Evaluator, arch: Architecture, seed: int) -> keras.Model:
     """One network trained exactly as it trains in a group; raises EvaluationFailed."""
     member = _Member(task=EvalTask(key="", genome="", seed=seed), arch=arch)
     member.model = _build(evaluator, arch, seed)
@@ -122,7 +125,7 @@ def train_one(evaluator, arch: Architecture, seed: int) -> keras.Model:
     return member.model
 
 
-def _prepare(evaluator, task: EvalTask) -> _Member:
+def _prepare(evaluator: Evaluator, task: EvalTask) -> _Member:
     """Decode and build one member as the solo path does; a build error fails it alone."""
     member = _Member(task=task)
     try:
@@ -148,7 +151,7 @@ def _compile(member: _Member) -> None:
     member.model.optimizer.build(member.model.trainable_variables)
 
 
-def _train_superset(evaluator, members: list[_Member]) -> None:
+def _train_superset(evaluator: Evaluator, members: list[_Member]) -> None:
     """Dense members: train and score them as one superset (:mod:`gnas.backend.superset`)."""
     net = _fit_superset(evaluator, members)
     scored = [(k, m) for k, m in enumerate(members) if not m.error]
@@ -164,10 +167,10 @@ def _train_superset(evaluator, members: list[_Member]) -> None:
             m.val = {"error": error, "loss": loss}
 
 
-def _fit_superset(evaluator, members: list[_Member]) -> superset.Superset:
+def _fit_superset(evaluator: Evaluator, members: list[_Member]) -> superset.Superset:
     """The configured epochs of dense members as one superset; divergence fails a member."""
     archs = [m.arch for m in members]
-    net = superset.superset_for(superset.shape_of(archs, evaluator.batch_size(archs[0])))
+    net = superset.superset_for(evaluator.supersets, superset.shape_of(archs, evaluator.batch_size(archs[0])))
     net.load(archs, [m.model for m in members])
     data = evaluator.data
     x, y, n = tf.constant(superset.flat(data.x_train)), tf.constant(data.y_train), len(data.x_train)
@@ -186,7 +189,7 @@ def _is_bug(exc: Exception) -> bool:
     return isinstance(exc, (NameError, AttributeError, ImportError))
 
 
-def _build(evaluator, arch: Architecture, seed: int) -> keras.Model:
+def _build(evaluator: Evaluator, arch: Architecture, seed: int) -> keras.Model:
     """:meth:`Evaluator.build` without its garbage collection (the group's models are alive).
 
     The same session reset and seeding, so a member starts from the weights its
@@ -249,7 +252,7 @@ def _traced(fn):
     return tf.function(functools.partial(fn))
 
 
-def _fit_together(evaluator, members: list[_Member]) -> None:
+def _fit_together(evaluator: Evaluator, members: list[_Member]) -> None:
     """The configured epochs, every live member in each step; divergence drops a member."""
     data = evaluator.data
     x_all = tf.constant(data.x_train)
@@ -273,7 +276,7 @@ def _fit_together(evaluator, members: list[_Member]) -> None:
             epoch = _make_epoch([m.model for m in active], batch)
 
 
-def _score_together(evaluator, members: list[_Member], batch: int = 256) -> None:
+def _score_together(evaluator: Evaluator, members: list[_Member], batch: int = 256) -> None:
     """Validation error and loss of every member, in one traced pass over the split.
 
     The same quantities as :func:`gnas.backend.trainer.score` (1 - accuracy or the
@@ -316,7 +319,7 @@ def _score_together(evaluator, members: list[_Member], batch: int = 256) -> None
             m.val = {"error": error, "loss": loss}
 
 
-def _result(evaluator, m: _Member, seconds: float, group: int) -> EvalResult:
+def _result(evaluator: Evaluator, m: _Member, seconds: float, group: int) -> EvalResult:
     """The member's row, as :meth:`Evaluator.evaluate` writes it."""
     task = m.task
     if m.error:

@@ -27,7 +27,7 @@ import time
 import traceback
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TYPE_CHECKING
 
 import keras
 import numpy as np
@@ -42,14 +42,18 @@ from gnas.backend.trainer import compile_model, score
 from gnas.records import EvalResult, EvalTask, derive_seed, failed
 from gnas.genome.space import Bits, str_to_bits
 
-_CACHE: "OrderedDict[str, _Snapshot]" = OrderedDict()
-_CACHE_SIZE = 8
+if TYPE_CHECKING:
+    from gnas.backend.evaluator import Evaluator
+
+STATES_KEPT = 8  # replayed states an evaluator keeps (Evaluator.prune_states)
 SALIENCY_SAMPLES = 512
 UNIT_STEP = 0.25  # share of a stage's units one unit cut removes
 
 
 @dataclass
-class _Snapshot:
+class Snapshot:
+    """A replayed state kept in an evaluator's memory: weights and masks, no model."""
+
     bits: Bits
     arch: Architecture
     weights: dict[str, list[np.ndarray]]
@@ -65,7 +69,7 @@ class _State:
 
 
 # ------------------------------------------------------------- interface ---
-def evaluate_prune(evaluator, task: EvalTask) -> EvalResult:
+def evaluate_prune(evaluator: Evaluator, task: EvalTask) -> EvalResult:
     """Replay, fine-tune and score one attempt; a failure is a failed result, never a raise."""
     start = time.perf_counter()
     opts = task.options
@@ -104,7 +108,7 @@ def evaluate_prune(evaluator, task: EvalTask) -> EvalResult:
                       pruned_fraction=size["pruned_fraction"], metrics=metrics, **extra)
 
 
-def network_size(evaluator, base: Bits, state: "_State", mask: str | None = None) -> dict[str, Any]:
+def network_size(evaluator: Evaluator, base: Bits, state: "_State", mask: str | None = None) -> dict[str, Any]:
     """What shrank, measured on the network: parameters and FLOPs against the unpruned base.
 
     ``params`` counts the non-zero parameters of the network as saved (what the
@@ -135,7 +139,7 @@ def network_size(evaluator, base: Bits, state: "_State", mask: str | None = None
             "gene_fraction": pruning.pruned_fraction(evaluator.space, base, state.bits)}
 
 
-def rebuild_pruned(evaluator, genome: str, seed: int,
+def rebuild_pruned(evaluator: Evaluator, genome: str, seed: int,
                    options: dict[str, Any]) -> tuple[keras.Model, Architecture]:
     """The pruned network a store row describes, rebuilt by replaying its cuts.
 
@@ -151,34 +155,34 @@ def rebuild_pruned(evaluator, genome: str, seed: int,
 
 
 # ---------------------------------------------------------------- replay ---
-def replay(evaluator, opts: dict[str, Any]) -> _State:
+def replay(evaluator: Evaluator, opts: dict[str, Any]) -> _State:
     """Base training, masks, then each cut with its fine-tuning; reuses states in this process."""
     base = str_to_bits(opts["base"])
     cuts = [pruning.as_cut(g) for g in opts.get("cuts", [])]
     settings = {k: opts.get(k) for k in ("cycles", "mask", "nm", "sparsity", "mask_score", "tune_lr_scale")}
-    prefix_keys = [_cache_key(evaluator, base, cuts[:k], settings) for k in range(len(cuts) + 1)]
-    done = max((k for k in range(len(cuts) + 1) if prefix_keys[k] in _CACHE), default=-1)
+    prefix_keys = [_cache_key(base, cuts[:k], settings) for k in range(len(cuts) + 1)]
+    done = max((k for k in range(len(cuts) + 1) if prefix_keys[k] in evaluator.prune_states), default=-1)
     if done >= 0:
-        state = _restore(evaluator, _CACHE[prefix_keys[done]], base)
+        state = _restore(evaluator, evaluator.prune_states[prefix_keys[done]], base)
     else:
         state = _train_base(evaluator, base, opts)
-        _remember(prefix_keys[0], state)
+        _remember(evaluator.prune_states, prefix_keys[0], state)
         done = 0
     for k in range(done, len(cuts)):
         if pruning.is_unit_cut(cuts[k]):
             state = _narrow(evaluator, state, cuts[k], opts, step=k + 1)
         else:
             state = _cut(evaluator, state, cuts[k], opts, step=k + 1)
-        _remember(prefix_keys[k + 1], state)
+        _remember(evaluator.prune_states, prefix_keys[k + 1], state)
     return state
 
 
-def _base_seed(evaluator, base: Bits) -> int:
+def _base_seed(evaluator: Evaluator, base: Bits) -> int:
     """The seed the search trained the base with (engine: run seed + architecture key)."""
     return derive_seed(evaluator.cfg.evolution.seed, evaluator.space.key(base))
 
 
-def _train_base(evaluator, base: Bits, opts: dict[str, Any]) -> _State:
+def _train_base(evaluator: Evaluator, base: Bits, opts: dict[str, Any]) -> _State:
     arch = evaluator.space.decode(base)
     model = evaluator.train(arch, _base_seed(evaluator, base))
     state = _State(base, arch, model, {})
@@ -188,7 +192,7 @@ def _train_base(evaluator, base: Bits, opts: dict[str, Any]) -> _State:
     return state
 
 
-def _cut(evaluator, state: _State, gene: pruning.Cut, opts: dict[str, Any], step: int) -> _State:
+def _cut(evaluator: Evaluator, state: _State, gene: pruning.Cut, opts: dict[str, Any], step: int) -> _State:
     """Switch one cut off (none for TUNE_ONLY), build the network, carry the weights, fine-tune.
 
     The stages keep the widths earlier unit cuts left them (the genome does not
@@ -208,7 +212,7 @@ def _cut(evaluator, state: _State, gene: pruning.Cut, opts: dict[str, Any], step
     return new
 
 
-def _narrow(evaluator, state: _State, cut: pruning.Cut, opts: dict[str, Any], step: int) -> _State:
+def _narrow(evaluator: Evaluator, state: _State, cut: pruning.Cut, opts: dict[str, Any], step: int) -> _State:
     """A unit cut: keep the stage's most salient units, rebuild it smaller, fine-tune."""
     _, index, kept = cut
     sal = restructure.unit_saliency(state.model, state.arch, int(index), kernel_gradients(evaluator, state))
@@ -224,7 +228,7 @@ def _narrow(evaluator, state: _State, cut: pruning.Cut, opts: dict[str, Any], st
     return new
 
 
-def unit_cut_saliency(evaluator, state: _State, opts: dict[str, Any]) -> dict[pruning.Cut, float]:
+def unit_cut_saliency(evaluator: Evaluator, state: _State, opts: dict[str, Any]) -> dict[pruning.Cut, float]:
     """The unit cut offered per stage and its saliency: the summed saliency of the units it drops.
 
     Each offer removes a quarter of the stage's current units (at least one,
@@ -257,7 +261,7 @@ def _copy_weights(model: keras.Model, old: dict[str, list[np.ndarray]], names: d
             layer.set_weights(weights)
 
 
-def _fine_tune(evaluator, state: _State, opts: dict[str, Any], step: int) -> None:
+def _fine_tune(evaluator: Evaluator, state: _State, opts: dict[str, Any], step: int) -> None:
     """``cycles`` SGD steps at ``tune_lr_scale`` times the network's learning rate.
 
     The batch order depends on the chain's base genome and the step only, so
@@ -273,12 +277,12 @@ def _fine_tune(evaluator, state: _State, opts: dict[str, Any], step: int) -> Non
                        seed=tune_seed(evaluator, opts, step))
 
 
-def tune_seed(evaluator, opts: dict[str, Any], step: int) -> int:
+def tune_seed(evaluator: Evaluator, opts: dict[str, Any], step: int) -> int:
     """The batch-order seed of step ``step`` of a chain: one per base genome and step."""
     return derive_seed(_base_seed(evaluator, str_to_bits(opts["base"])), f"tune{step}")
 
 
-def _choose_masks(evaluator, state: _State, opts: dict[str, Any]) -> masking.Masks:
+def _choose_masks(evaluator: Evaluator, state: _State, opts: dict[str, Any]) -> masking.Masks:
     nm = masks_lib.parse_nm(opts.get("nm", "2:4"))
     grads = None
     if opts.get("mask_score", "magnitude") == "saliency":
@@ -287,21 +291,22 @@ def _choose_masks(evaluator, state: _State, opts: dict[str, Any]) -> masking.Mas
 
 
 # ------------------------------------------------------------ cache ------
-def _cache_key(evaluator, base: Bits, cuts: list[pruning.Cut], settings: dict[str, Any]) -> str:
-    blob = {"eval": id(evaluator), "base": "".join(map(str, base)),
+def _cache_key(base: Bits, cuts: list[pruning.Cut], settings: dict[str, Any]) -> str:
+    blob = {"base": "".join(map(str, base)),
             "cuts": pruning.cuts_to_json(cuts), **settings}
     return json.dumps(blob, sort_keys=True)
 
 
-def _remember(key: str, state: _State) -> None:
+def _remember(kept: "OrderedDict[str, Snapshot]", key: str, state: _State) -> None:
+    """Keep ``state``'s weights under ``key``, the least recently kept going first."""
     weights = {layer.name: [w.copy() for w in layer.get_weights()] for layer in state.model.layers}
-    _CACHE[key] = _Snapshot(state.bits, state.arch, weights, {k: v.copy() for k, v in state.masks.items()})
-    _CACHE.move_to_end(key)
-    while len(_CACHE) > _CACHE_SIZE:
-        _CACHE.popitem(last=False)
+    kept[key] = Snapshot(state.bits, state.arch, weights, {k: v.copy() for k, v in state.masks.items()})
+    kept.move_to_end(key)
+    while len(kept) > STATES_KEPT:
+        kept.popitem(last=False)
 
 
-def _restore(evaluator, snap: _Snapshot, base: Bits) -> _State:
+def _restore(evaluator: Evaluator, snap: Snapshot, base: Bits) -> _State:
     arch = snap.arch
     model = evaluator.build(arch, _base_seed(evaluator, base))
     for layer in model.layers:
@@ -311,7 +316,7 @@ def _restore(evaluator, snap: _Snapshot, base: Bits) -> _State:
 
 
 # -------------------------------------------------------------- saliency ---
-def _sample(evaluator) -> tuple[np.ndarray, np.ndarray]:
+def _sample(evaluator: Evaluator) -> tuple[np.ndarray, np.ndarray]:
     data = evaluator.data
     n = min(len(data.x_train), SALIENCY_SAMPLES)
     return data.x_train[:n], data.y_train[:n]
@@ -339,7 +344,7 @@ def _forward(model: keras.Model, arch: Architecture, x) -> tuple[Any, dict, dict
     return model.get_layer("head")(h), node_out, pre
 
 
-def gene_saliency(evaluator, state: _State) -> dict[pruning.Cut, float]:
+def gene_saliency(evaluator: Evaluator, state: _State) -> dict[pruning.Cut, float]:
     """First-order Taylor saliency ``sum |w * dL/dw|`` of every expressed gene and node cut.
 
     An edge i -> j feeds node i's output into node j's kernel ``W_j``; since node
@@ -394,7 +399,7 @@ def _share_of_gradient(node_output, kernel, delta, kind: str):
     return tape.gradient(z, kernel, output_gradients=delta)
 
 
-def kernel_gradients(evaluator, state: _State) -> dict[str, np.ndarray]:
+def kernel_gradients(evaluator: Evaluator, state: _State) -> dict[str, np.ndarray]:
     """``dL/dW`` of every kernel on the saliency sample (for saliency-ranked masks)."""
     x, y = _sample(evaluator)
     layers = masking.kernel_layers(state.model)

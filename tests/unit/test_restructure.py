@@ -232,7 +232,7 @@ def test_the_control_after_a_unit_cut_is_the_narrowed_network_itself(evaluator, 
     from gnas.pruning import cuts as pruning
 
     monkeypatch.setattr(prune_eval, "_fine_tune", lambda *args, **kwargs: None)
-    monkeypatch.setattr(prune_eval, "_CACHE", type(prune_eval._CACHE)())
+    monkeypatch.setattr(evaluator, "prune_states", type(evaluator.prune_states)())
     genome = bits_to_str(evaluator.space.random_bits(np.random.default_rng(5)))
     stage = evaluator.space.decode(evaluator.space.random_bits(np.random.default_rng(5))).stages[0]
     narrow = (pruning.UNITS, stage.index, stage.width * 3 // 4)
@@ -265,7 +265,7 @@ def test_a_round_s_control_and_its_cuts_fine_tune_on_the_same_batches(evaluator,
         return real(model, x, y, masks, **{**kw, "steps": 1})
 
     monkeypatch.setattr(prune_eval.masking, "masked_fit", recording)
-    monkeypatch.setattr(prune_eval, "_CACHE", type(prune_eval._CACHE)())
+    monkeypatch.setattr(evaluator, "prune_states", type(evaluator.prune_states)())
     bits = evaluator.space.random_bits(np.random.default_rng(5))
     edges = [u.gene for u in pruning.gene_units(evaluator.space, bits) if u.edge is not None]
     assert len(edges) >= 2
