@@ -56,11 +56,9 @@ class LocalExecutor:
         """Rebuild the best network, save ``out_dir/model.keras``, return its scores."""
         model, metrics = self.evaluator.final(genome, seed, options)
         out_dir.mkdir(parents=True, exist_ok=True)
-        tmp = out_dir / ".model.tmp.keras"
-        from gnas.backend.export import network_only
+        from gnas.backend.saving import save_keras
 
-        network_only(model).save(tmp)  # the network without optimiser state
-        tmp.replace(out_dir / "model.keras")
+        save_keras(model, out_dir / "model.keras")
         return metrics
 
     def close(self) -> None:
@@ -86,6 +84,6 @@ def make_executor(cfg: RunConfig, dataset: Dataset) -> Executor:
 def check_parallel(cfg: RunConfig) -> None:
     """Refuse impossible worker, GPU or cluster settings in seconds, before anything is written."""
     if uses_ray(cfg):
-        from gnas.execution.ray_pool import plan_pool
+        from gnas.execution.ray_plan import plan_pool
 
         plan_pool(cfg)

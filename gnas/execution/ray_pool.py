@@ -28,15 +28,8 @@ from typing import Any, Iterator
 # Names imported ``as`` themselves are re-exported for the code that imports them from here.
 from gnas.config import RunConfig
 from gnas.datasets import Dataset
-from gnas.errors import ClusterError as ClusterError
 from gnas.errors import FatalError
-from gnas.execution.ray_plan import PROBE_TIMEOUT_S as PROBE_TIMEOUT_S
-from gnas.execution.ray_plan import PoolPlan as PoolPlan
-from gnas.execution.ray_plan import check_gpus as check_gpus
-from gnas.execution.ray_plan import plan_pool as plan_pool
-from gnas.execution.ray_plan import probe_address as probe_address
-from gnas.execution.ray_plan import usable_cores as usable_cores
-from gnas.execution.ray_plan import visible_gpus as visible_gpus
+from gnas.execution.ray_plan import PoolPlan, check_gpus, plan_pool
 from gnas.execution.groups import spread_size
 from gnas.execution.ray_connect import connect, first_line, import_ray
 from gnas.execution.ray_slots import Flight, Slot
@@ -291,10 +284,10 @@ class RayExecutor:
                 reason = first_line(exc)
                 self._replace(slot)
                 continue
+            from gnas.backend.saving import replace_file
+
             out_dir.mkdir(parents=True, exist_ok=True)
-            tmp = out_dir / ".model.tmp.keras"
-            tmp.write_bytes(data)
-            tmp.replace(out_dir / "model.keras")
+            replace_file(out_dir / "model.keras", lambda tmp: tmp.write_bytes(data))
             return metrics
         raise FatalError(f"the worker retraining the best network died twice ({reason}); "
                          "resume the run to try again.")

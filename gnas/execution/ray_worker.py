@@ -12,8 +12,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import subprocess
-import tempfile
-from pathlib import Path
 from typing import Any
 
 from gnas.config import RunConfig
@@ -59,13 +57,10 @@ class Worker:
     def final(self, genome: str, seed: int,
               options: dict[str, Any] | None) -> tuple[bytes, dict[str, Any]]:
         """Retrain the best network; the model comes back as bytes (nodes share no disk)."""
-        from gnas.backend.export import network_only
+        from gnas.backend.saving import keras_bytes
 
         model, metrics = self.evaluator.final(genome, seed, options)
-        with tempfile.TemporaryDirectory() as tmp:
-            path = Path(tmp) / "model.keras"
-            network_only(model).save(path)  # the network without optimiser state
-            return path.read_bytes(), metrics
+        return keras_bytes(model), metrics
 
 
 def gpu_memory_mb(fraction: float) -> int:
