@@ -25,6 +25,7 @@ from gnas.errors import EvaluationFailed
 from gnas.backend import runtime
 from gnas.backend.builder import build_model
 from gnas.backend.trainer import compile_model, fit, score
+from gnas.pruning.records import PruneOptions
 from gnas.records import EvalResult, EvalTask, Kind, failed
 from gnas.genome.space import SearchSpace, str_to_bits
 from gnas.genome.factory import make_space
@@ -83,9 +84,13 @@ class Evaluator:
             batch = 1
         return memory.estimate(arch).metrics(batch)
 
-    def build(self, arch: Architecture, seed: int) -> keras.Model:
-        """A fresh model with initial weights drawn from ``seed``."""
-        keras.backend.clear_session()
+    def build(self, arch: Architecture, seed: int, *, free_memory: bool = True) -> keras.Model:
+        """A fresh model with initial weights drawn from ``seed``.
+
+        ``free_memory=False`` skips the garbage collection of the session reset,
+        for a group whose other models are still alive.
+        """
+        keras.backend.clear_session(free_memory=free_memory)
         runtime.set_precision(self.cfg.train.mixed_precision)
         keras.utils.set_random_seed(seed)
         return build_model(arch, weight_scale=self.cfg.train.weight_scale,
@@ -198,7 +203,7 @@ class Evaluator:
         if options:
             from gnas.backend.prune_eval import rebuild_pruned
 
-            model, arch = rebuild_pruned(self, genome, seed, options)
+            model, arch = rebuild_pruned(self, genome, seed, PruneOptions.from_dict(options))
         else:
             model = self.train(arch, seed)
         val = score(model, arch, self.data.x_val, self.data.y_val)

@@ -36,7 +36,8 @@ from gnas.pruning import masks
 from gnas.pruning.step import exported_architecture, exported_description
 from gnas.config import RunConfig
 from gnas.errors import ConfigError, RunDirError
-from gnas.records import derive_seed
+from gnas.pruning.records import PruneOptions
+from gnas.records import NetworkSize, derive_seed
 from gnas.runs.atomic import atomic_write_text, read_json
 from gnas.runs.directory import RunDir, resume_command
 from gnas.genome.space import str_to_bits
@@ -117,16 +118,20 @@ def export_best(run_dir: RunDir, out: str | Path, *, epochs: int | None = None,
 
 
 def _size(row: dict[str, Any], options: dict[str, Any], params: int, flops: int) -> dict[str, Any]:
-    """Parameters and FLOPs before and after pruning, and what a weight mask leaves stored."""
-    m = row.get("metrics") or {}
-    nonzero = int(row.get("params") or params) if options else params
-    unpruned = int(m.get("params_unpruned", params))
-    return {"params_nonzero": nonzero, "params_unpruned": unpruned,
-            "flops": row.get("flops") or flops, "flops_unpruned": m.get("flops_unpruned", row.get("flops") or flops),
-            "pruned_fraction": 1.0 - nonzero / unpruned if unpruned else 0.0,
-            "gene_fraction": m.get("gene_fraction", 0.0),
-            "storage": masks.storage_note(options.get("mask"), options.get("nm", "2:4"),
-                                          float(options.get("sparsity", 0.5)), nonzero, params)}
+    """Parameters and FLOPs before and after pruning, and what a weight mask leaves stored.
+
+    ``params`` is the exported file's count; a network that was not pruned
+    (no ``options``) has that many non-zero parameters.
+    """
+    size = NetworkSize.from_row(row, params, flops)
+    nonzero = size.params if options else params
+    opts = PruneOptions.from_dict(options)
+    return {"params_nonzero": nonzero, "params_unpruned": size.params_unpruned,
+            "flops": size.flops, "flops_unpruned": size.flops_unpruned,
+            "pruned_fraction": 1.0 - nonzero / size.params_unpruned if size.params_unpruned else 0.0,
+            "gene_fraction": size.gene_fraction,
+            "storage": masks.storage_note(opts.mask, opts.nm, opts.sparsity,
+                                          nonzero, params)}
 
 
 def _sidecar(cfg: RunConfig, dataset, best, row, arch, options, test, source, params) -> dict[str, Any]:
