@@ -41,8 +41,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from gnas.backend import runtime, superset
-from gnas.backend.builder import build_model
+from gnas.backend import superset
 from gnas.backend.trainer import compile_model, diverged_reason, loss_diverged, validation_diverged
 from gnas.errors import EvaluationFailed
 from gnas.genome.architecture import Architecture, complexity
@@ -160,11 +159,15 @@ def _train_superset(evaluator: Evaluator, members: list[_Member]) -> None:
     data = evaluator.data
     losses, errors = net.evaluate(superset.flat(data.x_val), data.y_val)
     for k, m in scored:
-        loss, error = float(losses[k]), float(errors[k])
-        if validation_diverged(loss, error):
-            m.error = diverged_reason(loss, float(np.float32(m.arch.learning_rate)), "validation loss")
-        else:
-            m.val = {"error": error, "loss": loss}
+        _validated(m, float(losses[k]), float(errors[k]))
+
+
+def _validated(member: _Member, loss: float, error: float) -> None:
+    """Keep a member's validation scores, or fail it when its validation loss diverged."""
+    if validation_diverged(loss, error):
+        member.error = diverged_reason(loss, float(np.float32(member.arch.learning_rate)), "validation loss")
+    else:
+        member.val = {"error": error, "loss": loss}
 
 
 def _fit_superset(evaluator: Evaluator, members: list[_Member]) -> superset.Superset:
@@ -195,11 +198,7 @@ def _build(evaluator: Evaluator, arch: Architecture, seed: int) -> keras.Model:
     The same session reset and seeding, so a member starts from the weights its
     solo evaluation starts from.
     """
-    keras.backend.clear_session(free_memory=False)
-    runtime.set_precision(evaluator.cfg.train.mixed_precision)
-    keras.utils.set_random_seed(seed)
-    return build_model(arch, weight_scale=evaluator.cfg.train.weight_scale,
-                       bn_momentum=evaluator.cfg.train.bn_momentum)
+    return evaluator.build(arch, seed, free_memory=False)
 
 
 def _make_epoch(models: list[keras.Model], batch: int):
@@ -312,11 +311,7 @@ def _score_together(evaluator: Evaluator, members: list[_Member], batch: int = 2
     n = len(data.x_val)
     sums = _traced(totals)(tf.constant(data.x_val), tf.constant(data.y_val))
     for m, (loss_sum, err_sum) in zip(members, sums):
-        loss, error = float(loss_sum) / n, float(err_sum) / n
-        if validation_diverged(loss, error):
-            m.error = diverged_reason(loss, float(np.float32(m.arch.learning_rate)), "validation loss")
-        else:
-            m.val = {"error": error, "loss": loss}
+        _validated(m, float(loss_sum) / n, float(err_sum) / n)
 
 
 def _result(evaluator: Evaluator, m: _Member, seconds: float, group: int) -> EvalResult:

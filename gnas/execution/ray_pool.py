@@ -88,11 +88,15 @@ class RayExecutor:
         while any(s.starting is not None for s in self.slots):
             if time.monotonic() > deadline:
                 return False
-            refs = [s.starting for s in self.slots if s.starting is not None]
-            done, _ = self.ray.wait(refs, num_returns=1, timeout=POLL_S)
-            for ref in done:
-                self._on_ready(ref)
+            self._take_started()
         return True
+
+    def _take_started(self) -> None:
+        """Wait up to ``POLL_S`` for a starting actor and take in those that started."""
+        refs = [s.starting for s in self.slots if s.starting is not None]
+        done, _ = self.ray.wait(refs, num_returns=1, timeout=POLL_S)
+        for ref in done:
+            self._on_ready(ref)
 
     # -------------------------------------------------------------- evaluation
     def run(self, tasks: list[EvalTask]) -> Iterator[EvalResult]:
@@ -298,10 +302,7 @@ class RayExecutor:
         while not any(s.idle for s in self.slots):
             if time.monotonic() > deadline:
                 raise FatalError(self._no_room_message(START_TIMEOUT_S))
-            refs = [s.starting for s in self.slots if s.starting is not None]
-            done, _ = self.ray.wait(refs, num_returns=1, timeout=POLL_S)
-            for ref in done:
-                self._on_ready(ref)
+            self._take_started()
         return next(s for s in self.slots if s.idle)
 
     def close(self) -> None:
