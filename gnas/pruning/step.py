@@ -10,9 +10,10 @@ pruned yet (:func:`gnas.pruning.cuts.prune_chain`): every attempt is an evaluati
 of kind ``prune`` whose options name the base genome, the cuts and a variant digest
 of the settings, so a resumed run finds it in the store instead of training it
 again. Pruned networks replace the worst individuals they beat. At the last
-generation the best network before pruning is retrained and scored on the test
-split too, for the report's before/after comparison (``gnas report --json``,
-"pruning").
+generation the step asks for the best pruned network's base to be trained to the
+end and scored on the test split too (:meth:`PruningStep.before_training`, its
+scores back through :meth:`PruningStep.on_trained`), for the report's
+before/after comparison (``gnas report --json``, "pruning").
 """
 from __future__ import annotations
 
@@ -50,17 +51,18 @@ def is_pruned(result: EvalResult | None) -> bool:
 
 @dataclass(frozen=True)
 class BeforeTraining:
-    """A request of the step: train the best pruned network's base once more, score val and test.
+    """A request of the step: train the best pruned network's base to the end, score val and test.
 
-    The end of the search carries it out (``final(genome, seed, out_dir, {})``,
-    the executor's ``final``) and hands the scores back to
-    :meth:`PruningStep.record_before`; the step itself trains nothing.
+    Whoever carries it out trains ``genome`` with the seed the search trained
+    it with (``derive_seed(evolution.seed, key)``), saves it in ``out_dir``
+    (the executor's ``final(genome, seed, out_dir, options)``) and hands the
+    scores to :meth:`PruningStep.on_trained`.
     """
 
-    key: str        # the base's evaluation key
     genome: str     # the base's bits
-    seed: int       # the seed the search trained the base with
+    key: str        # the base's evaluation key
     out_dir: Path   # where its model.keras goes
+    options: Mapping[str, Any] | None = None  # none: the base is not a pruned network
 
 
 def _to_stderr(message: str) -> None:
@@ -86,6 +88,7 @@ class PruningStep:
         self.report = report
         self.options = PruneOptions.for_run(cfg)
         self.book: dict[str, Any] = {}
+        self._base_row: dict[str, Any] = {}
 
     def get_state(self) -> dict[str, Any]:
         return self.book
@@ -199,12 +202,13 @@ class PruningStep:
         return [ChainRecord.from_dict(c) for c in self.book.get("chains", {}).values()]
 
     # -------------------------------------------------------------- report
-    def before_training(self) -> BeforeTraining | None:
-        """What the end of the search must train for the before/after comparison, if anything.
+    def before_training(self, view: GenerationView) -> BeforeTraining | None:
+        """What must be trained to the end for the before/after comparison, if anything.
 
         The base of the best pruned network (lowest fitness after pruning, ties
         by key), once: None when no chain reached a fitness or when that base's
-        scores are already recorded (a resumed run).
+        scores are already recorded (a resumed run). The base's row is summarised
+        now, for :meth:`on_trained`.
         """
         chains = [c for c in self.chains() if c.fitness_after is not None]
         if not chains:
@@ -214,21 +218,20 @@ class PruningStep:
         known = self.book.get("before_model")
         if known and known.get("key") == key:
             return None
-        return BeforeTraining(key=key, genome=best.base, seed=derive_seed(self.cfg.evolution.seed, key),
-                              out_dir=self.before_dir)
+        self._base_row = row_summary(view.lookup(key))
+        return BeforeTraining(genome=best.base, key=key, out_dir=self.before_dir)
 
     def _train_before(self, view: GenerationView) -> None:
-        request = self.before_training()
+        request = self.before_training(view)
         if request is not None:
-            metrics = view.final(request.genome, request.seed, request.out_dir, {})
-            self.record_before(request, metrics, view.lookup(request.key))
+            seed = derive_seed(view.seed, request.key)
+            self.on_trained(request, view.final(request.genome, seed, request.out_dir, {}))
 
-    def record_before(self, request: BeforeTraining, metrics: Mapping[str, Any],
-                      row: EvalResult | None) -> None:
-        """Keep the scores of a carried-out :meth:`before_training` (``row``: the base's evaluation)."""
+    def on_trained(self, request: BeforeTraining, metrics: Mapping[str, Any]) -> None:
+        """Keep the scores of a carried-out :meth:`before_training` as ``before_model``."""
         model = request.out_dir / "model.keras"
         self.book["before_model"] = {
-            "key": request.key, "genome": request.genome, **row_summary(row),
+            "key": request.key, "genome": request.genome, **self._base_row,
             "val_error": metrics["val_error"], "test_error": metrics["test_error"],
             "test_score": metrics["test_score"], "model_file": str(model),
             "model_bytes": model.stat().st_size if model.is_file() else None}
