@@ -237,11 +237,15 @@ class RayExecutor:
 
     def _replace(self, slot: Slot) -> None:
         """Kill the slot's actor (if still alive) and start a fresh one in its place."""
+        self._kill(slot)
+        self._start(slot)
+
+    def _kill(self, slot: Slot) -> None:
+        """Kill the slot's actor; one already gone is fine."""
         try:
             self.ray.kill(slot.actor, no_restart=True)
         except Exception:  # noqa: BLE001 - already gone is fine
             pass
-        self._start(slot)
 
     def _on_ready(self, ref: Any) -> None:
         slot = next(s for s in self.slots if s.starting == ref)
@@ -310,8 +314,5 @@ class RayExecutor:
         if not self.ray.is_initialized():
             return
         for slot in self.slots:
-            try:
-                self.ray.kill(slot.actor, no_restart=True)
-            except Exception:  # noqa: BLE001 - already gone is fine
-                pass
+            self._kill(slot)
         self.ray.shutdown()
