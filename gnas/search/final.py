@@ -9,8 +9,9 @@ Two moments, one room:
   trained once more, scored on the test split over its seeds, and saved in
   ``best/`` (model, architecture, summary). The test split decides nothing.
 
-It also carries out a step's request to train one network to the end and save it
-(:class:`TrainRequest`), so a step only decides what to train.
+Both, and the loop for a step's request (:class:`gnas.search.step.TrainRequest`),
+train a network to the end through :func:`train_to_end`, so a step only decides
+what to train.
 """
 from __future__ import annotations
 
@@ -31,6 +32,7 @@ from gnas.runs.directory import RunDir
 from gnas.runs.state import SearchState
 from gnas.runs.store import EvaluationStore
 from gnas.search.evaluation import BudgetSpent, Executor, derived_key
+from gnas.search.step import TrainRequest
 
 Evaluate = Callable[[Sequence[Bits], int, Kind, Mapping[str, Any]], list[EvalResult]]
 
@@ -117,14 +119,11 @@ class ExportShape:
     description: Callable[[Architecture, Mapping[str, Any] | None], str]
 
 
-@dataclass(frozen=True)
-class TrainRequest:
-    """Train ``genome`` (evaluated as ``key``) to the end, save it in ``out_dir``, score it."""
-
-    genome: str
-    key: str
-    out_dir: Path
-    options: Mapping[str, Any] | None = None
+def train_to_end(executor: Executor, evolution: EvolutionConfig, request: TrainRequest
+                 ) -> dict[str, Any]:
+    """Train the requested network with its own seed and save it; its validation and test scores."""
+    seed = derive_seed(evolution.seed, request.key)
+    return executor.final(request.genome, seed, request.out_dir, dict(request.options or {}))
 
 
 class FinalExport:
@@ -138,11 +137,6 @@ class FinalExport:
         self.run_dir = run_dir
         self.executor = executor
         self.shape = shape
-
-    def carry_out(self, request: TrainRequest) -> dict[str, Any]:
-        """Train the requested network with its own seed; its validation and test scores."""
-        seed = derive_seed(self.cfg.evolution.seed, request.key)
-        return self.executor.final(request.genome, seed, request.out_dir, dict(request.options or {}))
 
     def finish(self, state: SearchState) -> dict[str, Any]:
         """Retrain the best network, score it on the test split, save best/; the summary.
@@ -164,8 +158,8 @@ class FinalExport:
             return summary
         row = self.store.lookup(best["key"])
         options = (row.metrics.get("final_options") if row else None) or {}
-        metrics = self.carry_out(TrainRequest(best["genome"], best["key"], self.run_dir.best_dir,
-                                              options))
+        metrics = train_to_end(self.executor, self.cfg.evolution,
+                               TrainRequest(best["genome"], best["key"], self.run_dir.best_dir, options))
         summary = self.summary(best, row, metrics, options)
         summary.update(self.test_over_seeds(best, metrics["test_score"], options))
         atomic_write_text(self.run_dir.best_dir / "architecture.json",

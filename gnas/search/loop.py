@@ -37,7 +37,7 @@ from gnas.runs.store import EvaluationStore
 from gnas.search import statistics
 from gnas.search.callbacks import CallbackList
 from gnas.search.evaluation import BudgetSpent, Evaluations, Executor, Schedule
-from gnas.search.final import pick_final
+from gnas.search.final import pick_final, train_to_end
 from gnas.search.fitness import FitnessModel
 from gnas.search.novelty import make_novel
 from gnas.search.operators import Offspring
@@ -165,6 +165,8 @@ class Search:
             apply_decision(gen, decision)
             if decision.phase is not None:
                 self.state.phase = decision.phase
+            for request in decision.train:
+                step.on_trained(request, train_to_end(self.executor, self.cfg.evolution, request))
         self.state.generation = gen.generation
         self.state.reused += self._reused_now
         self._reused_now = 0

@@ -19,12 +19,13 @@ import pytest
 from gnas.competition.step import CompetitionStep
 from gnas.config import RunConfig, load_config
 from gnas.genome.architecture import complexity
-from gnas.genome.space import SearchSpace, str_to_bits
-from gnas.records import EvalResult, EvalTask, Phase, Status
+from gnas.genome.space import SearchSpace, bits_to_str, str_to_bits
+from gnas.records import EvalResult, EvalTask, Phase, Status, derive_seed
 from gnas.runs.directory import RunDir
 from gnas.runs.store import EvaluationStore
 from gnas.search.fitness import FitnessModel
 from gnas.search.loop import InitialPopulation, Search
+from gnas.search.step import StepDecision, TrainRequest
 from gnas.search.strategies import StrategyView
 from gnas.session import strategy_of
 
@@ -46,6 +47,7 @@ class KeyedExecutor:
     def __init__(self, space: SearchSpace) -> None:
         self.space = space
         self.trained: list[str] = []
+        self.finals: list[tuple[str, int, Path]] = []
 
     def run(self, tasks: list[EvalTask]):
         for task in tasks:
@@ -57,6 +59,7 @@ class KeyedExecutor:
                              params=params, flops=flops, kind=task.kind, generation=task.generation)
 
     def final(self, genome, seed, out_dir, options=None):
+        self.finals.append((genome, seed, Path(out_dir)))
         return {"val_error": 0.5, "test_error": 0.5, "test_score": 50.0}
 
     def close(self) -> None:
@@ -71,7 +74,8 @@ def space_of(cfg: RunConfig) -> SearchSpace:
     return SearchSpace(cfg.space, (64,), 10, family="dense")
 
 
-def search(cfg: RunConfig, path: Path, fresh: bool = True) -> tuple[Search, EvaluationStore]:
+def search(cfg: RunConfig, path: Path, fresh: bool = True, extra_steps: tuple = ()
+           ) -> tuple[Search, EvaluationStore]:
     """A Search wired as the session wires one, with the keyed executor."""
     space = space_of(cfg)
     run_dir = RunDir(path)
@@ -85,6 +89,7 @@ def search(cfg: RunConfig, path: Path, fresh: bool = True) -> tuple[Search, Eval
                                  "random", 0.5, "test")
 
     steps = [CompetitionStep(cfg, space)] if cfg.evolution.competition else []
+    steps += list(extra_steps)
     return Search(cfg, space, run_dir, store, KeyedExecutor(space), strategy_of(cfg, space),
                   state=state, initial=initial, steps=steps), store
 
@@ -148,3 +153,45 @@ def test_a_seed_fixes_the_run_and_another_seed_changes_it(case, tmp_path):
     for key in COMPARED:
         assert a[key] == b[key], key
     assert a["population"] != other["population"]
+
+
+class AskingStep:
+    """Asks, at the last generation, for its best network to be trained to the end."""
+
+    name = "asking"
+
+    def __init__(self, out_dir: Path) -> None:
+        self.out_dir = out_dir
+        self.book: dict = {}
+
+    def after_evaluation(self, view):
+        if not view.is_last:
+            return StepDecision()
+        best = min(range(len(view.keys)), key=lambda i: (view.fitness[i], i))
+        return StepDecision(train=(TrainRequest(bits_to_str(view.population[best]), view.keys[best],
+                                                self.out_dir),))
+
+    def on_trained(self, request, metrics):
+        self.book = {"key": request.key, **metrics}
+
+    def get_state(self):
+        return self.book
+
+    def set_state(self, state):
+        self.book = dict(state)
+
+
+def test_a_steps_training_request_is_carried_out_and_answered_before_the_checkpoint(tmp_path):
+    cfg = config("ga")
+    s, store = search(cfg, tmp_path / "run", extra_steps=(AskingStep(tmp_path / "before"),))
+    try:
+        state = s.run()
+        genome_of = {r["genome_key"]: r["genome"] for r in store.rows()}
+    finally:
+        store.close()
+    asked = state.steps["asking"]
+    assert asked["test_score"] == 50.0
+    saved = RunDir(tmp_path / "run").load_state(warn=lambda m: None)
+    assert saved.steps["asking"] == asked  # answered before the generation's checkpoint
+    assert s.executor.finals == [(genome_of[asked["key"]],
+                                  derive_seed(cfg.evolution.seed, asked["key"]), tmp_path / "before")]
