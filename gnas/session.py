@@ -93,7 +93,7 @@ def steps_of(cfg: RunConfig, space: SearchSpace, run_dir: RunDir) -> list[Step]:
     They belong to the paper's GA; the baselines (random, aging) run without them.
     """
     steps: list[Step] = []
-    if cfg.evolution.strategy != "ga":
+    if cfg.evolution.strategy != StrategyName.GA:
         return steps
     if cfg.evolution.competition:
         steps.append(CompetitionStep(cfg, space))
@@ -114,7 +114,7 @@ def callbacks_of(cfg: RunConfig, run_dir: RunDir, extra: Sequence[Callback] = ()
 def build_search(cfg: RunConfig, dataset: Dataset, space: SearchSpace, run_dir: RunDir,
                  store: EvaluationStore, executor: Executor, state: SearchState | None,
                  extra_callbacks: Sequence[Callback] = ()) -> Search:
-    """The one place a search is wired: its steps, crossover, callbacks and first population."""
+    """The one place a search is wired: its strategy, steps, callbacks and first population."""
     provide = lambda_c_provider(cfg, dataset, space, run_dir)
 
     def initial(rng) -> InitialPopulation:
