@@ -6,19 +6,13 @@ order), so the engine can commit every result the moment it exists.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Protocol
+from typing import Any, Iterable, Iterator
 
 from gnas.config import RunConfig
 from gnas.datasets import Dataset
 from gnas.execution.groups import form_groups
 from gnas.records import EvalResult, EvalTask
-
-
-class Executor(Protocol):
-    def run(self, tasks: list[EvalTask]) -> Iterator[EvalResult]: ...
-    def final(self, genome: str, seed: int, out_dir: Path,
-              options: dict[str, Any] | None = None) -> dict[str, Any]: ...
-    def close(self) -> None: ...
+from gnas.search.evaluation import Executor
 
 
 class LocalExecutor:
