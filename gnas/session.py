@@ -98,7 +98,7 @@ def steps_of(cfg: RunConfig, space: SearchSpace, run_dir: RunDir) -> list[Step]:
     if cfg.evolution.competition:
         steps.append(CompetitionStep(cfg, space))
     if cfg.prune.fraction > 0:
-        steps.append(pruning_step.PruningStep(cfg, space, run_dir.path / "pruning" / "before"))
+        steps.append(pruning_step.PruningStep(cfg, space, run_dir.path / "pruning" / "before", report=_warn))
     return steps
 
 

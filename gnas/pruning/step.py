@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
 import numpy as np
@@ -31,8 +30,8 @@ from gnas.markov import chain as markov
 from gnas.pruning import cuts as pruning
 from gnas.pruning import masks
 from gnas.pruning.records import ChainRecord, PruneOptions
-from gnas.records import EvalResult, Kind, NetworkSize, Operator, Phase, derive_seed
-from gnas.search.step import GenerationView, Replacement, StepDecision, replace_worst
+from gnas.records import EvalResult, Kind, NetworkSize, Operator, Phase
+from gnas.search.step import GenerationView, Replacement, StepDecision, TrainRequest, replace_worst
 
 
 def validate(cfg: RunConfig, space: SearchSpace) -> None:
@@ -49,24 +48,8 @@ def is_pruned(result: EvalResult | None) -> bool:
     return result is not None and result.kind == Kind.PRUNE
 
 
-@dataclass(frozen=True)
-class BeforeTraining:
-    """A request of the step: train the best pruned network's base to the end, score val and test.
-
-    Whoever carries it out trains ``genome`` with the seed the search trained
-    it with (``derive_seed(evolution.seed, key)``), saves it in ``out_dir``
-    (the executor's ``final(genome, seed, out_dir, options)``) and hands the
-    scores to :meth:`PruningStep.on_trained`.
-    """
-
-    genome: str     # the base's bits
-    key: str        # the base's evaluation key
-    out_dir: Path   # where its model.keras goes
-    options: Mapping[str, Any] | None = None  # none: the base is not a pruned network
-
-
-def _to_stderr(message: str) -> None:
-    print(f"gnas: {message}", file=sys.stderr)
+def _silent(message: str) -> None:
+    """The report of a step nobody listens to (a test's, say)."""
 
 
 class PruningStep:
@@ -81,7 +64,7 @@ class PruningStep:
     name = "pruning"
 
     def __init__(self, cfg: RunConfig, space: SearchSpace, before_dir: Path,
-                 report: Callable[[str], None] = _to_stderr) -> None:
+                 report: Callable[[str], None] = _silent) -> None:
         self.cfg = cfg
         self.space = space
         self.before_dir = before_dir
@@ -110,9 +93,8 @@ class PruningStep:
             self.report(f"pruning starts at generation {view.generation}: {reason}")
         kept = self.keep_pruned(view)
         replacements = self.prune_generation(view, kept)
-        if view.is_last:
-            self._train_before(view)
-        return StepDecision(tuple(kept) + tuple(replacements), phase)
+        request = self.before_training(view) if view.is_last else None
+        return StepDecision(tuple(kept) + tuple(replacements), phase, (request,) if request else ())
 
     # --------------------------------------------------------------- phase
     def switch_reason(self, view: GenerationView) -> str | None:
@@ -202,7 +184,7 @@ class PruningStep:
         return [ChainRecord.from_dict(c) for c in self.book.get("chains", {}).values()]
 
     # -------------------------------------------------------------- report
-    def before_training(self, view: GenerationView) -> BeforeTraining | None:
+    def before_training(self, view: GenerationView) -> TrainRequest | None:
         """What must be trained to the end for the before/after comparison, if anything.
 
         The base of the best pruned network (lowest fitness after pruning, ties
@@ -219,15 +201,9 @@ class PruningStep:
         if known and known.get("key") == key:
             return None
         self._base_row = row_summary(view.lookup(key))
-        return BeforeTraining(genome=best.base, key=key, out_dir=self.before_dir)
+        return TrainRequest(genome=best.base, key=key, out_dir=self.before_dir)
 
-    def _train_before(self, view: GenerationView) -> None:
-        request = self.before_training(view)
-        if request is not None:
-            seed = derive_seed(view.seed, request.key)
-            self.on_trained(request, view.final(request.genome, seed, request.out_dir, {}))
-
-    def on_trained(self, request: BeforeTraining, metrics: Mapping[str, Any]) -> None:
+    def on_trained(self, request: TrainRequest, metrics: Mapping[str, Any]) -> None:
         """Keep the scores of a carried-out :meth:`before_training` as ``before_model``."""
         model = request.out_dir / "model.keras"
         self.book["before_model"] = {

@@ -26,7 +26,7 @@ import numpy as np
 from gnas.config import EvolutionConfig, RunConfig
 from gnas.genome.architecture import Architecture, complexity
 from gnas.genome.space import Bits, SearchSpace, str_to_bits
-from gnas.records import EvalResult, Kind, derive_seed
+from gnas.records import EvalResult, Kind, NetworkSize, derive_seed
 from gnas.runs.atomic import atomic_write_text, read_json
 from gnas.runs.directory import RunDir
 from gnas.runs.state import SearchState
@@ -178,7 +178,7 @@ class FinalExport:
                 "val_error": row.val_error if row else metrics["val_error"],
                 "test_error": metrics["test_error"], "test_score": metrics["test_score"],
                 "params": params, "flops": flops,
-                **unpruned_size(row, params, flops),
+                **NetworkSize.from_row(row, params, flops).before_pruning(),
                 "pruned_fraction": row.pruned_fraction if row else 0.0,
                 "architecture": self.shape.architecture(arch, saved),
                 "description": self.shape.description(arch, saved),
@@ -202,11 +202,3 @@ class FinalExport:
                                                   dict(options))["test_score"])
         return {"test_scores": scores, "test_score_mean": float(np.mean(scores)),
                 "test_score_std": float(np.std(scores))}
-
-
-def unpruned_size(row: EvalResult | None, params: int, flops: int) -> dict[str, Any]:
-    """What the best network was before pruning (itself when it was not pruned)."""
-    m = row.metrics if row is not None and row.ok else {}
-    return {"params_stored": m.get("params_stored", m.get("params_total", params)),
-            "params_unpruned": m.get("params_unpruned", params),
-            "flops_unpruned": m.get("flops_unpruned", flops)}

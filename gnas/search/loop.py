@@ -198,7 +198,7 @@ class Search:
             phase=Phase(self.state.phase), population=tuple(gen.population),
             fitness=tuple(gen.fitness), keys=tuple(gen.keys), offspring=tuple(gen.offspring),
             evaluate=evaluate, fitness_of=self.fitness_model.fitness, lookup=self.store.lookup,
-            rows=self.store.rows, key_of=self.space.key, final=self.executor.final,
+            rows=self.store.rows, key_of=self.space.key,
             seed=self.cfg.evolution.seed)
 
     # ------------------------------------------------------------ evaluation

@@ -22,8 +22,6 @@ from gnas.records import EvalResult, Kind, Operator, Phase
 from gnas.search.operators import Offspring
 
 Evaluate = Callable[[Sequence[Bits], Kind, "Mapping[str, Any] | None"], list[EvalResult]]
-# (genome as 0/1 string, seed, output directory, options) -> test metrics of a final training
-FinalTraining = Callable[[str, int, Path, Mapping[str, Any]], dict[str, Any]]
 
 
 @dataclass(frozen=True)
@@ -42,7 +40,6 @@ class GenerationView:
     lookup: Callable[[str], EvalResult | None]
     rows: Callable[[], list[dict[str, Any]]]
     key_of: Callable[[Bits], str]
-    final: FinalTraining
     seed: int                            # the run seed
 
     @property
