@@ -12,6 +12,7 @@ from typing import Any
 import keras
 import numpy as np
 
+from gnas.backend.preprocessing import deployable, network_of
 from gnas.backend.trainer import StopOnNaN, compile_model
 from gnas.errors import ConfigError, RunDirError
 from gnas.genome.space import str_to_bits
@@ -26,7 +27,8 @@ def search_model(run_dir: RunDir, evaluator, best: dict[str, Any], seed: int,
     summary = run_dir.best_dir / "summary.json"
     previous = read_json(summary)
     if saved.is_file() and isinstance(previous, dict) and previous.get("key") == best["key"]:
-        model = keras.models.load_model(saved, compile=False)  # weights only; a fresh optimiser
+        # weights only, a fresh optimiser; the network inside the raw-input wrapper
+        model = network_of(keras.models.load_model(saved, compile=False))
         compile_model(model, evaluator.space.decode(str_to_bits(best["genome"])))
         return model, "search weights (best/model.keras)"
     model, _ = evaluator.final(best["genome"], seed, options)
@@ -113,11 +115,15 @@ def network_only(model: keras.Model) -> keras.Model:
     return copy
 
 
-def save_model(model: keras.Model, out: Path) -> None:
-    """Write the .keras file atomically (a temporary name in the same folder, then rename)."""
+def save_model(model: keras.Model, out: Path, preprocessing: dict[str, Any]) -> None:
+    """Write the .keras file atomically (a temporary name in the same folder, then rename).
+
+    The file holds the network behind its data's ``preprocessing`` record
+    (:mod:`gnas.backend.preprocessing`), so it takes raw inputs.
+    """
     tmp = out.with_name(f".{out.stem}.tmp.keras")
     try:
-        network_only(model).save(tmp)
+        deployable(network_only(model), preprocessing).save(tmp)
         tmp.replace(out)
     except OSError as exc:
         tmp.unlink(missing_ok=True)

@@ -58,8 +58,11 @@ class LocalExecutor:
         out_dir.mkdir(parents=True, exist_ok=True)
         tmp = out_dir / ".model.tmp.keras"
         from gnas.backend.export import network_only
+        from gnas.backend.preprocessing import deployable
+        from gnas.datasets.preprocessing import preprocessing_record
 
-        network_only(model).save(tmp)  # the network without optimiser state
+        # the network without optimiser state, behind its data's preparation: it takes raw inputs
+        deployable(network_only(model), preprocessing_record(self.dataset)).save(tmp)
         tmp.replace(out_dir / "model.keras")
         return metrics
 

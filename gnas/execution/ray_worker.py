@@ -60,11 +60,15 @@ class Worker:
               options: dict[str, Any] | None) -> tuple[bytes, dict[str, Any]]:
         """Retrain the best network; the model comes back as bytes (nodes share no disk)."""
         from gnas.backend.export import network_only
+        from gnas.backend.preprocessing import deployable
+        from gnas.datasets.preprocessing import preprocessing_record
 
         model, metrics = self.evaluator.final(genome, seed, options)
+        record = preprocessing_record(self.evaluator.data)
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "model.keras"
-            network_only(model).save(path)  # the network without optimiser state
+            # the network without optimiser state, behind its data's preparation: it takes raw inputs
+            deployable(network_only(model), record).save(path)
             return path.read_bytes(), metrics
 
 

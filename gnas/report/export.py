@@ -31,6 +31,7 @@ from typing import Any
 
 from gnas import __version__
 
+from gnas.datasets.preprocessing import preprocessing_record
 from gnas.genome import memory
 from gnas.pruning import masks
 from gnas.pruning.step import exported_architecture, exported_description
@@ -110,7 +111,7 @@ def export_best(run_dir: RunDir, out: str | Path, *, epochs: int | None = None,
     test = test_metrics(model, arch.task, dataset.x_test, dataset.y_test)
     sidecar = _sidecar(cfg, dataset, best, row, arch, options, test, source, model.count_params())
     sidecar["retrain_epochs"] = (epochs or cfg.train.epochs) if retrain else None
-    save_model(model, out)
+    save_model(model, out, sidecar["preprocessing"])
     sidecar["metrics"]["file_bytes"] = out.stat().st_size
     atomic_write_text(out.with_suffix(".json"), json.dumps(sidecar, indent=1, allow_nan=False))
     return sidecar
@@ -137,6 +138,8 @@ def _sidecar(cfg: RunConfig, dataset, best, row, arch, options, test, source, pa
         "fitness": best["fitness"], "description": exported_description(arch, row.get("metrics")),
         "architecture": exported_architecture(arch, row.get("metrics")),
         "pruning": options or None, "weights": source,
+        # what the model does to raw inputs (and a regression's outputs) before and after the network
+        "preprocessing": preprocessing_record(dataset),
         "metrics": {**test, "search_val_error": row.get("val_error"), "params": params,
                     **_size(row, options, params, est.flops),
                     "model_bytes": params * est.bytes_per_value},
