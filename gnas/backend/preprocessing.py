@@ -38,7 +38,8 @@ def deployable(network: keras.Model, record: dict[str, Any]) -> keras.Model:
     y = network(x)
     out = record.get("output")
     if out:  # the network predicts (y - mean) / std
-        y = layers.Normalization(mean=out["mean"], variance=float(out["std"]) ** 2, invert=True,
+        y = layers.Normalization(mean=np.array([out["mean"]], np.float32),
+                                 variance=np.array([float(out["std"]) ** 2], np.float32), invert=True,
                                  name="target_scale")(y)
     return keras.Model(inp, y, name="gnas_model")
 
@@ -53,10 +54,11 @@ def network_of(model: keras.Model) -> keras.Model:
 
 
 def _named(network: keras.Model) -> keras.Model:
-    """The network under the name :func:`network_of` looks for (a copy if named otherwise)."""
-    if network.name == NETWORK:
-        return network
-    copy = keras.Model(network.inputs, network.outputs, name=NETWORK)
+    """A copy of the network (same layers and weights, no optimiser) under the name :data:`NETWORK`."""
+    config = network.get_config()
+    config["name"] = NETWORK
+    copy = keras.Model.from_config(config)
+    copy.set_weights(network.get_weights())
     return copy
 
 

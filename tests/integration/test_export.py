@@ -40,10 +40,10 @@ def run(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def test_arrays(tmp_path_factory) -> tuple[Path, Path]:
-    """The run's test split, as the .npy files the fresh process reads."""
-    from gnas.datasets import load_dataset
+    """The run's raw test split (scikit-learn's 0..16 images), as the .npy files the fresh process reads."""
+    from gnas.datasets.readers import _read_digits
 
-    data = load_dataset("digits", max_train_samples=300, val_fraction=0.2, seed=0)
+    data = _read_digits()
     folder = tmp_path_factory.mktemp("arrays")
     np.save(folder / "x.npy", data.x_test)
     np.save(folder / "y.npy", data.y_test)
