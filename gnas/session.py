@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import signal
 import sys
 import tempfile
@@ -61,25 +62,38 @@ def lambda_c_provider(cfg: RunConfig, dataset: Dataset, space: SearchSpace,
 
 
 def start(cfg: RunConfig, run_dir_path: str | Path | None, out=sys.stdout,
-          extra_callbacks: Sequence[Callback] = ()) -> int:
+          extra_callbacks: Sequence[Callback] = (), arrays: Path | None = None,
+          progress: bool = True) -> int:
     """A new search: validate everything cheap first, then create the run directory.
 
     The run directory, the data set and the search space are all checked before
     anything is written, so a mistake costs seconds and leaves no half-made run.
+    ``arrays`` is an ``.npz`` staged by :mod:`gnas.api`: the data set is read
+    from it and it is moved to ``cfg.data.dataset``, inside the run directory,
+    once that exists.
     """
     run_dir = RunDir(run_dir_path or default_run_dir(cfg))
     run_dir.check_new()
     cfg = absolute_data_paths(cfg)
-    dataset = load_data(cfg)
+    dataset = load_data(cfg) if arrays is None else _staged(cfg, arrays)
     space = make_space(cfg, dataset)
     preflight(cfg, space)
     executor = start_executor(cfg, dataset)  # a Ray that cannot start leaves no half-made run
     try:
         run_dir.create(cfg)
+        if arrays is not None:
+            os.replace(arrays, cfg.data.dataset)
         with run_dir.locked():
-            return execute(cfg, dataset, space, run_dir, None, executor, out, extra_callbacks)
+            return execute(cfg, dataset, space, run_dir, None, executor, out, extra_callbacks,
+                           progress)
     finally:
         executor.close()
+
+
+def _staged(cfg: RunConfig, path: Path) -> Dataset:
+    """The data set of ``cfg`` read from ``path``, a staged file not yet moved to its place."""
+    dataset = load_data(dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, dataset=str(path))))
+    return dataclasses.replace(dataset, name=cfg.data.dataset)
 
 
 def preflight(cfg: RunConfig, space: SearchSpace) -> None:
@@ -103,18 +117,20 @@ def steps_of(cfg: RunConfig, space: SearchSpace, run_dir: RunDir) -> list[Step]:
     return steps
 
 
-def callbacks_of(cfg: RunConfig, run_dir: RunDir, extra: Sequence[Callback] = ()) -> CallbackList:
-    """Progress on stderr, the Markov record and TensorBoard scalars of every generation.
+def callbacks_of(cfg: RunConfig, run_dir: RunDir, extra: Sequence[Callback] = (),
+                 progress: bool = True) -> CallbackList:
+    """Progress on stderr (unless ``progress`` is off), the Markov record and TensorBoard
+    scalars of every generation.
 
     ``extra`` callbacks (an experiment's recorder, say) follow them.
     """
-    return CallbackList([ProgressBar(), MarkovRecorder(run_dir),
+    return CallbackList([*([ProgressBar()] if progress else []), MarkovRecorder(run_dir),
                          TensorBoardLogger(run_dir, cfg.train.threads), *extra])
 
 
 def build_search(cfg: RunConfig, dataset: Dataset, space: SearchSpace, run_dir: RunDir,
                  store: EvaluationStore, executor: Executor, state: SearchState | None,
-                 extra_callbacks: Sequence[Callback] = ()) -> Search:
+                 extra_callbacks: Sequence[Callback] = (), progress: bool = True) -> Search:
     """The one place a search is wired: its steps, crossover, callbacks and first population."""
     provide = lambda_c_provider(cfg, dataset, space, run_dir)
 
@@ -122,7 +138,7 @@ def build_search(cfg: RunConfig, dataset: Dataset, space: SearchSpace, run_dir: 
         return chaos.initial_population(cfg, space, rng, provide)
 
     return Search(cfg, space, run_dir, store, executor,
-                  callbacks_of(cfg, run_dir, extra_callbacks), state,
+                  callbacks_of(cfg, run_dir, extra_callbacks, progress), state,
                   initial=initial, steps=steps_of(cfg, space, run_dir),
                   crossover=crossover_of(space, cfg.evolution.competition))
 
@@ -139,7 +155,7 @@ def absolute_data_paths(cfg: RunConfig) -> RunConfig:
 
 
 def resume(path: str | Path, overrides: dict[str, Any], out=sys.stdout,
-           extra_callbacks: Sequence[Callback] = ()) -> int:
+           extra_callbacks: Sequence[Callback] = (), progress: bool = True) -> int:
     """Continue a run from its last checkpoint (optionally with more generations).
 
     Holds the run's lock throughout, so two processes never continue one run.
@@ -166,7 +182,8 @@ def resume(path: str | Path, overrides: dict[str, Any], out=sys.stdout,
         try:
             run_dir.remove_stale_temp_files()
             run_dir.save_config(cfg)
-            return execute(cfg, dataset, space, run_dir, state, executor, out, extra_callbacks)
+            return execute(cfg, dataset, space, run_dir, state, executor, out, extra_callbacks,
+                           progress)
         finally:
             executor.close()
 
@@ -218,12 +235,13 @@ def start_executor(cfg: RunConfig, dataset: Dataset) -> Executor:
 
 def execute(cfg: RunConfig, dataset: Dataset, space: SearchSpace, run_dir: RunDir,
             state: SearchState | None, executor: Executor, out=sys.stdout,
-            extra_callbacks: Sequence[Callback] = ()) -> int:
+            extra_callbacks: Sequence[Callback] = (), progress: bool = True) -> int:
     """Run the loop on the caller's ``executor`` (the caller closes it); on Ctrl-C / SIGTERM
     keep what finished and say how to resume."""
     store = EvaluationStore(run_dir.db_path)
     try:
-        search = build_search(cfg, dataset, space, run_dir, store, executor, state, extra_callbacks)
+        search = build_search(cfg, dataset, space, run_dir, store, executor, state, extra_callbacks,
+                              progress)
         search.run()
         summary = finish(search, executor)
     except KeyboardInterrupt as exc:

@@ -44,6 +44,11 @@ def deployable(network: keras.Model, record: dict[str, Any]) -> keras.Model:
     return keras.Model(inp, y, name="gnas_model")
 
 
+def load_deployable(path: Any) -> keras.Model:
+    """A saved model, loaded as any Keras user would (safe mode, no gnas objects)."""
+    return keras.saving.load_model(path)
+
+
 def network_of(model: keras.Model) -> keras.Model:
     """The network inside a saved model; a model saved without preparation is its own."""
     try:
