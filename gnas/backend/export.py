@@ -6,6 +6,7 @@ speaks Keras. A pruned network keeps its pruned weights at zero throughout.
 """
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -115,16 +116,27 @@ def network_only(model: keras.Model) -> keras.Model:
     return copy
 
 
-def save_model(model: keras.Model, out: Path, preprocessing: dict[str, Any]) -> None:
-    """Write the .keras file atomically (a temporary name in the same folder, then rename).
+#: ``gnas export --format`` -> Keras' ``Model.export`` format (``keras`` is ``Model.save``).
+KERAS_FORMATS = {"saved_model": "tf_saved_model", "tflite": "litert", "onnx": "onnx"}
 
-    The file holds the network behind its data's ``preprocessing`` record
-    (:mod:`gnas.backend.preprocessing`), so it takes raw inputs.
+
+def save_model(model: keras.Model, out: Path, preprocessing: dict[str, Any], fmt: str = "keras") -> None:
+    """Write the model atomically (a temporary name in the same folder, then rename).
+
+    It holds the network behind its data's ``preprocessing`` record
+    (:mod:`gnas.backend.preprocessing`), so it takes raw inputs, in any format.
     """
-    tmp = out.with_name(f".{out.stem}.tmp.keras")
+    tmp = out.with_name(f".{out.stem}.tmp{out.suffix}")
+    wrapped = deployable(network_only(model), preprocessing)
     try:
-        deployable(network_only(model), preprocessing).save(tmp)
+        if fmt == "keras":
+            wrapped.save(tmp)
+        else:
+            wrapped.export(str(tmp), format=KERAS_FORMATS[fmt], verbose=False)
         tmp.replace(out)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
+        if tmp.is_dir():
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            tmp.unlink(missing_ok=True)
         raise ConfigError(f"--out {out}: cannot write the model ({exc.strerror}); choose a writable path.") from None
