@@ -302,7 +302,7 @@ def finish(search: Search, executor: Executor) -> dict[str, Any]:
         if "test_scores" in previous:
             return previous
         # A summary written before test scores over seeds were kept: add them.
-        summary = {**previous, **test_over_seeds(search, executor, best, previous["test_score"],
+        summary = {**previous, **test_over_seeds(search, executor, best, previous,
                                                  previous.get("final_options") or {})}
         atomic_write_text(summary_path, json.dumps(summary, indent=1))
         return summary
@@ -313,8 +313,9 @@ def finish(search: Search, executor: Executor) -> dict[str, Any]:
     exported = pruning_step.exported_architecture(arch, saved)
     params, flops = (row.params, row.flops) if row and row.ok else complexity(arch)
     options = (row.metrics.get("final_options") if row else None) or {}
+    seeds = 1 + len(search.reseed_seeds(best["key"]))
     metrics = executor.final(best["genome"], derive_seed(search.cfg.evolution.seed, best["key"]),
-                             run_dir.best_dir, options)
+                             run_dir.best_dir, options, final_progress(search.cfg, 1, seeds))
     summary = {"key": best["key"], "genome": best["genome"], "fitness": best["fitness"],
                "val_error": row.val_error if row else metrics["val_error"],
                "test_error": metrics["test_error"], "test_score": metrics["test_score"],
@@ -323,14 +324,17 @@ def finish(search: Search, executor: Executor) -> dict[str, Any]:
                "pruned_fraction": row.pruned_fraction if row else 0.0,
                "architecture": exported, "description": pruning_step.exported_description(arch, saved),
                "dataset": search.cfg.data.dataset, "final_options": options}
-    summary.update(test_over_seeds(search, executor, best, metrics["test_score"], options))
+    if "final_training" in metrics:
+        summary["final_training"] = {**metrics["final_training"], "val_error": metrics["val_error"],
+                                     "search_epochs": search.cfg.train.epochs}
+    summary.update(test_over_seeds(search, executor, best, metrics, options))
     atomic_write_text(run_dir.best_dir / "architecture.json", json.dumps(exported, indent=1))
     atomic_write_text(summary_path, json.dumps(summary, indent=1))
     return summary
 
 
-def test_over_seeds(search: Search, executor: Executor, best: dict[str, Any], first: float,
-                    options: dict[str, Any]) -> dict[str, Any]:
+def test_over_seeds(search: Search, executor: Executor, best: dict[str, Any],
+                    first: dict[str, Any], options: dict[str, Any]) -> dict[str, Any]:
     """The best network's test score over its training seeds: mean ± std.
 
     One test score of one short training says little about the architecture
@@ -338,14 +342,41 @@ def test_over_seeds(search: Search, executor: Executor, best: dict[str, Any], fi
     trained with the final pick's extra seeds (``evolution.final_seeds``, the
     seeds its re-trainings had) and each training is scored on the test split.
     These trainings come after the search and its choice: the test split still
-    decides nothing. The saved model is the first seed's.
+    decides nothing. The saved model is the first seed's (``first``: its metrics).
+    With a final training to convergence each seed's epochs are kept too.
     """
-    scores = [first]
+    runs = [first]
+    seeds = search.reseed_seeds(best["key"])
     with tempfile.TemporaryDirectory(dir=search.run_dir.path, prefix=".seeds.tmp-") as scratch:
-        for seed in search.reseed_seeds(best["key"]):
-            scores.append(executor.final(best["genome"], seed, Path(scratch), options)["test_score"])
-    return {"test_scores": scores, "test_score_mean": float(np.mean(scores)),
-            "test_score_std": float(np.std(scores))}
+        for i, seed in enumerate(seeds, start=2):
+            runs.append(executor.final(best["genome"], seed, Path(scratch), options,
+                                       final_progress(search.cfg, i, 1 + len(seeds))))
+    scores = [r["test_score"] for r in runs]
+    out = {"test_scores": scores, "test_score_mean": float(np.mean(scores)),
+           "test_score_std": float(np.std(scores))}
+    if all("final_training" in r for r in runs):
+        out["final_epochs"] = [r["final_training"]["epochs"] for r in runs]
+    return out
+
+
+def final_progress(cfg: RunConfig, index: int, count: int) -> Callable[[dict[str, Any]], None] | None:
+    """A one-line progress of a final training on stderr: epoch, validation error, best epoch.
+
+    On a terminal the line is rewritten every epoch; elsewhere (a log file) it is
+    written once, when the training stops.
+    """
+    if cfg.final.max_epochs <= 0:
+        return None
+    live = sys.stderr.isatty()
+
+    def report(epoch: dict[str, Any]) -> None:
+        end = epoch["epoch"] - epoch["best_epoch"] >= cfg.final.patience or epoch["epoch"] >= cfg.final.max_epochs
+        if not (live or end):
+            return
+        print(f"\rfinal training {index}/{count}: epoch {epoch['epoch']}/{cfg.final.max_epochs}, "
+              f"val error {epoch['val_error']:.4f}, best epoch {epoch['best_epoch']}   ",
+              end="\n" if end else "", file=sys.stderr, flush=True)
+    return report
 
 
 def _unpruned_size(row, params: int, flops: int) -> dict[str, Any]:
@@ -372,11 +403,23 @@ def test_seed_lines(summary: dict[str, Any]) -> list[str]:
             f"test score over {len(scores)} trainings"]
 
 
+def final_training_lines(summary: dict[str, Any]) -> list[str]:
+    """The final training against the search's own: epochs and validation error."""
+    final = summary.get("final_training")
+    if not final:
+        return []
+    epochs = summary.get("final_epochs") or [final["epochs"]]
+    return [f"final training:    val error {final['val_error']:.4f} after {final['epochs']} epochs "
+            f"(best {final['best_epoch']}; search: {summary['val_error']:.4f} after "
+            f"{final['search_epochs']}), {sum(epochs)} epochs over {len(epochs)} seed(s)"]
+
+
 def format_summary(summary: dict[str, Any], run_dir: RunDir) -> str:
     return "\n".join([
         "",
         f"best architecture: {summary['description']}",
         f"validation error:  {summary['val_error']:.4f}",
+        *final_training_lines(summary),
         f"test score:        {summary['test_score']:.2f}  (100 x (1 - test error))",
         *test_seed_lines(summary),
         f"parameters:        {summary['params']:,}",

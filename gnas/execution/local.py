@@ -6,7 +6,7 @@ order), so the engine can commit every result the moment it exists.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Protocol
+from typing import Any, Callable, Iterable, Iterator, Protocol
 
 from gnas.config import RunConfig
 from gnas.datasets import Dataset
@@ -17,7 +17,8 @@ from gnas.records import EvalResult, EvalTask
 class Executor(Protocol):
     def run(self, tasks: list[EvalTask]) -> Iterator[EvalResult]: ...
     def final(self, genome: str, seed: int, out_dir: Path,
-              options: dict[str, Any] | None = None) -> dict[str, Any]: ...
+              options: dict[str, Any] | None = None,
+              report: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]: ...
     def close(self) -> None: ...
 
 
@@ -52,9 +53,13 @@ class LocalExecutor:
             yield from ev.evaluate_group(group)
 
     def final(self, genome: str, seed: int, out_dir: Path,
-              options: dict[str, Any] | None = None) -> dict[str, Any]:
-        """Rebuild the best network, save ``out_dir/model.keras``, return its scores."""
-        model, metrics = self.evaluator.final(genome, seed, options)
+              options: dict[str, Any] | None = None,
+              report: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+        """Train the network delivered for ``genome``, save ``out_dir/model.keras``, return its scores.
+
+        ``report`` sees every epoch of a final training to convergence.
+        """
+        model, metrics = self.evaluator.final(genome, seed, options, report)
         out_dir.mkdir(parents=True, exist_ok=True)
         tmp = out_dir / ".model.tmp.keras"
         from gnas.backend.export import network_only
