@@ -6,6 +6,7 @@ wired exactly like a fresh one; only where the state comes from differs.
 from __future__ import annotations
 
 import dataclasses
+import os
 import signal
 import sys
 import threading
@@ -30,7 +31,7 @@ from gnas.runs.faults import fault_point
 from gnas.runs.interrupts import acknowledge_interrupt, interrupt_exit_code
 from gnas.runs.state import SearchState
 from gnas.runs.store import EvaluationStore
-from gnas.search.callbacks import Callback, CallbackList, ProgressBar
+from gnas.search.callbacks import Callback, CallbackList, FinalTrainingProgress, ProgressBar
 from gnas.search.evaluation import Executor
 from gnas.search.final import ExportShape, FinalExport
 from gnas.search.fitness import FitnessModel
@@ -60,25 +61,38 @@ def lambda_c_provider(cfg: RunConfig, dataset: Dataset, space: SearchSpace,
 
 
 def start(cfg: RunConfig, run_dir_path: str | Path | None, out=sys.stdout,
-          extra_callbacks: Sequence[Callback] = ()) -> int:
+          extra_callbacks: Sequence[Callback] = (), arrays: Path | None = None,
+          progress: bool = True) -> int:
     """A new search: validate everything cheap first, then create the run directory.
 
     The run directory, the data set and the search space are all checked before
     anything is written, so a mistake costs seconds and leaves no half-made run.
+    ``arrays`` is an ``.npz`` staged by :mod:`gnas.api`: the data set is read
+    from it and it is moved to ``cfg.data.dataset``, inside the run directory,
+    once that exists.
     """
     run_dir = RunDir(run_dir_path or default_run_dir(cfg))
     run_dir.check_new()
     cfg = absolute_data_paths(cfg)
-    dataset = load_data(cfg)
+    dataset = load_data(cfg) if arrays is None else _staged(cfg, arrays)
     space = make_space(cfg, dataset)
     preflight(cfg, space)
     executor = start_executor(cfg, dataset)  # a Ray that cannot start leaves no half-made run
     try:
         run_dir.create(cfg)
+        if arrays is not None:
+            os.replace(arrays, cfg.data.dataset)
         with run_dir.locked():
-            return execute(cfg, dataset, space, run_dir, None, executor, out, extra_callbacks)
+            return execute(cfg, dataset, space, run_dir, None, executor, out, extra_callbacks,
+                           progress)
     finally:
         executor.close()
+
+
+def _staged(cfg: RunConfig, path: Path) -> Dataset:
+    """The data set of ``cfg`` read from ``path``, a staged file not yet moved to its place."""
+    dataset = load_data(dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, dataset=str(path))))
+    return dataclasses.replace(dataset, name=cfg.data.dataset)
 
 
 def preflight(cfg: RunConfig, space: SearchSpace) -> None:
@@ -102,18 +116,20 @@ def steps_of(cfg: RunConfig, space: SearchSpace, run_dir: RunDir) -> list[Step]:
     return steps
 
 
-def callbacks_of(cfg: RunConfig, run_dir: RunDir, extra: Sequence[Callback] = ()) -> CallbackList:
-    """Progress on stderr, the Markov record and TensorBoard scalars of every generation.
+def callbacks_of(cfg: RunConfig, run_dir: RunDir, extra: Sequence[Callback] = (),
+                 progress: bool = True) -> CallbackList:
+    """Progress on stderr (unless ``progress`` is off), the Markov record and TensorBoard
+    scalars of every generation.
 
     ``extra`` callbacks (an experiment's recorder, say) follow them.
     """
-    return CallbackList([ProgressBar(), MarkovRecorder(run_dir),
+    return CallbackList([*([ProgressBar()] if progress else []), MarkovRecorder(run_dir),
                          TensorBoardLogger(run_dir, cfg.train.threads), *extra])
 
 
 def build_search(cfg: RunConfig, dataset: Dataset, space: SearchSpace, run_dir: RunDir,
                  store: EvaluationStore, executor: Executor, state: SearchState | None,
-                 extra_callbacks: Sequence[Callback] = ()) -> Search:
+                 extra_callbacks: Sequence[Callback] = (), progress: bool = True) -> Search:
     """The one place a search is wired: its strategy, steps, callbacks and first population."""
     provide = lambda_c_provider(cfg, dataset, space, run_dir)
 
@@ -121,7 +137,7 @@ def build_search(cfg: RunConfig, dataset: Dataset, space: SearchSpace, run_dir: 
         return chaos.initial_population(cfg, space, rng, provide)
 
     return Search(cfg, space, run_dir, store, executor, strategy_of(cfg, space),
-                  callbacks_of(cfg, run_dir, extra_callbacks), state,
+                  callbacks_of(cfg, run_dir, extra_callbacks, progress), state,
                   initial=initial, steps=steps_of(cfg, space, run_dir))
 
 
@@ -159,7 +175,7 @@ def absolute_data_paths(cfg: RunConfig) -> RunConfig:
 
 
 def resume(path: str | Path, overrides: dict[str, Any], out=sys.stdout,
-           extra_callbacks: Sequence[Callback] = ()) -> int:
+           extra_callbacks: Sequence[Callback] = (), progress: bool = True) -> int:
     """Continue a run from its last checkpoint (optionally with more generations).
 
     Holds the run's lock throughout, so two processes never continue one run.
@@ -186,7 +202,8 @@ def resume(path: str | Path, overrides: dict[str, Any], out=sys.stdout,
         try:
             run_dir.remove_stale_temp_files()
             run_dir.save_config(cfg)
-            return execute(cfg, dataset, space, run_dir, state, executor, out, extra_callbacks)
+            return execute(cfg, dataset, space, run_dir, state, executor, out, extra_callbacks,
+                           progress)
         finally:
             executor.close()
 
@@ -238,14 +255,17 @@ def start_executor(cfg: RunConfig, dataset: Dataset) -> Executor:
 
 def execute(cfg: RunConfig, dataset: Dataset, space: SearchSpace, run_dir: RunDir,
             state: SearchState | None, executor: Executor, out=sys.stdout,
-            extra_callbacks: Sequence[Callback] = ()) -> int:
+            extra_callbacks: Sequence[Callback] = (), progress: bool = True) -> int:
     """Run the loop on the caller's ``executor`` (the caller closes it); on Ctrl-C / SIGTERM
     keep what finished and say how to resume."""
     store = EvaluationStore(run_dir.db_path)
     try:
-        search = build_search(cfg, dataset, space, run_dir, store, executor, state, extra_callbacks)
+        search = build_search(cfg, dataset, space, run_dir, store, executor, state, extra_callbacks,
+                              progress)
         search.run()
-        summary = FinalExport(cfg, space, store, run_dir, executor, EXPORT_SHAPE).finish(search.state)
+        final_progress = FinalTrainingProgress(cfg.final.max_epochs, cfg.final.patience) if progress else None
+        summary = FinalExport(cfg, space, store, run_dir, executor, EXPORT_SHAPE,
+                              final_progress).finish(search.state)
     except KeyboardInterrupt as exc:
         return interrupted(run_dir, exc)
     finally:
@@ -309,11 +329,23 @@ def test_seed_lines(summary: dict[str, Any]) -> list[str]:
             f"test score over {len(scores)} trainings"]
 
 
+def final_training_lines(summary: dict[str, Any]) -> list[str]:
+    """The final training against the search's own: epochs and validation error."""
+    final = summary.get("final_training")
+    if not final:
+        return []
+    epochs = summary.get("final_epochs") or [final["epochs"]]
+    return [f"final training:    val error {final['val_error']:.4f} after {final['epochs']} epochs "
+            f"(best {final['best_epoch']}; search: {summary['val_error']:.4f} after "
+            f"{final['search_epochs']}), {sum(epochs)} epochs over {len(epochs)} seed(s)"]
+
+
 def format_summary(summary: dict[str, Any], run_dir: RunDir) -> str:
     return "\n".join([
         "",
         f"best architecture: {summary['description']}",
         f"validation error:  {summary['val_error']:.4f}",
+        *final_training_lines(summary),
         f"test score:        {summary['test_score']:.2f}  (100 x (1 - test error))",
         *test_seed_lines(summary),
         f"parameters:        {summary['params']:,}",

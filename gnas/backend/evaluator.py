@@ -24,6 +24,9 @@ from gnas.datasets import Dataset
 from gnas.errors import EvaluationFailed
 from gnas.backend import runtime
 from gnas.backend.builder import build_model
+from gnas.backend.convergence import Converged, EpochReport, train_to_convergence
+from gnas.backend.export import zero_masks
+from gnas.backend.masking import apply_masks
 from gnas.backend.trainer import compile_model, fit, score
 from gnas.pruning.records import PruneOptions
 from gnas.records import EvalResult, EvalTask, Kind, failed
@@ -191,16 +194,23 @@ class Evaluator:
 
         return train_group(self, tasks)
 
-    def final(self, genome: str, seed: int,
-              options: dict[str, Any] | None = None) -> tuple[keras.Model, dict[str, float]]:
-        """Rebuild the best network exactly as in the search, then score val and test.
+    def final(self, genome: str, seed: int, options: dict[str, Any] | None = None,
+              report: EpochReport | None = None) -> tuple[keras.Model, dict[str, Any]]:
+        """The network delivered for ``genome``, scored on val and test.
 
-        Training is deterministic per seed, so this is the network the search scored;
-        a pruned network is rebuilt by replaying its recorded cuts (``options``).
-        The test split is touched here only.
+        With ``final.max_epochs`` > 0 it is trained from its initial weights
+        (``seed``) to convergence (:mod:`gnas.backend.convergence`; ``report``
+        sees every epoch) and ``metrics["final_training"]`` says how long.
+        With 0 it is rebuilt exactly as in the search (training is
+        deterministic per seed, so it is the network the search scored). A
+        pruned network is rebuilt by replaying its recorded cuts (``options``)
+        and keeps its pruned weights at zero. The test split is touched here only.
         """
         arch = self.space.decode(str_to_bits(genome))
-        if options:
+        converged = None
+        if self.cfg.final.max_epochs > 0:
+            model, arch, converged = self._converge(genome, arch, seed, options or {}, report)
+        elif options:
             from gnas.backend.prune_eval import rebuild_pruned
 
             model, arch = rebuild_pruned(self, genome, seed, PruneOptions.from_dict(options))
@@ -208,8 +218,34 @@ class Evaluator:
             model = self.train(arch, seed)
         val = score(model, arch, self.data.x_val, self.data.y_val)
         test = score(model, arch, self.data.x_test, self.data.y_test)
-        return model, {"val_error": val["error"], "test_error": test["error"],
-                       "test_score": 100.0 * (1.0 - test["error"])}
+        metrics: dict[str, Any] = {"val_error": val["error"], "test_error": test["error"],
+                                   "test_score": 100.0 * (1.0 - test["error"])}
+        if converged is not None:
+            metrics["final_training"] = converged.to_dict()
+        return model, metrics
+
+    def _converge(self, genome: str, arch: Architecture, seed: int, options: dict[str, Any],
+                  report: EpochReport | None) -> tuple[keras.Model, Architecture, Converged]:
+        """Initial weights from ``seed`` (a pruned network: its structure, re-drawn, masks kept), then
+        training to convergence."""
+        masks: dict[str, Any] = {}
+        if options:
+            from gnas.backend.prune_eval import rebuild_pruned
+
+            pruned, arch = rebuild_pruned(self, genome, seed, options)
+            masks = zero_masks(pruned)
+            keras.utils.set_random_seed(seed)
+            model = keras.models.clone_model(pruned)
+            apply_masks(model, masks)
+        else:
+            model = self.build(arch, seed)
+        compile_model(model, arch)
+        final = self.cfg.final
+        converged = train_to_convergence(
+            model, arch, self.data.x_train, self.data.y_train, self.data.x_val, self.data.y_val,
+            max_epochs=final.max_epochs, patience=final.patience, batch_size=self.batch_size(arch),
+            report=report, after_step=(lambda m: apply_masks(m, masks)) if masks else None)
+        return model, arch, converged
 
 
     def _with_memory(self, result: EvalResult) -> EvalResult:

@@ -13,6 +13,7 @@ import keras
 import numpy as np
 
 from gnas.backend.masking import apply_masks
+from gnas.backend.preprocessing import network_of
 from gnas.backend.saving import save_keras
 from gnas.backend.trainer import StopOnNaN, compile_model
 from gnas.errors import ConfigError, RunDirError
@@ -31,7 +32,8 @@ def search_model(run_dir: RunDir, evaluator: Evaluator, best: dict[str, Any], se
     summary = run_dir.best_dir / "summary.json"
     previous = read_json(summary)
     if saved.is_file() and isinstance(previous, dict) and previous.get("key") == best["key"]:
-        model = keras.models.load_model(saved, compile=False)  # weights only; a fresh optimiser
+        # weights only, a fresh optimiser; the network inside the raw-input wrapper
+        model = network_of(keras.models.load_model(saved, compile=False))
         compile_model(model, evaluator.space.decode(str_to_bits(best["genome"])))
         return model, "search weights (best/model.keras)"
     model, _ = evaluator.final(best["genome"], seed, options)
@@ -98,9 +100,9 @@ def test_metrics(model: keras.Model, task: str, x: np.ndarray, y: np.ndarray) ->
     return {"test_error": error, "test_score": 100.0 * (1.0 - error), "test_samples": int(len(y))}
 
 
-def save_model(model: keras.Model, out: Path) -> None:
-    """Write the .keras file atomically (a temporary name in the same folder, then rename)."""
+def save_model(model: keras.Model, out: Path, preprocessing: dict[str, Any], fmt: str = "keras") -> None:
+    """Write the model atomically in ``fmt``, behind its data's ``preprocessing`` (raw inputs)."""
     try:
-        save_keras(model, out)
+        save_keras(model, out, preprocessing, fmt)
     except OSError as exc:
         raise ConfigError(f"--out {out}: cannot write the model ({exc.strerror}); choose a writable path.") from None

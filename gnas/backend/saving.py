@@ -1,17 +1,24 @@
-"""Saving a network as a ``.keras`` file: the network only, replaced atomically.
+"""Saving a network: behind its data's preparation, the network only, replaced atomically.
 
-Every ``.keras`` file gnas writes (``best/model.keras``, a worker's retrained
-network, ``gnas export``) is written here, so each holds the same thing (the
-layers and weights, no optimiser state) and a reader never sees half a file.
+Every model file gnas writes (``best/model.keras``, a worker's retrained
+network, ``gnas export`` in any format) is written here, so each holds the same
+thing: the raw-input wrapper of :mod:`gnas.backend.preprocessing` around the
+layers and weights, no optimiser state; and a reader never sees half a file.
 """
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import keras
+
+from gnas.backend.preprocessing import deployable
+
+#: ``gnas export --format`` -> Keras' ``Model.export`` format (``keras`` is ``Model.save``).
+KERAS_FORMATS = {"saved_model": "tf_saved_model", "tflite": "litert", "onnx": "onnx"}
 
 
 def network_only(model: keras.Model) -> keras.Model:
@@ -28,28 +35,40 @@ def network_only(model: keras.Model) -> keras.Model:
 
 
 def replace_file(path: Path, write: Callable[[Path], None]) -> None:
-    """``write`` a temporary file beside ``path``, then rename it to ``path`` (``os.replace``).
+    """``write`` a temporary file (or folder) beside ``path``, then rename it to ``path``.
 
-    The temporary name ends in ``.keras`` (Keras checks the suffix); on any
-    error it is removed and ``path`` keeps what it held.
+    The temporary name keeps the suffix (Keras checks it); on any error it is
+    removed and ``path`` keeps what it held.
     """
     tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
     try:
         write(tmp)
         os.replace(tmp, path)
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        if tmp.is_dir():
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            tmp.unlink(missing_ok=True)
         raise
 
 
-def save_keras(model: keras.Model, path: Path) -> None:
-    """Save the network of ``model`` (no optimiser state) to ``path`` atomically."""
-    replace_file(path, lambda tmp: network_only(model).save(tmp))
+def save_keras(model: keras.Model, path: Path, preprocessing: dict[str, Any], fmt: str = "keras") -> None:
+    """Save the network of ``model`` behind its data's ``preprocessing`` to ``path`` atomically.
+
+    ``fmt`` ``keras`` writes a ``.keras`` file (``Model.save``); the others go
+    through Keras' ``Model.export`` (:data:`KERAS_FORMATS`). Every format takes
+    raw inputs.
+    """
+    wrapped = deployable(model, preprocessing)  # a copy: no optimiser state
+    if fmt == "keras":
+        replace_file(path, wrapped.save)
+    else:
+        replace_file(path, lambda tmp: wrapped.export(str(tmp), format=KERAS_FORMATS[fmt], verbose=False))
 
 
-def keras_bytes(model: keras.Model) -> bytes:
-    """The ``.keras`` file of the network of ``model``, as bytes (to send to another node)."""
+def keras_bytes(model: keras.Model, preprocessing: dict[str, Any]) -> bytes:
+    """The ``.keras`` file of :func:`save_keras`, as bytes (to send to another node)."""
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "model.keras"
-        save_keras(model, path)
+        save_keras(model, path, preprocessing)
         return path.read_bytes()

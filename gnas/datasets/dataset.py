@@ -33,6 +33,16 @@ class Dataset:
     n_classes: int
     target_mean: float = 0.0
     target_std: float = 1.0
+    #: Vectors only: the float32 training-split mean and standard deviation every
+    #: column was standardised with (``None`` for images and text), so an exported
+    #: model can carry the same standardisation for raw inputs.
+    input_mean: np.ndarray | None = None
+    input_std: np.ndarray | None = None
+    #: Images only: the factor raw pixels were multiplied by (1/255 for uint8
+    #: files, 1/16 for digits, 1 for float images) and one raw sample's shape
+    #: (before a channel axis was added), so an exported model takes raw images.
+    input_scale: float = 1.0
+    raw_shape: tuple[int, ...] | None = None
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -73,3 +83,6 @@ class _Raw:
     y_train: np.ndarray
     x_test: np.ndarray
     y_test: np.ndarray
+    #: Images only: what raw pixels are multiplied by; ``None`` infers it from
+    #: the dtype (1/255 for uint8, else 1).
+    pixel_scale: float | None = None

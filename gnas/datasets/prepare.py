@@ -40,12 +40,23 @@ def _split_indices(
     return pool[n_val:], pool[:n_val]
 
 
-def _encode_images(x: np.ndarray) -> np.ndarray:
-    """Float32 images with a channel axis; uint8 pixels scaled to [0, 1]."""
+def pixel_scale(x: np.ndarray, declared: float | None) -> float:
+    """What raw pixels are multiplied by: the reader's word, else 1/255 for uint8, else 1."""
+    if declared is not None:
+        return float(declared)
+    return 1.0 / 255.0 if x.dtype == np.uint8 else 1.0
+
+
+def _encode_images(x: np.ndarray, scale: float) -> np.ndarray:
+    """Float32 images with a channel axis, pixels times ``scale`` in float32.
+
+    ``x * float32(scale)`` is the arithmetic of Keras' ``Rescaling``, so an
+    exported model that starts with that layer sees the same inputs.
+    """
     if x.ndim == 3:
         x = x[..., None]
-    if x.dtype == np.uint8:
-        return np.multiply(x, np.float32(1.0 / 255.0), dtype=np.float32)
+    if scale != 1.0:
+        return np.multiply(x, np.float32(scale), dtype=np.float32)
     return np.ascontiguousarray(x, dtype=np.float32)
 
 
@@ -73,10 +84,21 @@ def _multi_hot(sequences: np.ndarray) -> np.ndarray:
     return out
 
 
-def _standardise(train: np.ndarray, *others: np.ndarray) -> tuple[np.ndarray, ...]:
-    """Scale every column by training-split statistics (constant columns: std 1)."""
+def input_stats(train: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Float32 per-column mean and std of the training split (constant columns: std 1).
+
+    Computed in float64 and rounded once to float32: these are the values a
+    Keras ``Normalization`` layer holds, so a model carrying them standardises
+    raw inputs bit for bit as :func:`standardise` does.
+    """
     mean, std = _stats(train, axis=0)
-    return tuple(((a - mean) / std).astype(np.float32) for a in (train, *others))
+    # Keras' Normalization divides by max(sqrt(variance), 1e-7): clamp alike.
+    return mean.astype(np.float32), np.maximum(std.astype(np.float32), np.float32(1e-7))
+
+
+def standardise(x: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
+    """``(x - mean) / std`` in float32, the arithmetic of Keras' ``Normalization``."""
+    return np.divide(np.subtract(np.asarray(x, np.float32), mean), std, dtype=np.float32)
 
 
 def _stats(a: np.ndarray, axis: int | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -98,10 +120,10 @@ def _encode_text(sequences: np.ndarray, source: str) -> np.ndarray:
         ) from exc
 
 
-def _encode(kind: str, x: np.ndarray, source: str) -> np.ndarray:
+def _encode(kind: str, x: np.ndarray, source: str, scale: float) -> np.ndarray:
     """Dispatch on the data set's kind."""
     if kind == "image":
-        return _encode_images(x)
+        return _encode_images(x, scale)
     if kind == "text":
         return _encode_text(x, source)
     return _encode_vectors(x)
@@ -123,9 +145,12 @@ def _prepare(
     set never builds the multi-hot matrix of every sample.
     """
     train, val = _split_indices(len(raw.x_train), max_train_samples, val_fraction, seed)
-    xs = [_encode(kind, x, name) for x in (raw.x_train[train], raw.x_train[val], raw.x_test)]
+    scale = pixel_scale(raw.x_train, raw.pixel_scale) if kind == "image" else 1.0
+    xs = [_encode(kind, x, name, scale) for x in (raw.x_train[train], raw.x_train[val], raw.x_test)]
+    x_mean = x_std = None
     if kind == "vector":
-        xs = list(_standardise(*xs))
+        x_mean, x_std = input_stats(xs[0])
+        xs = [standardise(x, x_mean, x_std) for x in xs]
     ys = [y.reshape(-1) for y in (raw.y_train[train], raw.y_train[val], raw.y_test)]
     mean, std = 0.0, 1.0
     if task == "regression":
@@ -135,5 +160,6 @@ def _prepare(
     else:
         ys = [y.astype(np.int64) for y in ys]
     return Dataset(
-        name, task, kind, xs[0], ys[0], xs[1], ys[1], xs[2], ys[2], int(n_classes), mean, std
+        name, task, kind, xs[0], ys[0], xs[1], ys[1], xs[2], ys[2], int(n_classes), mean, std,
+        x_mean, x_std, scale, tuple(int(d) for d in raw.x_train.shape[1:]) if kind == "image" else None,
     )

@@ -82,11 +82,11 @@ def _read_digits() -> _Raw:
     except ImportError as exc:
         raise DataError("digits: scikit-learn is not installed; pip install scikit-learn.") from exc
     bunch = load_digits()
-    x = (np.asarray(bunch.images, np.float32) / np.float32(16.0))[..., None]
+    x = np.asarray(bunch.images, np.float32)  # scikit-learn's own 0..16 images; prepare scales
     y = np.asarray(bunch.target, np.int64)
     test = np.zeros(len(y), bool)
     test[_stratified_sample(y, DIGITS_TEST_FRACTION, DIGITS_SPLIT_SEED)] = True
-    return _Raw(x[~test], y[~test], x[test], y[test])
+    return _Raw(x[~test], y[~test], x[test], y[test], pixel_scale=1.0 / 16.0)
 
 
 def _stratified_sample(y: np.ndarray, fraction: float, seed: int) -> np.ndarray:

@@ -6,7 +6,7 @@ order), so the engine can commit every result the moment it exists.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 from gnas.config import RunConfig
 from gnas.datasets import Dataset
@@ -46,13 +46,19 @@ class LocalExecutor:
             yield from ev.evaluate_group(group)
 
     def final(self, genome: str, seed: int, out_dir: Path,
-              options: dict[str, Any] | None = None) -> dict[str, Any]:
-        """Rebuild the best network, save ``out_dir/model.keras``, return its scores."""
-        model, metrics = self.evaluator.final(genome, seed, options)
+              options: dict[str, Any] | None = None,
+              report: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+        """Train the network delivered for ``genome``, save ``out_dir/model.keras``, return its scores.
+
+        ``report`` sees every epoch of a final training to convergence.
+        """
+        model, metrics = self.evaluator.final(genome, seed, options, report)
         out_dir.mkdir(parents=True, exist_ok=True)
         from gnas.backend.saving import save_keras
+        from gnas.datasets.preprocessing import preprocessing_record
 
-        save_keras(model, out_dir / "model.keras")
+        # behind its data's preparation: the saved model takes raw inputs
+        save_keras(model, out_dir / "model.keras", preprocessing_record(self.dataset))
         return metrics
 
     def close(self) -> None:

@@ -23,7 +23,7 @@ import sys
 import time
 from collections import deque
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 # Names imported ``as`` themselves are re-exported for the code that imports them from here.
 from gnas.config import RunConfig
@@ -279,8 +279,12 @@ class RayExecutor:
 
     # ------------------------------------------------------------ final model
     def final(self, genome: str, seed: int, out_dir: Path,
-              options: dict[str, Any] | None = None) -> dict[str, Any]:
-        """Rebuild the best network on an actor, save ``out_dir/model.keras``, return its scores."""
+              options: dict[str, Any] | None = None,
+              report: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+        """Train the delivered network on an actor, save ``out_dir/model.keras``, return its scores.
+
+        An actor cannot stream its epochs: ``report`` sees them once it is done.
+        """
         reason = ""
         for _ in range(MAX_ATTEMPTS):
             slot = self._idle_slot()
@@ -296,6 +300,9 @@ class RayExecutor:
 
             out_dir.mkdir(parents=True, exist_ok=True)
             replace_file(out_dir / "model.keras", lambda tmp: tmp.write_bytes(data))
+            if report is not None:
+                for epoch in (metrics.get("final_training") or {}).get("history", []):
+                    report(epoch)
             return metrics
         raise FatalError(f"the worker retraining the best network died twice ({reason}); "
                          "resume the run to try again.")

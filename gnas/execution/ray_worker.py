@@ -58,9 +58,11 @@ class Worker:
               options: dict[str, Any] | None) -> tuple[bytes, dict[str, Any]]:
         """Retrain the best network; the model comes back as bytes (nodes share no disk)."""
         from gnas.backend.saving import keras_bytes
+        from gnas.datasets.preprocessing import preprocessing_record
 
         model, metrics = self.evaluator.final(genome, seed, options)
-        return keras_bytes(model), metrics
+        # behind its data's preparation: the saved model takes raw inputs
+        return keras_bytes(model, preprocessing_record(self.evaluator.data)), metrics
 
 
 def gpu_memory_mb(fraction: float) -> int:

@@ -119,24 +119,40 @@ class ExportShape:
     description: Callable[[Architecture, Mapping[str, Any] | None], str]
 
 
-def train_to_end(executor: Executor, evolution: EvolutionConfig, request: TrainRequest
-                 ) -> dict[str, Any]:
-    """Train the requested network with its own seed and save it; its validation and test scores."""
+#: Called after each epoch of a final training (``{"epoch", "val_error", "best_epoch", ...}``).
+EpochReport = Callable[[dict[str, Any]], None]
+#: (which final training, of how many) -> its epoch report, or None for no progress.
+FinalProgress = Callable[[int, int], "EpochReport | None"]
+
+
+def train_to_end(executor: Executor, evolution: EvolutionConfig, request: TrainRequest,
+                 report: EpochReport | None = None) -> dict[str, Any]:
+    """Train the requested network with its own seed and save it; its validation and test scores.
+
+    With ``final.max_epochs`` > 0 the executor trains it to convergence
+    (``metrics["final_training"]``), ``report`` seeing each epoch.
+    """
     seed = derive_seed(evolution.seed, request.key)
-    return executor.final(request.genome, seed, request.out_dir, dict(request.options or {}))
+    return executor.final(request.genome, seed, request.out_dir, dict(request.options or {}), report)
+
+
+def _no_progress(index: int, count: int) -> None:
+    return None
 
 
 class FinalExport:
     """Trains the best network once more, tests it over seeds and saves ``best/``."""
 
     def __init__(self, cfg: RunConfig, space: SearchSpace, store: EvaluationStore,
-                 run_dir: RunDir, executor: Executor, shape: ExportShape) -> None:
+                 run_dir: RunDir, executor: Executor, shape: ExportShape,
+                 progress: FinalProgress | None = None) -> None:
         self.cfg = cfg
         self.space = space
         self.store = store
         self.run_dir = run_dir
         self.executor = executor
         self.shape = shape
+        self.progress = progress or _no_progress
 
     def finish(self, state: SearchState) -> dict[str, Any]:
         """Retrain the best network, score it on the test split, save best/; the summary.
@@ -152,16 +168,21 @@ class FinalExport:
             if "test_scores" in previous:
                 return previous
             # A summary written before test scores over seeds were kept: add them.
-            summary = {**previous, **self.test_over_seeds(best, previous["test_score"],
+            summary = {**previous, **self.test_over_seeds(best, previous,
                                                           previous.get("final_options") or {})}
             atomic_write_text(summary_path, json.dumps(summary, indent=1))
             return summary
         row = self.store.lookup(best["key"])
         options = (row.metrics.get("final_options") if row else None) or {}
+        count = 1 + len(reseed_seeds(self.cfg.evolution, best["key"]))
         metrics = train_to_end(self.executor, self.cfg.evolution,
-                               TrainRequest(best["genome"], best["key"], self.run_dir.best_dir, options))
+                               TrainRequest(best["genome"], best["key"], self.run_dir.best_dir, options),
+                               self.progress(1, count))
         summary = self.summary(best, row, metrics, options)
-        summary.update(self.test_over_seeds(best, metrics["test_score"], options))
+        if "final_training" in metrics:
+            summary["final_training"] = {**metrics["final_training"], "val_error": metrics["val_error"],
+                                         "search_epochs": self.cfg.train.epochs}
+        summary.update(self.test_over_seeds(best, metrics, options))
         atomic_write_text(self.run_dir.best_dir / "architecture.json",
                           json.dumps(summary["architecture"], indent=1))
         atomic_write_text(summary_path, json.dumps(summary, indent=1))
@@ -184,7 +205,7 @@ class FinalExport:
                 "description": self.shape.description(arch, saved),
                 "dataset": self.cfg.data.dataset, "final_options": dict(options)}
 
-    def test_over_seeds(self, best: Mapping[str, Any], first: float,
+    def test_over_seeds(self, best: Mapping[str, Any], first: Mapping[str, Any],
                         options: Mapping[str, Any]) -> dict[str, Any]:
         """The best network's test score over its training seeds: mean ± std.
 
@@ -193,12 +214,18 @@ class FinalExport:
         trained with the final pick's extra seeds (``evolution.final_seeds``, the
         seeds its re-trainings had) and each training is scored on the test split.
         These trainings come after the search and its choice: the test split still
-        decides nothing. The saved model is the first seed's.
+        decides nothing. The saved model is the first seed's (``first``: its
+        metrics). After final trainings to convergence, each one's epochs are kept.
         """
-        scores = [first]
+        runs = [first]
+        seeds = reseed_seeds(self.cfg.evolution, best["key"])
         with tempfile.TemporaryDirectory(dir=self.run_dir.path, prefix=".seeds.tmp-") as scratch:
-            for seed in reseed_seeds(self.cfg.evolution, best["key"]):
-                scores.append(self.executor.final(best["genome"], seed, Path(scratch),
-                                                  dict(options))["test_score"])
-        return {"test_scores": scores, "test_score_mean": float(np.mean(scores)),
-                "test_score_std": float(np.std(scores))}
+            for i, seed in enumerate(seeds, start=2):
+                runs.append(self.executor.final(best["genome"], seed, Path(scratch), dict(options),
+                                                self.progress(i, 1 + len(seeds))))
+        scores = [r["test_score"] for r in runs]
+        out = {"test_scores": scores, "test_score_mean": float(np.mean(scores)),
+               "test_score_std": float(np.std(scores))}
+        if all("final_training" in r for r in runs):
+            out["final_epochs"] = [r["final_training"]["epochs"] for r in runs]
+        return out
