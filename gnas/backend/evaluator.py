@@ -232,7 +232,7 @@ class Evaluator:
         if options:
             from gnas.backend.prune_eval import rebuild_pruned
 
-            pruned, arch = rebuild_pruned(self, genome, seed, options)
+            pruned, arch = rebuild_pruned(self, genome, seed, PruneOptions.from_dict(options))
             masks = zero_masks(pruned)
             keras.utils.set_random_seed(seed)
             model = keras.models.clone_model(pruned)
@@ -246,7 +246,6 @@ class Evaluator:
             max_epochs=final.max_epochs, patience=final.patience, batch_size=self.batch_size(arch),
             report=report, after_step=(lambda m: apply_masks(m, masks)) if masks else None)
         return model, arch, converged
-
 
     def _with_memory(self, result: EvalResult) -> EvalResult:
         """Add the memory estimates of the result's own genome where it lacks them."""
