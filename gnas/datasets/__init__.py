@@ -30,36 +30,18 @@ scaling, standardisation, multi-hot).
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import pathlib
-import urllib.request  # noqa: F401 (reachable as gnas.datasets.urllib, as before the split)
+from typing import TYPE_CHECKING
 
 from gnas.datasets.checks import _check_options, _check_raw
 from gnas.datasets.dataset import Dataset, DatasetInfo
-from gnas.datasets.download import DOWNLOAD_TIMEOUT_S as DOWNLOAD_TIMEOUT_S, _find_builtin
+from gnas.datasets.download import _find_builtin
 from gnas.datasets.file_errors import _read_guarded
-from gnas.datasets.locate import _locate, _user_npz_path, _where, keras_cache_dir
-from gnas.datasets.prepare import (
-    NUM_WORDS as NUM_WORDS,
-    TEXT_INDEX_FROM as TEXT_INDEX_FROM,
-    TEXT_START_CHAR as TEXT_START_CHAR,
-    _prepare,
-    _split_indices as _split_indices,
-)
-from gnas.datasets.readers import (
-    DIGITS_SPLIT_SEED as DIGITS_SPLIT_SEED,
-    DIGITS_TEST_FRACTION as DIGITS_TEST_FRACTION,
-    KERAS_SPLIT_SEED as KERAS_SPLIT_SEED,
-    KERAS_TEST_SPLIT as KERAS_TEST_SPLIT,
-    _READERS,
-    _read_digits,
-    _sklearn_available,
-)
-from gnas.datasets.safe_pickle import _restricted_unpickle as _restricted_unpickle
-from gnas.datasets.specs import DATASETS, _FASHION_FILES as _FASHION_FILES, _SPECS, _canonical
-from gnas.datasets.user_npz import MAX_CLASSES as MAX_CLASSES, _read_user_npz
-from gnas.errors import DataError as DataError
+from gnas.datasets.locate import _locate, _where, keras_cache_dir
+from gnas.datasets.readers import _READERS, _read_digits, _sklearn_available
+from gnas.datasets.specs import DATASETS, _SPECS, _canonical
+from gnas.datasets.user_data import _read_user_source
+from gnas.errors import DataError
 
 if TYPE_CHECKING:  # pragma: no cover
     from gnas.config import RunConfig
@@ -72,12 +54,6 @@ __all__ = [
     "list_datasets",
     "load_dataset",
 ]
-
-
-#: Extra directories searched after the cache (Debian's fashion-mnist package).
-SYSTEM_DIRS: dict[str, tuple[pathlib.Path, ...]] = {
-    "fashion_mnist": (pathlib.Path("/usr/share/datasets/fashion-mnist"),),
-}
 
 
 def load_dataset(
@@ -128,8 +104,7 @@ def load_dataset(
         _check_raw(raw, source, spec.task, spec.kind, spec.n_classes, spec.input_shape)
         meta = (spec.name, spec.task, spec.kind, spec.n_classes)
     else:
-        path = _user_npz_path(name)
-        raw, meta = _read_user_npz(path)
+        raw, meta = _read_user_source(name)
     return _prepare(*meta, raw, max_train_samples, val_fraction, seed)
 
 
