@@ -116,7 +116,8 @@ def placement_share(log: str) -> tuple[float, int]:
 # ------------------------------------------------------------ Ray workers per GPU
 def ray_throughput(cfg: RunConfig, dataset: Dataset, tasks: list[EvalTask], k: int) -> float:
     """Evaluations per minute with k workers sharing one GPU (warm workers)."""
-    from gnas.execution.ray_pool import RayExecutor, usable_cores
+    from gnas.execution.ray_plan import usable_cores
+    from gnas.execution.ray_pool import RayExecutor
 
     threads = max(usable_cores() // k, 1)
     cfg = replace(cfg, parallel=replace(cfg.parallel, workers=k, gpus_per_worker=1.0 / k),
@@ -137,7 +138,7 @@ def main() -> int:
     if args.child:
         return child(args)
     print("command: python " + " ".join([sys.argv[0]] + sys.argv[1:]), flush=True)
-    from gnas.execution.ray_pool import visible_gpus
+    from gnas.execution.ray_plan import visible_gpus
 
     if visible_gpus() == 0:
         print("no GPU visible here (no NVIDIA GPU in /proc/driver/nvidia/gpus, or "

@@ -121,6 +121,16 @@ class PruneConfig:
 
 
 @dataclass(frozen=True)
+class FinalConfig:
+    """The final training of the chosen network (see :mod:`gnas.backend.convergence`)."""
+
+    max_epochs: int = _opt(50, lo=0, hi=100000,
+                           doc="train the final network up to this many epochs with early stopping "
+                               "on validation; 0 = keep the search's own training")
+    patience: int = _opt(5, lo=1, hi=10000, doc="epochs without a new best validation loss before stopping")
+
+
+@dataclass(frozen=True)
 class ParallelConfig:
     """Where evaluations run."""
 
@@ -139,6 +149,7 @@ class RunConfig:
     evolution: EvolutionConfig = field(default_factory=EvolutionConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     prune: PruneConfig = field(default_factory=PruneConfig)
+    final: FinalConfig = field(default_factory=FinalConfig)
     parallel: ParallelConfig = field(default_factory=ParallelConfig)
 
     def to_dict(self) -> dict[str, dict[str, Any]]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import zlib
 from dataclasses import asdict, dataclass, field
 from enum import Enum
-from typing import Any
+from typing import Any, Mapping
 
 
 class Vocabulary(str, Enum):
@@ -116,3 +116,57 @@ def failed(task: EvalTask, message: str, **extra: Any) -> EvalResult:
     """A failed result for ``task`` (worst error), keeping the reason."""
     return EvalResult(key=task.key, genome=task.genome, status=Status.FAILED, message=message[-2000:],
                       kind=task.kind, generation=task.generation, **extra)
+
+
+@dataclass(frozen=True)
+class NetworkSize:
+    """Parameters and FLOPs of an evaluated network, before and after pruning.
+
+    ``params`` counts non-zero parameters, ``params_total`` what the network
+    holds, ``params_stored`` what a file of it holds (they differ only under
+    irregular or N:M masks, whose zeros are stored densely). The ``*_unpruned``
+    counts are the network's base before pruning: the network itself when it
+    was not pruned.
+    """
+
+    params: int
+    params_total: int
+    params_stored: int
+    params_nonzero: int
+    params_unpruned: int
+    flops: int
+    flops_unpruned: int
+    gene_fraction: float = 0.0
+
+    @classmethod
+    def from_row(cls, row: "EvalResult | Mapping[str, Any] | None", params: int, flops: int) -> "NetworkSize":
+        """The sizes an evaluation row records; ``params`` and ``flops`` where it records none.
+
+        ``row`` is an :class:`EvalResult` or its :meth:`~EvalResult.to_dict`. A row
+        of a network that was not pruned, a failed row or none at all has no
+        pruning counts: each then falls back to the network's own. This is the one
+        place those fallbacks are written (the final summary, the report, the export).
+        """
+        if isinstance(row, EvalResult):
+            row = row.to_dict()
+        row = row or {}
+        m = row.get("metrics") or {}
+        ok = row.get("status") == Status.OK
+        params = int(row.get("params") or params) if ok else params
+        flops = int(row.get("flops") or flops) if ok else flops
+        total = m.get("params_total", params)
+        return cls(params=params, params_total=total, params_stored=m.get("params_stored", total),
+                   params_nonzero=m.get("params_nonzero", total),
+                   params_unpruned=m.get("params_unpruned", total), flops=flops,
+                   flops_unpruned=m.get("flops_unpruned", flops),
+                   gene_fraction=m.get("gene_fraction", 0.0))
+
+    @property
+    def pruned_fraction(self) -> float:
+        """``1 - params / params_unpruned``: the share of the base's parameters pruning removed."""
+        return 1.0 - self.params / self.params_unpruned if self.params_unpruned else 0.0
+
+    def before_pruning(self) -> dict[str, int]:
+        """What the network was before pruning, as the final summary records it."""
+        return {"params_stored": self.params_stored, "params_unpruned": self.params_unpruned,
+                "flops_unpruned": self.flops_unpruned}

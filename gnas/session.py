@@ -6,16 +6,13 @@ wired exactly like a fresh one; only where the state comes from differs.
 from __future__ import annotations
 
 import dataclasses
-import json
+import os
 import signal
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
-
-import numpy as np
 
 from gnas.chaos import population as chaos
 from gnas.competition.scoreboard import crossover_of
@@ -24,22 +21,25 @@ from gnas.config import RESUMABLE_KEYS, RunConfig, flatten
 from gnas.datasets import Dataset, load_for_run as load_data
 from gnas.errors import ConfigError, RunDirError
 from gnas.execution.local import check_parallel, make_executor
-from gnas.genome.architecture import complexity
 from gnas.genome.factory import make_space
-from gnas.genome.space import SearchSpace, str_to_bits
+from gnas.genome.space import SearchSpace
 from gnas.markov.recorder import MarkovRecorder
 from gnas.pruning import step as pruning_step
-from gnas.records import derive_seed
 from gnas.report.tensorboard import TensorBoardLogger
-from gnas.runs.atomic import atomic_write_text, read_json
 from gnas.runs.directory import RunDir, resume_command
 from gnas.runs.faults import fault_point
 from gnas.runs.interrupts import acknowledge_interrupt, interrupt_exit_code
 from gnas.runs.state import SearchState
 from gnas.runs.store import EvaluationStore
-from gnas.search.callbacks import Callback, CallbackList, ProgressBar
-from gnas.search.loop import Executor, InitialPopulation, Search
+from gnas.search.callbacks import Callback, CallbackList, FinalTrainingProgress, ProgressBar
+from gnas.search.evaluation import Executor
+from gnas.search.final import ExportShape, FinalExport
+from gnas.search.fitness import FitnessModel
+from gnas.search.loop import InitialPopulation, Search
 from gnas.search.step import Step
+from gnas.search.strategies import (NSGA2, AgingEvolution, GeneticAlgorithm, RandomSearch,
+                                    Strategy, StrategyName, Unconditional)
+from gnas.search.variation import Variation
 
 
 def default_run_dir(cfg: RunConfig) -> Path:
@@ -61,25 +61,38 @@ def lambda_c_provider(cfg: RunConfig, dataset: Dataset, space: SearchSpace,
 
 
 def start(cfg: RunConfig, run_dir_path: str | Path | None, out=sys.stdout,
-          extra_callbacks: Sequence[Callback] = ()) -> int:
+          extra_callbacks: Sequence[Callback] = (), arrays: Path | None = None,
+          progress: bool = True) -> int:
     """A new search: validate everything cheap first, then create the run directory.
 
     The run directory, the data set and the search space are all checked before
     anything is written, so a mistake costs seconds and leaves no half-made run.
+    ``arrays`` is an ``.npz`` staged by :mod:`gnas.api`: the data set is read
+    from it and it is moved to ``cfg.data.dataset``, inside the run directory,
+    once that exists.
     """
     run_dir = RunDir(run_dir_path or default_run_dir(cfg))
     run_dir.check_new()
     cfg = absolute_data_paths(cfg)
-    dataset = load_data(cfg)
+    dataset = load_data(cfg) if arrays is None else _staged(cfg, arrays)
     space = make_space(cfg, dataset)
     preflight(cfg, space)
     executor = start_executor(cfg, dataset)  # a Ray that cannot start leaves no half-made run
     try:
         run_dir.create(cfg)
+        if arrays is not None:
+            os.replace(arrays, cfg.data.dataset)
         with run_dir.locked():
-            return execute(cfg, dataset, space, run_dir, None, executor, out, extra_callbacks)
+            return execute(cfg, dataset, space, run_dir, None, executor, out, extra_callbacks,
+                           progress)
     finally:
         executor.close()
+
+
+def _staged(cfg: RunConfig, path: Path) -> Dataset:
+    """The data set of ``cfg`` read from ``path``, a staged file not yet moved to its place."""
+    dataset = load_data(dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, dataset=str(path))))
+    return dataclasses.replace(dataset, name=cfg.data.dataset)
 
 
 def preflight(cfg: RunConfig, space: SearchSpace) -> None:
@@ -94,37 +107,60 @@ def steps_of(cfg: RunConfig, space: SearchSpace, run_dir: RunDir) -> list[Step]:
     They belong to the paper's GA; the baselines (random, aging) run without them.
     """
     steps: list[Step] = []
-    if cfg.evolution.strategy != "ga":
+    if cfg.evolution.strategy != StrategyName.GA:
         return steps
     if cfg.evolution.competition:
         steps.append(CompetitionStep(cfg, space))
     if cfg.prune.fraction > 0:
-        steps.append(pruning_step.PruningStep(cfg, space, run_dir.path / "pruning" / "before"))
+        steps.append(pruning_step.PruningStep(cfg, space, run_dir.path / "pruning" / "before", report=_warn))
     return steps
 
 
-def callbacks_of(cfg: RunConfig, run_dir: RunDir, extra: Sequence[Callback] = ()) -> CallbackList:
-    """Progress on stderr, the Markov record and TensorBoard scalars of every generation.
+def callbacks_of(cfg: RunConfig, run_dir: RunDir, extra: Sequence[Callback] = (),
+                 progress: bool = True) -> CallbackList:
+    """Progress on stderr (unless ``progress`` is off), the Markov record and TensorBoard
+    scalars of every generation.
 
     ``extra`` callbacks (an experiment's recorder, say) follow them.
     """
-    return CallbackList([ProgressBar(), MarkovRecorder(run_dir),
+    return CallbackList([*([ProgressBar()] if progress else []), MarkovRecorder(run_dir),
                          TensorBoardLogger(run_dir, cfg.train.threads), *extra])
 
 
 def build_search(cfg: RunConfig, dataset: Dataset, space: SearchSpace, run_dir: RunDir,
                  store: EvaluationStore, executor: Executor, state: SearchState | None,
-                 extra_callbacks: Sequence[Callback] = ()) -> Search:
-    """The one place a search is wired: its steps, crossover, callbacks and first population."""
+                 extra_callbacks: Sequence[Callback] = (), progress: bool = True) -> Search:
+    """The one place a search is wired: its strategy, steps, callbacks and first population."""
     provide = lambda_c_provider(cfg, dataset, space, run_dir)
 
     def initial(rng) -> InitialPopulation:
         return chaos.initial_population(cfg, space, rng, provide)
 
-    return Search(cfg, space, run_dir, store, executor,
-                  callbacks_of(cfg, run_dir, extra_callbacks), state,
-                  initial=initial, steps=steps_of(cfg, space, run_dir),
-                  crossover=crossover_of(space, cfg.evolution.competition))
+    return Search(cfg, space, run_dir, store, executor, strategy_of(cfg, space),
+                  callbacks_of(cfg, run_dir, extra_callbacks, progress), state,
+                  initial=initial, steps=steps_of(cfg, space, run_dir))
+
+
+STRATEGIES = {StrategyName.GA: GeneticAlgorithm, StrategyName.RANDOM: RandomSearch,
+              StrategyName.AGING: AgingEvolution}
+
+
+def strategy_of(cfg: RunConfig, space: SearchSpace) -> Strategy:
+    """The run's strategy (``evolution.strategy``), with NSGA-II survival for several objectives.
+
+    Stage-wise crossover goes with the layer-wise competition.
+    """
+    ev = cfg.evolution
+    variation = Variation(space, indpb=ev.indpb, growth=ev.growth, grow_rate=ev.grow_rate,
+                          crossover=crossover_of(space, ev.competition))
+    several = len(ev.objectives.split(",")) > 1
+    survival = NSGA2(FitnessModel(cfg, space).measure) if several else Unconditional()
+    return STRATEGIES[StrategyName(ev.strategy)](ev, variation, survival)
+
+
+EXPORT_SHAPE = ExportShape(narrowed=pruning_step.narrowed,
+                           architecture=pruning_step.exported_architecture,
+                           description=pruning_step.exported_description)
 
 
 def absolute_data_paths(cfg: RunConfig) -> RunConfig:
@@ -139,7 +175,7 @@ def absolute_data_paths(cfg: RunConfig) -> RunConfig:
 
 
 def resume(path: str | Path, overrides: dict[str, Any], out=sys.stdout,
-           extra_callbacks: Sequence[Callback] = ()) -> int:
+           extra_callbacks: Sequence[Callback] = (), progress: bool = True) -> int:
     """Continue a run from its last checkpoint (optionally with more generations).
 
     Holds the run's lock throughout, so two processes never continue one run.
@@ -166,7 +202,8 @@ def resume(path: str | Path, overrides: dict[str, Any], out=sys.stdout,
         try:
             run_dir.remove_stale_temp_files()
             run_dir.save_config(cfg)
-            return execute(cfg, dataset, space, run_dir, state, executor, out, extra_callbacks)
+            return execute(cfg, dataset, space, run_dir, state, executor, out, extra_callbacks,
+                           progress)
         finally:
             executor.close()
 
@@ -218,14 +255,17 @@ def start_executor(cfg: RunConfig, dataset: Dataset) -> Executor:
 
 def execute(cfg: RunConfig, dataset: Dataset, space: SearchSpace, run_dir: RunDir,
             state: SearchState | None, executor: Executor, out=sys.stdout,
-            extra_callbacks: Sequence[Callback] = ()) -> int:
+            extra_callbacks: Sequence[Callback] = (), progress: bool = True) -> int:
     """Run the loop on the caller's ``executor`` (the caller closes it); on Ctrl-C / SIGTERM
     keep what finished and say how to resume."""
     store = EvaluationStore(run_dir.db_path)
     try:
-        search = build_search(cfg, dataset, space, run_dir, store, executor, state, extra_callbacks)
+        search = build_search(cfg, dataset, space, run_dir, store, executor, state, extra_callbacks,
+                              progress)
         search.run()
-        summary = finish(search, executor)
+        final_progress = FinalTrainingProgress(cfg.final.max_epochs, cfg.final.patience) if progress else None
+        summary = FinalExport(cfg, space, store, run_dir, executor, EXPORT_SHAPE,
+                              final_progress).finish(search.state)
     except KeyboardInterrupt as exc:
         return interrupted(run_dir, exc)
     finally:
@@ -273,71 +313,6 @@ def _warn(message: str) -> None:
     print(f"gnas: {message}", file=sys.stderr, flush=True)
 
 
-def finish(search: Search, executor: Executor) -> dict[str, Any]:
-    """Retrain the best network, score it on the test split once, save best/."""
-    best = search.state.hall_of_fame[0]
-    run_dir = search.run_dir
-    summary_path = run_dir.best_dir / "summary.json"
-    previous = read_json(summary_path)
-    if (isinstance(previous, dict) and previous.get("key") == best["key"]
-            and (run_dir.best_dir / "model.keras").is_file()):
-        if "test_scores" in previous:
-            return previous
-        # A summary written before test scores over seeds were kept: add them.
-        summary = {**previous, **test_over_seeds(search, executor, best, previous["test_score"],
-                                                 previous.get("final_options") or {})}
-        atomic_write_text(summary_path, json.dumps(summary, indent=1))
-        return summary
-    arch = search.space.decode(str_to_bits(best["genome"]))
-    row = search.store.lookup(best["key"])
-    saved = row.metrics if row is not None else None
-    arch = pruning_step.narrowed(arch, saved)  # unit cuts narrowed its stages
-    exported = pruning_step.exported_architecture(arch, saved)
-    params, flops = (row.params, row.flops) if row and row.ok else complexity(arch)
-    options = (row.metrics.get("final_options") if row else None) or {}
-    metrics = executor.final(best["genome"], derive_seed(search.cfg.evolution.seed, best["key"]),
-                             run_dir.best_dir, options)
-    summary = {"key": best["key"], "genome": best["genome"], "fitness": best["fitness"],
-               "val_error": row.val_error if row else metrics["val_error"],
-               "test_error": metrics["test_error"], "test_score": metrics["test_score"],
-               "params": params, "flops": flops,
-               **_unpruned_size(row, params, flops),
-               "pruned_fraction": row.pruned_fraction if row else 0.0,
-               "architecture": exported, "description": pruning_step.exported_description(arch, saved),
-               "dataset": search.cfg.data.dataset, "final_options": options}
-    summary.update(test_over_seeds(search, executor, best, metrics["test_score"], options))
-    atomic_write_text(run_dir.best_dir / "architecture.json", json.dumps(exported, indent=1))
-    atomic_write_text(summary_path, json.dumps(summary, indent=1))
-    return summary
-
-
-def test_over_seeds(search: Search, executor: Executor, best: dict[str, Any], first: float,
-                    options: dict[str, Any]) -> dict[str, Any]:
-    """The best network's test score over its training seeds: mean ± std.
-
-    One test score of one short training says little about the architecture
-    (the winner's curse again, on the test split), so the best network is also
-    trained with the final pick's extra seeds (``evolution.final_seeds``, the
-    seeds its re-trainings had) and each training is scored on the test split.
-    These trainings come after the search and its choice: the test split still
-    decides nothing. The saved model is the first seed's.
-    """
-    scores = [first]
-    with tempfile.TemporaryDirectory(dir=search.run_dir.path, prefix=".seeds.tmp-") as scratch:
-        for seed in search.reseed_seeds(best["key"]):
-            scores.append(executor.final(best["genome"], seed, Path(scratch), options)["test_score"])
-    return {"test_scores": scores, "test_score_mean": float(np.mean(scores)),
-            "test_score_std": float(np.std(scores))}
-
-
-def _unpruned_size(row, params: int, flops: int) -> dict[str, Any]:
-    """What the best network was before pruning (itself when it was not pruned)."""
-    m = row.metrics if row is not None and row.ok else {}
-    return {"params_stored": m.get("params_stored", m.get("params_total", params)),
-            "params_unpruned": m.get("params_unpruned", params),
-            "flops_unpruned": m.get("flops_unpruned", flops)}
-
-
 def final_lines(final: list[dict[str, Any]]) -> list[str]:
     """The final candidates' validation error over their seeds, mean ± std, picked first."""
     return [f"{'final pick:' if i == 0 else 'candidate:':<19}val error {c['mean_val_error']:.4f} ± "
@@ -354,11 +329,23 @@ def test_seed_lines(summary: dict[str, Any]) -> list[str]:
             f"test score over {len(scores)} trainings"]
 
 
+def final_training_lines(summary: dict[str, Any]) -> list[str]:
+    """The final training against the search's own: epochs and validation error."""
+    final = summary.get("final_training")
+    if not final:
+        return []
+    epochs = summary.get("final_epochs") or [final["epochs"]]
+    return [f"final training:    val error {final['val_error']:.4f} after {final['epochs']} epochs "
+            f"(best {final['best_epoch']}; search: {summary['val_error']:.4f} after "
+            f"{final['search_epochs']}), {sum(epochs)} epochs over {len(epochs)} seed(s)"]
+
+
 def format_summary(summary: dict[str, Any], run_dir: RunDir) -> str:
     return "\n".join([
         "",
         f"best architecture: {summary['description']}",
         f"validation error:  {summary['val_error']:.4f}",
+        *final_training_lines(summary),
         f"test score:        {summary['test_score']:.2f}  (100 x (1 - test error))",
         *test_seed_lines(summary),
         f"parameters:        {summary['params']:,}",

@@ -12,7 +12,8 @@ import os
 import platform
 import time
 import traceback
-from typing import Any
+from collections import OrderedDict
+from typing import TYPE_CHECKING, Any
 
 import keras
 
@@ -23,16 +24,31 @@ from gnas.datasets import Dataset
 from gnas.errors import EvaluationFailed
 from gnas.backend import runtime
 from gnas.backend.builder import build_model
+from gnas.backend.convergence import Converged, EpochReport, train_to_convergence
+from gnas.backend.export import zero_masks
+from gnas.backend.masking import apply_masks
 from gnas.backend.trainer import compile_model, fit, score
+from gnas.pruning.records import PruneOptions
 from gnas.records import EvalResult, EvalTask, Kind, failed
 from gnas.genome.space import SearchSpace, str_to_bits
 from gnas.genome.factory import make_space
+
+if TYPE_CHECKING:
+    from gnas.backend.prune_eval import Snapshot
+    from gnas.backend.superset import Shape, Superset
 
 FALLBACK_MEMORY_BYTES = 2 * 2**30  # planned with when /proc/meminfo cannot be read
 
 
 class Evaluator:
-    """Trains and scores candidates of one search space on one data set."""
+    """Trains and scores candidates of one search space on one data set.
+
+    It is the backend's training context: the configuration, the data, the
+    search space and how to build and train a network, plus what this process
+    keeps between evaluations (:attr:`prune_states`, the pruning replay's
+    reached states; :attr:`supersets`, the traced dense supersets by shape).
+    Kept here and not in modules, two evaluators in one process share nothing.
+    """
 
     def __init__(self, cfg: RunConfig, dataset: Dataset, worker: str = "local") -> None:
         self.cfg = cfg
@@ -41,6 +57,8 @@ class Evaluator:
         self.worker = worker
         self.node = platform.node()
         self._device_bytes: int | None = None
+        self.prune_states: OrderedDict[str, Snapshot] = OrderedDict()
+        self.supersets: dict[Shape, Superset] = {}
 
     def batch_size(self, arch: Architecture) -> int:
         """The configured batch, or with ``train.batch_size = 0`` the largest that fits.
@@ -69,9 +87,13 @@ class Evaluator:
             batch = 1
         return memory.estimate(arch).metrics(batch)
 
-    def build(self, arch: Architecture, seed: int) -> keras.Model:
-        """A fresh model with initial weights drawn from ``seed``."""
-        keras.backend.clear_session()
+    def build(self, arch: Architecture, seed: int, *, free_memory: bool = True) -> keras.Model:
+        """A fresh model with initial weights drawn from ``seed``.
+
+        ``free_memory=False`` skips the garbage collection of the session reset,
+        for a group whose other models are still alive.
+        """
+        keras.backend.clear_session(free_memory=free_memory)
         runtime.set_precision(self.cfg.train.mixed_precision)
         keras.utils.set_random_seed(seed)
         return build_model(arch, weight_scale=self.cfg.train.weight_scale,
@@ -172,25 +194,58 @@ class Evaluator:
 
         return train_group(self, tasks)
 
-    def final(self, genome: str, seed: int,
-              options: dict[str, Any] | None = None) -> tuple[keras.Model, dict[str, float]]:
-        """Rebuild the best network exactly as in the search, then score val and test.
+    def final(self, genome: str, seed: int, options: dict[str, Any] | None = None,
+              report: EpochReport | None = None) -> tuple[keras.Model, dict[str, Any]]:
+        """The network delivered for ``genome``, scored on val and test.
 
-        Training is deterministic per seed, so this is the network the search scored;
-        a pruned network is rebuilt by replaying its recorded cuts (``options``).
-        The test split is touched here only.
+        With ``final.max_epochs`` > 0 it is trained from its initial weights
+        (``seed``) to convergence (:mod:`gnas.backend.convergence`; ``report``
+        sees every epoch) and ``metrics["final_training"]`` says how long.
+        With 0 it is rebuilt exactly as in the search (training is
+        deterministic per seed, so it is the network the search scored). A
+        pruned network is rebuilt by replaying its recorded cuts (``options``)
+        and keeps its pruned weights at zero. The test split is touched here only.
         """
         arch = self.space.decode(str_to_bits(genome))
-        if options:
+        converged = None
+        if self.cfg.final.max_epochs > 0:
+            model, arch, converged = self._converge(genome, arch, seed, options or {}, report)
+        elif options:
             from gnas.backend.prune_eval import rebuild_pruned
 
-            model, arch = rebuild_pruned(self, genome, seed, options)
+            model, arch = rebuild_pruned(self, genome, seed, PruneOptions.from_dict(options))
         else:
             model = self.train(arch, seed)
         val = score(model, arch, self.data.x_val, self.data.y_val)
         test = score(model, arch, self.data.x_test, self.data.y_test)
-        return model, {"val_error": val["error"], "test_error": test["error"],
-                       "test_score": 100.0 * (1.0 - test["error"])}
+        metrics: dict[str, Any] = {"val_error": val["error"], "test_error": test["error"],
+                                   "test_score": 100.0 * (1.0 - test["error"])}
+        if converged is not None:
+            metrics["final_training"] = converged.to_dict()
+        return model, metrics
+
+    def _converge(self, genome: str, arch: Architecture, seed: int, options: dict[str, Any],
+                  report: EpochReport | None) -> tuple[keras.Model, Architecture, Converged]:
+        """Initial weights from ``seed`` (a pruned network: its structure, re-drawn, masks kept), then
+        training to convergence."""
+        masks: dict[str, Any] = {}
+        if options:
+            from gnas.backend.prune_eval import rebuild_pruned
+
+            pruned, arch = rebuild_pruned(self, genome, seed, options)
+            masks = zero_masks(pruned)
+            keras.utils.set_random_seed(seed)
+            model = keras.models.clone_model(pruned)
+            apply_masks(model, masks)
+        else:
+            model = self.build(arch, seed)
+        compile_model(model, arch)
+        final = self.cfg.final
+        converged = train_to_convergence(
+            model, arch, self.data.x_train, self.data.y_train, self.data.x_val, self.data.y_val,
+            max_epochs=final.max_epochs, patience=final.patience, batch_size=self.batch_size(arch),
+            report=report, after_step=(lambda m: apply_masks(m, masks)) if masks else None)
+        return model, arch, converged
 
 
     def _with_memory(self, result: EvalResult) -> EvalResult:

@@ -7,33 +7,40 @@ speaks Keras. A pruned network keeps its pruned weights at zero throughout.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, TYPE_CHECKING
 
 import keras
 import numpy as np
 
+from gnas.backend.masking import apply_masks
+from gnas.backend.preprocessing import network_of
+from gnas.backend.saving import save_keras
 from gnas.backend.trainer import StopOnNaN, compile_model
 from gnas.errors import ConfigError, RunDirError
 from gnas.genome.space import str_to_bits
 from gnas.runs.atomic import read_json
 from gnas.runs.directory import RunDir
 
+if TYPE_CHECKING:
+    from gnas.backend.evaluator import Evaluator
 
-def search_model(run_dir: RunDir, evaluator, best: dict[str, Any], seed: int,
+
+def search_model(run_dir: RunDir, evaluator: Evaluator, best: dict[str, Any], seed: int,
                  options: dict[str, Any]) -> tuple[keras.Model, str]:
     """The search's trained network: best/model.keras when it is this genome's, else rebuilt."""
     saved = run_dir.best_dir / "model.keras"
     summary = run_dir.best_dir / "summary.json"
     previous = read_json(summary)
     if saved.is_file() and isinstance(previous, dict) and previous.get("key") == best["key"]:
-        model = keras.models.load_model(saved, compile=False)  # weights only; a fresh optimiser
+        # weights only, a fresh optimiser; the network inside the raw-input wrapper
+        model = network_of(keras.models.load_model(saved, compile=False))
         compile_model(model, evaluator.space.decode(str_to_bits(best["genome"])))
         return model, "search weights (best/model.keras)"
     model, _ = evaluator.final(best["genome"], seed, options)
     return model, "search weights (retrained as in the search)"
 
 
-def retrained_model(evaluator, genome: str, seed: int, options: dict[str, Any],
+def retrained_model(evaluator: Evaluator, genome: str, seed: int, options: dict[str, Any],
                     epochs: int) -> keras.Model:
     """Fresh weights of the (pruned) network, trained on train + val for ``epochs``."""
     arch = evaluator.space.decode(str_to_bits(genome))
@@ -72,13 +79,6 @@ def zero_masks(model: keras.Model) -> dict[str, np.ndarray]:
     return masks
 
 
-def apply_masks(model: keras.Model, masks: dict[str, np.ndarray]) -> None:
-    """Zero the masked weights in place."""
-    for name, mask in masks.items():
-        kernel = model.get_layer(name).kernel
-        kernel.assign(kernel.numpy() * mask)
-
-
 def mask_keeper(masks: dict[str, np.ndarray]) -> keras.callbacks.Callback:
     """A Keras callback that sets the pruned weights back to zero after every step."""
     class MaskKeeper(keras.callbacks.Callback):
@@ -100,25 +100,9 @@ def test_metrics(model: keras.Model, task: str, x: np.ndarray, y: np.ndarray) ->
     return {"test_error": error, "test_score": 100.0 * (1.0 - error), "test_samples": int(len(y))}
 
 
-def network_only(model: keras.Model) -> keras.Model:
-    """An uncompiled copy with the same layers and weights, so a save holds no optimiser state.
-
-    A ``.keras`` file of a trained, compiled model also stores the optimiser's
-    slots (SGD momentum doubles the file), Keras ignores ``include_optimizer``
-    for that format and ``clone_model`` compiles its clone; file sizes would then
-    compare training states, not networks.
-    """
-    copy = keras.Model.from_config(model.get_config())
-    copy.set_weights(model.get_weights())
-    return copy
-
-
-def save_model(model: keras.Model, out: Path) -> None:
-    """Write the .keras file atomically (a temporary name in the same folder, then rename)."""
-    tmp = out.with_name(f".{out.stem}.tmp.keras")
+def save_model(model: keras.Model, out: Path, preprocessing: dict[str, Any], fmt: str = "keras") -> None:
+    """Write the model atomically in ``fmt``, behind its data's ``preprocessing`` (raw inputs)."""
     try:
-        network_only(model).save(tmp)
-        tmp.replace(out)
+        save_keras(model, out, preprocessing, fmt)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
         raise ConfigError(f"--out {out}: cannot write the model ({exc.strerror}); choose a writable path.") from None

@@ -40,8 +40,7 @@ def median_latency(paths: Sequence[Path], batch: int = BATCH, rounds: int = ROUN
     the same array, shaped by the first model's input.
     """
     models = [keras.models.load_model(p, compile=False) for p in paths]
-    shape = tuple(models[0].input_shape[1:])
-    x = tf.constant(np.random.default_rng(seed).standard_normal((batch, *shape)).astype("float32"))
+    x = tf.constant(_random_input(models[0], batch, seed))
     one = x[:1]
     calls = [tf.function(lambda v, m=m: m(v, training=False)) for m in models]
     for call in calls:  # warm-up: tracing both shapes and first-call allocation are not latency
@@ -71,3 +70,15 @@ def median_latency(paths: Sequence[Path], batch: int = BATCH, rounds: int = ROUN
                     "latency_ms_one": statistics.median(single[k]), "latency_batch": batch,
                     "latency_rounds": rounds})
     return out
+
+
+def _random_input(model: keras.Model, batch: int, seed: int) -> np.ndarray:
+    """A batch shaped and typed as the model's input: floats, or word indices for text.
+
+    A text model's sequence length is free (``None``); 200 words is a review's size.
+    """
+    rng = np.random.default_rng(seed)
+    shape = tuple(d or 200 for d in model.input_shape[1:])
+    if "int" in str(model.inputs[0].dtype):
+        return rng.integers(1, 10_000, (batch, *shape)).astype("int32")
+    return rng.standard_normal((batch, *shape)).astype("float32")

@@ -35,19 +35,21 @@ import os
 import time
 import traceback
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, Sequence, TYPE_CHECKING
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from gnas.backend import runtime, superset
-from gnas.backend.builder import build_model
+from gnas.backend import superset
 from gnas.backend.trainer import compile_model, diverged_reason, loss_diverged, validation_diverged
 from gnas.errors import EvaluationFailed
 from gnas.genome.architecture import Architecture, complexity
 from gnas.genome.space import str_to_bits
 from gnas.records import EvalResult, EvalTask, failed
+
+if TYPE_CHECKING:
+    from gnas.backend.evaluator import Evaluator
 
 
 @dataclass
@@ -69,7 +71,7 @@ def epoch_order(rng: np.random.Generator, n: int) -> np.ndarray:
     return rng.permutation(n)
 
 
-def train_group(evaluator, tasks: Sequence[EvalTask], *, fuse_dense: bool = True) -> list[EvalResult]:
+def train_group(evaluator: Evaluator, tasks: Sequence[EvalTask], *, fuse_dense: bool = True) -> list[EvalResult]:
     """Train and score ``tasks`` together; one EvalResult per task, in task order.
 
     ``evaluator`` is a :class:`gnas.backend.evaluator.Evaluator`; every member of
@@ -104,7 +106,7 @@ def train_group(evaluator, tasks: Sequence[EvalTask], *, fuse_dense: bool = True
     return [_result(evaluator, m, seconds, len(members)) for m in members]
 
 
-def train_one(evaluator, arch: Architecture, seed: int) -> keras.Model:
+def train_one(evaluator: Evaluator, arch: Architecture, seed: int) -> keras.Model:
     """One network trained exactly as it trains in a group; raises EvaluationFailed."""
     member = _Member(task=EvalTask(key="", genome="", seed=seed), arch=arch)
     member.model = _build(evaluator, arch, seed)
@@ -122,7 +124,7 @@ def train_one(evaluator, arch: Architecture, seed: int) -> keras.Model:
     return member.model
 
 
-def _prepare(evaluator, task: EvalTask) -> _Member:
+def _prepare(evaluator: Evaluator, task: EvalTask) -> _Member:
     """Decode and build one member as the solo path does; a build error fails it alone."""
     member = _Member(task=task)
     try:
@@ -148,7 +150,7 @@ def _compile(member: _Member) -> None:
     member.model.optimizer.build(member.model.trainable_variables)
 
 
-def _train_superset(evaluator, members: list[_Member]) -> None:
+def _train_superset(evaluator: Evaluator, members: list[_Member]) -> None:
     """Dense members: train and score them as one superset (:mod:`gnas.backend.superset`)."""
     net = _fit_superset(evaluator, members)
     scored = [(k, m) for k, m in enumerate(members) if not m.error]
@@ -157,17 +159,21 @@ def _train_superset(evaluator, members: list[_Member]) -> None:
     data = evaluator.data
     losses, errors = net.evaluate(superset.flat(data.x_val), data.y_val)
     for k, m in scored:
-        loss, error = float(losses[k]), float(errors[k])
-        if validation_diverged(loss, error):
-            m.error = diverged_reason(loss, float(np.float32(m.arch.learning_rate)), "validation loss")
-        else:
-            m.val = {"error": error, "loss": loss}
+        _validated(m, float(losses[k]), float(errors[k]))
 
 
-def _fit_superset(evaluator, members: list[_Member]) -> superset.Superset:
+def _validated(member: _Member, loss: float, error: float) -> None:
+    """Keep a member's validation scores, or fail it when its validation loss diverged."""
+    if validation_diverged(loss, error):
+        member.error = diverged_reason(loss, float(np.float32(member.arch.learning_rate)), "validation loss")
+    else:
+        member.val = {"error": error, "loss": loss}
+
+
+def _fit_superset(evaluator: Evaluator, members: list[_Member]) -> superset.Superset:
     """The configured epochs of dense members as one superset; divergence fails a member."""
     archs = [m.arch for m in members]
-    net = superset.superset_for(superset.shape_of(archs, evaluator.batch_size(archs[0])))
+    net = superset.superset_for(evaluator.supersets, superset.shape_of(archs, evaluator.batch_size(archs[0])))
     net.load(archs, [m.model for m in members])
     data = evaluator.data
     x, y, n = tf.constant(superset.flat(data.x_train)), tf.constant(data.y_train), len(data.x_train)
@@ -186,17 +192,13 @@ def _is_bug(exc: Exception) -> bool:
     return isinstance(exc, (NameError, AttributeError, ImportError))
 
 
-def _build(evaluator, arch: Architecture, seed: int) -> keras.Model:
+def _build(evaluator: Evaluator, arch: Architecture, seed: int) -> keras.Model:
     """:meth:`Evaluator.build` without its garbage collection (the group's models are alive).
 
     The same session reset and seeding, so a member starts from the weights its
     solo evaluation starts from.
     """
-    keras.backend.clear_session(free_memory=False)
-    runtime.set_precision(evaluator.cfg.train.mixed_precision)
-    keras.utils.set_random_seed(seed)
-    return build_model(arch, weight_scale=evaluator.cfg.train.weight_scale,
-                       bn_momentum=evaluator.cfg.train.bn_momentum)
+    return evaluator.build(arch, seed, free_memory=False)
 
 
 def _make_epoch(models: list[keras.Model], batch: int):
@@ -249,7 +251,7 @@ def _traced(fn):
     return tf.function(functools.partial(fn))
 
 
-def _fit_together(evaluator, members: list[_Member]) -> None:
+def _fit_together(evaluator: Evaluator, members: list[_Member]) -> None:
     """The configured epochs, every live member in each step; divergence drops a member."""
     data = evaluator.data
     x_all = tf.constant(data.x_train)
@@ -273,7 +275,7 @@ def _fit_together(evaluator, members: list[_Member]) -> None:
             epoch = _make_epoch([m.model for m in active], batch)
 
 
-def _score_together(evaluator, members: list[_Member], batch: int = 256) -> None:
+def _score_together(evaluator: Evaluator, members: list[_Member], batch: int = 256) -> None:
     """Validation error and loss of every member, in one traced pass over the split.
 
     The same quantities as :func:`gnas.backend.trainer.score` (1 - accuracy or the
@@ -309,14 +311,10 @@ def _score_together(evaluator, members: list[_Member], batch: int = 256) -> None
     n = len(data.x_val)
     sums = _traced(totals)(tf.constant(data.x_val), tf.constant(data.y_val))
     for m, (loss_sum, err_sum) in zip(members, sums):
-        loss, error = float(loss_sum) / n, float(err_sum) / n
-        if validation_diverged(loss, error):
-            m.error = diverged_reason(loss, float(np.float32(m.arch.learning_rate)), "validation loss")
-        else:
-            m.val = {"error": error, "loss": loss}
+        _validated(m, float(loss_sum) / n, float(err_sum) / n)
 
 
-def _result(evaluator, m: _Member, seconds: float, group: int) -> EvalResult:
+def _result(evaluator: Evaluator, m: _Member, seconds: float, group: int) -> EvalResult:
     """The member's row, as :meth:`Evaluator.evaluate` writes it."""
     task = m.task
     if m.error:

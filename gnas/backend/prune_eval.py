@@ -27,7 +27,7 @@ import time
 import traceback
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TYPE_CHECKING
 
 import keras
 import numpy as np
@@ -35,6 +35,7 @@ import tensorflow as tf
 
 from gnas.pruning import masks as masks_lib
 from gnas.pruning import cuts as pruning
+from gnas.pruning.records import PruneOptions
 from gnas.genome.architecture import Architecture, complexity
 from gnas.errors import EvaluationFailed
 from gnas.backend import masking, restructure
@@ -42,14 +43,18 @@ from gnas.backend.trainer import compile_model, score
 from gnas.records import EvalResult, EvalTask, derive_seed, failed
 from gnas.genome.space import Bits, str_to_bits
 
-_CACHE: "OrderedDict[str, _Snapshot]" = OrderedDict()
-_CACHE_SIZE = 8
+if TYPE_CHECKING:
+    from gnas.backend.evaluator import Evaluator
+
+STATES_KEPT = 8  # replayed states an evaluator keeps (Evaluator.prune_states)
 SALIENCY_SAMPLES = 512
 UNIT_STEP = 0.25  # share of a stage's units one unit cut removes
 
 
 @dataclass
-class _Snapshot:
+class Snapshot:
+    """A replayed state kept in an evaluator's memory: weights and masks, no model."""
+
     bits: Bits
     arch: Architecture
     weights: dict[str, list[np.ndarray]]
@@ -65,13 +70,13 @@ class _State:
 
 
 # ------------------------------------------------------------- interface ---
-def evaluate_prune(evaluator, task: EvalTask) -> EvalResult:
+def evaluate_prune(evaluator: Evaluator, task: EvalTask) -> EvalResult:
     """Replay, fine-tune and score one attempt; a failure is a failed result, never a raise."""
     start = time.perf_counter()
-    opts = task.options
+    opts = PruneOptions.from_dict(task.options)
     extra: dict[str, Any] = dict(worker=evaluator.worker, node=evaluator.node)
     try:
-        base = str_to_bits(opts["base"])
+        base = str_to_bits(opts.base)
         state = replay(evaluator, opts)
         compile_model(state.model, state.arch)
         val = score(state.model, state.arch, evaluator.data.x_val, evaluator.data.y_val)
@@ -84,18 +89,18 @@ def evaluate_prune(evaluator, task: EvalTask) -> EvalResult:
             raise
         return failed(task, f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=3)}",
                       seconds=time.perf_counter() - start, **extra)
-    size = network_size(evaluator, base, state, opts.get("mask"))
+    size = network_size(evaluator, base, state, opts.mask)
     total, active = size["params_stored"], size["params"]
-    nm = masks_lib.parse_nm(opts.get("nm", "2:4"))
+    nm = masks_lib.parse_nm(opts.nm)
     metrics = {"pid": os.getpid(), "saliency": {str(g): s for g, s in sal.items() if isinstance(g, int)},
                "node_saliency": [[list(g), s] for g, s in sal.items() if isinstance(g, tuple)],
                "unit_saliency": [[list(c), s] for c, s in units.items()],
                "widths": [st.width for st in state.arch.stages],
-               "final_options": {k: v for k, v in opts.items() if k != "variant"},
-               "params_total": total, "params_nonzero": active, "cuts": list(opts.get("cuts", [])),
+               "final_options": opts.final(),
+               "params_total": total, "params_nonzero": active, "cuts": pruning.cuts_to_json(opts.cuts),
                **size, "base_key": evaluator.space.key(base),
                "weight_density": masks_lib.density(state.masks)}
-    if opts.get("mask") == "nm":
+    if opts.mask == "nm":
         metrics["nm_holds"] = all(masks_lib.nm_holds(state.model.get_layer(n).kernel.numpy(), *nm)
                                   for n in state.masks)
     return EvalResult(key=task.key, genome=task.genome, status="ok", val_error=val["error"],
@@ -104,7 +109,7 @@ def evaluate_prune(evaluator, task: EvalTask) -> EvalResult:
                       pruned_fraction=size["pruned_fraction"], metrics=metrics, **extra)
 
 
-def network_size(evaluator, base: Bits, state: "_State", mask: str | None = None) -> dict[str, Any]:
+def network_size(evaluator: Evaluator, base: Bits, state: "_State", mask: str | None = None) -> dict[str, Any]:
     """What shrank, measured on the network: parameters and FLOPs against the unpruned base.
 
     ``params`` counts the non-zero parameters of the network as saved (what the
@@ -135,8 +140,8 @@ def network_size(evaluator, base: Bits, state: "_State", mask: str | None = None
             "gene_fraction": pruning.pruned_fraction(evaluator.space, base, state.bits)}
 
 
-def rebuild_pruned(evaluator, genome: str, seed: int,
-                   options: dict[str, Any]) -> tuple[keras.Model, Architecture]:
+def rebuild_pruned(evaluator: Evaluator, genome: str, seed: int,
+                   options: PruneOptions) -> tuple[keras.Model, Architecture]:
     """The pruned network a store row describes, rebuilt by replaying its cuts.
 
     Under a row, column or block mask it comes back compacted: the units the
@@ -144,51 +149,51 @@ def rebuild_pruned(evaluator, genome: str, seed: int,
     """
     state = replay(evaluator, options)
     model = state.model
-    if options.get("mask") in restructure.STRUCTURED_MASKS:
+    if options.mask in restructure.STRUCTURED_MASKS:
         model, _ = restructure.compact(model, state.arch)
     compile_model(model, state.arch)
     return model, state.arch
 
 
 # ---------------------------------------------------------------- replay ---
-def replay(evaluator, opts: dict[str, Any]) -> _State:
+def replay(evaluator: Evaluator, opts: PruneOptions) -> _State:
     """Base training, masks, then each cut with its fine-tuning; reuses states in this process."""
-    base = str_to_bits(opts["base"])
-    cuts = [pruning.as_cut(g) for g in opts.get("cuts", [])]
-    settings = {k: opts.get(k) for k in ("cycles", "mask", "nm", "sparsity", "mask_score", "tune_lr_scale")}
-    prefix_keys = [_cache_key(evaluator, base, cuts[:k], settings) for k in range(len(cuts) + 1)]
-    done = max((k for k in range(len(cuts) + 1) if prefix_keys[k] in _CACHE), default=-1)
+    base = str_to_bits(opts.base)
+    cuts = list(opts.cuts)
+    settings = opts.settings()
+    prefix_keys = [_cache_key(base, cuts[:k], settings) for k in range(len(cuts) + 1)]
+    done = max((k for k in range(len(cuts) + 1) if prefix_keys[k] in evaluator.prune_states), default=-1)
     if done >= 0:
-        state = _restore(evaluator, _CACHE[prefix_keys[done]], base)
+        state = _restore(evaluator, evaluator.prune_states[prefix_keys[done]], base)
     else:
         state = _train_base(evaluator, base, opts)
-        _remember(prefix_keys[0], state)
+        _remember(evaluator.prune_states, prefix_keys[0], state)
         done = 0
     for k in range(done, len(cuts)):
         if pruning.is_unit_cut(cuts[k]):
             state = _narrow(evaluator, state, cuts[k], opts, step=k + 1)
         else:
             state = _cut(evaluator, state, cuts[k], opts, step=k + 1)
-        _remember(prefix_keys[k + 1], state)
+        _remember(evaluator.prune_states, prefix_keys[k + 1], state)
     return state
 
 
-def _base_seed(evaluator, base: Bits) -> int:
+def _base_seed(evaluator: Evaluator, base: Bits) -> int:
     """The seed the search trained the base with (engine: run seed + architecture key)."""
     return derive_seed(evaluator.cfg.evolution.seed, evaluator.space.key(base))
 
 
-def _train_base(evaluator, base: Bits, opts: dict[str, Any]) -> _State:
+def _train_base(evaluator: Evaluator, base: Bits, opts: PruneOptions) -> _State:
     arch = evaluator.space.decode(base)
     model = evaluator.train(arch, _base_seed(evaluator, base))
     state = _State(base, arch, model, {})
-    if opts.get("mask", "none") != "none":
+    if opts.mask != "none":
         state.masks = _choose_masks(evaluator, state, opts)
         _fine_tune(evaluator, state, opts, step=0)
     return state
 
 
-def _cut(evaluator, state: _State, gene: pruning.Cut, opts: dict[str, Any], step: int) -> _State:
+def _cut(evaluator: Evaluator, state: _State, gene: pruning.Cut, opts: PruneOptions, step: int) -> _State:
     """Switch one cut off (none for TUNE_ONLY), build the network, carry the weights, fine-tune.
 
     The stages keep the widths earlier unit cuts left them (the genome does not
@@ -201,14 +206,10 @@ def _cut(evaluator, state: _State, gene: pruning.Cut, opts: dict[str, Any], step
     old = {layer.name: [w.copy() for w in layer.get_weights()] for layer in state.model.layers}
     model = evaluator.build(arch, derive_seed(_base_seed(evaluator, state.bits), f"cut{step}"))
     _copy_weights(model, old, pruning.layer_map(evaluator.space, state.bits, bits))
-    new = _State(bits, arch, model, {})
-    if opts.get("mask", "none") != "none":
-        new.masks = _choose_masks(evaluator, new, opts)
-    _fine_tune(evaluator, new, opts, step)
-    return new
+    return _masked_and_tuned(evaluator, _State(bits, arch, model, {}), opts, step)
 
 
-def _narrow(evaluator, state: _State, cut: pruning.Cut, opts: dict[str, Any], step: int) -> _State:
+def _narrow(evaluator: Evaluator, state: _State, cut: pruning.Cut, opts: PruneOptions, step: int) -> _State:
     """A unit cut: keep the stage's most salient units, rebuild it smaller, fine-tune."""
     _, index, kept = cut
     sal = restructure.unit_saliency(state.model, state.arch, int(index), kernel_gradients(evaluator, state))
@@ -217,14 +218,18 @@ def _narrow(evaluator, state: _State, cut: pruning.Cut, opts: dict[str, Any], st
     seed = derive_seed(_base_seed(evaluator, state.bits), f"cut{step}")
     model = restructure.shrink(state.model, state.arch, arch, {int(index): keep},
                                lambda a: evaluator.build(a, seed))
-    new = _State(state.bits, arch, model, {})
-    if opts.get("mask", "none") != "none":
-        new.masks = _choose_masks(evaluator, new, opts)
-    _fine_tune(evaluator, new, opts, step)
-    return new
+    return _masked_and_tuned(evaluator, _State(state.bits, arch, model, {}), opts, step)
 
 
-def unit_cut_saliency(evaluator, state: _State, opts: dict[str, Any]) -> dict[pruning.Cut, float]:
+def _masked_and_tuned(evaluator: Evaluator, state: _State, opts: PruneOptions, step: int) -> _State:
+    """``state`` after a cut: its masks chosen anew (under a mask), then fine-tuned."""
+    if opts.mask != "none":
+        state.masks = _choose_masks(evaluator, state, opts)
+    _fine_tune(evaluator, state, opts, step)
+    return state
+
+
+def unit_cut_saliency(evaluator: Evaluator, state: _State, opts: PruneOptions) -> dict[pruning.Cut, float]:
     """The unit cut offered per stage and its saliency: the summed saliency of the units it drops.
 
     Each offer removes a quarter of the stage's current units (at least one,
@@ -232,7 +237,7 @@ def unit_cut_saliency(evaluator, state: _State, opts: dict[str, Any]) -> dict[pr
     stay a multiple of M, so the narrower layers still hold the pattern.
     """
     grads = kernel_gradients(evaluator, state)
-    m = masks_lib.parse_nm(opts.get("nm", "2:4"))[1] if opts.get("mask") == "nm" else 1
+    m = masks_lib.parse_nm(opts.nm)[1] if opts.mask == "nm" else 1
     out: dict[pruning.Cut, float] = {}
     for st in state.arch.stages:
         kept = (st.width - max(1, int(round(st.width * UNIT_STEP)))) // m * m
@@ -257,7 +262,7 @@ def _copy_weights(model: keras.Model, old: dict[str, list[np.ndarray]], names: d
             layer.set_weights(weights)
 
 
-def _fine_tune(evaluator, state: _State, opts: dict[str, Any], step: int) -> None:
+def _fine_tune(evaluator: Evaluator, state: _State, opts: PruneOptions, step: int) -> None:
     """``cycles`` SGD steps at ``tune_lr_scale`` times the network's learning rate.
 
     The batch order depends on the chain's base genome and the step only, so
@@ -267,41 +272,42 @@ def _fine_tune(evaluator, state: _State, opts: dict[str, Any], step: int) -> Non
     """
     data = evaluator.data
     masking.masked_fit(state.model, data.x_train, data.y_train, state.masks, task=state.arch.task,
-                       learning_rate=state.arch.learning_rate * float(opts.get("tune_lr_scale", 1.0)),
-                       momentum=state.arch.momentum, steps=int(opts.get("cycles", 40)),
+                       learning_rate=state.arch.learning_rate * opts.tune_lr_scale,
+                       momentum=state.arch.momentum, steps=opts.cycles,
                        batch_size=evaluator.batch_size(state.arch),
                        seed=tune_seed(evaluator, opts, step))
 
 
-def tune_seed(evaluator, opts: dict[str, Any], step: int) -> int:
+def tune_seed(evaluator: Evaluator, opts: PruneOptions, step: int) -> int:
     """The batch-order seed of step ``step`` of a chain: one per base genome and step."""
-    return derive_seed(_base_seed(evaluator, str_to_bits(opts["base"])), f"tune{step}")
+    return derive_seed(_base_seed(evaluator, str_to_bits(opts.base)), f"tune{step}")
 
 
-def _choose_masks(evaluator, state: _State, opts: dict[str, Any]) -> masking.Masks:
-    nm = masks_lib.parse_nm(opts.get("nm", "2:4"))
+def _choose_masks(evaluator: Evaluator, state: _State, opts: PruneOptions) -> masking.Masks:
+    nm = masks_lib.parse_nm(opts.nm)
     grads = None
-    if opts.get("mask_score", "magnitude") == "saliency":
+    if opts.mask_score == "saliency":
         grads = kernel_gradients(evaluator, state)
-    return masking.compute_masks(state.model, opts["mask"], float(opts.get("sparsity", 0.5)), nm, grads)
+    return masking.compute_masks(state.model, opts.mask, opts.sparsity, nm, grads)
 
 
 # ------------------------------------------------------------ cache ------
-def _cache_key(evaluator, base: Bits, cuts: list[pruning.Cut], settings: dict[str, Any]) -> str:
-    blob = {"eval": id(evaluator), "base": "".join(map(str, base)),
+def _cache_key(base: Bits, cuts: list[pruning.Cut], settings: dict[str, Any]) -> str:
+    blob = {"base": "".join(map(str, base)),
             "cuts": pruning.cuts_to_json(cuts), **settings}
     return json.dumps(blob, sort_keys=True)
 
 
-def _remember(key: str, state: _State) -> None:
+def _remember(kept: "OrderedDict[str, Snapshot]", key: str, state: _State) -> None:
+    """Keep ``state``'s weights under ``key``, the least recently kept going first."""
     weights = {layer.name: [w.copy() for w in layer.get_weights()] for layer in state.model.layers}
-    _CACHE[key] = _Snapshot(state.bits, state.arch, weights, {k: v.copy() for k, v in state.masks.items()})
-    _CACHE.move_to_end(key)
-    while len(_CACHE) > _CACHE_SIZE:
-        _CACHE.popitem(last=False)
+    kept[key] = Snapshot(state.bits, state.arch, weights, {k: v.copy() for k, v in state.masks.items()})
+    kept.move_to_end(key)
+    while len(kept) > STATES_KEPT:
+        kept.popitem(last=False)
 
 
-def _restore(evaluator, snap: _Snapshot, base: Bits) -> _State:
+def _restore(evaluator: Evaluator, snap: Snapshot, base: Bits) -> _State:
     arch = snap.arch
     model = evaluator.build(arch, _base_seed(evaluator, base))
     for layer in model.layers:
@@ -311,7 +317,7 @@ def _restore(evaluator, snap: _Snapshot, base: Bits) -> _State:
 
 
 # -------------------------------------------------------------- saliency ---
-def _sample(evaluator) -> tuple[np.ndarray, np.ndarray]:
+def _sample(evaluator: Evaluator) -> tuple[np.ndarray, np.ndarray]:
     data = evaluator.data
     n = min(len(data.x_train), SALIENCY_SAMPLES)
     return data.x_train[:n], data.y_train[:n]
@@ -339,7 +345,7 @@ def _forward(model: keras.Model, arch: Architecture, x) -> tuple[Any, dict, dict
     return model.get_layer("head")(h), node_out, pre
 
 
-def gene_saliency(evaluator, state: _State) -> dict[pruning.Cut, float]:
+def gene_saliency(evaluator: Evaluator, state: _State) -> dict[pruning.Cut, float]:
     """First-order Taylor saliency ``sum |w * dL/dw|`` of every expressed gene and node cut.
 
     An edge i -> j feeds node i's output into node j's kernel ``W_j``; since node
@@ -394,7 +400,7 @@ def _share_of_gradient(node_output, kernel, delta, kind: str):
     return tape.gradient(z, kernel, output_gradients=delta)
 
 
-def kernel_gradients(evaluator, state: _State) -> dict[str, np.ndarray]:
+def kernel_gradients(evaluator: Evaluator, state: _State) -> dict[str, np.ndarray]:
     """``dL/dW`` of every kernel on the saliency sample (for saliency-ranked masks)."""
     x, y = _sample(evaluator)
     layers = masking.kernel_layers(state.model)

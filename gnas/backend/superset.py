@@ -96,16 +96,17 @@ def shape_of(archs: Sequence[Architecture], batch: int) -> Shape:
                  classification=first.task == "classification")
 
 
-_cache: dict[Shape, "Superset"] = {}
+def superset_for(traced: dict[Shape, "Superset"], shape: Shape) -> "Superset":
+    """The traced superset of ``shape``, made on first use and kept in ``traced`` for the next groups.
 
-
-def superset_for(shape: Shape) -> "Superset":
-    """The traced superset of ``shape``, made on first use and kept for the next groups."""
-    if shape not in _cache:
-        if len(_cache) >= _CACHE_SIZE:
-            _cache.pop(next(iter(_cache)))
-        _cache[shape] = Superset(shape)
-    return _cache[shape]
+    ``traced`` is the evaluator's own (:attr:`gnas.backend.evaluator.Evaluator.supersets`);
+    the oldest shape goes first once it holds ``_CACHE_SIZE``.
+    """
+    if shape not in traced:
+        if len(traced) >= _CACHE_SIZE:
+            traced.pop(next(iter(traced)))
+        traced[shape] = Superset(shape)
+    return traced[shape]
 
 
 class Superset:

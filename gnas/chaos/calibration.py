@@ -50,6 +50,7 @@ from gnas.config import RunConfig
 from gnas.datasets import Dataset
 from gnas.errors import ConfigError, DataError
 from gnas.genome.space import Bits, SearchSpace
+from gnas.runs.atomic import read_json
 
 SWEEP_POINTS = 11     # lambda = 0, 0.1, ..., 1
 SWEEP_SAMPLES = 32    # chromosomes (and weight draws) per lambda
@@ -351,10 +352,7 @@ def space_fingerprint(space: SearchSpace, weight_scale: float) -> str:
 
 def load_cached(path: Path, dataset: str, fingerprint: str) -> dict[str, Any] | None:
     """The cached calibration at ``path`` if it is readable and for this data and space."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError, UnicodeDecodeError):
-        return None
+    data = read_json(path)
     if not isinstance(data, dict) or data.get("dataset") != dataset or data.get("space") != fingerprint:
         return None
     value, source = data.get("lambda_c"), data.get("source")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from gnas.errors import ConfigError
 
@@ -11,7 +12,11 @@ def add_parser(sub) -> None:
                        description="Export the best network of a run: keep the search weights, or "
                        "retrain on training + validation data with --retrain; test it; save it.")
     p.add_argument("run_dir", metavar="RUN_DIR")
-    p.add_argument("--out", required=True, metavar="FILE.keras", help="where to write the model")
+    p.add_argument("--out", required=True, metavar="PATH",
+                   help="where to write the model: FILE.keras, FILE.tflite, FILE.onnx, or a new "
+                   "directory for saved_model")
+    p.add_argument("--format", default="keras", metavar="FORMAT",
+                   help="keras (default), saved_model, tflite or onnx (needs tf2onnx and onnx)")
     p.add_argument("--retrain", action="store_true",
                    help="train fresh weights on train + val instead of keeping the search weights")
     p.add_argument("--epochs", type=int, metavar="E", help="epochs for --retrain (default: the run's)")
@@ -26,10 +31,11 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("--epochs applies to --retrain only; add --retrain or drop --epochs.")
     if args.epochs is not None and args.epochs < 1:
         raise ConfigError(f"--epochs {args.epochs}: expected a positive number of epochs.")
-    sidecar = export_best(RunDir(args.run_dir), args.out, epochs=args.epochs, retrain=args.retrain)
+    sidecar = export_best(RunDir(args.run_dir), args.out, epochs=args.epochs, retrain=args.retrain,
+                          fmt=args.format)
     m = sidecar["metrics"]
-    print(f"model:       {args.out}\n"
-          f"sidecar:     {args.out[:-len('.keras')]}.json\n"
+    print(f"model:       {args.out} ({sidecar['format']}, takes raw inputs)\n"
+          f"sidecar:     {Path(args.out).with_suffix('.json')}\n"
           f"weights:     {sidecar['weights']}\n"
           f"test score:  {m['test_score']:.2f}  (100 x (1 - test error), {m['test_samples']} samples)\n"
           f"parameters:  {m['params']:,}\n"

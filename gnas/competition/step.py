@@ -19,7 +19,7 @@ from gnas.config import RunConfig
 from gnas.genome.space import Bits, SearchSpace, bits_to_str
 from gnas.records import Kind, Operator
 from gnas.search.operators import sel_best
-from gnas.search.step import GenerationView, StepDecision, replace_worst
+from gnas.search.step import GenerationView, StepDecision, TrainRequest, replace_worst
 
 CHAMPION_HISTORY = 100                   # champion records kept in state.json
 
@@ -40,6 +40,9 @@ class CompetitionStep:
 
     def set_state(self, state: Mapping[str, Any]) -> None:
         self.board = dict(state)
+
+    def on_trained(self, request: TrainRequest, metrics: Mapping[str, Any]) -> None:
+        """Never called: the competition asks for no training to the end."""
 
     def after_evaluation(self, view: GenerationView) -> StepDecision:
         g = view.generation

@@ -82,7 +82,7 @@ def _read_digits() -> _Raw:
     except ImportError as exc:
         raise DataError("digits: scikit-learn is not installed; pip install scikit-learn.") from exc
     bunch = load_digits()
-    x = np.asarray(bunch.images, np.float32)[..., None]  # 0..16, scaled by prepare
+    x = np.asarray(bunch.images, np.float32)  # scikit-learn's own 0..16 images; prepare scales
     y = np.asarray(bunch.target, np.int64)
     test = np.zeros(len(y), bool)
     test[_stratified_sample(y, DIGITS_TEST_FRACTION, DIGITS_SPLIT_SEED)] = True

@@ -6,19 +6,13 @@ order), so the engine can commit every result the moment it exists.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Protocol
+from typing import Any, Callable, Iterable, Iterator
 
 from gnas.config import RunConfig
 from gnas.datasets import Dataset
 from gnas.execution.groups import form_groups
 from gnas.records import EvalResult, EvalTask
-
-
-class Executor(Protocol):
-    def run(self, tasks: list[EvalTask]) -> Iterator[EvalResult]: ...
-    def final(self, genome: str, seed: int, out_dir: Path,
-              options: dict[str, Any] | None = None) -> dict[str, Any]: ...
-    def close(self) -> None: ...
+from gnas.search.evaluation import Executor
 
 
 class LocalExecutor:
@@ -52,15 +46,19 @@ class LocalExecutor:
             yield from ev.evaluate_group(group)
 
     def final(self, genome: str, seed: int, out_dir: Path,
-              options: dict[str, Any] | None = None) -> dict[str, Any]:
-        """Rebuild the best network, save ``out_dir/model.keras``, return its scores."""
-        model, metrics = self.evaluator.final(genome, seed, options)
-        out_dir.mkdir(parents=True, exist_ok=True)
-        tmp = out_dir / ".model.tmp.keras"
-        from gnas.backend.export import network_only
+              options: dict[str, Any] | None = None,
+              report: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+        """Train the network delivered for ``genome``, save ``out_dir/model.keras``, return its scores.
 
-        network_only(model).save(tmp)  # the network without optimiser state
-        tmp.replace(out_dir / "model.keras")
+        ``report`` sees every epoch of a final training to convergence.
+        """
+        model, metrics = self.evaluator.final(genome, seed, options, report)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        from gnas.backend.saving import save_keras
+        from gnas.datasets.preprocessing import preprocessing_record
+
+        # behind its data's preparation: the saved model takes raw inputs
+        save_keras(model, out_dir / "model.keras", preprocessing_record(self.dataset))
         return metrics
 
     def close(self) -> None:
@@ -86,6 +84,6 @@ def make_executor(cfg: RunConfig, dataset: Dataset) -> Executor:
 def check_parallel(cfg: RunConfig) -> None:
     """Refuse impossible worker, GPU or cluster settings in seconds, before anything is written."""
     if uses_ray(cfg):
-        from gnas.execution.ray_pool import plan_pool
+        from gnas.execution.ray_plan import plan_pool
 
         plan_pool(cfg)

@@ -23,20 +23,13 @@ import sys
 import time
 from collections import deque
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 # Names imported ``as`` themselves are re-exported for the code that imports them from here.
 from gnas.config import RunConfig
 from gnas.datasets import Dataset
-from gnas.errors import ClusterError as ClusterError
 from gnas.errors import FatalError
-from gnas.execution.ray_plan import PROBE_TIMEOUT_S as PROBE_TIMEOUT_S
-from gnas.execution.ray_plan import PoolPlan as PoolPlan
-from gnas.execution.ray_plan import check_gpus as check_gpus
-from gnas.execution.ray_plan import plan_pool as plan_pool
-from gnas.execution.ray_plan import probe_address as probe_address
-from gnas.execution.ray_plan import usable_cores as usable_cores
-from gnas.execution.ray_plan import visible_gpus as visible_gpus
+from gnas.execution.ray_plan import PoolPlan, check_gpus, plan_pool
 from gnas.execution.groups import spread_size
 from gnas.execution.ray_connect import connect, first_line, import_ray
 from gnas.execution.ray_slots import Flight, Slot
@@ -95,11 +88,15 @@ class RayExecutor:
         while any(s.starting is not None for s in self.slots):
             if time.monotonic() > deadline:
                 return False
-            refs = [s.starting for s in self.slots if s.starting is not None]
-            done, _ = self.ray.wait(refs, num_returns=1, timeout=POLL_S)
-            for ref in done:
-                self._on_ready(ref)
+            self._take_started()
         return True
+
+    def _take_started(self) -> None:
+        """Wait up to ``POLL_S`` for a starting actor and take in those that started."""
+        refs = [s.starting for s in self.slots if s.starting is not None]
+        done, _ = self.ray.wait(refs, num_returns=1, timeout=POLL_S)
+        for ref in done:
+            self._on_ready(ref)
 
     # -------------------------------------------------------------- evaluation
     def run(self, tasks: list[EvalTask]) -> Iterator[EvalResult]:
@@ -240,11 +237,15 @@ class RayExecutor:
 
     def _replace(self, slot: Slot) -> None:
         """Kill the slot's actor (if still alive) and start a fresh one in its place."""
+        self._kill(slot)
+        self._start(slot)
+
+    def _kill(self, slot: Slot) -> None:
+        """Kill the slot's actor; one already gone is fine."""
         try:
             self.ray.kill(slot.actor, no_restart=True)
         except Exception:  # noqa: BLE001 - already gone is fine
             pass
-        self._start(slot)
 
     def _on_ready(self, ref: Any) -> None:
         slot = next(s for s in self.slots if s.starting == ref)
@@ -278,8 +279,12 @@ class RayExecutor:
 
     # ------------------------------------------------------------ final model
     def final(self, genome: str, seed: int, out_dir: Path,
-              options: dict[str, Any] | None = None) -> dict[str, Any]:
-        """Rebuild the best network on an actor, save ``out_dir/model.keras``, return its scores."""
+              options: dict[str, Any] | None = None,
+              report: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+        """Train the delivered network on an actor, save ``out_dir/model.keras``, return its scores.
+
+        An actor cannot stream its epochs: ``report`` sees them once it is done.
+        """
         reason = ""
         for _ in range(MAX_ATTEMPTS):
             slot = self._idle_slot()
@@ -291,10 +296,13 @@ class RayExecutor:
                 reason = first_line(exc)
                 self._replace(slot)
                 continue
+            from gnas.backend.saving import replace_file
+
             out_dir.mkdir(parents=True, exist_ok=True)
-            tmp = out_dir / ".model.tmp.keras"
-            tmp.write_bytes(data)
-            tmp.replace(out_dir / "model.keras")
+            replace_file(out_dir / "model.keras", lambda tmp: tmp.write_bytes(data))
+            if report is not None:
+                for epoch in (metrics.get("final_training") or {}).get("history", []):
+                    report(epoch)
             return metrics
         raise FatalError(f"the worker retraining the best network died twice ({reason}); "
                          "resume the run to try again.")
@@ -305,10 +313,7 @@ class RayExecutor:
         while not any(s.idle for s in self.slots):
             if time.monotonic() > deadline:
                 raise FatalError(self._no_room_message(START_TIMEOUT_S))
-            refs = [s.starting for s in self.slots if s.starting is not None]
-            done, _ = self.ray.wait(refs, num_returns=1, timeout=POLL_S)
-            for ref in done:
-                self._on_ready(ref)
+            self._take_started()
         return next(s for s in self.slots if s.idle)
 
     def close(self) -> None:
@@ -316,8 +321,5 @@ class RayExecutor:
         if not self.ray.is_initialized():
             return
         for slot in self.slots:
-            try:
-                self.ray.kill(slot.actor, no_restart=True)
-            except Exception:  # noqa: BLE001 - already gone is fine
-                pass
+            self._kill(slot)
         self.ray.shutdown()

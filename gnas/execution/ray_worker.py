@@ -12,8 +12,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import subprocess
-import tempfile
-from pathlib import Path
 from typing import Any
 
 from gnas.config import RunConfig
@@ -59,13 +57,12 @@ class Worker:
     def final(self, genome: str, seed: int,
               options: dict[str, Any] | None) -> tuple[bytes, dict[str, Any]]:
         """Retrain the best network; the model comes back as bytes (nodes share no disk)."""
-        from gnas.backend.export import network_only
+        from gnas.backend.saving import keras_bytes
+        from gnas.datasets.preprocessing import preprocessing_record
 
         model, metrics = self.evaluator.final(genome, seed, options)
-        with tempfile.TemporaryDirectory() as tmp:
-            path = Path(tmp) / "model.keras"
-            network_only(model).save(path)  # the network without optimiser state
-            return path.read_bytes(), metrics
+        # behind its data's preparation: the saved model takes raw inputs
+        return keras_bytes(model, preprocessing_record(self.evaluator.data)), metrics
 
 
 def gpu_memory_mb(fraction: float) -> int:

@@ -306,6 +306,27 @@ def best_fitness_curve(logbook: Sequence[dict]) -> list[float]:
     return out
 
 
+def cumulative_rows(P: np.ndarray) -> np.ndarray:
+    """Row-wise cumulative sums of a transition matrix, each row ending at exactly 1.
+
+    With these, :func:`move` draws a next state by one uniform number per chain;
+    the last column is set to 1 so that rounding never leaves a draw unmatched.
+    """
+    cum = np.cumsum(np.asarray(P, dtype=float), axis=1)
+    cum[:, -1] = 1.0
+    return cum
+
+
+def move(cum: np.ndarray, states: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """One step of every chain in ``states`` (any shape) by the rows ``cum`` of :func:`cumulative_rows`.
+
+    Draws ``rng.random(states.shape)`` once: the next state of a chain in state
+    ``i`` is the first ``j`` with ``cum[i, j] >= u``.
+    """
+    u = rng.random(states.shape)
+    return (cum[states] < u[..., None]).sum(axis=-1).clip(max=cum.shape[0] - 1)
+
+
 def simulate_absorption_times(
     P: np.ndarray, start_state: int, n_runs: int, rng: np.random.Generator, max_steps: int
 ) -> np.ndarray:
@@ -316,8 +337,7 @@ def simulate_absorption_times(
     """
     P = _check_chain(P)
     l = P.shape[0] - 1
-    cum = np.cumsum(P, axis=1)
-    cum[:, -1] = 1.0
+    cum = cumulative_rows(P)
     state = np.full(n_runs, int(start_state), dtype=np.int64)
     times = np.full(n_runs, np.nan)
     times[(state == 0) | (state == l)] = 0.0
@@ -325,8 +345,7 @@ def simulate_absorption_times(
         live = np.flatnonzero(np.isnan(times))
         if live.size == 0:
             break
-        u = rng.random(live.size)
-        state[live] = np.minimum((cum[state[live]] < u[:, None]).sum(axis=1), l)
+        state[live] = move(cum, state[live], rng)
         done = live[(state[live] == 0) | (state[live] == l)]
         times[done] = step
     return times

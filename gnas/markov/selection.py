@@ -35,6 +35,7 @@ from typing import Sequence
 
 import numpy as np
 
+from gnas.markov import chain as markov
 from gnas.markov import settling
 
 
@@ -122,9 +123,7 @@ def simulate_mean_states(P: np.ndarray, start_states: Sequence[int], start_fitne
     with replacement) whose state moves by ``P`` (the variation kernel without
     the elites' moves) and whose fitness is drawn for its new state.
     """
-    P = np.asarray(P, dtype=float)
-    cum = np.cumsum(P, axis=1)
-    cum[:, -1] = 1.0
+    cum = markov.cumulative_rows(P)
     states = np.tile(np.asarray(start_states, dtype=np.int64), (runs, 1))
     fit = np.tile(np.where(np.isfinite(start_fitness), np.asarray(start_fitness, dtype=float), np.inf),
                   (runs, 1))
@@ -139,8 +138,7 @@ def simulate_mean_states(P: np.ndarray, start_states: Sequence[int], start_fitne
         aspirant_fit = np.take_along_axis(fit, aspirants.reshape(runs, m * t), axis=1).reshape(runs, m, t)
         winners = np.take_along_axis(aspirants, aspirant_fit.argmin(axis=2)[..., None], axis=2)[..., 0]
         parents = np.take_along_axis(states, winners, axis=1)
-        u = rng.random(parents.shape)
-        children = (cum[parents] < u[..., None]).sum(axis=-1).clip(max=P.shape[0] - 1)
+        children = markov.move(cum, parents, rng)
         states = np.concatenate([np.take_along_axis(states, best, axis=1), children], axis=1)
         fit = np.concatenate([np.take_along_axis(fit, best, axis=1), fitness.draw(children, rng)], axis=1)
         out[:, g] = states.mean(axis=1)

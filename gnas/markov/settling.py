@@ -22,6 +22,8 @@ from typing import Sequence
 
 import numpy as np
 
+from gnas.markov import chain as markov
+
 MIN_GENERATIONS = 4
 """Fewest generations after generation 0 for which a plateau (the last half) is defined."""
 
@@ -75,17 +77,14 @@ def simulate_mean_states(P: np.ndarray, start_states: Sequence[int], generations
     between states; its rows already hold the operators' moves from a parent of a
     state) and its state from that parent's row.
     """
-    P = np.asarray(P, dtype=float)
-    cum = np.cumsum(P, axis=1)
-    cum[:, -1] = 1.0
+    cum = markov.cumulative_rows(P)
     states = np.tile(np.asarray(start_states, dtype=np.int64), (runs, 1))
     n = states.shape[1]
     out = np.empty((runs, generations + 1))
     out[:, 0] = states.mean(axis=1)
     for g in range(1, generations + 1):
         parents = np.take_along_axis(states, rng.integers(0, n, states.shape), axis=1)
-        u = rng.random(states.shape)
-        states = (cum[parents] < u[..., None]).sum(axis=-1).clip(max=P.shape[0] - 1)
+        states = markov.move(cum, parents, rng)
         out[:, g] = states.mean(axis=1)
     return out
 

@@ -61,15 +61,8 @@ Cut = int | tuple[int, ...] | tuple[str, int, int]
 
 # ------------------------------------------------------------------ genes ---
 def expressed_genes(space: SearchSpace, bits: Sequence[int]) -> list[int]:
-    """Indices of the connection genes that are 1 and act on the network."""
-    bits = space.repair(space.check(bits))
-    out: list[int] = []
-    for s in space.active_stages(bits):
-        if s > 0:
-            out.append(space.active_slice.start + s - 1)
-        sl = space.edge_slices[s]
-        out.extend(i for i in range(sl.start, sl.stop) if bits[i])
-    return sorted(out)
+    """Indices of the connection genes that are 1 and act on the network, in order."""
+    return [unit.gene for unit in gene_units(space, bits)]
 
 
 def is_unit_cut(cut: Any) -> bool:

@@ -3,21 +3,23 @@
 With ``prune.fraction > 0`` the step watches each generation's end. Growth turns
 into pruning once the best validation error is at most ``prune.threshold`` or the
 growth budget is spent (``prune.growth_generations``, or half the generations
-when that is 0); the switch is printed on one line and kept in the step's state.
+when that is 0); the switch is reported on one line (the ``report`` callback)
+and kept in the step's state.
 From then on, each generation prunes the best ``prune.candidates`` networks not
 pruned yet (:func:`gnas.pruning.cuts.prune_chain`): every attempt is an evaluation
 of kind ``prune`` whose options name the base genome, the cuts and a variant digest
 of the settings, so a resumed run finds it in the store instead of training it
 again. Pruned networks replace the worst individuals they beat. At the last
-generation the best network before pruning is retrained and scored on the test
-split too, for the report's before/after comparison (``gnas report --json``,
-"pruning").
+generation the step asks for the best pruned network's base to be trained to the
+end and scored on the test split too (:meth:`PruningStep.before_training`, its
+scores back through :meth:`PruningStep.on_trained`), for the report's
+before/after comparison (``gnas report --json``, "pruning").
 """
 from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import numpy as np
 
@@ -27,15 +29,9 @@ from gnas.genome.space import Bits, SearchSpace, bits_to_str, str_to_bits
 from gnas.markov import chain as markov
 from gnas.pruning import cuts as pruning
 from gnas.pruning import masks
-from gnas.records import EvalResult, Kind, Operator, Phase, derive_seed
-from gnas.search.step import GenerationView, Replacement, StepDecision, replace_worst
-
-
-def settings_of(cfg: RunConfig) -> dict[str, Any]:
-    """What shapes every attempt (and so belongs in its variant digest and final options)."""
-    p = cfg.prune
-    return {"cycles": int(p.cycles), "tune_lr_scale": float(p.tune_lr_scale), "mask": p.mask, "nm": p.nm,
-            "sparsity": float(p.mask_sparsity or p.fraction), "mask_score": p.mask_score}
+from gnas.pruning.records import ChainRecord, PruneOptions
+from gnas.records import EvalResult, Kind, NetworkSize, Operator, Phase
+from gnas.search.step import GenerationView, Replacement, StepDecision, TrainRequest, replace_worst
 
 
 def validate(cfg: RunConfig, space: SearchSpace) -> None:
@@ -52,22 +48,30 @@ def is_pruned(result: EvalResult | None) -> bool:
     return result is not None and result.kind == Kind.PRUNE
 
 
+def _silent(message: str) -> None:
+    """The report of a step nobody listens to (a test's, say)."""
+
+
 class PruningStep:
     """Switches the search to pruning and prunes the best networks each generation.
 
     Args:
-        before_dir: Where the best network's unpruned base is retrained once, at
-            the last generation, for the before/after comparison.
+        before_dir: Where the best network's unpruned base is retrained, for the
+            before/after comparison (see :meth:`before_training`).
+        report: Called with each line the step has to say (the switch to pruning).
     """
 
     name = "pruning"
 
-    def __init__(self, cfg: RunConfig, space: SearchSpace, before_dir: Path) -> None:
+    def __init__(self, cfg: RunConfig, space: SearchSpace, before_dir: Path,
+                 report: Callable[[str], None] = _silent) -> None:
         self.cfg = cfg
         self.space = space
         self.before_dir = before_dir
-        self.settings = settings_of(cfg)
+        self.report = report
+        self.options = PruneOptions.for_run(cfg)
         self.book: dict[str, Any] = {}
+        self._base_row: dict[str, Any] = {}
 
     def get_state(self) -> dict[str, Any]:
         return self.book
@@ -78,7 +82,7 @@ class PruningStep:
     def after_evaluation(self, view: GenerationView) -> StepDecision:
         book = self.book
         book.setdefault("target", self.cfg.prune.fraction)
-        book.setdefault("settings", self.settings)
+        book.setdefault("settings", self.options.settings())
         phase = None
         if view.phase != Phase.PRUNE:
             reason = self.switch_reason(view)
@@ -86,12 +90,11 @@ class PruningStep:
                 return StepDecision()
             phase = Phase.PRUNE
             book["started"] = {"generation": view.generation, "reason": reason}
-            print(f"gnas: pruning starts at generation {view.generation}: {reason}", file=sys.stderr)
+            self.report(f"pruning starts at generation {view.generation}: {reason}")
         kept = self.keep_pruned(view)
         replacements = self.prune_generation(view, kept)
-        if view.is_last:
-            self.score_before(view)
-        return StepDecision(tuple(kept) + tuple(replacements), phase)
+        request = self.before_training(view) if view.is_last else None
+        return StepDecision(tuple(kept) + tuple(replacements), phase, (request,) if request else ())
 
     # --------------------------------------------------------------- phase
     def switch_reason(self, view: GenerationView) -> str | None:
@@ -128,8 +131,9 @@ class PruningStep:
             if len(picked) >= self.cfg.prune.candidates:
                 break
         protected = {i for i, k in enumerate(keys) if k in picked}
-        candidates = [(str_to_bits(c["genome_after"]), c["key_after"], c["fitness_after"])
-                      for c in (chains[k] for k in picked) if c["fitness_after"] is not None]
+        ends = [ChainRecord.from_dict(chains[k]) for k in picked]
+        candidates = [(str_to_bits(c.genome_after), c.key_after, c.fitness_after)
+                      for c in ends if c.fitness_after is not None]
         replacements, _ = replace_worst(fitness, keys, protected, candidates, operator=Operator.PRUNED)
         return replacements
 
@@ -140,9 +144,7 @@ class PruningStep:
 
     def run_chain(self, view: GenerationView, base: Bits, p1: dict[int, float]) -> dict[str, Any]:
         def scorer(cuts: tuple[int, ...]) -> pruning.Attempt:
-            options = {**self.settings, "base": bits_to_str(base),
-                       "cuts": pruning.cuts_to_json(cuts),
-                       "variant": pruning.attempt_tag(base, cuts, self.settings)}
+            options = self.options.attempt(base, cuts).to_dict()
             bits = pruning.apply_cuts(base, cuts)
             r = view.evaluate([bits], Kind.PRUNE, options)[0]
             sal: dict[pruning.Cut, float] = {int(g): float(v) for g, v in r.metrics.get("saliency", {}).items()}
@@ -155,13 +157,11 @@ class PruningStep:
         p = self.cfg.prune
         result = pruning.prune_chain(self.space, base, scorer, p.fraction, p1, p.max_rejections,
                                      p.p1_weight)
-        out = result.to_dict()
-        out.update(generation=view.generation,
-                   genome_after=bits_to_str(pruning.apply_cuts(base, result.cuts)))
-        for side in ("before", "after"):
-            row = view.lookup(out[f"key_{side}"]) if out[f"key_{side}"] else None
-            out[side] = row_summary(row)
-        return out
+        sides = {side: row_summary(view.lookup(key) if key else None)
+                 for side, key in (("before", result.key_before), ("after", result.key_after))}
+        return ChainRecord.from_dict({**result.to_dict(), "generation": view.generation,
+                                      "genome_after": bits_to_str(pruning.apply_cuts(base, result.cuts)),
+                                      **sides}).to_dict()
 
     def keep_pruned(self, view: GenerationView) -> list[Replacement]:
         """An individual whose bits are a pruned network keeps that network's evaluation.
@@ -170,32 +170,44 @@ class PruningStep:
         the plain architecture key; the pruned (fine-tuned) evaluation of the same
         bits is the better realisation when it has the better fitness.
         """
-        pruned = {c["genome_after"]: c for c in self.book.get("chains", {}).values()
-                  if c.get("fitness_after") is not None and c.get("cuts")}
+        pruned = {c.genome_after: c for c in self.chains() if c.pruned}
         out = []
         for i, bits in enumerate(view.population):
             chain = pruned.get(bits_to_str(bits))
             if (chain and not is_pruned(view.lookup(view.keys[i]))
-                    and chain["fitness_after"] < view.fitness[i]):
-                out.append(Replacement(i, bits, chain["key_after"], chain["fitness_after"]))
+                    and chain.fitness_after < view.fitness[i]):
+                out.append(Replacement(i, bits, chain.key_after, chain.fitness_after))
         return out
 
+    def chains(self) -> list[ChainRecord]:
+        """The chains run so far, one per pruned base, in the order they ran."""
+        return [ChainRecord.from_dict(c) for c in self.book.get("chains", {}).values()]
+
     # -------------------------------------------------------------- report
-    def score_before(self, view: GenerationView) -> None:
-        """Retrain the base of the best pruned network and score it on val and test once."""
-        chains = [c for c in self.book.get("chains", {}).values() if c["fitness_after"] is not None]
+    def before_training(self, view: GenerationView) -> TrainRequest | None:
+        """What must be trained to the end for the before/after comparison, if anything.
+
+        The base of the best pruned network (lowest fitness after pruning, ties
+        by key), once: None when no chain reached a fitness or when that base's
+        scores are already recorded (a resumed run). The base's row is summarised
+        now, for :meth:`on_trained`.
+        """
+        chains = [c for c in self.chains() if c.fitness_after is not None]
         if not chains:
-            return
-        best = min(chains, key=lambda c: (c["fitness_after"], c["key_after"]))
-        base_key = view.key_of(str_to_bits(best["base"]))
+            return None
+        best = min(chains, key=lambda c: (c.fitness_after, c.key_after))
+        key = self.space.key(str_to_bits(best.base))
         known = self.book.get("before_model")
-        if known and known.get("key") == base_key:
-            return
-        metrics = view.final(best["base"], derive_seed(view.seed, base_key), self.before_dir, {})
-        row = view.lookup(base_key)
-        model = self.before_dir / "model.keras"
+        if known and known.get("key") == key:
+            return None
+        self._base_row = row_summary(view.lookup(key))
+        return TrainRequest(genome=best.base, key=key, out_dir=self.before_dir)
+
+    def on_trained(self, request: TrainRequest, metrics: Mapping[str, Any]) -> None:
+        """Keep the scores of a carried-out :meth:`before_training` as ``before_model``."""
+        model = request.out_dir / "model.keras"
         self.book["before_model"] = {
-            "key": base_key, "genome": best["base"], **row_summary(row),
+            "key": request.key, "genome": request.genome, **self._base_row,
             "val_error": metrics["val_error"], "test_error": metrics["test_error"],
             "test_score": metrics["test_score"], "model_file": str(model),
             "model_bytes": model.stat().st_size if model.is_file() else None}
@@ -218,15 +230,14 @@ def row_summary(row: EvalResult | None) -> dict[str, Any]:
     """
     if row is None:
         return {}
-    total = row.metrics.get("params_total", row.params)
-    m = row.metrics
+    size = NetworkSize.from_row(row, row.params, row.flops)
     return {"key": row.key, "ok": row.ok, "val_error": row.val_error if row.ok else None,
             "val_score": 100.0 * (1.0 - row.val_error) if row.ok else None,
-            "params": row.params, "params_stored": m.get("params_stored", total),
-            "params_unpruned": m.get("params_unpruned", total),
-            "flops": row.flops, "flops_unpruned": m.get("flops_unpruned", row.flops),
-            "params_total": total, "params_nonzero": m.get("params_nonzero", total),
-            "pruned_fraction": row.pruned_fraction, "gene_fraction": m.get("gene_fraction", 0.0)}
+            "params": row.params, "params_stored": size.params_stored,
+            "params_unpruned": size.params_unpruned,
+            "flops": row.flops, "flops_unpruned": size.flops_unpruned,
+            "params_total": size.params_total, "params_nonzero": size.params_nonzero,
+            "pruned_fraction": row.pruned_fraction, "gene_fraction": size.gene_fraction}
 
 
 def narrowed(arch: Architecture, metrics: Mapping[str, Any] | None) -> Architecture:

@@ -20,6 +20,7 @@ The Keras work (loading, retraining, scoring, saving) is in
 """
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import platform
@@ -31,25 +32,48 @@ from typing import Any
 
 from gnas import __version__
 
+from gnas.datasets.preprocessing import preprocessing_record
 from gnas.genome import memory
 from gnas.pruning import masks
 from gnas.pruning.step import exported_architecture, exported_description
 from gnas.config import RunConfig
 from gnas.errors import ConfigError, RunDirError
-from gnas.records import derive_seed
+from gnas.pruning.records import PruneOptions
+from gnas.records import NetworkSize, derive_seed
 from gnas.runs.atomic import atomic_write_text, read_json
 from gnas.runs.directory import RunDir, resume_command
 from gnas.genome.space import str_to_bits
 from gnas.runs.store import EvaluationStore
 
 
-def check_out(out: str | Path) -> Path:
-    """The output path, refused early when it is not a writable ``.keras`` file."""
+#: Export formats and the suffix of their ``--out`` ("" for SavedModel, a directory).
+FORMATS: dict[str, str] = {"keras": ".keras", "saved_model": "", "tflite": ".tflite", "onnx": ".onnx"}
+#: Packages a format needs beyond TensorFlow and Keras.
+FORMAT_NEEDS: dict[str, tuple[str, ...]] = {"onnx": ("tf2onnx", "onnx")}
+
+
+def check_format(fmt: str) -> None:
+    """Refuse, before any work, a format that is unknown or whose packages are not installed."""
+    if fmt not in FORMATS:
+        raise ConfigError(f"--format {fmt}: expected one of {', '.join(FORMATS)}.")
+    missing = [name for name in FORMAT_NEEDS.get(fmt, ()) if importlib.util.find_spec(name) is None]
+    if missing:
+        raise ConfigError(f"--format {fmt} needs {' and '.join(missing)}; pip install {' '.join(missing)}, "
+                          "or export with --format keras, saved_model or tflite.")
+
+
+def check_out(out: str | Path, fmt: str = "keras") -> Path:
+    """The output path, refused early when it is not a writable file (or new folder) of ``fmt``."""
     path = Path(out)
-    if path.suffix != ".keras":
-        raise ConfigError(f"--out {path}: expected a file name ending in .keras, e.g. best.keras.")
+    suffix = FORMATS[fmt]
+    if fmt == "saved_model":
+        if path.exists():
+            raise ConfigError(f"--out {path} exists; a SavedModel is a new directory, give a path "
+                              "that does not exist yet.")
+    elif path.suffix != suffix:
+        raise ConfigError(f"--out {path}: expected a file name ending in {suffix}, e.g. best{suffix}.")
     if path.is_dir():
-        raise ConfigError(f"--out {path} is a directory; give a file name ending in .keras.")
+        raise ConfigError(f"--out {path} is a directory; give a file name ending in {suffix}.")
     if not path.parent.exists():
         raise ConfigError(f"--out {path}: directory {path.parent} does not exist; create it first.")
     try:  # a real write, not os.access: root passes access checks on a read-only mount
@@ -84,9 +108,15 @@ def best_entry(run_dir: RunDir) -> tuple[RunConfig, dict[str, Any], dict[str, An
 
 
 def export_best(run_dir: RunDir, out: str | Path, *, epochs: int | None = None,
-                retrain: bool = False) -> dict[str, Any]:
-    """Build, keep or retrain, test and save the run's best network; returns the sidecar."""
-    out = check_out(out)
+                retrain: bool = False, fmt: str = "keras") -> dict[str, Any]:
+    """Build, keep or retrain, test and save the run's best network; returns the sidecar.
+
+    ``fmt`` is one of :data:`FORMATS`: a ``.keras`` file, a TensorFlow
+    SavedModel directory, a ``.tflite`` (LiteRT) file or an ``.onnx`` file, each
+    through Keras' own export, each taking raw inputs.
+    """
+    check_format(fmt)
+    out = check_out(out, fmt)
     cfg, best, row = best_entry(run_dir)
     from gnas.backend import runtime
 
@@ -110,23 +140,35 @@ def export_best(run_dir: RunDir, out: str | Path, *, epochs: int | None = None,
     test = test_metrics(model, arch.task, dataset.x_test, dataset.y_test)
     sidecar = _sidecar(cfg, dataset, best, row, arch, options, test, source, model.count_params())
     sidecar["retrain_epochs"] = (epochs or cfg.train.epochs) if retrain else None
-    save_model(model, out)
-    sidecar["metrics"]["file_bytes"] = out.stat().st_size
+    save_model(model, out, sidecar["preprocessing"], fmt)
+    sidecar["format"] = fmt
+    sidecar["metrics"]["file_bytes"] = _bytes(out)
     atomic_write_text(out.with_suffix(".json"), json.dumps(sidecar, indent=1, allow_nan=False))
     return sidecar
 
 
+def _bytes(path: Path) -> int:
+    """Size of a file, or of every file in a directory (a SavedModel)."""
+    if path.is_dir():
+        return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+    return path.stat().st_size
+
+
 def _size(row: dict[str, Any], options: dict[str, Any], params: int, flops: int) -> dict[str, Any]:
-    """Parameters and FLOPs before and after pruning, and what a weight mask leaves stored."""
-    m = row.get("metrics") or {}
-    nonzero = int(row.get("params") or params) if options else params
-    unpruned = int(m.get("params_unpruned", params))
-    return {"params_nonzero": nonzero, "params_unpruned": unpruned,
-            "flops": row.get("flops") or flops, "flops_unpruned": m.get("flops_unpruned", row.get("flops") or flops),
-            "pruned_fraction": 1.0 - nonzero / unpruned if unpruned else 0.0,
-            "gene_fraction": m.get("gene_fraction", 0.0),
-            "storage": masks.storage_note(options.get("mask"), options.get("nm", "2:4"),
-                                          float(options.get("sparsity", 0.5)), nonzero, params)}
+    """Parameters and FLOPs before and after pruning, and what a weight mask leaves stored.
+
+    ``params`` is the exported file's count; a network that was not pruned
+    (no ``options``) has that many non-zero parameters.
+    """
+    size = NetworkSize.from_row(row, params, flops)
+    nonzero = size.params if options else params
+    opts = PruneOptions.from_dict(options)
+    return {"params_nonzero": nonzero, "params_unpruned": size.params_unpruned,
+            "flops": size.flops, "flops_unpruned": size.flops_unpruned,
+            "pruned_fraction": 1.0 - nonzero / size.params_unpruned if size.params_unpruned else 0.0,
+            "gene_fraction": size.gene_fraction,
+            "storage": masks.storage_note(opts.mask, opts.nm, opts.sparsity,
+                                          nonzero, params)}
 
 
 def _sidecar(cfg: RunConfig, dataset, best, row, arch, options, test, source, params) -> dict[str, Any]:
@@ -137,6 +179,8 @@ def _sidecar(cfg: RunConfig, dataset, best, row, arch, options, test, source, pa
         "fitness": best["fitness"], "description": exported_description(arch, row.get("metrics")),
         "architecture": exported_architecture(arch, row.get("metrics")),
         "pruning": options or None, "weights": source,
+        # what the model does to raw inputs (and a regression's outputs) before and after the network
+        "preprocessing": preprocessing_record(dataset),
         "metrics": {**test, "search_val_error": row.get("val_error"), "params": params,
                     **_size(row, options, params, est.flops),
                     "model_bytes": params * est.bytes_per_value},

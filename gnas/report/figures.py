@@ -9,7 +9,6 @@ saved at :data:`DPI`, so its pixel size is known in advance (``SIZES``).
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -20,6 +19,7 @@ from gnas.genome.architecture import Architecture, StageArch
 from gnas.errors import GnasError
 from gnas.report.sections import complexity_measure
 from gnas.search.pareto import front_of_rows
+from gnas.runs.atomic import read_json
 from gnas.runs.directory import RunDir
 from gnas.runs.state import SearchState
 from gnas.runs.store import EvaluationStore
@@ -173,8 +173,8 @@ def best_architecture(run_dir: RunDir, state: SearchState
     widths), else decoded from the hall of fame with its stage widths.
     """
     path = run_dir.best_dir / "architecture.json"
-    if path.is_file():
-        data = json.loads(path.read_text())
+    data = read_json(path)
+    if isinstance(data, dict):
         arch = Architecture.from_dict({**data, "stages": [
             {k: v for k, v in st.items() if k != "node_widths"} for st in data["stages"]]})
         saved = [st.get("node_widths") for st in data["stages"]]

@@ -20,7 +20,7 @@ from typing import Any, Iterable
 from gnas.search.callbacks import Callback
 from gnas.config import RunConfig
 from gnas.records import EvalResult
-from gnas.runs.atomic import atomic_write_text
+from gnas.runs.atomic import atomic_write_text, read_json
 from gnas.runs.directory import RunDir
 
 # logbook record field -> TensorBoard tag
@@ -58,7 +58,7 @@ class TensorBoardLogger(Callback):
     @property
     def last_step(self) -> int:
         try:
-            return int(json.loads(self.progress_path.read_text())["last_step"])
+            return int(read_json(self.progress_path)["last_step"])
         except (OSError, ValueError, KeyError, TypeError):
             return -1
 

@@ -35,7 +35,7 @@ from typing import Any, Callable, Iterator
 from gnas import __version__
 from gnas.config import RunConfig, flatten, load_config, read_toml, search_defining, search_digest, to_toml
 from gnas.errors import ConfigError, RunDirError
-from gnas.runs.atomic import atomic_write_text
+from gnas.runs.atomic import atomic_write_text, read_json
 from gnas.runs.faults import fault_point
 from gnas.runs.interrupts import deferred_interrupts
 from gnas.runs.state import SCHEMA_VERSION, SearchState, readable_state, with_checksum
@@ -61,9 +61,9 @@ def held_runs() -> list[Path]:
 
 def _lock_owner(path: Path) -> str:
     try:
-        info = json.loads(path.read_text(encoding="utf-8"))
+        info = read_json(path)
         return f"process {int(info['pid'])} on {info.get('host', '?')}"
-    except (OSError, ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError):
         return "another process"
 
 
@@ -193,7 +193,7 @@ class RunDir:
     def _marker(self) -> dict[str, Any]:
         """gnas-run.json, checked for its shape; a file of another shape is refused."""
         try:
-            marker = json.loads((self.path / MARKER).read_text(encoding="utf-8"))
+            marker = read_json(self.path / MARKER)
             int(marker["schema_version"])
             recorded = marker.get("search_config")
             if recorded is not None and (not isinstance(recorded, dict)

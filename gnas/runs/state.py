@@ -16,6 +16,7 @@ from typing import Any
 
 from gnas import __version__
 from gnas.records import Phase
+from gnas.runs.atomic import read_json
 
 SCHEMA_VERSION = 2
 # 1: gnas 0.1 (steps' state as top-level fields, pruned evaluations keyed "key:tag").
@@ -84,10 +85,7 @@ def readable_state(path: Path) -> dict[str, Any] | None:
     Only JSON is parsed; the checksum (when present) and the shapes are checked,
     so a truncated, edited or foreign file is never taken for a checkpoint.
     """
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError, UnicodeDecodeError):
-        return None
+    data = read_json(path)
     # A file without its checksum is not taken on trust: gnas always writes one.
     try:
         if not isinstance(data, dict) or data.get("checksum") != checksum(data):

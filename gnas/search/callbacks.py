@@ -6,7 +6,7 @@ stays short and users can add their own.
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from gnas.records import Kind
 
@@ -124,3 +124,32 @@ class ProgressBar(Callback):
     def on_search_end(self, search):
         if self.bar is not None:
             self.bar.close()
+
+
+class FinalTrainingProgress:
+    """A line per final training on stderr: epoch, validation error, best epoch so far.
+
+    On a terminal the line is rewritten after every epoch; elsewhere (a log
+    file) it is written once, when that training stops. Called with (which
+    training, of how many), it returns the epoch report the end-of-search room
+    hands to the executor (:data:`gnas.search.final.FinalProgress`).
+    """
+
+    def __init__(self, max_epochs: int, patience: int, stream: Any = None) -> None:
+        self.max_epochs = max_epochs
+        self.patience = patience
+        self.stream = stream or sys.stderr
+
+    def __call__(self, index: int, count: int) -> "Callable[[dict[str, Any]], None] | None":
+        if self.max_epochs <= 0:
+            return None
+        live = bool(getattr(self.stream, "isatty", lambda: False)())
+
+        def report(epoch: dict[str, Any]) -> None:
+            end = (epoch["epoch"] - epoch["best_epoch"] >= self.patience
+                   or epoch["epoch"] >= self.max_epochs)
+            if live or end:
+                print(f"\rfinal training {index}/{count}: epoch {epoch['epoch']}/{self.max_epochs}, "
+                      f"val error {epoch['val_error']:.4f}, best epoch {epoch['best_epoch']}   ",
+                      end="\n" if end else "", file=self.stream, flush=True)
+        return report

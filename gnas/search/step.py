@@ -4,7 +4,9 @@ A step (layer-wise competition, pruning) works like a keras-tuner Oracle: it
 decides, the loop acts. It sees a narrow, read-only :class:`GenerationView` (the
 population, its fitness and evaluation keys, and functions to evaluate more
 networks) and returns a :class:`StepDecision`: the individuals it wants to put
-into the population and, optionally, the phase the search moves to. The loop
+into the population and, optionally, the phase the search moves to and networks
+it wants trained to the end (:class:`TrainRequest`, answered through
+``on_trained``). A step reports nothing itself: the loop's callbacks do. The loop
 applies every decision through :func:`apply_decision`, so there is one place where
 the population changes. Each step owns its part of ``state.json`` through
 ``get_state()`` / ``set_state()``.
@@ -20,8 +22,6 @@ from gnas.records import EvalResult, Kind, Operator, Phase
 from gnas.search.operators import Offspring
 
 Evaluate = Callable[[Sequence[Bits], Kind, "Mapping[str, Any] | None"], list[EvalResult]]
-# (genome as 0/1 string, seed, output directory, options) -> test metrics of a final training
-FinalTraining = Callable[[str, int, Path, Mapping[str, Any]], dict[str, Any]]
 
 
 @dataclass(frozen=True)
@@ -40,7 +40,6 @@ class GenerationView:
     lookup: Callable[[str], EvalResult | None]
     rows: Callable[[], list[dict[str, Any]]]
     key_of: Callable[[Bits], str]
-    final: FinalTraining
     seed: int                            # the run seed
 
     @property
@@ -71,11 +70,27 @@ class Replacement:
 
 
 @dataclass(frozen=True)
+class TrainRequest:
+    """Train ``genome`` (evaluated as ``key``) with its own seed, save it in ``out_dir``, score it.
+
+    A step that wants a network trained to the end (the pruner's "before"
+    model, say) asks for it in its decision; the loop has it trained and hands
+    the scores back through the step's ``on_trained``.
+    """
+
+    genome: str
+    key: str
+    out_dir: Path
+    options: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True)
 class StepDecision:
-    """What a step wants: replacements, applied in order, and a phase change."""
+    """What a step wants: replacements, applied in order, a phase change, trainings."""
 
     replacements: tuple[Replacement, ...] = ()
     phase: Phase | None = None
+    train: tuple[TrainRequest, ...] = ()
 
 
 class Step(Protocol):
@@ -84,6 +99,7 @@ class Step(Protocol):
     name: str
 
     def after_evaluation(self, view: GenerationView) -> StepDecision: ...
+    def on_trained(self, request: TrainRequest, metrics: Mapping[str, Any]) -> None: ...
     def get_state(self) -> dict[str, Any]: ...
     def set_state(self, state: Mapping[str, Any]) -> None: ...
 

@@ -40,10 +40,10 @@ def run(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def test_arrays(tmp_path_factory) -> tuple[Path, Path]:
-    """The run's test split, as the .npy files the fresh process reads."""
-    from gnas.datasets import load_dataset
+    """The run's raw test split (scikit-learn's 0..16 images), as the .npy files the fresh process reads."""
+    from gnas.datasets.readers import _read_digits
 
-    data = load_dataset("digits", max_train_samples=300, val_fraction=0.2, seed=0)
+    data = _read_digits()
     folder = tmp_path_factory.mktemp("arrays")
     np.save(folder / "x.npy", data.x_test)
     np.save(folder / "y.npy", data.y_test)
@@ -102,7 +102,50 @@ def test_export_retrain_on_train_and_val(run, test_arrays, tmp_path):
     assert fresh["correct"] == sidecar["metrics"]["test_correct"]
 
 
+# A TFLite and a SavedModel artifact, scored on the raw test split in a process without gnas.
+SCORE_ARTIFACTS = """
+import json, sys
+import numpy as np
+import tensorflow as tf
+x = np.load(sys.argv[3], allow_pickle=False).astype("float32")
+y = np.load(sys.argv[4], allow_pickle=False)
+interpreter = tf.lite.Interpreter(model_path=sys.argv[1])
+interpreter.resize_tensor_input(interpreter.get_input_details()[0]["index"], x.shape)
+interpreter.allocate_tensors()
+interpreter.set_tensor(interpreter.get_input_details()[0]["index"], x)
+interpreter.invoke()
+lite = interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
+loaded = tf.saved_model.load(sys.argv[2])  # kept referenced: its variables live as long as it does
+saved = loaded.serve(tf.constant(x)).numpy()
+print(json.dumps({"tflite": int((lite.argmax(1) == y).sum()), "saved_model": int((saved.argmax(1) == y).sum()),
+                  "gnas_imported": any(m == "gnas" or m.startswith("gnas.") for m in sys.modules)}))
+"""
+
+
+def test_export_to_tflite_and_saved_model_takes_raw_inputs(run, test_arrays, tmp_path):
+    lite, saved = tmp_path / "best.tflite", tmp_path / "best_saved_model"
+    gnas("export", run, "--out", lite, "--format", "tflite")
+    gnas("export", run, "--out", saved, "--format", "saved_model")
+    sidecar = json.loads(lite.with_suffix(".json").read_text())
+    assert sidecar["format"] == "tflite" and sidecar["metrics"]["file_bytes"] == lite.stat().st_size
+    assert json.loads(saved.with_suffix(".json").read_text())["format"] == "saved_model"
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env["TF_CPP_MIN_LOG_LEVEL"] = "3"
+    proc = subprocess.run([sys.executable, "-c", SCORE_ARTIFACTS, str(lite), str(saved), *map(str, test_arrays)],
+                          capture_output=True, text=True, cwd=tmp_path, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    fresh = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert fresh["gnas_imported"] is False
+    assert fresh["saved_model"] == sidecar["metrics"]["test_correct"]
+    # LiteRT's kernels round differently from TensorFlow's: allow one test sample in a hundred
+    assert abs(fresh["tflite"] - sidecar["metrics"]["test_correct"]) <= sidecar["metrics"]["test_samples"] // 100
+
+
 @pytest.mark.parametrize("args,message", [
+    (["--out", "m.onnx", "--format", "onnx"], "pip install"),
+    (["--out", "m.tflite", "--format", "tflite2"], "expected one of keras, saved_model, tflite, onnx"),
+    (["--out", "m.keras", "--format", "tflite"], "ending in .tflite"),
+    (["--out", ".", "--format", "saved_model"], "exists"),
     (["--out", "model.h5"], "ending in .keras"),
     (["--out", "missing-dir/model.keras"], "does not exist"),
     (["--out", "m.keras", "--epochs", "2"], "--epochs applies to --retrain"),

@@ -45,6 +45,7 @@ LOAD_MODELS = (
     "out = []\n"
     "for path in sys.argv[1:]:\n"
     "    m = keras.models.load_model(path, compile=False)\n"
+    "    m = m.get_layer('network') if 'network' in [l.name for l in m.layers] else m  # inside the raw-input wrapper\n"
     "    nm = [bool(((np.moveaxis(l.kernel.numpy(), -2, -1).reshape(-1, 4) != 0).sum(axis=1) <= 2).all())\n"
     "          for l in m.layers if isinstance(l, keras.layers.Dense) and l.kernel.shape[0] % 4 == 0]\n"
     "    w = {l.name: int(l.kernel.shape[-1]) for l in m.layers if hasattr(l, 'kernel')}\n"

@@ -24,7 +24,8 @@ import numpy as np
 import pytest
 
 from gnas.config import load_config
-from gnas.execution.ray_pool import ClusterError, plan_pool, usable_cores, visible_gpus
+from gnas.errors import ClusterError
+from gnas.execution.ray_plan import plan_pool, usable_cores, visible_gpus
 
 pytestmark = pytest.mark.ray
 

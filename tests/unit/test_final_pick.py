@@ -1,7 +1,7 @@
 """The final pick reorders the re-trained candidates only; a pruned network above them stays."""
 from __future__ import annotations
 
-from gnas.search.loop import place_pick_winner
+from gnas.search.final import place_pick_winner
 
 
 def entries(*keys: str) -> list[dict]:

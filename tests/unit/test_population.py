@@ -151,7 +151,7 @@ def test_a_new_group_of_one_shape_reuses_the_trace_and_padding_stays_zero(two_st
 
     ev, tasks = two_stages
     archs = [ev.space.decode(str_to_bits(t.genome)) for t in tasks]
-    net = superset.superset_for(superset.shape_of(archs, ev.batch_size(archs[0])))
+    net = superset.superset_for(ev.supersets, superset.shape_of(archs, ev.batch_size(archs[0])))
     before = net.epoch.experimental_get_tracing_count()
     first = population.train_group(ev, tasks)
     moved = [tasks[2], tasks[0], tasks[1]]  # the same members, each in another slot

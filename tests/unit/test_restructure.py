@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from gnas.genome.architecture import Architecture, StageArch, complexity
+from gnas.pruning.records import PruneOptions
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from helpers import one_stage_evaluator  # noqa: E402
@@ -164,13 +165,22 @@ def test_structured_masks_export_smaller_layers_that_compute_the_same(family, ki
         assert plan.params == model.count_params()
         return
     assert plan.params < model.count_params()
-    save_model(model, tmp_path / "masked.keras")
-    save_model(small, tmp_path / "small.keras")
+    prepared = _prepared_as_is(arch.input_shape)
+    save_model(model, tmp_path / "masked.keras", prepared)
+    save_model(small, tmp_path / "small.keras", prepared)
     assert (tmp_path / "small.keras").stat().st_size < (tmp_path / "masked.keras").stat().st_size
     import keras
 
     loaded = keras.models.load_model(tmp_path / "small.keras", compile=False)
     np.testing.assert_allclose(loaded(x, training=False), model(x, training=False), atol=1e-5)
+
+
+def _prepared_as_is(shape: tuple[int, ...]) -> dict:
+    """A preprocessing record whose raw inputs are already what the network reads."""
+    if len(shape) == 1:
+        return {"input": {"kind": "vector", "features": shape[0], "mean": [], "std": []}, "output": None}
+    return {"input": {"kind": "image", "raw_shape": list(shape), "shape": list(shape), "scale": 1.0},
+            "output": None}
 
 
 @pytest.fixture(scope="module")
@@ -187,12 +197,12 @@ def test_a_masked_pruned_network_is_rebuilt_compacted_with_the_size_it_reports(e
 
     genome = bits_to_str(evaluator.space.random_bits(np.random.default_rng(3)))
     opts = {"base": genome, "cuts": [], "cycles": 5, "mask": kind, "sparsity": 0.5}
-    state = replay(evaluator, opts)
+    state = replay(evaluator, PruneOptions.from_dict(opts))
     x = evaluator.data.x_val[:64]
     masked_out = np.asarray(state.model(x, training=False))
     size = network_size(evaluator, str_to_bits(genome), state, kind)
     stored = state.model.count_params()
-    model, _ = rebuild_pruned(evaluator, genome, 0, opts)
+    model, _ = rebuild_pruned(evaluator, genome, 0, PruneOptions.from_dict(opts))
     assert model.count_params() == size["params_stored"] < stored
     kind = "conv" if state.arch.family == "conv" else "dense"
     assert size["node_widths"] == [[model.get_layer(f"s{st.index}_n{n}_{kind}").kernel.shape[-1]
@@ -232,13 +242,13 @@ def test_the_control_after_a_unit_cut_is_the_narrowed_network_itself(evaluator, 
     from gnas.pruning import cuts as pruning
 
     monkeypatch.setattr(prune_eval, "_fine_tune", lambda *args, **kwargs: None)
-    monkeypatch.setattr(prune_eval, "_CACHE", type(prune_eval._CACHE)())
+    monkeypatch.setattr(evaluator, "prune_states", type(evaluator.prune_states)())
     genome = bits_to_str(evaluator.space.random_bits(np.random.default_rng(5)))
     stage = evaluator.space.decode(evaluator.space.random_bits(np.random.default_rng(5))).stages[0]
     narrow = (pruning.UNITS, stage.index, stage.width * 3 // 4)
     opts = {"base": genome, "cuts": [narrow], "cycles": 1}
-    narrowed = prune_eval.replay(evaluator, opts)
-    control = prune_eval.replay(evaluator, {**opts, "cuts": [narrow, pruning.TUNE_ONLY]})
+    narrowed = prune_eval.replay(evaluator, PruneOptions.from_dict(opts))
+    control = prune_eval.replay(evaluator, PruneOptions.from_dict({**opts, "cuts": [narrow, pruning.TUNE_ONLY]}))
     assert control.arch == narrowed.arch
     assert control.model.count_params() == narrowed.model.count_params()
     for a, b in zip(control.model.get_weights(), narrowed.model.get_weights()):
@@ -265,7 +275,7 @@ def test_a_round_s_control_and_its_cuts_fine_tune_on_the_same_batches(evaluator,
         return real(model, x, y, masks, **{**kw, "steps": 1})
 
     monkeypatch.setattr(prune_eval.masking, "masked_fit", recording)
-    monkeypatch.setattr(prune_eval, "_CACHE", type(prune_eval._CACHE)())
+    monkeypatch.setattr(evaluator, "prune_states", type(evaluator.prune_states)())
     bits = evaluator.space.random_bits(np.random.default_rng(5))
     edges = [u.gene for u in pruning.gene_units(evaluator.space, bits) if u.edge is not None]
     assert len(edges) >= 2
@@ -273,7 +283,7 @@ def test_a_round_s_control_and_its_cuts_fine_tune_on_the_same_batches(evaluator,
     seeds = {}
     for cuts in ([pruning.TUNE_ONLY], [edges[0]], [edges[1]], [edges[0], pruning.TUNE_ONLY], [edges[0], edges[1]]):
         calls.clear()
-        state = prune_eval.replay(evaluator, {**opts, "cuts": cuts})
+        state = prune_eval.replay(evaluator, PruneOptions.from_dict({**opts, "cuts": cuts}))
         seeds[tuple(cuts)] = calls[-1][0]
         assert calls[-1][1] == pytest.approx(state.arch.learning_rate * 0.25)
     first, second = [s for c, s in seeds.items() if len(c) == 1], [s for c, s in seeds.items() if len(c) == 2]

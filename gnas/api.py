@@ -1,0 +1,325 @@
+"""The Python interface: search on in-memory arrays, resume, and open a finished run.
+
+``gnas.evolve(x, y, validation_data=(x_val, y_val), run_dir=...)`` is
+``gnas evolve`` on arrays: the same configuration, the same checks, the same
+run directory. The arrays are written into the run directory as ``data.npz``
+(NumPy's format, read back with ``allow_pickle=False``), and the run's
+``config.toml`` names that file, so ``gnas resume RUN`` and ``gnas report RUN``
+work on it from the command line too. Bad input raises the exception whose
+one-line message the command line prints (:class:`gnas.errors.GnasError`
+subclasses) and leaves nothing behind.
+
+Settings are keyword arguments named for a configuration key: its own name
+where it is unique across sections (``generations=3``, ``population=8``,
+``epochs=2``, ``lambda_c=0.8``), or the whole dotted key in ``config``
+(``config={"evolution.alpha": 0.2}``).
+"""
+from __future__ import annotations
+
+import dataclasses
+import io
+import os
+import sys
+import tempfile
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+
+from gnas.config import RunConfig, load_config
+from gnas.errors import ConfigError, DataError, RunDirError
+from gnas.records import EvalResult
+from gnas.runs.atomic import read_json
+from gnas.runs.directory import RunDir
+from gnas.runs.store import EvaluationStore
+from gnas.search.callbacks import Callback
+
+#: Where in-memory arrays live inside a run directory.
+DATA_FILE = "data.npz"
+#: Share of the training arrays held out as the test split when no ``test_data`` is given.
+TEST_FRACTION = 0.2
+#: Seed of that hold-out: fixed, so a resumed or repeated run has the same split.
+TEST_SPLIT_SEED = 20240917
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    """What a run found: its directory, its summary and every evaluation.
+
+    Attributes:
+        run_dir: The run directory (resume it, report on it, export from it).
+        summary: ``best/summary.json``: the final network, its validation and
+            test scores, the run's counts.
+        evaluations: One plain record per evaluation (key, genome, status,
+            val_error, fitness, params, seconds, message, metrics, ...), in the
+            order they finished; failures carry their reason in ``message``.
+    """
+
+    run_dir: Path
+    summary: dict[str, Any]
+    evaluations: list[dict[str, Any]]
+
+    @property
+    def best_model(self) -> Any:
+        """The final network as a Keras model that takes raw inputs (``best/model.keras``)."""
+        path = self.run_dir / "best" / "model.keras"
+        if not path.is_file():
+            raise RunDirError(f"{self.run_dir} has no best/model.keras yet; resume the run "
+                              f"(gnas.resume({str(self.run_dir)!r})) to finish it.")
+        from gnas.backend.preprocessing import load_deployable
+
+        return load_deployable(path)
+
+    def to_dataframe(self) -> Any:
+        """The evaluations as a pandas DataFrame (pandas is optional: install it for this)."""
+        try:
+            import pandas
+        except ImportError:
+            raise ConfigError("to_dataframe needs pandas; pip install pandas, or read "
+                              "result.evaluations (a list of records).") from None
+        return pandas.DataFrame.from_records(self.evaluations)
+
+
+def evolve(x_train: Any, y_train: Any, *, validation_data: tuple[Any, Any] | None = None,
+           test_data: tuple[Any, Any] | None = None, run_dir: str | Path | None = None,
+           config: Mapping[str, Any] | None = None, preset: str | None = None,
+           on_evaluation: Callable[[dict[str, Any]], None] | None = None,
+           on_generation: Callable[[dict[str, Any]], None] | None = None,
+           verbose: bool = False, **settings: Any) -> SearchResult:
+    """Search architectures for in-memory arrays, as ``gnas evolve`` does for a data set.
+
+    Args:
+        x_train, y_train: Training inputs (``(N, features)`` vectors or
+            ``(N, H, W[, C])`` images, numeric) and targets (integer classes,
+            or floats for a regression), as raw as they come: the saved model
+            takes the same raw inputs.
+        validation_data: ``(x_val, y_val)``; fitness is measured there. Without
+            it, ``data.val_fraction`` of the training arrays is held out.
+        test_data: ``(x_test, y_test)``, touched only for the final report.
+            Without it, a fixed, seeded 20 % of the training arrays is held out
+            (stratified by class), before any validation split.
+        run_dir: Where the run lives (default ``runs/arrays-<time>``); must be
+            new or empty.
+        config: Dotted configuration keys, e.g. ``{"evolution.alpha": 0.2}``.
+        preset: ``paper``, ``default`` or ``tiny``.
+        on_evaluation: Called with each evaluation's record as it finishes.
+        on_generation: Called after each generation with ``{"generation",
+            "best_fitness", "mean_fitness", "trained", "reused"}`` (fitness is
+            minimised; a failed network's is left out of both).
+        verbose: Print the progress bar and the summary (stderr / stdout).
+        **settings: Configuration keys by their own name, e.g. ``generations=3``.
+
+    Returns:
+        The finished run's :class:`SearchResult`.
+
+    Raises:
+        ConfigError, DataError, RunDirError: Bad settings, arrays or directory;
+            nothing is written then.
+    """
+    cfg = _config(settings, config, preset)
+    path = Path(run_dir) if run_dir is not None else _default_run_dir()
+    RunDir(path).check_new()
+    arrays = _arrays(x_train, y_train, validation_data, test_data)
+    cfg = _with_data(cfg, path.absolute() / DATA_FILE)
+    from gnas import session
+
+    with tempfile.TemporaryDirectory(prefix=".gnas-arrays-", dir=_existing_parent(path)) as tmp:
+        staged = Path(tmp) / DATA_FILE
+        _save_npz(staged, arrays)
+        code = session.start(cfg, path, out=_stream(verbose), arrays=staged,
+                             extra_callbacks=_user_callbacks(on_evaluation, on_generation),
+                             progress=verbose)
+    return _finished(path, code)
+
+
+def resume(run_dir: str | Path, *, generations: int | None = None,
+           on_evaluation: Callable[[dict[str, Any]], None] | None = None,
+           on_generation: Callable[[dict[str, Any]], None] | None = None,
+           verbose: bool = False, **settings: Any) -> SearchResult:
+    """Continue or extend a run (``gnas resume``); only how long and where it runs may change."""
+    overrides = _overrides({**settings, **({"generations": generations} if generations else {})})
+    from gnas import session
+
+    code = session.resume(run_dir, overrides, out=_stream(verbose),
+                          extra_callbacks=_user_callbacks(on_evaluation, on_generation),
+                          progress=verbose)
+    return _finished(Path(run_dir), code)
+
+
+def load(run_dir: str | Path) -> SearchResult:
+    """Open a run directory (finished or not) read-only: its summary and every evaluation."""
+    path = Path(run_dir)
+    RunDir(path).open_existing()
+    summary = read_json(path / "best" / "summary.json")
+    store = EvaluationStore(path / "evaluations.db", read_only=True)
+    try:
+        evaluations = [_record(r) for r in store.iter_results()]
+    finally:
+        store.close()
+    return SearchResult(path, summary if isinstance(summary, dict) else {}, evaluations)
+
+
+# ------------------------------------------------------------------ settings
+def _config(settings: Mapping[str, Any], config: Mapping[str, Any] | None,
+            preset: str | None) -> RunConfig:
+    """Defaults, preset, then the keyword settings, then ``config`` (which wins)."""
+    overrides = {**_overrides(settings), **dict(config or {})}
+    if "data.dataset" in overrides:
+        raise ConfigError("data.dataset is set by gnas.evolve from the arrays it is given; "
+                          "leave it out (or run `gnas evolve --dataset` for a named data set).")
+    return load_config(None, overrides, preset=preset)
+
+
+def _overrides(settings: Mapping[str, Any]) -> dict[str, Any]:
+    """Keyword settings as dotted keys: a key's own name, where it names one key only."""
+    keys = _short_names()
+    out = {}
+    for name, value in settings.items():
+        if name not in keys:
+            raise ConfigError(f"unknown setting {name}={value!r}: expected a configuration key's "
+                              "own name (e.g. generations, epochs) or config={'section.key': value}.")
+        if keys[name] is None:
+            raise ConfigError(f"setting {name} names a key of several sections; give it in "
+                              "config={'section.key': value}.")
+        out[keys[name]] = value
+    return out
+
+
+def _short_names() -> dict[str, str | None]:
+    """Each configuration key's own name -> its dotted key (``None`` when ambiguous)."""
+    names: dict[str, str | None] = {}
+    cfg = RunConfig()
+    for sec in fields(cfg):
+        for f in fields(getattr(cfg, sec.name)):
+            names[f.name] = None if f.name in names else f"{sec.name}.{f.name}"
+    return names
+
+
+def _with_data(cfg: RunConfig, data_file: Path) -> RunConfig:
+    """The configuration with the run's own ``data.npz`` as its data set."""
+    return dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, dataset=str(data_file),
+                                                             data_dir=""))
+
+
+def _default_run_dir() -> Path:
+    import time
+
+    return Path("runs") / f"arrays-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def _existing_parent(path: Path) -> Path:
+    """The nearest existing folder at or above ``path`` (the staged file is moved from there)."""
+    parent = path.absolute().parent
+    while not parent.exists():
+        parent = parent.parent
+    return parent
+
+
+# -------------------------------------------------------------------- arrays
+def _arrays(x: Any, y: Any, validation: tuple[Any, Any] | None,
+            test: tuple[Any, Any] | None) -> dict[str, np.ndarray]:
+    """The arrays of ``data.npz``: train, test (given or held out) and validation when given."""
+    x, y = _pair(x, y, "x_train", "y_train")
+    out: dict[str, np.ndarray] = {}
+    if test is None:
+        train, held = _hold_out(y, TEST_FRACTION, TEST_SPLIT_SEED)
+        out["x_test"], out["y_test"] = x[held], y[held]
+        x, y = x[train], y[train]
+    else:
+        out["x_test"], out["y_test"] = _pair(*_two(test, "test_data"), "x_test", "y_test")
+    out["x_train"], out["y_train"] = x, y
+    if validation is not None:
+        out["x_val"], out["y_val"] = _pair(*_two(validation, "validation_data"), "x_val", "y_val")
+    return out
+
+
+def _two(pair: Any, name: str) -> tuple[Any, Any]:
+    if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+        raise DataError(f"{name} must be a pair (x, y); received {type(pair).__name__}.")
+    return pair[0], pair[1]
+
+
+def _pair(x: Any, y: Any, x_name: str, y_name: str) -> tuple[np.ndarray, np.ndarray]:
+    """Inputs and targets as numeric arrays with one target per sample."""
+    x, y = np.asarray(x), np.asarray(y)
+    for name, a in ((x_name, x), (y_name, y)):
+        if a.dtype.kind not in "biuf":
+            raise DataError(f"{name} must be numeric (received dtype {a.dtype}); encode text or "
+                            "categories as numbers first.")
+    if x.ndim < 2:
+        raise DataError(f"{x_name} has shape {x.shape}; expected (N, features) or (N, H, W[, C]).")
+    if y.ndim > 2 or (y.ndim == 2 and y.shape[1] != 1):
+        raise DataError(f"{y_name} has shape {y.shape}; expected one target per sample, (N,).")
+    y = y.reshape(-1)
+    if len(x) != len(y):
+        raise DataError(f"{x_name} has {len(x)} samples but {y_name} {len(y)}; give one target per sample.")
+    return x, y
+
+
+def _hold_out(y: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices kept for training and held out for test: ``fraction`` of every class (or of all)."""
+    rng = np.random.default_rng(seed)
+    integral = y.dtype.kind in "biu"
+    groups = [np.flatnonzero(y == c) for c in np.unique(y)] if integral else [np.arange(len(y))]
+    held = np.sort(np.concatenate([rng.permutation(g)[: int(round(fraction * len(g)))] for g in groups]))
+    if len(held) == 0 or len(held) == len(y):
+        raise DataError(f"{len(y)} training samples are too few to hold out a test split; "
+                        "give test_data=(x_test, y_test).")
+    keep = np.setdiff1d(np.arange(len(y)), held)
+    return keep, held
+
+
+def _save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    """Write the arrays with NumPy's own format (no pickles: every array is numeric)."""
+    with open(path, "wb") as f:
+        np.savez(f, **arrays)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+# ----------------------------------------------------------------- callbacks
+class _UserCallbacks(Callback):
+    """A user's plain functions, called with plain records (never gnas' live objects)."""
+
+    def __init__(self, on_evaluation: Callable[[dict[str, Any]], None] | None,
+                 on_generation: Callable[[dict[str, Any]], None] | None) -> None:
+        self.on_evaluation = on_evaluation
+        self.on_generation = on_generation
+
+    def on_evaluated(self, search, result, cached):
+        if self.on_evaluation is not None:
+            self.on_evaluation({**_record(result), "cached": bool(cached)})
+
+    def on_generation_end(self, search, info):
+        if self.on_generation is not None:
+            fitness = [f for f in info.fitness if np.isfinite(f)]
+            self.on_generation({"generation": int(info.generation),
+                                "best_fitness": min(fitness) if fitness else float("inf"),
+                                "mean_fitness": float(np.mean(fitness)) if fitness else float("inf"),
+                                "trained": int(search.state.trained), "reused": int(search.state.reused)})
+
+
+def _user_callbacks(on_evaluation, on_generation) -> Sequence[Callback]:
+    if on_evaluation is None and on_generation is None:
+        return ()
+    return (_UserCallbacks(on_evaluation, on_generation),)
+
+
+def _record(result: EvalResult) -> dict[str, Any]:
+    """One evaluation as a plain record (enums as their values)."""
+    out = result.to_dict()
+    out["status"], out["kind"] = str(getattr(result.status, "value", result.status)), \
+        str(getattr(result.kind, "value", result.kind))
+    return out
+
+
+def _stream(verbose: bool) -> Any:
+    return sys.stdout if verbose else io.StringIO()
+
+
+def _finished(path: Path, code: int) -> SearchResult:
+    """The run's result, or the interrupt that stopped it (its checkpoint is kept)."""
+    if code in (130, 143):
+        raise KeyboardInterrupt(f"the search was interrupted; gnas.resume({str(path)!r}) continues it.")
+    return load(path)

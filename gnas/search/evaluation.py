@@ -1,0 +1,244 @@
+"""The evaluation room: every training of a search goes through one object.
+
+:class:`Evaluations` owns what stands between "score these genomes" and the
+executor: the cache (a network is never trained twice), the novelty rule's
+"already trained?" question, the budget of trained networks, the cap on
+consecutive failures, and the executor call itself. It reports every result,
+cached or trained, through one callable.
+
+Which candidates train further is a :class:`Schedule`'s decision, as in Ray
+Tune, whose schedulers answer CONTINUE or STOP and never call the executor
+themselves. The only schedule today is :class:`FullFidelity` (every task trains
+once, at the configured epochs, then stops); a multi-fidelity schedule
+(successive halving over rungs of epochs) plugs in here, without the loop
+knowing.
+"""
+from __future__ import annotations
+
+import hashlib
+from enum import Enum
+from pathlib import Path
+from typing import Any, Callable, Iterator, Mapping, Protocol, Sequence
+
+from gnas.config import RunConfig
+from gnas.errors import FatalError
+from gnas.genome.space import Bits, SearchSpace, bits_to_str
+from gnas.records import EvalResult, EvalTask, Kind, derive_seed
+from gnas.runs.state import SearchState
+from gnas.runs.store import EvaluationStore
+from gnas.search.fitness import FitnessModel
+
+
+class Executor(Protocol):
+    """Where evaluations run (``gnas.execution``): results are yielded as each one ends."""
+
+    def run(self, tasks: list[EvalTask]) -> Iterator[EvalResult]: ...
+    def final(self, genome: str, seed: int, out_dir: Path,
+              options: Mapping[str, Any] | None = None,
+              report: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]: ...
+    def close(self) -> None: ...
+
+
+class Decision(str, Enum):
+    """A schedule's answer about a trained candidate."""
+
+    CONTINUE = "continue"  # train it further: the schedule names the next task
+    STOP = "stop"          # its result is final
+
+
+class Schedule(Protocol):
+    """Decides at which fidelity each candidate trains, and whether it trains further."""
+
+    def first(self, task: EvalTask) -> EvalTask:
+        """The task as it first trains (a multi-fidelity schedule: at its lowest rung)."""
+        ...
+
+    def decide(self, task: EvalTask, result: EvalResult) -> tuple[Decision, EvalTask | None]:
+        """CONTINUE with the next task to train, or STOP (``result`` is the candidate's)."""
+        ...
+
+
+class FullFidelity:
+    """Every candidate trains once at the configured epochs: the schedule of the paper."""
+
+    def first(self, task: EvalTask) -> EvalTask:
+        return task
+
+    def decide(self, task: EvalTask, result: EvalResult) -> tuple[Decision, EvalTask | None]:
+        return Decision.STOP, None
+
+
+class BudgetSpent(Exception):
+    """The budget of trained networks ran out inside a round (caught by the loop)."""
+
+    def __init__(self, evaluated: list[tuple[Bits, EvalResult]], generation: int) -> None:
+        super().__init__("budget of trained networks spent")
+        self.evaluated = evaluated
+        self.generation = generation
+
+
+Report = Callable[[EvalResult, bool], None]
+"""Told of every result: (result, whether it came from the cache)."""
+
+
+class Evaluations:
+    """Cache, budget, failure cap and executor of one search.
+
+    Args:
+        state: The search's state; its ``trained`` and ``final_trained`` counters
+            are kept here.
+        report: Called with every result, and whether it came from the cache.
+        stop_hint: What to tell a user whose run stopped on failures.
+        schedule: The fidelity schedule (:class:`FullFidelity` when not given).
+    """
+
+    def __init__(self, cfg: RunConfig, space: SearchSpace, store: EvaluationStore,
+                 executor: Executor, fitness_model: FitnessModel, state: SearchState,
+                 report: Report, stop_hint: str, schedule: Schedule | None = None) -> None:
+        self.cfg = cfg
+        self.space = space
+        self.store = store
+        self.executor = executor
+        self.fitness_model = fitness_model
+        self.state = state
+        self.report = report
+        self.stop_hint = stop_hint
+        self.schedule: Schedule = schedule or FullFidelity()
+        self.consecutive_failures = 0
+        self.searching = True  # False once the search ends and the final pick trains
+        self._final_from = 0   # final_trained when the search ended
+
+    def evaluate(self, genomes: Sequence[Bits], generation: int, kind: Kind = Kind.SEARCH,
+                 options: Mapping[str, Any] | None = None,
+                 keys: Sequence[str | None] | None = None) -> list[EvalResult]:
+        """Results of each genome: from the store when known, else trained once.
+
+        ``keys`` may name an evaluation key per genome; a named key is used only
+        when the store knows it, otherwise the key is derived from the genome.
+
+        Raises:
+            BudgetSpent: The budget ran out before every genome was trained; the
+                exception holds the search results this round has.
+        """
+        keys = [k if k and self.store.lookup(k) is not None else self.task_key(b, options)
+                for b, k in zip(genomes, keys or [None] * len(genomes))]
+        known, tasks = self._from_cache(genomes, keys, generation, kind, options)
+        left = self.budget_left()
+        cut = left is not None and len(tasks) > left
+        known.update(self._train(tasks[:left] if cut else tasks, kind))
+        if cut:
+            bits_of = dict(zip(keys, genomes))
+            raise BudgetSpent([(bits_of[k], r) for k, r in known.items()
+                               if r.ok and kind == Kind.SEARCH], generation)
+        return [known[k] for k in keys]
+
+    def _from_cache(self, genomes: Sequence[Bits], keys: Sequence[str], generation: int,
+                    kind: Kind, options: Mapping[str, Any] | None
+                    ) -> tuple[dict[str, EvalResult], list[EvalTask]]:
+        """The results the store knows (reported as cached), and a task for each other key."""
+        known: dict[str, EvalResult] = {}
+        tasks: dict[str, EvalTask] = {}
+        for bits, key in zip(genomes, keys):
+            if key in known or key in tasks:
+                continue
+            cached = self.store.lookup(key)
+            if cached is not None:
+                known[key] = cached
+                self.report(cached, True)
+            else:
+                tasks[key] = EvalTask(key=key, genome=bits_to_str(bits), kind=Kind(kind),
+                                      seed=derive_seed(self.cfg.evolution.seed, key),
+                                      generation=generation, options=dict(options or {}))
+        return known, list(tasks.values())
+
+    def _train(self, tasks: list[EvalTask], kind: Kind) -> dict[str, EvalResult]:
+        """Train ``tasks`` as the schedule decides; every training is stored as it ends."""
+        done: dict[str, EvalResult] = {}
+        pending = [self.schedule.first(t) for t in tasks]
+        while pending:
+            by_key = {t.key: t for t in pending}
+            promoted = []
+            for result in self.executor.run(pending):
+                self._record(result, kind)
+                decision, following = self.schedule.decide(by_key[result.key], result)
+                if decision == Decision.CONTINUE and following is not None:
+                    promoted.append(following)
+                else:
+                    done[result.key] = result
+            pending = promoted
+        return done
+
+    def _record(self, result: EvalResult, kind: Kind) -> None:
+        self.store.add(result, self.fitness_model.fitness(result))
+        self.state.trained += 1
+        self.state.final_trained += kind == Kind.RESEED
+        self._count_failure(result)
+        self.report(result, False)
+
+    def _count_failure(self, result: EvalResult) -> None:
+        self.consecutive_failures = 0 if result.ok else self.consecutive_failures + 1
+        limit = self.cfg.evolution.max_consecutive_failures
+        if self.consecutive_failures >= limit:
+            reason = result.message.splitlines()[0] if result.message else "no reason"
+            raise FatalError(f"{limit} evaluations failed in a row (last: {reason}); check the data "
+                             f"and the search space, then {self.stop_hint}.")
+
+    def end_search(self) -> None:
+        """The search is over: from now on the final pick's re-trainings draw on the budget."""
+        self.searching = False
+        self._final_from = self.state.final_trained
+
+    def budget_left(self) -> int | None:
+        """Trainings left in ``evolution.max_trainings``; None without a budget.
+
+        While searching, the final candidates' extra seeds are held back, so they
+        fit in the same budget (unless they would take half of it or more), and
+        only the search's own trainings count: a run stopped by its budget and
+        resumed with a larger one searches exactly as a run given the larger
+        budget from the start. The earlier final pick's re-trainings then come on
+        top (they stay in the store, reused when the same candidates come out).
+        """
+        ev = self.cfg.evolution
+        if not ev.max_trainings:
+            return None
+        held = ev.final_candidates * ev.final_seeds
+        held = held if ev.max_trainings > 2 * held else 0
+        spent = self.state.trained - self.state.final_trained
+        if self.searching:
+            return max(0, ev.max_trainings - held - spent)
+        return max(0, ev.max_trainings - spent - (self.state.final_trained - self._final_from))
+
+    def task_key(self, bits: Bits, options: Mapping[str, Any] | None = None) -> str:
+        """The cache key: the canonical network's, or a variant's own when options name one.
+
+        A pruning attempt (``options["variant"]``) trains the same bits differently,
+        so its key is a digest of the network's key and the variant; what the variant
+        is stays in the row's fields (kind, options), never inside the key.
+        """
+        key = self.space.key(bits)
+        variant = (options or {}).get("variant")
+        return derived_key(key, variant) if variant else key
+
+    def evaluated_before(self, generation: int) -> "EvaluatedBefore":
+        """The novelty rule's "already trained?": keys evaluated before ``generation``."""
+        return EvaluatedBefore(self.store, generation)
+
+
+class EvaluatedBefore:
+    """``key in evaluated``: whether ``key`` was evaluated before generation ``before_generation``.
+
+    Only earlier generations count, so a generation redone after a kill or a
+    budget stop sees what it saw the first time, not its own finished trainings.
+    """
+
+    def __init__(self, store: EvaluationStore, before_generation: int) -> None:
+        self.store = store
+        self.before_generation = before_generation
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and self.store.contains(key, self.before_generation)
+
+
+def derived_key(key: str, variant: str) -> str:
+    """The cache key of a variant (e.g. a pruning attempt) of the network ``key``."""
+    return hashlib.sha256(f"{key}\n{variant}".encode()).hexdigest()[:20]
