@@ -25,8 +25,12 @@ the Keras cache layout), :mod:`~gnas.datasets.download` (the one-shot download),
 :mod:`~gnas.datasets.formats` and :mod:`~gnas.datasets.readers` (file formats
 and per-data-set readers), :mod:`~gnas.datasets.safe_pickle` (the restricted
 unpickler), :mod:`~gnas.datasets.file_errors`, :mod:`~gnas.datasets.checks`,
-:mod:`~gnas.datasets.user_npz` and :mod:`~gnas.datasets.prepare` (splits,
-scaling, standardisation, multi-hot).
+:mod:`~gnas.datasets.prepare` (splits, scaling, standardisation, multi-hot),
+:mod:`~gnas.datasets.held_out` (the fixed test split of a source without one) and
+:mod:`~gnas.datasets.preprocessing` (the record an exported model is built from).
+One's own data goes through :mod:`~gnas.datasets.user_data`, which picks
+:mod:`~gnas.datasets.user_npz`, :mod:`~gnas.datasets.user_csv` or
+:mod:`~gnas.datasets.image_folder`.
 """
 from __future__ import annotations
 
@@ -38,6 +42,7 @@ from gnas.datasets.dataset import Dataset, DatasetInfo
 from gnas.datasets.download import _find_builtin
 from gnas.datasets.file_errors import _read_guarded
 from gnas.datasets.locate import _locate, _where, keras_cache_dir
+from gnas.datasets.prepare import _prepare
 from gnas.datasets.readers import _READERS, _read_digits, _sklearn_available
 from gnas.datasets.specs import DATASETS, _SPECS, _canonical
 from gnas.datasets.user_data import _read_user_source
@@ -65,11 +70,13 @@ def load_dataset(
     seed: int = 0,
     download: bool = True,
 ) -> Dataset:
-    """Load a built-in data set or a user ``.npz`` and prepare it for search.
+    """Load a built-in data set or one's own data and prepare it for search.
 
     Args:
-        name: One of :data:`DATASETS`, or the path of an ``.npz`` holding
-            ``x_train, y_train, x_test, y_test``.
+        name: One of :data:`DATASETS`; or the path of an ``.npz`` holding
+            ``x_train, y_train, x_test, y_test`` (and optionally ``x_val,
+            y_val``), of a CSV (``file.csv`` or ``file.csv:<target column>``)
+            or of an image folder with one sub-folder per class.
         data_dir: Directory searched before the Keras cache.
         max_train_samples: Size of the training pool (training + validation),
             drawn at random; ``None`` uses every training sample. Small pools

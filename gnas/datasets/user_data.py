@@ -10,14 +10,23 @@ from __future__ import annotations
 import pathlib
 
 from gnas.datasets.dataset import _Raw
+from gnas.datasets.file_errors import _file_errors
+from gnas.datasets.image_folder import _read_image_folder
 from gnas.datasets.specs import DATASETS
+from gnas.datasets.user_csv import _read_user_csv, split_csv_name
 from gnas.datasets.user_npz import _read_user_npz
 from gnas.errors import DataError
 
 
 def _read_user_source(name: str) -> tuple[_Raw, tuple[str, str, str, int]]:
     """Read one's own data: the raw arrays and (name, task, kind, classes)."""
-    path = _user_path(name)
+    csv_name = split_csv_name(name)
+    path = _user_path(csv_name[0] if csv_name else name)
+    with _file_errors(path, f"{path.name}: "):
+        if path.is_dir():
+            return _read_image_folder(path)
+        if csv_name is not None:
+            return _read_user_csv(path, csv_name[1])
     return _read_user_npz(path)
 
 
@@ -26,8 +35,9 @@ def _user_path(name: str) -> pathlib.Path:
     path = pathlib.Path(str(name)).expanduser()
     if path.exists():
         return path.resolve()
-    hint = "no such file" if str(name).endswith(".npz") else "unknown data set"
+    hint = "no such file" if pathlib.PurePath(str(name)).suffix in (".npz", ".csv") else "unknown data set"
     raise DataError(
-        f"{hint}: {name!r}. Use one of {', '.join(DATASETS)}, or the path of an "
-        ".npz file with arrays x_train, y_train, x_test, y_test."
+        f"{hint}: {name!r}. Use one of {', '.join(DATASETS)}, the path of an .npz with arrays "
+        "x_train, y_train, x_test, y_test, a CSV (file.csv or file.csv:<target column>), "
+        "or an image folder with one sub-folder per class."
     )

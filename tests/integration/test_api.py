@@ -94,7 +94,8 @@ def test_bad_settings_and_arrays_raise_one_line_errors_and_write_nothing(digits,
 
 
 def test_without_test_data_a_fixed_stratified_share_is_held_out(digits, tmp_path):
-    from gnas.api import TEST_FRACTION, _arrays
+    from gnas.api import _arrays
+    from gnas.datasets.held_out import TEST_FRACTION
 
     x, y = digits
     a, b = _arrays(x, y, None, None), _arrays(x, y, None, None)
