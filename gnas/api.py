@@ -117,7 +117,7 @@ def evolve(x_train: Any, y_train: Any, *, validation_data: tuple[Any, Any] | Non
     cfg = _config(settings, config, preset)
     path = Path(run_dir) if run_dir is not None else _default_run_dir()
     RunDir(path).check_new()
-    arrays = _arrays(x_train, y_train, validation_data, test_data)
+    arrays = _arrays(x_train, y_train, validation_data, test_data, cfg.data.task)
     cfg = _with_data(cfg, path.absolute() / DATA_FILE)
     from gnas import session
 
@@ -215,12 +215,17 @@ def _existing_parent(path: Path) -> Path:
 
 # -------------------------------------------------------------------- arrays
 def _arrays(x: Any, y: Any, validation: tuple[Any, Any] | None,
-            test: tuple[Any, Any] | None) -> dict[str, np.ndarray]:
-    """The arrays of ``data.npz``: train, test (given or held out) and validation when given."""
+            test: tuple[Any, Any] | None, task: str = "auto") -> dict[str, np.ndarray]:
+    """The arrays of ``data.npz``: train, test (given or held out) and validation when given.
+
+    A held-out test split is stratified by class unless the targets are
+    floats or ``task`` says regression.
+    """
     x, y = _pair(x, y, "x_train", "y_train")
     out: dict[str, np.ndarray] = {}
     if test is None:
-        train, held = split_off_test(y, "x_train", stratify=y.dtype.kind in "biu")
+        stratify = y.dtype.kind in "biu" and task != "regression"
+        train, held = split_off_test(y, "x_train", stratify=stratify)
         out["x_test"], out["y_test"] = x[held], y[held]
         x, y = x[train], y[train]
     else:

@@ -37,6 +37,8 @@ class DataConfig:
     data_dir: str = _opt("", doc="extra directory searched before the Keras cache")
     max_train_samples: int = _opt(0, lo=0, doc="0 = the whole training split")
     val_fraction: float = _opt(0.2, lo=0.01, hi=0.5)
+    task: str = _opt("auto", choices=("auto", "classification", "regression"),
+                     doc="one's own data: auto infers it from the targets")
 
 
 @dataclass(frozen=True)

@@ -69,6 +69,7 @@ def load_dataset(
     val_fraction: float = 0.1,
     seed: int = 0,
     download: bool = True,
+    task: str = "auto",
 ) -> Dataset:
     """Load a built-in data set or one's own data and prepare it for search.
 
@@ -86,6 +87,9 @@ def load_dataset(
         seed: Seed of the pool and validation draw (the test split is fixed).
         download: Try once to fetch missing files into the Keras cache
             (never when ``GNAS_OFFLINE=1``).
+        task: One's own data: ``"auto"`` infers classification or regression
+            from the targets; ``"regression"`` keeps integral targets numbers.
+            A built-in data set has its own task.
 
     Returns:
         The prepared :class:`Dataset`.
@@ -103,6 +107,9 @@ def load_dataset(
     key = _canonical(name)
     if key in _SPECS:
         spec = _SPECS[key]
+        if task not in ("auto", spec.task):
+            raise DataError(f"data.task = {task!r} does not apply to {spec.name}, a {spec.task}; "
+                            "leave data.task at auto for a built-in data set.")
         if key == "digits":
             raw, source = _read_digits(), "digits"
         else:
@@ -111,7 +118,7 @@ def load_dataset(
         _check_raw(raw, source, spec.task, spec.kind, spec.n_classes, spec.input_shape)
         meta = (spec.name, spec.task, spec.kind, spec.n_classes)
     else:
-        raw, meta = _read_user_source(name)
+        raw, meta = _read_user_source(name, task)
     return _prepare(*meta, raw, max_train_samples, val_fraction, seed)
 
 
@@ -120,7 +127,7 @@ def load_for_run(cfg: "RunConfig") -> Dataset:
     data = cfg.data
     return load_dataset(data.dataset, data_dir=data.data_dir or None,
                         max_train_samples=data.max_train_samples or None,
-                        val_fraction=data.val_fraction, seed=0)
+                        val_fraction=data.val_fraction, seed=0, task=data.task)
 
 
 def list_datasets(data_dir: str | None = None) -> list[DatasetInfo]:

@@ -6,7 +6,7 @@ some column holds text there and a number below it. Features must be numbers
 (an empty or textual cell is refused with its row and column named); a target
 of text labels, or of few distinct integers, makes a classification whose
 classes are the sorted distinct values (``Dataset.class_names``), any other
-numeric target a regression. A CSV holds no test split, so a fixed, seeded
+numeric target a regression (``data.task`` overrides the inference). A CSV holds no test split, so a fixed, seeded
 20 % of the rows is held out (:mod:`~gnas.datasets.held_out`).
 """
 from __future__ import annotations
@@ -37,13 +37,17 @@ def split_csv_name(name: str) -> tuple[str, str | None] | None:
     return None
 
 
-def _read_user_csv(path: pathlib.Path, target: str | None) -> tuple[_Raw, tuple[str, str, str, int]]:
-    """Read a CSV into held-out train/test arrays and (name, task, kind, classes)."""
+def _read_user_csv(path: pathlib.Path, target: str | None,
+                   task: str = "auto") -> tuple[_Raw, tuple[str, str, str, int]]:
+    """Read a CSV into held-out train/test arrays and (name, task, kind, classes).
+
+    ``task`` ``"auto"`` infers it from the target column (module docstring).
+    """
     header, rows = _rows(path)
     column = _target_column(header, len(rows[0]), target, path)
     names = header or [f"column {i + 1}" for i in range(len(rows[0]))]
     x = _features(rows, column, names, path)
-    y, class_names = _targets([r[column] for r in rows], names[column], path)
+    y, class_names = _targets([r[column] for r in rows], names[column], path, task)
     task = "classification" if class_names is not None else "regression"
     keep, held = split_off_test(y, str(path), stratify=task == "classification")
     raw = _Raw(x[keep], y[keep], x[held], y[held], class_names=class_names)
@@ -120,7 +124,8 @@ def _features(rows: list[list[str]], target: int, names: list[str], path: pathli
     return x
 
 
-def _targets(cells: list[str], name: str, path: pathlib.Path) -> tuple[np.ndarray, tuple[str, ...] | None]:
+def _targets(cells: list[str], name: str, path: pathlib.Path,
+             task: str) -> tuple[np.ndarray, tuple[str, ...] | None]:
     """Class indices and names for a classification, or float targets for a regression."""
     cells = [c.strip() for c in cells]
     if "" in cells:
@@ -130,11 +135,15 @@ def _targets(cells: list[str], name: str, path: pathlib.Path) -> tuple[np.ndarra
         values = np.array([float(c) for c in cells])
         if not np.all(np.isfinite(values)):
             raise DataError(f"{path}: target {name!r} holds an infinite or NaN value; drop those rows.")
-        if _infer_task(values) == "regression":
+        if task == "regression" or (task == "auto" and _infer_task(values) == "regression"):
             return values.astype(np.float32), None
         classes = np.unique(values)
-        names = tuple(str(int(v)) for v in classes)
+        names = tuple(str(int(v)) if v == int(v) else str(v) for v in classes)
         return np.searchsorted(classes, values).astype(np.int64), _two_or_more(names, name, path)
+    if task == "regression":
+        bad = next(c for c in cells if not _is_number(c))
+        raise DataError(f"{path}: target {name!r} holds {bad!r}; a regression needs numbers "
+                        "(or set data.task to classification or auto).")
     names = tuple(sorted(set(cells)))
     index = {c: i for i, c in enumerate(names)}
     return np.array([index[c] for c in cells], np.int64), _two_or_more(names, name, path)

@@ -18,16 +18,23 @@ from gnas.datasets.user_npz import _read_user_npz
 from gnas.errors import DataError
 
 
-def _read_user_source(name: str) -> tuple[_Raw, tuple[str, str, str, int]]:
-    """Read one's own data: the raw arrays and (name, task, kind, classes)."""
+def _read_user_source(name: str, task: str = "auto") -> tuple[_Raw, tuple[str, str, str, int]]:
+    """Read one's own data: the raw arrays and (name, task, kind, classes).
+
+    ``task`` is ``"auto"`` (inferred from the targets), ``"classification"``
+    or ``"regression"``; an image folder is always a classification.
+    """
     csv_name = split_csv_name(name)
     path = _user_path(csv_name[0] if csv_name else name)
     with _file_errors(path, f"{path.name}: "):
         if path.is_dir():
+            if task == "regression":
+                raise DataError(f"{path}: an image folder is a classification (one sub-folder per "
+                                "class); leave data.task at auto.")
             return _read_image_folder(path)
         if csv_name is not None:
-            return _read_user_csv(path, csv_name[1])
-    return _read_user_npz(path)
+            return _read_user_csv(path, csv_name[1], task)
+    return _read_user_npz(path, task)
 
 
 def _user_path(name: str) -> pathlib.Path:

@@ -38,23 +38,23 @@ def _read_npz_arrays(path: pathlib.Path) -> _Raw:
                 x_val=a.get("x_val"), y_val=a.get("y_val"))
 
 
-def _read_user_npz(path: pathlib.Path) -> tuple[_Raw, tuple[str, str, str, int]]:
-    """Read a user ``.npz`` and infer task, kind and class count from it."""
+def _read_user_npz(path: pathlib.Path, task: str = "auto") -> tuple[_Raw, tuple[str, str, str, int]]:
+    """Read a user ``.npz``; its task (unless given), kind and class count from the arrays."""
     raw = _read_guarded(path.name, path, _read_npz_arrays)
     for part in raw.parts():
         x = getattr(raw, f"x_{part}")
         if x.ndim > 4:
             raise DataError(f"{path}: x_{part} has {x.ndim} dimensions; use (N, features) or (N, H, W[, C]).")
     _check_raw(raw, str(path), None, None, None, None)
-    task, n_classes = _infer_classes(raw, str(path))
+    task, n_classes = _infer_classes(raw, str(path), task)
     kind = "image" if raw.x_train.ndim >= 3 else "vector"
     return raw, (str(path), task, kind, n_classes)
 
 
-def _infer_classes(raw: _Raw, source: str) -> tuple[str, int]:
-    """Task and class count of checked arrays; labels checked against that count."""
+def _infer_classes(raw: _Raw, source: str, task: str = "auto") -> tuple[str, int]:
+    """Task (inferred when ``"auto"``) and class count of checked arrays; labels checked against it."""
     ys = [getattr(raw, f"y_{part}") for part in raw.parts()]
-    task = _infer_task(*ys)
+    task = _infer_task(*ys) if task == "auto" else task
     if task == "regression":
         return task, 1
     n_classes = int(max(y.max() for y in ys)) + 1

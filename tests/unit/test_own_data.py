@@ -190,3 +190,31 @@ def test_a_bad_image_folder_is_refused_in_one_line(tmp_path: pathlib.Path, make,
     root.mkdir()
     make(root)
     assert words in one_line_error(str(root))
+
+
+# ------------------------------------------------------------ data.task
+def test_data_task_overrides_the_inference_of_integral_targets(tmp_path: pathlib.Path) -> None:
+    rows = [["rooms", "age"], *([i % 7, 20 + i % 50] for i in range(300))]
+    path = str(_csv(tmp_path / "ages.csv", rows))
+    assert load_dataset(path).task == "classification"  # 50 distinct integers look like classes
+    ds = load_dataset(path, task="regression")
+    assert (ds.task, ds.n_classes, ds.class_names) == ("regression", 1, None) and ds.target_std > 5
+    npz = _npz(tmp_path / "ages.npz", y_train=np.arange(40) % 30, y_test=np.arange(10))
+    assert load_dataset(npz, task="regression").task == "regression"
+    decimals = _csv(tmp_path / "dose.csv", [["x", "dose"], *([i, [0.5, 1.5][i % 2]] for i in range(40))])
+    ds = load_dataset(str(decimals), task="classification")
+    assert ds.class_names == ("0.5", "1.5") and ds.n_classes == 2
+
+
+@pytest.mark.parametrize("make, task, words", [
+    (lambda p: _csv(p / "t.csv", [["x", "y"], *([i, "cat"] for i in range(20))]), "regression",
+     "a regression needs numbers"),
+    (lambda p: (_folder(p / "pets"), p / "pets")[1], "regression", "an image folder is a classification"),
+    (lambda p: "digits", "regression", "does not apply to digits"),
+    (lambda p: _npz(p / "f.npz", y_train=np.linspace(0, 1, 40)), "classification", "non-integer class labels"),
+])
+def test_a_task_that_does_not_fit_the_data_is_refused(tmp_path: pathlib.Path, make, task: str,
+                                                      words: str) -> None:
+    with pytest.raises(DataError) as exc:
+        load_dataset(str(make(tmp_path)), task=task)
+    assert words in str(exc.value) and "\n" not in str(exc.value)
