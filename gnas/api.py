@@ -28,6 +28,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from gnas.config import RunConfig, load_config
+from gnas.datasets.held_out import split_off_test
 from gnas.errors import ConfigError, DataError, RunDirError
 from gnas.records import EvalResult
 from gnas.runs.atomic import read_json
@@ -37,10 +38,6 @@ from gnas.search.callbacks import Callback
 
 #: Where in-memory arrays live inside a run directory.
 DATA_FILE = "data.npz"
-#: Share of the training arrays held out as the test split when no ``test_data`` is given.
-TEST_FRACTION = 0.2
-#: Seed of that hold-out: fixed, so a resumed or repeated run has the same split.
-TEST_SPLIT_SEED = 20240917
 
 
 @dataclass(frozen=True)
@@ -120,7 +117,7 @@ def evolve(x_train: Any, y_train: Any, *, validation_data: tuple[Any, Any] | Non
     cfg = _config(settings, config, preset)
     path = Path(run_dir) if run_dir is not None else _default_run_dir()
     RunDir(path).check_new()
-    arrays = _arrays(x_train, y_train, validation_data, test_data)
+    arrays = _arrays(x_train, y_train, validation_data, test_data, cfg.data.task)
     cfg = _with_data(cfg, path.absolute() / DATA_FILE)
     from gnas import session
 
@@ -218,12 +215,17 @@ def _existing_parent(path: Path) -> Path:
 
 # -------------------------------------------------------------------- arrays
 def _arrays(x: Any, y: Any, validation: tuple[Any, Any] | None,
-            test: tuple[Any, Any] | None) -> dict[str, np.ndarray]:
-    """The arrays of ``data.npz``: train, test (given or held out) and validation when given."""
+            test: tuple[Any, Any] | None, task: str = "auto") -> dict[str, np.ndarray]:
+    """The arrays of ``data.npz``: train, test (given or held out) and validation when given.
+
+    A held-out test split is stratified by class unless the targets are
+    floats or ``task`` says regression.
+    """
     x, y = _pair(x, y, "x_train", "y_train")
     out: dict[str, np.ndarray] = {}
     if test is None:
-        train, held = _hold_out(y, TEST_FRACTION, TEST_SPLIT_SEED)
+        stratify = y.dtype.kind in "biu" and task != "regression"
+        train, held = split_off_test(y, "x_train", stratify=stratify)
         out["x_test"], out["y_test"] = x[held], y[held]
         x, y = x[train], y[train]
     else:
@@ -255,19 +257,6 @@ def _pair(x: Any, y: Any, x_name: str, y_name: str) -> tuple[np.ndarray, np.ndar
     if len(x) != len(y):
         raise DataError(f"{x_name} has {len(x)} samples but {y_name} {len(y)}; give one target per sample.")
     return x, y
-
-
-def _hold_out(y: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Indices kept for training and held out for test: ``fraction`` of every class (or of all)."""
-    rng = np.random.default_rng(seed)
-    integral = y.dtype.kind in "biu"
-    groups = [np.flatnonzero(y == c) for c in np.unique(y)] if integral else [np.arange(len(y))]
-    held = np.sort(np.concatenate([rng.permutation(g)[: int(round(fraction * len(g)))] for g in groups]))
-    if len(held) == 0 or len(held) == len(y):
-        raise DataError(f"{len(y)} training samples are too few to hold out a test split; "
-                        "give test_data=(x_test, y_test).")
-    keep = np.setdiff1d(np.arange(len(y)), held)
-    return keep, held
 
 
 def _save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:

@@ -32,10 +32,13 @@ def _opt(default: Any, *, lo: float | None = None, hi: float | None = None,
 class DataConfig:
     """Which data set, where to find it and how much of it to use."""
 
-    dataset: str = _opt("digits", doc="a name from `gnas datasets` or a path to an .npz")
+    dataset: str = _opt("digits", doc="a name from `gnas datasets`, or a path to an .npz, "
+                        "a .csv[:target] or an image folder")
     data_dir: str = _opt("", doc="extra directory searched before the Keras cache")
     max_train_samples: int = _opt(0, lo=0, doc="0 = the whole training split")
     val_fraction: float = _opt(0.2, lo=0.01, hi=0.5)
+    task: str = _opt("auto", choices=("auto", "classification", "regression"),
+                     doc="one's own data: auto infers it from the targets")
 
 
 @dataclass(frozen=True)

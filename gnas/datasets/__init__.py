@@ -25,41 +25,28 @@ the Keras cache layout), :mod:`~gnas.datasets.download` (the one-shot download),
 :mod:`~gnas.datasets.formats` and :mod:`~gnas.datasets.readers` (file formats
 and per-data-set readers), :mod:`~gnas.datasets.safe_pickle` (the restricted
 unpickler), :mod:`~gnas.datasets.file_errors`, :mod:`~gnas.datasets.checks`,
-:mod:`~gnas.datasets.user_npz` and :mod:`~gnas.datasets.prepare` (splits,
-scaling, standardisation, multi-hot).
+:mod:`~gnas.datasets.prepare` (splits, scaling, standardisation, multi-hot),
+:mod:`~gnas.datasets.held_out` (the fixed test split of a source without one) and
+:mod:`~gnas.datasets.preprocessing` (the record an exported model is built from).
+One's own data goes through :mod:`~gnas.datasets.user_data`, which picks
+:mod:`~gnas.datasets.user_npz`, :mod:`~gnas.datasets.user_csv` or
+:mod:`~gnas.datasets.image_folder`.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import pathlib
-import urllib.request  # noqa: F401 (reachable as gnas.datasets.urllib, as before the split)
+from typing import TYPE_CHECKING
 
 from gnas.datasets.checks import _check_options, _check_raw
 from gnas.datasets.dataset import Dataset, DatasetInfo
-from gnas.datasets.download import DOWNLOAD_TIMEOUT_S as DOWNLOAD_TIMEOUT_S, _find_builtin
+from gnas.datasets.download import _find_builtin
 from gnas.datasets.file_errors import _read_guarded
-from gnas.datasets.locate import _locate, _user_npz_path, _where, keras_cache_dir
-from gnas.datasets.prepare import (
-    NUM_WORDS as NUM_WORDS,
-    TEXT_INDEX_FROM as TEXT_INDEX_FROM,
-    TEXT_START_CHAR as TEXT_START_CHAR,
-    _prepare,
-    _split_indices as _split_indices,
-)
-from gnas.datasets.readers import (
-    DIGITS_SPLIT_SEED as DIGITS_SPLIT_SEED,
-    DIGITS_TEST_FRACTION as DIGITS_TEST_FRACTION,
-    KERAS_SPLIT_SEED as KERAS_SPLIT_SEED,
-    KERAS_TEST_SPLIT as KERAS_TEST_SPLIT,
-    _READERS,
-    _read_digits,
-    _sklearn_available,
-)
-from gnas.datasets.safe_pickle import _restricted_unpickle as _restricted_unpickle
-from gnas.datasets.specs import DATASETS, _FASHION_FILES as _FASHION_FILES, _SPECS, _canonical
-from gnas.datasets.user_npz import MAX_CLASSES as MAX_CLASSES, _read_user_npz
-from gnas.errors import DataError as DataError
+from gnas.datasets.locate import _locate, _where, keras_cache_dir
+from gnas.datasets.prepare import _prepare
+from gnas.datasets.readers import _READERS, _read_digits, _sklearn_available
+from gnas.datasets.specs import DATASETS, _SPECS, _canonical
+from gnas.datasets.user_data import _read_user_source
+from gnas.errors import DataError
 
 if TYPE_CHECKING:  # pragma: no cover
     from gnas.config import RunConfig
@@ -74,12 +61,6 @@ __all__ = [
 ]
 
 
-#: Extra directories searched after the cache (Debian's fashion-mnist package).
-SYSTEM_DIRS: dict[str, tuple[pathlib.Path, ...]] = {
-    "fashion_mnist": (pathlib.Path("/usr/share/datasets/fashion-mnist"),),
-}
-
-
 def load_dataset(
     name: str,
     *,
@@ -88,12 +69,15 @@ def load_dataset(
     val_fraction: float = 0.1,
     seed: int = 0,
     download: bool = True,
+    task: str = "auto",
 ) -> Dataset:
-    """Load a built-in data set or a user ``.npz`` and prepare it for search.
+    """Load a built-in data set or one's own data and prepare it for search.
 
     Args:
-        name: One of :data:`DATASETS`, or the path of an ``.npz`` holding
-            ``x_train, y_train, x_test, y_test``.
+        name: One of :data:`DATASETS`; or the path of an ``.npz`` holding
+            ``x_train, y_train, x_test, y_test`` (and optionally ``x_val,
+            y_val``), of a CSV (``file.csv`` or ``file.csv:<target column>``)
+            or of an image folder with one sub-folder per class.
         data_dir: Directory searched before the Keras cache.
         max_train_samples: Size of the training pool (training + validation),
             drawn at random; ``None`` uses every training sample. Small pools
@@ -103,6 +87,9 @@ def load_dataset(
         seed: Seed of the pool and validation draw (the test split is fixed).
         download: Try once to fetch missing files into the Keras cache
             (never when ``GNAS_OFFLINE=1``).
+        task: One's own data: ``"auto"`` infers classification or regression
+            from the targets; ``"regression"`` keeps integral targets numbers.
+            A built-in data set has its own task.
 
     Returns:
         The prepared :class:`Dataset`.
@@ -120,6 +107,9 @@ def load_dataset(
     key = _canonical(name)
     if key in _SPECS:
         spec = _SPECS[key]
+        if task not in ("auto", spec.task):
+            raise DataError(f"data.task = {task!r} does not apply to {spec.name}, a {spec.task}; "
+                            "leave data.task at auto for a built-in data set.")
         if key == "digits":
             raw, source = _read_digits(), "digits"
         else:
@@ -128,8 +118,7 @@ def load_dataset(
         _check_raw(raw, source, spec.task, spec.kind, spec.n_classes, spec.input_shape)
         meta = (spec.name, spec.task, spec.kind, spec.n_classes)
     else:
-        path = _user_npz_path(name)
-        raw, meta = _read_user_npz(path)
+        raw, meta = _read_user_source(name, task)
     return _prepare(*meta, raw, max_train_samples, val_fraction, seed)
 
 
@@ -138,7 +127,7 @@ def load_for_run(cfg: "RunConfig") -> Dataset:
     data = cfg.data
     return load_dataset(data.dataset, data_dir=data.data_dir or None,
                         max_train_samples=data.max_train_samples or None,
-                        val_fraction=data.val_fraction, seed=0)
+                        val_fraction=data.val_fraction, seed=0, task=data.task)
 
 
 def list_datasets(data_dir: str | None = None) -> list[DatasetInfo]:

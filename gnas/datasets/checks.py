@@ -39,7 +39,7 @@ def _check_raw(
     input_shape: tuple[int, ...] | None,
 ) -> None:
     """Refuse arrays that would train on garbage or fail deep inside a worker."""
-    for part in ("train", "test"):
+    for part in raw.parts():
         x, y = getattr(raw, f"x_{part}"), getattr(raw, f"y_{part}")
         _check_pair(x, y, part, source)
         if kind not in (None, "text"):
@@ -50,11 +50,13 @@ def _check_raw(
                 )
         if task == "classification" and n_classes is not None:
             _check_labels(y, f"y_{part}", n_classes, source)
-    if kind != "text" and raw.x_train.shape[1:] != raw.x_test.shape[1:]:
-        raise DataError(
-            f"{source}: x_train samples have shape {raw.x_train.shape[1:]} but x_test "
-            f"samples {raw.x_test.shape[1:]}; both splits need the same sample shape."
-        )
+    for part in raw.parts()[1:]:
+        x = getattr(raw, f"x_{part}")
+        if kind != "text" and raw.x_train.shape[1:] != x.shape[1:]:
+            raise DataError(
+                f"{source}: x_train samples have shape {raw.x_train.shape[1:]} but x_{part} "
+                f"samples {x.shape[1:]}; every split needs the same sample shape."
+            )
 
 
 def _check_pair(x: np.ndarray, y: np.ndarray, part: str, source: str) -> None:

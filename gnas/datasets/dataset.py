@@ -43,6 +43,9 @@ class Dataset:
     #: (before a channel axis was added), so an exported model takes raw images.
     input_scale: float = 1.0
     raw_shape: tuple[int, ...] | None = None
+    #: Classification read from a CSV with text labels or from an image folder:
+    #: the name of every class, label ``i`` being ``class_names[i]`` (else ``None``).
+    class_names: tuple[str, ...] | None = None
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -86,3 +89,13 @@ class _Raw:
     #: Images only: what raw pixels are multiplied by; ``None`` infers it from
     #: the dtype (1/255 for uint8, else 1).
     pixel_scale: float | None = None
+    #: A validation split the source brings (a user ``.npz``'s ``x_val, y_val``):
+    #: used as is instead of one carved out of the training split.
+    x_val: np.ndarray | None = None
+    y_val: np.ndarray | None = None
+    #: See :attr:`Dataset.class_names`.
+    class_names: tuple[str, ...] | None = None
+
+    def parts(self) -> tuple[str, ...]:
+        """The splits this source holds: ``train``, ``val`` if given, ``test``."""
+        return ("train", "val", "test") if self.x_val is not None else ("train", "test")

@@ -20,7 +20,9 @@ from gnas.datasets.safe_pickle import _restricted_unpickle
 from gnas.errors import DataError
 
 
-def _load_npz(path: pathlib.Path, keys: tuple[str, ...], *, objects: bool = False) -> dict[str, np.ndarray]:
+def _load_npz(
+    path: pathlib.Path, keys: tuple[str, ...], *, objects: bool = False, optional: tuple[str, ...] = ()
+) -> dict[str, np.ndarray]:
     """Read named arrays from an ``.npz`` without ``allow_pickle``.
 
     Args:
@@ -28,6 +30,7 @@ def _load_npz(path: pathlib.Path, keys: tuple[str, ...], *, objects: bool = Fals
         keys: Arrays that must be there.
         objects: Accept object arrays (ragged sequences in Keras' text files)
             through the restricted unpickler instead of refusing them.
+        optional: Arrays read too when the archive holds them.
     """
     with open(path, "rb") as stream:  # np.load leaks its own handle on a bad zip
         archive = np.load(stream, allow_pickle=False) if zipfile.is_zipfile(stream) else None
@@ -36,11 +39,12 @@ def _load_npz(path: pathlib.Path, keys: tuple[str, ...], *, objects: bool = Fals
                 f"{path}: not an .npz (zip) archive; it is corrupt, or save the data "
                 f"with numpy.savez({', '.join(keys)})."
             )
-        return _npz_arrays(archive, path, keys, objects)
+        return _npz_arrays(archive, path, keys, objects, optional)
 
 
 def _npz_arrays(
-    archive: np.lib.npyio.NpzFile, path: pathlib.Path, keys: tuple[str, ...], objects: bool
+    archive: np.lib.npyio.NpzFile, path: pathlib.Path, keys: tuple[str, ...], objects: bool,
+    optional: tuple[str, ...] = (),
 ) -> dict[str, np.ndarray]:
     """The named members of an open ``.npz``, or a DataError naming those missing."""
     with archive:
@@ -50,7 +54,8 @@ def _npz_arrays(
                 f"{path}: array(s) {', '.join(missing)} missing (found: "
                 f"{', '.join(archive.files) or 'none'}); the file needs {', '.join(keys)}."
             )
-        return {k: _npz_member(archive, path, k, objects) for k in keys}
+        present = keys + tuple(k for k in optional if k in archive.files)
+        return {k: _npz_member(archive, path, k, objects) for k in present}
 
 
 def _npz_member(archive: np.lib.npyio.NpzFile, path: pathlib.Path, key: str, objects: bool) -> np.ndarray:

@@ -2,16 +2,20 @@
 
 The search order is the user's ``data_dir`` first, then the directory Keras
 caches downloads in (so gnas and Keras share files), then the system
-directories of :data:`gnas.datasets.SYSTEM_DIRS`. Also resolves the path of a
-user ``.npz`` given instead of a built-in name.
+directories of :data:`SYSTEM_DIRS`.
 """
 from __future__ import annotations
 
 import os
 import pathlib
 
-from gnas.datasets.specs import DATASETS, _Spec
-from gnas.errors import DataError
+from gnas.datasets.specs import _Spec
+
+
+#: Extra directories searched after the cache (Debian's fashion-mnist package).
+SYSTEM_DIRS: dict[str, tuple[pathlib.Path, ...]] = {
+    "fashion_mnist": (pathlib.Path("/usr/share/datasets/fashion-mnist"),),
+}
 
 
 def keras_cache_dir() -> pathlib.Path:
@@ -26,27 +30,9 @@ def keras_cache_dir() -> pathlib.Path:
     return base / "datasets"
 
 
-def _user_npz_path(name: str) -> pathlib.Path:
-    """Resolve a user ``.npz`` path, or explain which names are valid."""
-    path = pathlib.Path(str(name)).expanduser()
-    if path.is_file():
-        return path.resolve()
-    hint = "no such file" if str(name).endswith(".npz") else "unknown data set"
-    raise DataError(
-        f"{hint}: {name!r}. Use one of {', '.join(DATASETS)}, or the path of an "
-        ".npz file with arrays x_train, y_train, x_test, y_test."
-    )
-
-
 def _system_dirs(name: str) -> tuple[pathlib.Path, ...]:
-    """The system directories searched for ``name``, read at call time.
-
-    :data:`SYSTEM_DIRS` is public as ``gnas.datasets.SYSTEM_DIRS``; looking it
-    up there on every call keeps a replacement of that attribute effective.
-    """
-    from gnas import datasets
-
-    return datasets.SYSTEM_DIRS.get(name, ())
+    """The system directories searched for ``name``."""
+    return SYSTEM_DIRS.get(name, ())
 
 
 def _search_dirs(data_dir: str | None) -> list[pathlib.Path]:

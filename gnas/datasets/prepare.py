@@ -31,13 +31,34 @@ def _split_indices(
     part of it come from the same ``default_rng(seed)`` permutation, so a seed
     fixes both and a smaller pool is a prefix of a larger one's draw.
     """
-    pool = np.random.default_rng(seed).permutation(n)
-    if max_train_samples is not None:
-        pool = pool[: int(max_train_samples)]
+    pool = _pool(n, max_train_samples, seed)
     if len(pool) < 2:
         raise DataError(f"the training split has {len(pool)} sample(s); at least 2 are needed.")
     n_val = min(max(1, int(round(val_fraction * len(pool)))), len(pool) - 1)
     return pool[n_val:], pool[:n_val]
+
+
+def _pool(n: int, max_train_samples: int | None, seed: int) -> np.ndarray:
+    """The training pool: the first ``max_train_samples`` of a ``default_rng(seed)`` permutation."""
+    pool = np.random.default_rng(seed).permutation(n)
+    return pool if max_train_samples is None else pool[: int(max_train_samples)]
+
+
+def _split(
+    raw: _Raw, max_train_samples: int | None, val_fraction: float, seed: int
+) -> tuple[tuple[np.ndarray, ...], tuple[np.ndarray, ...]]:
+    """Raw (train, validation, test) inputs and targets.
+
+    A validation split the source brings is used as is (``val_fraction`` is then
+    unused); otherwise one is carved out of the pool by :func:`_split_indices`.
+    """
+    if raw.x_val is not None and raw.y_val is not None:
+        train = _pool(len(raw.x_train), max_train_samples, seed)
+        x_val, y_val = raw.x_val, raw.y_val
+    else:
+        train, val = _split_indices(len(raw.x_train), max_train_samples, val_fraction, seed)
+        x_val, y_val = raw.x_train[val], raw.y_train[val]
+    return (raw.x_train[train], x_val, raw.x_test), (raw.y_train[train], y_val, raw.y_test)
 
 
 def pixel_scale(x: np.ndarray, declared: float | None) -> float:
@@ -142,16 +163,17 @@ def _prepare(
     """Split, encode and standardise raw arrays into a :class:`Dataset`.
 
     The pool is drawn before encoding so that a small pool of a big text data
-    set never builds the multi-hot matrix of every sample.
+    set never builds the multi-hot matrix of every sample. Every statistic
+    (input and target standardisation) comes from the training part alone.
     """
-    train, val = _split_indices(len(raw.x_train), max_train_samples, val_fraction, seed)
+    raw_xs, raw_ys = _split(raw, max_train_samples, val_fraction, seed)
     scale = pixel_scale(raw.x_train, raw.pixel_scale) if kind == "image" else 1.0
-    xs = [_encode(kind, x, name, scale) for x in (raw.x_train[train], raw.x_train[val], raw.x_test)]
+    xs = [_encode(kind, x, name, scale) for x in raw_xs]
     x_mean = x_std = None
     if kind == "vector":
         x_mean, x_std = input_stats(xs[0])
         xs = [standardise(x, x_mean, x_std) for x in xs]
-    ys = [y.reshape(-1) for y in (raw.y_train[train], raw.y_train[val], raw.y_test)]
+    ys = [y.reshape(-1) for y in raw_ys]
     mean, std = 0.0, 1.0
     if task == "regression":
         m, s = _stats(ys[0])
@@ -162,4 +184,5 @@ def _prepare(
     return Dataset(
         name, task, kind, xs[0], ys[0], xs[1], ys[1], xs[2], ys[2], int(n_classes), mean, std,
         x_mean, x_std, scale, tuple(int(d) for d in raw.x_train.shape[1:]) if kind == "image" else None,
+        raw.class_names,
     )

@@ -31,6 +31,8 @@ def preprocessing_record(data: Dataset) -> dict[str, Any]:
         over ``num_words`` columns after adding ``index_from``, column
         ``start_char`` always set). ``output`` is ``{"mean", "std"}`` for a
         regression (the network predicts ``(y - mean) / std``), else ``None``.
+        ``classes`` names output ``i`` of a classifier read from a CSV with
+        text labels or from an image folder (``None`` where labels are the names).
     """
     if data.kind == "image":
         raw = list(data.raw_shape or data.input_shape)
@@ -45,7 +47,8 @@ def preprocessing_record(data: Dataset) -> dict[str, Any]:
     out = None
     if data.task == "regression":
         out = {"mean": float(data.target_mean), "std": float(data.target_std)}
-    return {"input": inp, "output": out}
+    classes = list(data.class_names) if data.class_names is not None else None
+    return {"input": inp, "output": out, "classes": classes}
 
 
 def _floats(values: Any) -> list[float]:

@@ -13,6 +13,7 @@ from typing import Callable
 import numpy as np
 
 from gnas.datasets.dataset import _Raw
+from gnas.datasets.held_out import held_out
 from gnas.datasets.formats import _cifar_batch, _load_npz, _read_idx, _unpickle_dir, _unpickle_tar
 from gnas.datasets.specs import _CIFAR10_FILES, _CIFAR100_FILES, _FASHION_FILES
 from gnas.errors import DataError
@@ -85,18 +86,8 @@ def _read_digits() -> _Raw:
     x = np.asarray(bunch.images, np.float32)  # scikit-learn's own 0..16 images; prepare scales
     y = np.asarray(bunch.target, np.int64)
     test = np.zeros(len(y), bool)
-    test[_stratified_sample(y, DIGITS_TEST_FRACTION, DIGITS_SPLIT_SEED)] = True
+    test[held_out(y, DIGITS_TEST_FRACTION, DIGITS_SPLIT_SEED)] = True
     return _Raw(x[~test], y[~test], x[test], y[test], pixel_scale=1.0 / 16.0)
-
-
-def _stratified_sample(y: np.ndarray, fraction: float, seed: int) -> np.ndarray:
-    """Indices of ``fraction`` of every class, drawn with a fixed seed."""
-    rng = np.random.default_rng(seed)
-    chosen = []
-    for label in np.unique(y):
-        members = np.flatnonzero(y == label)
-        chosen.append(rng.permutation(members)[: int(round(fraction * len(members)))])
-    return np.sort(np.concatenate(chosen))
 
 
 def _sklearn_available() -> bool:

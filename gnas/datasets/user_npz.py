@@ -1,7 +1,9 @@
 """A user's own ``.npz``: read like ``mnist.npz``, task and class count inferred.
 
-The file must hold ``x_train, y_train, x_test, y_test``; integral targets
-with few distinct values make a classification, anything else a regression.
+The file must hold ``x_train, y_train, x_test, y_test`` and may hold a
+validation split ``x_val, y_val`` (both or neither), used instead of one
+carved out of the training split. Integral targets with few distinct values
+make a classification, anything else a regression.
 """
 from __future__ import annotations
 
@@ -12,34 +14,59 @@ import numpy as np
 from gnas.datasets.checks import _check_labels, _check_raw
 from gnas.datasets.dataset import _Raw
 from gnas.datasets.file_errors import _read_guarded
-from gnas.datasets.readers import _read_mnist
+from gnas.datasets.formats import _load_npz
 from gnas.errors import DataError
 
 
 MAX_CLASSES = 1000  # an .npz with more distinct integer targets is a regression
 
+_KEYS = ("x_train", "y_train", "x_test", "y_test")
+_VAL_KEYS = ("x_val", "y_val")
 
-def _read_user_npz(path: pathlib.Path) -> tuple[_Raw, tuple[str, str, str, int]]:
-    """Read a user ``.npz`` and infer task, kind and class count from it."""
-    raw = _read_guarded(path.name, path, _read_mnist)  # same four arrays, pickles refused
-    for label, x in (("x_train", raw.x_train), ("x_test", raw.x_test)):
+
+def _read_npz_arrays(path: pathlib.Path) -> _Raw:
+    """The four arrays, and the validation pair when the file holds both."""
+    a = _load_npz(path, _KEYS, optional=_VAL_KEYS)  # pickles refused
+    given = [k for k in _VAL_KEYS if k in a]
+    if len(given) == 1:
+        other = _VAL_KEYS[1 - _VAL_KEYS.index(given[0])]
+        raise DataError(
+            f"{path}: holds {given[0]} but not {other}; a validation split needs both "
+            f"(save {other} too, or drop {given[0]} to carve one out of the training split)."
+        )
+    return _Raw(a["x_train"], a["y_train"], a["x_test"], a["y_test"],
+                x_val=a.get("x_val"), y_val=a.get("y_val"))
+
+
+def _read_user_npz(path: pathlib.Path, task: str = "auto") -> tuple[_Raw, tuple[str, str, str, int]]:
+    """Read a user ``.npz``; its task (unless given), kind and class count from the arrays."""
+    raw = _read_guarded(path.name, path, _read_npz_arrays)
+    for part in raw.parts():
+        x = getattr(raw, f"x_{part}")
         if x.ndim > 4:
-            raise DataError(f"{path}: {label} has {x.ndim} dimensions; use (N, features) or (N, H, W[, C]).")
+            raise DataError(f"{path}: x_{part} has {x.ndim} dimensions; use (N, features) or (N, H, W[, C]).")
     _check_raw(raw, str(path), None, None, None, None)
-    task = _infer_task(raw.y_train, raw.y_test)
+    task, n_classes = _infer_classes(raw, str(path), task)
     kind = "image" if raw.x_train.ndim >= 3 else "vector"
-    n_classes = 1
-    if task == "classification":
-        n_classes = int(max(raw.y_train.max(), raw.y_test.max())) + 1
-        _check_labels(raw.y_train, "y_train", n_classes, str(path))
-        _check_labels(raw.y_test, "y_test", n_classes, str(path))
-        if n_classes < 2:
-            raise DataError(f"{path}: every label is 0; classification needs at least two classes.")
     return raw, (str(path), task, kind, n_classes)
 
 
-def _infer_task(y_train: np.ndarray, y_test: np.ndarray) -> str:
+def _infer_classes(raw: _Raw, source: str, task: str = "auto") -> tuple[str, int]:
+    """Task (inferred when ``"auto"``) and class count of checked arrays; labels checked against it."""
+    ys = [getattr(raw, f"y_{part}") for part in raw.parts()]
+    task = _infer_task(*ys) if task == "auto" else task
+    if task == "regression":
+        return task, 1
+    n_classes = int(max(y.max() for y in ys)) + 1
+    for part, y in zip(raw.parts(), ys):
+        _check_labels(y, f"y_{part}", n_classes, source)
+    if n_classes < 2:
+        raise DataError(f"{source}: every label is 0; classification needs at least two classes.")
+    return task, n_classes
+
+
+def _infer_task(*ys: np.ndarray) -> str:
     """Integral targets with few distinct values are classes; the rest is regression."""
-    y = np.concatenate([y_train.reshape(-1), y_test.reshape(-1)])
+    y = np.concatenate([y.reshape(-1) for y in ys])
     integral = y.dtype.kind in "biu" or (y.dtype.kind == "f" and bool(np.all(y == np.round(y))))
     return "classification" if integral and len(np.unique(y)) <= MAX_CLASSES else "regression"

@@ -185,6 +185,7 @@ def _sidecar(cfg: RunConfig, dataset, best, row, arch, options, test, source, pa
                     **_size(row, options, params, est.flops),
                     "model_bytes": params * est.bytes_per_value},
         "dataset": {"name": cfg.data.dataset, "task": dataset.task, "input_shape": list(dataset.input_shape),
-                    "n_classes": dataset.n_classes, "test_samples": int(len(dataset.y_test)),
+                    "n_classes": dataset.n_classes, "train_samples": int(len(dataset.y_train)),
+                    "val_samples": int(len(dataset.y_val)), "test_samples": int(len(dataset.y_test)),
                     "target_mean": dataset.target_mean, "target_std": dataset.target_std},
     }

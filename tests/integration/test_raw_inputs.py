@@ -49,14 +49,50 @@ def _digits(folder: Path) -> tuple[list[str], dict]:
 
 
 def _wine(folder: Path) -> tuple[list[str], dict]:
-    """A user .npz of raw chemical measurements (scales from 0.1 to 1,600)."""
+    """A user .npz of raw chemical measurements (scales from 0.1 to 1,600), with its own validation split."""
     from sklearn.datasets import load_wine
 
     x, y = load_wine(return_X_y=True)
     order = np.random.default_rng(0).permutation(len(y))
     x, y = x[order], y[order]
-    np.savez(folder / "wine.npz", x_train=x[:140], y_train=y[:140], x_test=x[140:], y_test=y[140:])
+    np.savez(folder / "wine.npz", x_train=x[:120], y_train=y[:120], x_val=x[120:140], y_val=y[120:140],
+             x_test=x[140:], y_test=y[140:])
     return ["--dataset", folder / "wine.npz"], {"x": x[140:], "y": y[140:], "task": "classification"}
+
+
+def _wine_csv(folder: Path) -> tuple[list[str], dict]:
+    """A CSV with a header, the target named and first, its classes words; 20 % of rows held out."""
+    import csv
+
+    from sklearn.datasets import load_wine
+
+    from gnas.datasets.user_csv import _read_user_csv
+
+    wine = load_wine()
+    words = ["barolo", "grignolino", "barbera"]
+    with open(folder / "wine.csv", "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["cultivar", *wine.feature_names])
+        writer.writerows([words[t], *(repr(float(v)) for v in row)] for row, t in zip(wine.data, wine.target))
+    raw, _ = _read_user_csv(folder / "wine.csv", "cultivar")
+    return ["--dataset", f"{folder / 'wine.csv'}:cultivar"], {"x": raw.x_test, "y": raw.y_test,
+                                                            "task": "classification"}
+
+
+def _digit_folder(folder: Path) -> tuple[list[str], dict]:
+    """An image folder of 8-bit PNGs, train/ and test/ with one sub-folder per class."""
+    from PIL import Image
+    from sklearn.datasets import load_digits
+
+    from gnas.datasets.image_folder import _read_image_folder
+
+    digits = load_digits()
+    for i, (image, label) in enumerate(zip(digits.images[:500], digits.target[:500])):
+        part = folder / "digits" / ("test" if i % 5 == 0 else "train") / f"digit_{label}"
+        part.mkdir(parents=True, exist_ok=True)
+        Image.fromarray((image * 15.9).astype(np.uint8)).save(part / f"{i}.png")
+    raw, _ = _read_image_folder(folder / "digits")
+    return ["--dataset", folder / "digits"], {"x": raw.x_test, "y": raw.y_test, "task": "classification"}
 
 
 def _imdb(folder: Path) -> tuple[list[str], dict]:
@@ -94,7 +130,8 @@ def _diabetes(folder: Path) -> tuple[list[str], dict]:
     return ["--dataset", folder / "diabetes.npz"], {"x": x[350:], "y": y[350:], "task": "regression"}
 
 
-KINDS = {"image": _digits, "vector": _wine, "text": _imdb, "regression": _diabetes}
+KINDS = {"image": _digits, "vector": _wine, "text": _imdb, "regression": _diabetes, "csv": _wine_csv,
+         "image_folder": _digit_folder}
 
 
 @pytest.fixture(scope="module")
@@ -126,7 +163,7 @@ def exported(tmp_path_factory) -> dict[str, dict]:
     return found
 
 
-@pytest.mark.parametrize("kind", ["image", "vector", "text"])
+@pytest.mark.parametrize("kind", ["image", "vector", "text", "csv", "image_folder"])
 def test_a_classifier_scores_on_raw_inputs_what_the_run_reports(exported, kind):
     run = exported[kind]
     m = run["sidecar"]["metrics"]
@@ -155,3 +192,17 @@ def test_the_sidecar_records_the_preparation(exported):
     assert text["kind"] == "text" and text["pad"] == 0 and text["num_words"] == 10_000
     out = exported["regression"]["sidecar"]["preprocessing"]["output"]
     assert out["std"] == pytest.approx(exported["regression"]["sidecar"]["dataset"]["target_std"])
+
+
+def test_own_data_keeps_its_splits_and_class_names(exported):
+    wine = exported["vector"]["sidecar"]
+    assert wine["dataset"]["val_samples"] == 20 and wine["dataset"]["train_samples"] == 120
+    assert wine["preprocessing"]["classes"] is None
+    csv = exported["csv"]["sidecar"]
+    assert csv["preprocessing"]["classes"] == ["barbera", "barolo", "grignolino"]
+    assert csv["dataset"]["test_samples"] == 36 and len(csv["preprocessing"]["input"]["mean"]) == 13
+    folder = exported["image_folder"]["sidecar"]
+    assert folder["preprocessing"]["classes"] == [f"digit_{d}" for d in range(10)]
+    assert folder["preprocessing"]["input"] == {"kind": "image", "scale": 1 / 255, "raw_shape": [8, 8],
+                                                "shape": [8, 8, 1]}
+    assert folder["dataset"]["test_samples"] == 100

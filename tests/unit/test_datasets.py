@@ -25,7 +25,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gnas import datasets
-from gnas.datasets import DATASETS, Dataset, DataError, keras_cache_dir, list_datasets, load_dataset
+from gnas.datasets import DATASETS, Dataset, keras_cache_dir, list_datasets, load_dataset
+from gnas.datasets import download, locate
+from gnas.datasets.prepare import _split_indices
+from gnas.datasets.safe_pickle import _restricted_unpickle
+from gnas.datasets.specs import _FASHION_FILES
+from gnas.errors import DataError
 
 REAL_FASHION = pathlib.Path("/usr/share/datasets/fashion-mnist")
 
@@ -36,7 +41,7 @@ def _isolated(tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> pathli
     home = tmp_path / "keras_home"
     monkeypatch.setenv("GNAS_OFFLINE", "1")
     monkeypatch.setenv("KERAS_HOME", str(home))
-    monkeypatch.setattr(datasets, "SYSTEM_DIRS", {})
+    monkeypatch.setattr(locate, "SYSTEM_DIRS", {})
     return home / "datasets"
 
 
@@ -311,13 +316,13 @@ def test_fashion_mnist_in_subdirectory_and_directly(data_dir: pathlib.Path, _iso
 def test_fashion_mnist_system_directory(monkeypatch: pytest.MonkeyPatch, tmp_path: pathlib.Path) -> None:
     system = tmp_path / "usr-share"
     write_fashion(system)
-    monkeypatch.setattr(datasets, "SYSTEM_DIRS", {"fashion_mnist": (system,)})
+    monkeypatch.setattr(locate, "SYSTEM_DIRS", {"fashion_mnist": (system,)})
     assert len(load_dataset("fashion_mnist").y_test) == 10
 
 
 @pytest.mark.skipif(not REAL_FASHION.is_dir(), reason="Debian fashion-mnist package not installed")
 def test_real_fashion_mnist(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(datasets, "SYSTEM_DIRS", {"fashion_mnist": (REAL_FASHION,)})
+    monkeypatch.setattr(locate, "SYSTEM_DIRS", {"fashion_mnist": (REAL_FASHION,)})
     ds = load_dataset("fashion_mnist", max_train_samples=500)
     assert ds.x_train.shape == (450, 28, 28, 1) and ds.x_val.shape == (50, 28, 28, 1)
     assert ds.x_test.shape == (10000, 28, 28, 1)
@@ -445,10 +450,10 @@ def test_truncated_cifar_batch(data_dir: pathlib.Path) -> None:
 def test_restricted_unpickle_allows_arrays_only() -> None:
     array = np.arange(12, dtype=np.int16).reshape(3, 4)
     for protocol in range(0, pickle.HIGHEST_PROTOCOL + 1):
-        back = datasets._restricted_unpickle(io.BytesIO(pickle.dumps({"a": array, "b": [1, 2]}, protocol)), source="t")
+        back = _restricted_unpickle(io.BytesIO(pickle.dumps({"a": array, "b": [1, 2]}, protocol)), source="t")
         np.testing.assert_array_equal(back["a"], array)
     with pytest.raises(DataError):
-        datasets._restricted_unpickle(io.BytesIO(pickle.dumps(pathlib.Path("/"))), source="t")
+        _restricted_unpickle(io.BytesIO(pickle.dumps(pathlib.Path("/"))), source="t")
 
 
 # ---------------------------------------------------------------- text
@@ -584,7 +589,7 @@ def test_bad_options(options: dict) -> None:
     seed=st.integers(0, 2**32 - 1),
 )
 def test_split_indices_properties(n: int, limit: int | None, fraction: float, seed: int) -> None:
-    train, val = datasets._split_indices(n, limit, fraction, seed)
+    train, val = _split_indices(n, limit, fraction, seed)
     pool = n if limit is None else min(n, limit)
     assert len(train) + len(val) == pool and len(val) >= 1 and len(train) >= 1
     assert len(set(train.tolist()) | set(val.tolist())) == pool
@@ -708,12 +713,12 @@ def test_download_into_cache(monkeypatch: pytest.MonkeyPatch, tmp_path: pathlib.
         return io.BytesIO((source / url.rsplit("/", 1)[1]).read_bytes())
 
     monkeypatch.delenv("GNAS_OFFLINE")
-    monkeypatch.setattr(datasets.urllib.request, "urlopen", fake_urlopen)
+    monkeypatch.setattr(download.urllib.request, "urlopen", fake_urlopen)
     ds = load_dataset("fashion_mnist")
     assert len(ds.y_test) == 10 and len(requested) == 4
     assert all(u.startswith("https://storage.googleapis.com/tensorflow/tf-keras-datasets/") for u, _ in requested)
     assert all(t == 5 for _, t in requested)
-    assert sorted(p.name for p in (_isolated / "fashion-mnist").iterdir()) == sorted(datasets._FASHION_FILES)
+    assert sorted(p.name for p in (_isolated / "fashion-mnist").iterdir()) == sorted(_FASHION_FILES)
 
 
 def test_download_failure_and_checksum(monkeypatch: pytest.MonkeyPatch, _isolated: pathlib.Path) -> None:
@@ -721,11 +726,11 @@ def test_download_failure_and_checksum(monkeypatch: pytest.MonkeyPatch, _isolate
         raise urllib.error.URLError("Name or service not known")
 
     monkeypatch.delenv("GNAS_OFFLINE")
-    monkeypatch.setattr(datasets.urllib.request, "urlopen", unreachable)
+    monkeypatch.setattr(download.urllib.request, "urlopen", unreachable)
     with pytest.raises(DataError) as exc:
         load_dataset("mnist")
     assert "download of https://storage.googleapis.com" in assert_one_line(exc)
-    monkeypatch.setattr(datasets.urllib.request, "urlopen", lambda url, timeout: io.BytesIO(b"not mnist"))
+    monkeypatch.setattr(download.urllib.request, "urlopen", lambda url, timeout: io.BytesIO(b"not mnist"))
     with pytest.raises(DataError) as exc:
         load_dataset("mnist")
     assert "checksum" in assert_one_line(exc)
@@ -734,7 +739,7 @@ def test_download_failure_and_checksum(monkeypatch: pytest.MonkeyPatch, _isolate
 
 def test_download_disabled(_isolated: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("GNAS_OFFLINE")
-    monkeypatch.setattr(datasets.urllib.request, "urlopen", pytest.fail)
+    monkeypatch.setattr(download.urllib.request, "urlopen", pytest.fail)
     with pytest.raises(DataError) as exc:
         load_dataset("imdb", download=False)
     assert "download disabled" in assert_one_line(exc)
