@@ -43,6 +43,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# The signals that stop a command, of those the platform has (Windows has no SIGHUP).
+STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP")
+                     if hasattr(signal, name))
+
+
 class Interrupts:
     """Signal handler: the first Ctrl-C / SIGTERM stops cleanly, the second at once.
 
@@ -64,7 +69,7 @@ class Interrupts:
         self.signum = 0
 
     def install(self) -> None:
-        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        for signum in STOP_SIGNALS:
             signal.signal(signum, self)
         self._previous_hook = sys.unraisablehook
         sys.unraisablehook = self._unraisable
@@ -81,8 +86,9 @@ class Interrupts:
             os.write(2, f"\ngnas: stopped at once; the run directory is consistent.{hint}\n".encode())
             os._exit(128 + signum)
         self.signum = signum
-        signal.signal(signal.SIGALRM, self._again)
-        signal.setitimer(signal.ITIMER_REAL, self.RETRY_S, self.RETRY_S)
+        if hasattr(signal, "setitimer"):  # not on Windows: the interrupt is raised once there
+            signal.signal(signal.SIGALRM, self._again)
+            signal.setitimer(signal.ITIMER_REAL, self.RETRY_S, self.RETRY_S)
         self._raise()
 
     def _again(self, signum: int, frame) -> None:

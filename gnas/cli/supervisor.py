@@ -34,11 +34,14 @@ from gnas.cli.options import overrides_from
 from gnas.config import RunConfig, load_config
 from gnas.errors import GnasError
 from gnas.execution.local import uses_ray
+from gnas.execution.ray_connect import require_ray
 from gnas.runs.directory import RunDir, resume_command
 
 CHILD_ENV = "GNAS_SUPERVISOR_FD"
 FINISHED = b"finished\n"
-FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
+# The signals a platform has of these (Windows has neither SIGHUP nor SIGQUIT).
+FORWARDED = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT")
+                  if hasattr(signal, name))
 
 
 class ChildReport:
@@ -79,7 +82,8 @@ def supervised_command(args: argparse.Namespace, argv: Sequence[str]) -> Supervi
     """The child's command when ``args`` is a search that uses Ray; None to run it here.
 
     Reads only the configuration. Anything wrong with it is left to the command
-    itself, which reports it as it always does. A new run without ``--run-dir``
+    itself, which reports it as it always does; a Ray that is not installed is
+    refused here (ClusterError), before a child is started. A new run without ``--run-dir``
     gets its default name here, so that this process knows where the run is.
     """
     command = getattr(args, "command", None)
@@ -92,6 +96,7 @@ def supervised_command(args: argparse.Namespace, argv: Sequence[str]) -> Supervi
         return None
     if not uses_ray(cfg):
         return None
+    require_ray(cfg)  # one line before the child starts, not a traceback from inside it
     argv = list(argv)
     run_dir = args.run_dir
     if run_dir is None:

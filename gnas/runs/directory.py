@@ -22,7 +22,6 @@ writes), ``gnas.runs.state`` (the state and its checksum), ``gnas.runs.interrupt
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 import shutil
@@ -31,6 +30,8 @@ import socket
 import time
 from pathlib import Path
 from typing import Any, Callable, Iterator
+
+from filelock import lock_descriptor
 
 from gnas import __version__
 from gnas.config import RunConfig, flatten, load_config, read_toml, search_defining, search_digest, to_toml
@@ -232,8 +233,9 @@ class RunDir:
     def lock(self) -> None:
         """Take the run's lock, so two processes never continue the same run at once.
 
-        The lock is an ``flock`` on ``gnas.lock`` (which holds the owner's PID for
-        the message): the kernel drops it when its process dies, even by SIGKILL,
+        The lock is filelock's native lock on ``gnas.lock`` (``flock`` on Unix, a
+        byte-range lock on Windows; the file holds the owner's PID for the
+        message): the system drops it when its process dies, even by SIGKILL,
         so a lock file left by a dead process is simply taken over. Re-entrant
         within one process. Raises RunDirError while another live process holds it.
         """
@@ -247,9 +249,7 @@ class RunDir:
             except OSError as exc:
                 raise RunDirError(f"cannot write to run directory {self.path} ({exc.strerror}); "
                                   "check its permissions.") from None
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
+            if not lock_descriptor(fd, blocking=False):
                 os.close(fd)
                 raise RunDirError(f"{self.path} is in use by {_lock_owner(self.lock_path)}; wait for it "
                                   "to finish or stop it, then try again.") from None
