@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import logging
 import os
 import signal
 import subprocess
@@ -36,6 +37,8 @@ from gnas.errors import GnasError
 from gnas.execution.local import uses_ray
 from gnas.execution.ray_connect import require_ray
 from gnas.runs.directory import RunDir, resume_command
+
+log = logging.getLogger(__name__)
 
 CHILD_ENV = "GNAS_SUPERVISOR_FD"
 FINISHED = b"finished\n"
@@ -145,6 +148,7 @@ def supervise(command: Supervised) -> int:
                      signal.SIGCONT: signal.signal(signal.SIGCONT, resume)})
     try:
         try:
+            log.debug("running the search in a supervised child: %s", " ".join(command.argv))
             child = subprocess.Popen([*command.program, *command.argv],
                                      env={**os.environ, CHILD_ENV: str(write_fd)},
                                      pass_fds=(write_fd,), process_group=0)

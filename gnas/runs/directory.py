@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import shutil
 import shlex
@@ -40,6 +41,8 @@ from gnas.runs.atomic import atomic_write_text
 from gnas.runs.faults import fault_point
 from gnas.runs.interrupts import deferred_interrupts
 from gnas.runs.state import SCHEMA_VERSION, SearchState, readable_state, with_checksum
+
+log = logging.getLogger(__name__)
 
 MARKER = "gnas-run.json"
 LOCK = "gnas.lock"
@@ -258,6 +261,7 @@ class RunDir:
                 os.write(fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
                                          "since": time.time()}).encode() + b"\n")
                 _held[key] = [fd, 1]
+                log.debug("took the lock %s", self.lock_path)
                 return
             os.close(fd)
         raise RunDirError(f"could not take the lock {self.lock_path}; try again.")
@@ -314,7 +318,7 @@ class RunDir:
             atomic_write_text(self.state_path, text, before_rename=lambda: fault_point("checkpoint"))
         fault_point("checkpointed")
 
-    def load_state(self, warn: Callable[[str], Any] = print) -> SearchState | None:
+    def load_state(self, warn: Callable[[str], Any] = log.warning) -> SearchState | None:
         """The newest usable checkpoint; falls back to the previous one with a warning.
 
         Returns None when the run has no checkpoint yet. Raises RunDirError when
