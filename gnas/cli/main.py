@@ -90,7 +90,11 @@ class StderrHandler(logging.StreamHandler):
 
 
 def configure_logging(verbosity: int) -> None:
-    """Print the ``gnas`` logger's messages at ``verbosity`` on stderr (once per process)."""
+    """Print the ``gnas`` logger's messages at ``verbosity`` on stderr.
+
+    Replaces the handler of an earlier call, so calling ``main`` twice in one
+    process prints each message once.
+    """
     logger = logging.getLogger("gnas")
     for handler in [h for h in logger.handlers if isinstance(h.formatter, MessageFormat)]:
         logger.removeHandler(handler)

@@ -86,8 +86,9 @@ def supervised_command(args: argparse.Namespace, argv: Sequence[str]) -> Supervi
 
     Reads only the configuration. Anything wrong with it is left to the command
     itself, which reports it as it always does; a Ray that is not installed is
-    refused here (ClusterError), before a child is started. A new run without ``--run-dir``
-    gets its default name here, so that this process knows where the run is.
+    refused here (ClusterError), before a child is started. A new run without
+    ``--run-dir`` gets its default name here, so that this process knows where
+    the run is. Without process groups (Windows) the search runs in this process.
     """
     command = getattr(args, "command", None)
     if command not in ("evolve", "resume"):
@@ -100,6 +101,8 @@ def supervised_command(args: argparse.Namespace, argv: Sequence[str]) -> Supervi
     if not uses_ray(cfg):
         return None
     require_ray(cfg)  # one line before the child starts, not a traceback from inside it
+    if not hasattr(os, "killpg"):
+        return None
     argv = list(argv)
     run_dir = args.run_dir
     if run_dir is None:

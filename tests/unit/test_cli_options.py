@@ -81,3 +81,25 @@ def test_verbose_and_quiet_together_are_a_usage_error(capsys):
     assert exc.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "not allowed with argument" in err[0]
+
+
+@pytest.mark.slow
+def test_quiet_search_prints_its_summary_and_no_progress(tmp_path):
+    """A real one-worker search with -q: no progress bar, no information lines, the summary on stdout."""
+    import subprocess
+    import sys
+
+    env = {**os.environ, "GNAS_OFFLINE": "1", "TF_CPP_MIN_LOG_LEVEL": "3"}
+    env.pop("TQDM_DISABLE", None)
+    args = ["evolve", "--run-dir", str(tmp_path / "run"), "--generations", "1", "--population", "2",
+            "--budget", "2", "--epochs", "1", "--max-train-samples", "200", "--threads", "1",
+            "--lambda-c", "0.786", "--set", "evolution.final_seeds=0"]
+    loud = subprocess.run([sys.executable, "-m", "gnas", *args], env=env, capture_output=True, text=True,
+                          timeout=600)
+    assert loud.returncode == 0, loud.stderr
+    assert "evals [" in loud.stderr, "the progress bar, without -q"
+    quiet = subprocess.run([sys.executable, "-m", "gnas", "-q", *args[:2], str(tmp_path / "quiet"), *args[3:]],
+                           env=env, capture_output=True, text=True, timeout=600)
+    assert quiet.returncode == 0, quiet.stderr
+    assert "evals" not in quiet.stderr and "gnas:" not in quiet.stderr, quiet.stderr
+    assert "test score:" in quiet.stdout
