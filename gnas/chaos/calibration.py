@@ -30,13 +30,15 @@ crossing lies: in deep linear networks of masked weights the exponent is
 measures exactly that, through the same builder).
 
 No TensorFlow at import: the probe is imported when a sweep runs. The figure of
-a sweep is drawn by :mod:`gnas.report.analysis`.
+a sweep is drawn by :mod:`gnas.report.analysis`. A sweep takes seconds per
+``lambda``, so it reports each point it starts to a ``progress`` callback (by
+default an INFO line on the ``gnas`` logger, which the command line prints).
 """
 from __future__ import annotations
 
 import hashlib
 import json
-import sys
+import logging
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -51,6 +53,11 @@ from gnas.datasets import Dataset
 from gnas.errors import ConfigError, DataError
 from gnas.genome.space import Bits, SearchSpace
 from gnas.runs.atomic import read_json
+
+log = logging.getLogger(__name__)
+
+# progress(lambda, point, points): called as the sweep starts point ``point`` (1-based) of ``points``.
+Progress = Callable[[float, int, int], None]
 
 SWEEP_POINTS = 11     # lambda = 0, 0.1, ..., 1
 SWEEP_SAMPLES = 32    # chromosomes (and weight draws) per lambda
@@ -176,9 +183,15 @@ def network_seed(seed: int, point: int, sample: int) -> int:
     return (seed * 1_000_003 + point * 1_009 + sample) % (2**31 - 1)
 
 
+def log_progress(lam: float, point: int, points: int) -> None:
+    """The default :data:`Progress`: one INFO line per sweep point."""
+    log.info("calibrating lambda_c: lambda %.2f (%d/%d) ...", lam, point, points)
+
+
 def measure_search_space(space: SearchSpace, batches: Sequence[np.ndarray], lambdas: np.ndarray, *,
                          weight_scale: float, samples: int, seed: int,
-                         sampler: Sampler | None = None) -> list[np.ndarray]:
+                         sampler: Sampler | None = None,
+                         progress: Progress | None = None) -> list[np.ndarray]:
     """Exponent tables (chromosomes x batches) per lambda for networks of ``space``.
 
     Row ``k`` of every table comes from the same random numbers (generator state
@@ -190,7 +203,9 @@ def measure_search_space(space: SearchSpace, batches: Sequence[np.ndarray], lamb
 
     draw = sampler or (lambda lam, count, rng: sample_chromosomes(space, lam, count, rng))
     out = []
-    for lam in lambdas:
+    for i, lam in enumerate(lambdas):
+        if progress is not None:
+            progress(float(lam), i + 1, len(lambdas))
         # common random numbers: every lambda starts from the same generator and weight
         # seeds, so sample k is one orbit (or uniform draw) thresholded ever higher
         archs = [space.decode(b) for b in draw(float(lam), samples, np.random.default_rng(seed))]
@@ -201,13 +216,15 @@ def measure_search_space(space: SearchSpace, batches: Sequence[np.ndarray], lamb
 
 def measure_theory(batches: Sequence[np.ndarray], lambdas: np.ndarray, *, weight_scale: float,
                    samples: int, seed: int, depth: int = THEORY_DEPTH,
-                   width: int = THEORY_WIDTH) -> list[np.ndarray]:
+                   width: int = THEORY_WIDTH, progress: Progress | None = None) -> list[np.ndarray]:
     """Exponent tables per lambda for deep linear chains whose weights are kept with probability lambda."""
     from gnas.backend import probe
 
     arch = probe.chain_architecture(depth, width, batches[0].shape[1:])
     out = []
     for i, lam in enumerate(lambdas):
+        if progress is not None:
+            progress(float(lam), i + 1, len(lambdas))
         seeds = [network_seed(seed, i, k) for k in range(samples)]
         out.append(probe.probe_table([arch] * samples, batches, weight_scale=weight_scale,
                                      seeds=seeds, linear=True, mask_rate=float(lam)))
@@ -282,7 +299,7 @@ def conclude(sweep: list[SweepPoint], kind: str, tables: Sequence[np.ndarray] | 
 def calibrate(dataset: Dataset, space: SearchSpace | None, *, weight_scale: float,
               lambdas: np.ndarray | None = None, samples: int = SWEEP_SAMPLES, batch: int = BATCH,
               batches: int = BATCHES, seed: int = 0, threads: int = 0, theory: bool = False,
-              cfg: RunConfig | None = None) -> Calibration:
+              cfg: RunConfig | None = None, progress: Progress | None = log_progress) -> Calibration:
     """Sweep lambda and find lambda_c for ``space`` (or for the linear theory networks).
 
     Args:
@@ -298,6 +315,7 @@ def calibrate(dataset: Dataset, space: SearchSpace | None, *, weight_scale: floa
         theory: Probe deep linear masked networks instead (``lambda_c = 1 / sigma^2``).
         cfg: The run's configuration: chromosomes are then drawn as that run draws
             generation 0 (:func:`run_sampler`); None draws Bernoulli(lambda) genes.
+        progress: Told of each sweep point as it starts; None says nothing.
     """
     lambdas = sweep_lambdas(SWEEP_POINTS) if lambdas is None else check_lambdas(lambdas)
     if samples < 1:
@@ -309,7 +327,8 @@ def calibrate(dataset: Dataset, space: SearchSpace | None, *, weight_scale: floa
     sampler = run_sampler(cfg, space) if cfg is not None and not theory else None
     started = time.perf_counter()
     tables = run_sweep(None if theory else space, xs, lambdas, weight_scale=weight_scale,
-                       samples=samples, seed=seed, threads=threads, sampler=sampler)
+                       samples=samples, seed=seed, threads=threads, sampler=sampler,
+                       progress=progress)
     result = conclude(summarise(lambdas, tables), dataset.kind, tables, weight_scale=weight_scale,
                       samples=samples, batch=batch, batches=batches, seed=seed,
                       network="theory" if theory else "search",
@@ -321,7 +340,7 @@ def calibrate(dataset: Dataset, space: SearchSpace | None, *, weight_scale: floa
 
 def run_sweep(space: SearchSpace | None, batches: Sequence[np.ndarray], lambdas: np.ndarray, *,
               weight_scale: float, samples: int, seed: int, threads: int,
-              sampler: Sampler | None = None) -> list[np.ndarray]:
+              sampler: Sampler | None = None, progress: Progress | None = None) -> list[np.ndarray]:
     """The sweep itself, with TensorFlow set up as for evaluations (None: theory networks)."""
     from gnas.backend import runtime
 
@@ -331,9 +350,10 @@ def run_sweep(space: SearchSpace | None, batches: Sequence[np.ndarray], lambdas:
     probe.reset()
     try:
         if space is None:
-            return measure_theory(batches, lambdas, weight_scale=weight_scale, samples=samples, seed=seed)
+            return measure_theory(batches, lambdas, weight_scale=weight_scale, samples=samples,
+                                  seed=seed, progress=progress)
         return measure_search_space(space, batches, lambdas, weight_scale=weight_scale,
-                                    samples=samples, seed=seed, sampler=sampler)
+                                    samples=samples, seed=seed, sampler=sampler, progress=progress)
     finally:
         probe.reset()
 
@@ -386,6 +406,6 @@ def calibrate_for_run(cfg: RunConfig, dataset: Dataset, space: SearchSpace, run_
         png = plot(record, Path(run_dir.path) / PLOT_NAME, f"edge of chaos: {cfg.data.dataset}")
         record["png"] = str(png)
     atomic_write_text(path, json.dumps(record, indent=1))
-    print(f"gnas: lambda_c = {result.lambda_c:.3f} ({result.source}: {result.reason}; "
-          f"{result.seconds:.1f} s)", file=sys.stderr)
+    log.info("lambda_c = %.3f (%s: %s; %.1f s)", result.lambda_c, result.source, result.reason,
+             result.seconds)
     return result.lambda_c, result.source

@@ -40,4 +40,4 @@ def run(args: argparse.Namespace) -> int:
     cfg = load_config(args.config, overrides_from(args), preset=args.preset)
     if args.run_dir is None:  # named here, so that advice given after a failure can name it
         args.run_dir = str(session.default_run_dir(cfg))
-    return session.start(cfg, args.run_dir)
+    return session.start(cfg, args.run_dir, progress=getattr(args, "verbosity", 0) >= 0)

@@ -3,11 +3,17 @@
 Sub-commands live in :mod:`gnas.cli`, one module each, listed in :data:`COMMANDS`;
 each imports its heavy dependencies only when it runs, so ``gnas datasets``
 does not pay for TensorFlow.
+
+Messages go through the ``gnas`` logger hierarchy; the command prints them on
+stderr as ``gnas: ...`` lines: INFO and above by default, only warnings and
+errors with ``-q`` (which also hides the search's progress bar), DEBUG too with
+``-v``. A command's result (a report, a summary) is printed on stdout either way.
 """
 from __future__ import annotations
 
 import argparse
 import errno
+import logging
 import os
 import signal
 import sys
@@ -37,10 +43,71 @@ class OneLineParser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(prog="gnas", description="Genetic neural-architecture search.")
     parser.add_argument("--version", action="version", version=f"gnas {__version__}")
+    add_verbosity_flags(parser, default=0)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineParser)
     for command in COMMANDS:
         command.add_parser(sub)
+    for command_parser in sub.choices.values():  # `gnas evolve -q` as well as `gnas -q evolve`
+        add_verbosity_flags(command_parser, default=argparse.SUPPRESS)
     return parser
+
+
+def add_verbosity_flags(parser: argparse.ArgumentParser, default: object) -> None:
+    """``-v`` (debug messages too) and ``-q`` (warnings and errors only) into ``verbosity``.
+
+    A sub-command's flags default to SUPPRESS, so they do not undo the same
+    flag given before the sub-command.
+    """
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("-v", "--verbose", dest="verbosity", action="store_const", const=1,
+                       default=default, help="also print debug messages")
+    group.add_argument("-q", "--quiet", dest="verbosity", action="store_const", const=-1,
+                       default=default, help="print only warnings and errors (no progress)")
+
+
+# verbosity -> the level of the ``gnas`` logger
+LEVELS = {-1: logging.WARNING, 0: logging.INFO, 1: logging.DEBUG}
+
+
+class MessageFormat(logging.Formatter):
+    """``gnas: message``, with ``warning:`` / ``debug:`` before what is not plain information."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = record.getMessage()
+        kind = {logging.DEBUG: "debug"}.get(record.levelno) or (
+            logging.getLevelName(record.levelno).lower() if record.levelno >= logging.WARNING else "")
+        if kind and not text.startswith(f"{kind}:"):
+            text = f"{kind}: {text}"
+        return f"gnas: {text}"
+
+
+class StderrHandler(logging.StreamHandler):
+    """Writes to ``sys.stderr`` as it is when a message comes, even if it was replaced since."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.stream = sys.stderr
+        super().emit(record)
+
+
+def configure_logging(verbosity: int) -> None:
+    """Print the ``gnas`` logger's messages at ``verbosity`` on stderr.
+
+    Replaces the handler of an earlier call, so calling ``main`` twice in one
+    process prints each message once.
+    """
+    logger = logging.getLogger("gnas")
+    for handler in [h for h in logger.handlers if isinstance(h.formatter, MessageFormat)]:
+        logger.removeHandler(handler)
+    handler = StderrHandler(sys.stderr)
+    handler.setFormatter(MessageFormat())
+    logger.addHandler(handler)
+    logger.setLevel(LEVELS[max(-1, min(1, verbosity))])
+    logger.propagate = False
+
+
+# The signals that stop a command, of those the platform has (Windows has no SIGHUP).
+STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP")
+                     if hasattr(signal, name))
 
 
 class Interrupts:
@@ -64,7 +131,7 @@ class Interrupts:
         self.signum = 0
 
     def install(self) -> None:
-        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        for signum in STOP_SIGNALS:
             signal.signal(signum, self)
         self._previous_hook = sys.unraisablehook
         sys.unraisablehook = self._unraisable
@@ -81,8 +148,9 @@ class Interrupts:
             os.write(2, f"\ngnas: stopped at once; the run directory is consistent.{hint}\n".encode())
             os._exit(128 + signum)
         self.signum = signum
-        signal.signal(signal.SIGALRM, self._again)
-        signal.setitimer(signal.ITIMER_REAL, self.RETRY_S, self.RETRY_S)
+        if hasattr(signal, "setitimer"):  # not on Windows: the interrupt is raised once there
+            signal.signal(signal.SIGALRM, self._again)
+            signal.setitimer(signal.ITIMER_REAL, self.RETRY_S, self.RETRY_S)
         self._raise()
 
     def _again(self, signum: int, frame) -> None:
@@ -116,6 +184,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         parser = build_parser()
         args = parser.parse_args(argv)
+        configure_logging(getattr(args, "verbosity", 0))
         if not getattr(args, "command", None):
             parser.print_help()
             return 2

@@ -44,10 +44,15 @@ def positive_int(text: str) -> int:
 
 
 def add_search_flags(p: argparse.ArgumentParser) -> None:
-    """Flags that change the search (all optional; defaults come from the config)."""
-    p.add_argument("--generations", type=int, help="generations after the initial one")
+    """Flags of a new search (all optional; defaults come from the config)."""
     p.add_argument("--population", type=int, help="individuals per generation")
     p.add_argument("--epochs", type=int, help="training epochs per evaluation")
+    add_resume_flags(p)
+
+
+def add_resume_flags(p: argparse.ArgumentParser) -> None:
+    """Flags a resume accepts too: how long and where the search runs (``RESUMABLE_KEYS``)."""
+    p.add_argument("--generations", type=int, help="generations after the initial one")
     p.add_argument("--budget", type=positive_int, metavar="N",
                    help="stop after N trained networks (evolution.max_trainings)")
     p.add_argument("--workers", type=int, help="parallel evaluation workers (Ray when > 1)")
@@ -56,7 +61,8 @@ def add_search_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--eval-timeout", dest="eval_timeout", type=float, help="seconds per evaluation")
     p.add_argument("--threads", type=int, help="TensorFlow threads per evaluation")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
-                   help="override any config key, e.g. --set evolution.alpha=0.2")
+                   help="override any config key, e.g. --set evolution.alpha=0.2 (a resume: only "
+                   "how long and where the search runs)")
 
 
 def overrides_from(args: argparse.Namespace) -> dict[str, Any]:

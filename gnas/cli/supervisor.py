@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import logging
 import os
 import signal
 import subprocess
@@ -34,11 +35,16 @@ from gnas.cli.options import overrides_from
 from gnas.config import RunConfig, load_config
 from gnas.errors import GnasError
 from gnas.execution.local import uses_ray
+from gnas.execution.ray_connect import require_ray
 from gnas.runs.directory import RunDir, resume_command
+
+log = logging.getLogger(__name__)
 
 CHILD_ENV = "GNAS_SUPERVISOR_FD"
 FINISHED = b"finished\n"
-FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
+# The signals a platform has of these (Windows has neither SIGHUP nor SIGQUIT).
+FORWARDED = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT")
+                  if hasattr(signal, name))
 
 
 class ChildReport:
@@ -79,8 +85,10 @@ def supervised_command(args: argparse.Namespace, argv: Sequence[str]) -> Supervi
     """The child's command when ``args`` is a search that uses Ray; None to run it here.
 
     Reads only the configuration. Anything wrong with it is left to the command
-    itself, which reports it as it always does. A new run without ``--run-dir``
-    gets its default name here, so that this process knows where the run is.
+    itself, which reports it as it always does; a Ray that is not installed is
+    refused here (ClusterError), before a child is started. A new run without
+    ``--run-dir`` gets its default name here, so that this process knows where
+    the run is. Without process groups (Windows) the search runs in this process.
     """
     command = getattr(args, "command", None)
     if command not in ("evolve", "resume"):
@@ -91,6 +99,9 @@ def supervised_command(args: argparse.Namespace, argv: Sequence[str]) -> Supervi
     except (GnasError, OSError, ValueError):
         return None
     if not uses_ray(cfg):
+        return None
+    require_ray(cfg)  # one line before the child starts, not a traceback from inside it
+    if not hasattr(os, "killpg"):
         return None
     argv = list(argv)
     run_dir = args.run_dir
@@ -140,6 +151,7 @@ def supervise(command: Supervised) -> int:
                      signal.SIGCONT: signal.signal(signal.SIGCONT, resume)})
     try:
         try:
+            log.debug("running the search in a supervised child: %s", " ".join(command.argv))
             child = subprocess.Popen([*command.program, *command.argv],
                                      env={**os.environ, CHILD_ENV: str(write_fd)},
                                      pass_fds=(write_fd,), process_group=0)

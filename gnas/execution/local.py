@@ -71,9 +71,16 @@ def uses_ray(cfg: RunConfig) -> bool:
 
 
 def make_executor(cfg: RunConfig, dataset: Dataset) -> Executor:
-    """The in-process executor for 0 or 1 workers, else a Ray actor pool."""
+    """The in-process executor for 0 or 1 workers, else a Ray actor pool.
+
+    Ray is imported only here and only for a Ray run, so a single-machine run
+    works without the ``gnas[ray]`` extra.
+    """
     if not uses_ray(cfg):
         return LocalExecutor(cfg, dataset)
+    from gnas.execution.ray_connect import require_ray
+
+    require_ray(cfg)
     from gnas.backend import runtime
     from gnas.execution.ray_pool import RayExecutor
 

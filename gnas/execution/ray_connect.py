@@ -7,13 +7,32 @@ the process (``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0``) before Ray is imported;
 """
 from __future__ import annotations
 
+import importlib.util
 import os
 import sys
 
+from gnas.config import RunConfig
 from gnas.errors import ClusterError
 from gnas.execution.ray_plan import PoolPlan, usable_cores
 
 _LOCAL_ONLY_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+
+
+def require_ray(cfg: RunConfig) -> None:
+    """Refuse, in one line naming the extra, a Ray run when Ray is not installed.
+
+    Ray is the ``gnas[ray]`` extra: a single-machine run never needs it. This
+    looks for the package without importing it, so the check costs nothing.
+    """
+    if importlib.util.find_spec("ray") is None:
+        raise ClusterError(missing_ray_message(cfg))
+
+
+def missing_ray_message(cfg: RunConfig) -> str:
+    """What asked for Ray, and the two ways out: install the extra or use one worker."""
+    par = cfg.parallel
+    asked = f"--ray-address {par.ray_address}" if par.ray_address else f"--workers {par.workers}"
+    return f"{asked} needs Ray; install it with pip install 'gnas[ray]' or run with --workers 1."
 
 
 def import_ray(local: bool):
@@ -31,6 +50,10 @@ def import_ray(local: bool):
         os.environ[_LOCAL_ONLY_ENV] = "0"
     try:
         import ray
+    except ImportError as exc:
+        # find_spec saw a package that does not import (a broken or partial install).
+        raise ClusterError(f"Ray does not import ({first_line(exc)}); install it with "
+                           "pip install 'gnas[ray]' or run with --workers 1.") from None
     finally:
         if saved is None:
             os.environ.pop(_LOCAL_ONLY_ENV, None)

@@ -10,16 +10,29 @@ run writes only later generations (first those of the logbook that a killed run
 had not logged yet), in a new event file of the same directory. Should a process
 die between writing a step and updating progress.json, that step is written
 again on resume; TensorBoard then shows the later of the two (equal) values.
+
+Candidates: every network the search trains is one session of TensorBoard's
+HParams dashboard, under ``tensorboard/hparams/KEY/``: its hyper-parameters
+(:func:`candidate_hparams`) and its metrics ``val_error`` and ``fitness``. The
+protocol buffers come from the ``tensorboard`` package alone (no TensorFlow), and
+each session is one event file written whole and renamed into place, so a killed
+run leaves either all of a candidate or none, and a resume writes only the others.
 """
 from __future__ import annotations
 
 import json
 import math
+import os
+import socket
+import time
+from pathlib import Path
 from typing import Any, Iterable
 
 from gnas.search.callbacks import Callback
 from gnas.config import RunConfig
-from gnas.records import EvalResult
+from gnas.genome.architecture import Architecture
+from gnas.genome.space import str_to_bits
+from gnas.records import EvalResult, Kind
 from gnas.runs.atomic import atomic_write_text, read_json
 from gnas.runs.directory import RunDir
 
@@ -46,14 +59,79 @@ def generation_scalars(record: dict[str, Any], results: Iterable[EvalResult | No
     return scalars
 
 
+# ------------------------------------------------------------- HParams
+HPARAMS_DIR = "hparams"
+METRICS = ("val_error", "fitness")
+
+
+def candidate_hparams(arch: Architecture, result: EvalResult) -> dict[str, float | int | str]:
+    """The hyper-parameters of one trained network, as the HParams table shows them."""
+    return {"learning_rate": float(arch.learning_rate), "momentum": float(arch.momentum),
+            "stages": len(arch.stages), "widths": "-".join(str(s.width) for s in arch.stages) or "-",
+            "params": int(result.params), "status": str(result.status)}
+
+
+def candidate_metrics(result: EvalResult, fitness: float) -> dict[str, float]:
+    """``val_error`` and ``fitness`` of one network; a non-finite one is left out."""
+    values = {"val_error": result.val_error, "fitness": fitness}
+    return {k: float(v) for k, v in values.items() if isinstance(v, (int, float)) and math.isfinite(v)}
+
+
+class HParamsWriter:
+    """One HParams session per candidate under ``logdir/hparams``, plus the experiment's columns."""
+
+    def __init__(self, logdir: Path) -> None:
+        self.dir = Path(logdir) / HPARAMS_DIR
+
+    def write(self, key: str, hparams: dict[str, Any], metrics: dict[str, float]) -> bool:
+        """Write candidate ``key`` unless it is already there; True when written."""
+        from tensorboard.plugins.hparams import summary_v2 as hp
+        from tensorboard.plugins.scalar.summary_v2 import scalar_pb
+
+        if _has_events(self.dir / key):
+            return False
+        if not _has_events(self.dir):
+            columns = [hp.HParam(name) for name in hparams]
+            _write_events(self.dir, [hp.hparams_config_pb(columns, [hp.Metric(m) for m in METRICS])])
+        session = hp.hparams_pb(hparams, trial_id=key, start_time_secs=time.time())
+        _write_events(self.dir / key, [session, *(scalar_pb(m, v) for m, v in metrics.items())])
+        return True
+
+
+def _has_events(directory: Path) -> bool:
+    return any(directory.glob("events.out.tfevents.*"))
+
+
+def _write_events(directory: Path, summaries: list) -> None:
+    """One event file of ``summaries`` at step 0, written whole, then renamed into place.
+
+    The temporary name has no ``tfevents`` in it, so TensorBoard never reads a half file.
+    """
+    from tensorboard.compat.proto import event_pb2
+    from tensorboard.summary.writer.record_writer import RecordWriter
+
+    directory.mkdir(parents=True, exist_ok=True)
+    now = time.time()
+    tmp = directory / ".events.tmp"
+    with open(tmp, "wb") as fh:
+        records = RecordWriter(fh)
+        records.write(event_pb2.Event(wall_time=now, file_version="brain.Event:2").SerializeToString())
+        for summary in summaries:
+            records.write(event_pb2.Event(wall_time=now, step=0, summary=summary).SerializeToString())
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, directory / f"events.out.tfevents.{int(now)}.{socket.gethostname()}.gnas")
+
+
 class TensorBoardLogger(Callback):
-    """Writes :func:`generation_scalars` at the end of every generation."""
+    """Writes :func:`generation_scalars` at the end of every generation and each candidate's HParams."""
 
     def __init__(self, run_dir: RunDir, threads: int = 0) -> None:
         self.logdir = run_dir.tensorboard_dir
         self.progress_path = self.logdir / "progress.json"
         self.threads = threads
         self._writer = None
+        self.hparams = HParamsWriter(self.logdir)
 
     @property
     def last_step(self) -> int:
@@ -68,6 +146,14 @@ class TensorBoardLogger(Callback):
         for record in search.state.logbook:
             if int(record.get("generation", -1)) > last:
                 self._write(int(record["generation"]), generation_scalars(record))
+
+    def on_evaluated(self, search, result: EvalResult, cached: bool) -> None:
+        """A network the search trained becomes one HParams session (once per key)."""
+        if cached or result.kind != Kind.SEARCH or not result.genome:
+            return
+        arch = search.space.decode(str_to_bits(result.genome))
+        self.hparams.write(result.key, candidate_hparams(arch, result),
+                           candidate_metrics(result, search.fitness_model.fitness(result)))
 
     def on_generation_end(self, search, info) -> None:
         if info.generation <= self.last_step:

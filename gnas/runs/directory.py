@@ -22,8 +22,8 @@ writes), ``gnas.runs.state`` (the state and its checksum), ``gnas.runs.interrupt
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
+import logging
 import os
 import shutil
 import shlex
@@ -32,6 +32,8 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+from filelock import lock_descriptor
+
 from gnas import __version__
 from gnas.config import RunConfig, flatten, load_config, read_toml, search_defining, search_digest, to_toml
 from gnas.errors import ConfigError, RunDirError
@@ -39,6 +41,8 @@ from gnas.runs.atomic import atomic_write_text, read_json
 from gnas.runs.faults import fault_point
 from gnas.runs.interrupts import deferred_interrupts
 from gnas.runs.state import SCHEMA_VERSION, SearchState, readable_state, with_checksum
+
+log = logging.getLogger(__name__)
 
 MARKER = "gnas-run.json"
 LOCK = "gnas.lock"
@@ -232,8 +236,9 @@ class RunDir:
     def lock(self) -> None:
         """Take the run's lock, so two processes never continue the same run at once.
 
-        The lock is an ``flock`` on ``gnas.lock`` (which holds the owner's PID for
-        the message): the kernel drops it when its process dies, even by SIGKILL,
+        The lock is filelock's native lock on ``gnas.lock`` (``flock`` on Unix, a
+        byte-range lock on Windows; the file holds the owner's PID for the
+        message): the system drops it when its process dies, even by SIGKILL,
         so a lock file left by a dead process is simply taken over. Re-entrant
         within one process. Raises RunDirError while another live process holds it.
         """
@@ -247,9 +252,7 @@ class RunDir:
             except OSError as exc:
                 raise RunDirError(f"cannot write to run directory {self.path} ({exc.strerror}); "
                                   "check its permissions.") from None
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
+            if not lock_descriptor(fd, blocking=False):
                 os.close(fd)
                 raise RunDirError(f"{self.path} is in use by {_lock_owner(self.lock_path)}; wait for it "
                                   "to finish or stop it, then try again.") from None
@@ -258,6 +261,7 @@ class RunDir:
                 os.write(fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
                                          "since": time.time()}).encode() + b"\n")
                 _held[key] = [fd, 1]
+                log.debug("took the lock %s", self.lock_path)
                 return
             os.close(fd)
         raise RunDirError(f"could not take the lock {self.lock_path}; try again.")
@@ -314,7 +318,7 @@ class RunDir:
             atomic_write_text(self.state_path, text, before_rename=lambda: fault_point("checkpoint"))
         fault_point("checkpointed")
 
-    def load_state(self, warn: Callable[[str], Any] = print) -> SearchState | None:
+    def load_state(self, warn: Callable[[str], Any] = log.warning) -> SearchState | None:
         """The newest usable checkpoint; falls back to the previous one with a warning.
 
         Returns None when the run has no checkpoint yet. Raises RunDirError when

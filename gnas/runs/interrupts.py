@@ -68,7 +68,7 @@ def acknowledge_interrupt() -> None:
     interval timer, which is stopped here (gnas uses that timer for nothing else).
     """
     _deferral["acknowledged"] = True
-    if threading.current_thread() is threading.main_thread():
+    if threading.current_thread() is threading.main_thread() and hasattr(signal, "setitimer"):
         signal.setitimer(signal.ITIMER_REAL, 0)
 
 

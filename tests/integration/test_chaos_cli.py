@@ -57,6 +57,18 @@ def test_bad_input_exits_2_with_one_line(tmp_path, args, words):
     assert "Traceback" not in proc.stderr
 
 
+def test_chaos_prints_a_progress_line_per_lambda_and_quiet_hides_it(tmp_path):
+    args = ["chaos", "--lambdas", "0,0.5,1", "--samples", "2", "--batches", "1", "--batch", "16",
+            "--threads", "1", "--max-train-samples", "300", "--out", str(tmp_path)]
+    proc = gnas(*args)
+    assert proc.returncode == 0, proc.stderr
+    assert [line for line in proc.stderr.splitlines() if line.startswith("gnas:")] == [f"gnas: calibrating lambda_c: lambda {lam} ({k}/3) ..."
+                                        for k, lam in enumerate(["0.00", "0.50", "1.00"], 1)]
+    quiet = gnas("-q", *args)
+    assert quiet.returncode == 0 and "gnas:" not in quiet.stderr
+    assert quiet.stdout == proc.stdout, "-q hides the progress, not the result"
+
+
 def test_langton_lambda_on_the_command_line():
     proc = gnas("chaos", "--langton", "2", "3", "2", "--json")
     assert proc.returncode == 0, proc.stderr
@@ -77,12 +89,14 @@ def test_theory_lambda_c_is_one_over_sigma_squared(tmp_path, scale):
     assert record["expected"] == pytest.approx(1.0 / scale)
 
 
-def _evolve(tmp_path: Path, name: str, *extra: str) -> dict:
+def _evolve(tmp_path: Path, name: str, *extra: str, stderr: list[str] | None = None) -> dict:
     run = tmp_path / name
     proc = gnas("evolve", "--preset", "tiny", "--generations", "1", "--population", "4",
                 "--max-train-samples", "300", "--threads", "1", "--seed", "3", "--set", "evolution.final_seeds=0",
                 "--run-dir", str(run), *extra)
     assert proc.returncode == 0, proc.stderr[-2000:]
+    if stderr is not None:
+        stderr.append(proc.stderr)
     report = gnas("report", str(run), "--json")
     assert report.returncode == 0, report.stderr
     return json.loads(report.stdout)
@@ -90,8 +104,11 @@ def _evolve(tmp_path: Path, name: str, *extra: str) -> dict:
 
 @pytest.mark.slow
 def test_evolve_with_coe_calibrates_and_reports_lambda_c(tmp_path):
-    report = _evolve(tmp_path, "coe")
+    stderr: list[str] = []
+    report = _evolve(tmp_path, "coe", stderr=stderr)
     run = tmp_path / "coe"
+    progress = [line for line in stderr[0].splitlines() if "calibrating lambda_c" in line]
+    assert len(progress) == 11 and progress[-1] == "gnas: calibrating lambda_c: lambda 1.00 (11/11) ..."
     assert report["init"] == "coe"
     cached = json.loads((run / "chaos.json").read_text())
     assert report["lambda_c"] == pytest.approx(cached["lambda_c"])

@@ -96,6 +96,56 @@ def test_tensorboard_scalars_read_back_per_generation(run):
     assert {step for _, step, _ in events} == {0, 1}
 
 
+def _hparams(logdir: Path) -> tuple[list[str], dict[str, dict], dict[str, dict[str, float]]]:
+    """What TensorBoard's own reader finds: the experiment's columns, each session's
+    hyper-parameters and metrics, by candidate key."""
+    from tensorboard.backend.event_processing import plugin_event_multiplexer
+    from tensorboard.plugins.hparams import metadata
+    from tensorboard.util import tensor_util
+
+    mux = plugin_event_multiplexer.EventMultiplexer()
+    mux.AddRunsFromDirectory(str(logdir / "hparams"))
+    mux.Reload()
+    columns, sessions, metrics = [], {}, {}
+    for name, tags in mux.PluginRunToTagToContent("hparams").items():
+        if metadata.EXPERIMENT_TAG in tags:
+            experiment = metadata.parse_experiment_plugin_data(tags[metadata.EXPERIMENT_TAG])
+            columns = [h.name for h in experiment.hparam_infos] + [m.name.tag for m in experiment.metric_infos]
+        if metadata.SESSION_START_INFO_TAG in tags:
+            key = name.split("/")[-1]
+            info = metadata.parse_session_start_info_plugin_data(tags[metadata.SESSION_START_INFO_TAG])
+            sessions[key] = {k: getattr(v, v.WhichOneof("kind")) for k, v in info.hparams.items()}
+            metrics[key] = {tag: float(tensor_util.make_ndarray(mux.Tensors(name, tag)[-1].tensor_proto))
+                            for tag in ("val_error", "fitness") if tag in mux.GetAccumulator(name).Tags()["tensors"]}
+    return columns, sessions, metrics
+
+
+def test_every_trained_candidate_is_an_hparams_session(run):
+    from gnas.config import load_config
+    from gnas.datasets import load_for_run
+    from gnas.genome.factory import make_space
+    from gnas.genome.space import str_to_bits
+
+    columns, sessions, metrics = _hparams(run / "tensorboard")
+    assert columns == ["learning_rate", "momentum", "stages", "widths", "params", "status",
+                       "val_error", "fitness"]
+    with sqlite3.connect(run / "evaluations.db") as db:
+        rows = db.execute("SELECT genome_key, genome, status, val_error, fitness, params FROM evaluations "
+                          "WHERE kind = 'search'").fetchall()
+    assert set(sessions) == {r[0] for r in rows} and len(sessions) >= 4
+    cfg = load_config(run / "config.toml")
+    space = make_space(cfg, load_for_run(cfg))
+    for key, genome, status, val_error, fitness, params in rows:
+        arch = space.decode(str_to_bits(genome))
+        h = sessions[key]
+        assert h["learning_rate"] == pytest.approx(arch.learning_rate)
+        assert (h["momentum"], h["stages"], h["params"], h["status"]) == \
+            (pytest.approx(arch.momentum), len(arch.stages), params, status)
+        assert h["widths"] == "-".join(str(s.width) for s in arch.stages)
+        if status == "ok":
+            assert metrics[key] == {"val_error": pytest.approx(val_error), "fitness": pytest.approx(fitness)}
+
+
 def test_resume_adds_steps_without_duplicates(run, tmp_path):
     copy = tmp_path / "run"
     shutil.copytree(run, copy)
@@ -105,6 +155,11 @@ def test_resume_adds_steps_without_duplicates(run, tmp_path):
     counts = Counter((tag, step) for tag, step, _ in events)
     assert max(counts.values()) == 1, [k for k, c in counts.items() if c > 1]
     assert len(list((copy / "tensorboard").glob("events.out.tfevents.*"))) == 2
+    sessions = [d for d in (copy / "tensorboard" / "hparams").iterdir() if d.is_dir()]
+    with sqlite3.connect(copy / "evaluations.db") as db:
+        keys = {k for (k,) in db.execute("SELECT genome_key FROM evaluations WHERE kind = 'search'")}
+    assert {d.name for d in sessions} == keys, "every candidate, the resumed generation's too"
+    assert all(len(list(d.glob("events.out.tfevents.*"))) == 1 for d in sessions), "one session per key"
     from gnas.backend.tensorboard import read_scalars
 
     assert read_scalars(copy / "tensorboard")["fitness/best"][2] == pytest.approx(

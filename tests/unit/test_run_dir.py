@@ -199,6 +199,21 @@ def test_lock_held_by_a_live_process_is_refused_then_taken_over_when_it_dies(rd:
         assert json.loads(rd.lock_path.read_text())["pid"] == os.getpid()
 
 
+def test_lock_is_the_same_lock_as_filelock_s(rd: RunDir):
+    """The run lock is filelock's native lock (flock, or LockFileEx on Windows) on gnas.lock."""
+    from filelock import FileLock
+
+    other = FileLock(str(rd.lock_path))
+    other.acquire(timeout=0)
+    try:
+        with pytest.raises(RunDirError, match="is in use by .*; wait for it to finish"):
+            rd.lock()
+    finally:
+        other.release()
+    with rd.locked():
+        assert json.loads(rd.lock_path.read_text())["pid"] == os.getpid()
+
+
 # -------------------------------------------------------------- interrupts
 def test_interrupt_waits_for_the_end_of_a_deferred_block():
     from gnas.cli.main import Interrupts
