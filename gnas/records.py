@@ -7,6 +7,7 @@ SQLite and old readers see the same strings as before.
 """
 from __future__ import annotations
 
+import json
 import zlib
 from dataclasses import asdict, dataclass, field
 from enum import Enum
@@ -105,6 +106,57 @@ class EvalResult:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class StoredEvaluation:
+    """One row of ``evaluations.db`` as a step reads it: the result, its row id and its fitness.
+
+    Steps and strategies see evaluations through this record, never through the
+    store's columns, so a column can be renamed or added without touching them.
+    ``id`` orders rows as they were written (the latest of a network's rows wins
+    where one must); ``fitness`` is what the run's fitness model gave it,
+    ``None`` for a failed row.
+    """
+
+    id: int
+    fitness: float | None
+    result: EvalResult
+
+    @property
+    def key(self) -> str:
+        return self.result.key
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> "StoredEvaluation":
+        """The record of one ``evaluations`` row (column name -> value); old rows get the defaults."""
+        missing = {"id", "genome_key", "genome", "status", "kind", "generation"} - set(row)
+        if missing:
+            raise ValueError(f"an evaluation row lacks {', '.join(sorted(missing))}")
+        fitness = row.get("fitness")
+        return cls(id=int(row["id"]), fitness=None if fitness is None else float(fitness),
+                   result=EvalResult(
+                       key=row["genome_key"], genome=row["genome"], status=Status(row["status"]),
+                       val_error=_or(row.get("val_error"), WORST_ERROR),
+                       val_loss=_or(row.get("val_loss"), float("nan")),
+                       params=row.get("params") or 0, flops=row.get("flops") or 0,
+                       seconds=row.get("seconds") or 0.0, message=row.get("error") or "",
+                       worker=row.get("worker") or "", node=row.get("node") or "",
+                       kind=Kind(row["kind"]), generation=int(row["generation"]),
+                       attempts=row.get("attempts") or 1,
+                       pruned_fraction=row.get("pruned_fraction") or 0.0,
+                       metrics=_metrics(row.get("metrics"))))
+
+
+def _or(value: Any, default: float) -> float:
+    return default if value is None else float(value)
+
+
+def _metrics(value: Any) -> dict[str, Any]:
+    """The metrics column: JSON text in the store, a dict already in memory."""
+    if isinstance(value, Mapping):
+        return dict(value)
+    return json.loads(value) if value else {}
 
 
 def derive_seed(run_seed: int, key: str) -> int:

@@ -6,6 +6,7 @@ wired exactly like a fresh one; only where the state comes from differs.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import signal
 import sys
@@ -40,6 +41,8 @@ from gnas.search.step import Step
 from gnas.search.strategies import (NSGA2, AgingEvolution, GeneticAlgorithm, RandomSearch,
                                     Strategy, StrategyName, Unconditional)
 from gnas.search.variation import Variation
+
+log = logging.getLogger(__name__)
 
 
 def default_run_dir(cfg: RunConfig) -> Path:
@@ -112,7 +115,7 @@ def steps_of(cfg: RunConfig, space: SearchSpace, run_dir: RunDir) -> list[Step]:
     if cfg.evolution.competition:
         steps.append(CompetitionStep(cfg, space))
     if cfg.prune.fraction > 0:
-        steps.append(pruning_step.PruningStep(cfg, space, run_dir.path / "pruning" / "before", report=_warn))
+        steps.append(pruning_step.PruningStep(cfg, space, run_dir.path / "pruning" / "before", report=log.info))
     return steps
 
 
@@ -310,7 +313,8 @@ def _restore_signal_handlers(handlers: dict[int, Any]) -> None:
 
 
 def _warn(message: str) -> None:
-    print(f"gnas: {message}", file=sys.stderr, flush=True)
+    """What a step or a checkpoint read has to say: a warning on the ``gnas`` logger."""
+    log.warning(message)
 
 
 def final_lines(final: list[dict[str, Any]]) -> list[str]:

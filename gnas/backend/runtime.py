@@ -7,9 +7,11 @@ the device's memory, which TensorFlow otherwise does in every process.
 """
 from __future__ import annotations
 
+import logging
 import os
 import sys
 
+log = logging.getLogger(__name__)
 _configured: dict[str, object] = {}
 _driver_uses_gpu = True
 
@@ -28,7 +30,7 @@ def _hide_gpus(tf) -> None:
     try:
         tf.config.set_visible_devices([], "GPU")
     except RuntimeError as exc:  # TensorFlow already started its devices here
-        print(f"gnas: GPUs could not be hidden from this process ({exc})", file=sys.stderr)
+        log.warning("GPUs could not be hidden from this process (%s)", exc)
 
 
 def configure(threads: int = 0, *, gpu_memory_mb: int = 0, use_gpu: bool = True) -> None:
@@ -65,7 +67,7 @@ def _configure_gpus(tf, gpu_memory_mb: int) -> None:
             else:
                 tf.config.experimental.set_memory_growth(gpu, True)
         except RuntimeError as exc:  # already initialised: report, keep going
-            print(f"gnas: GPU memory policy not applied ({exc})", file=sys.stderr)
+            log.warning("GPU memory policy not applied (%s)", exc)
 
 
 def import_tensorflow():

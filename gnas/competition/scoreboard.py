@@ -5,8 +5,8 @@ networks carry there are its competing variants. A variant is what the segment
 builds: switched off, or an active stage with its canonical DAG and its width, so
 two bit patterns that build the same stage are one variant. Each variant is
 credited with the fitness of the evaluated networks that carry it (mean and
-count). The credit is a pure function of the evaluation rows, so it can always be
-recounted from ``evaluations.db``; it is summed with ``math.fsum`` over rows in key
+count). The credit is a pure function of the stored evaluations, so it can always be
+recounted from ``evaluations.db``; it is summed with ``math.fsum`` over them in key
 order, so a resumed run credits exactly what an uninterrupted one does.
 
 The step that acts on them each generation is :mod:`gnas.competition.step`.
@@ -22,7 +22,7 @@ import numpy as np
 
 from gnas.genome.architecture import Edge
 from gnas.genome.space import Bits, SearchSpace, bits_to_str, str_to_bits
-from gnas.records import Kind
+from gnas.records import Kind, StoredEvaluation
 from gnas.search.operators import Crossover, cx_one_point, cx_segments, sel_best
 
 OFF = "off"
@@ -77,28 +77,28 @@ def with_segment(space: SearchSpace, bits: Sequence[int], stage: int, genes: str
 
 
 # --------------------------------------------------------------------- credit
-def credited_rows(rows: Iterable[Mapping[str, Any]], generation: int,
-                  current_keys: Iterable[str] = ()) -> list[Mapping[str, Any]]:
-    """The evaluation rows that take part in the competition at ``generation``.
+def credited(evaluations: Iterable[StoredEvaluation], generation: int,
+             current_keys: Iterable[str] = ()) -> list[StoredEvaluation]:
+    """The evaluations that take part in the competition at ``generation``.
 
     Networks evaluated in earlier generations, plus the networks of the current
-    round (``current_keys``), whatever row they were first recorded in: a run
-    resumed in the middle of a generation then credits exactly what an
-    uninterrupted run does. One row per network (the latest, as the cache reads
-    it), in key order.
+    round (``current_keys``), whatever generation they were first recorded in: a
+    run resumed in the middle of a generation then credits exactly what an
+    uninterrupted run does. One evaluation per network (the latest row, as the
+    cache reads it), in key order.
     """
     wanted = set(current_keys)
-    latest: dict[str, Mapping[str, Any]] = {}
-    for row in rows:
-        if row["kind"] not in CREDITED_KINDS or row["fitness"] is None:
+    latest: dict[str, StoredEvaluation] = {}
+    for e in evaluations:
+        if e.result.kind not in CREDITED_KINDS or e.fitness is None:
             continue
-        if row["generation"] < generation or row["genome_key"] in wanted:
-            if row["genome_key"] not in latest or row["id"] > latest[row["genome_key"]]["id"]:
-                latest[row["genome_key"]] = row
+        if e.result.generation < generation or e.key in wanted:
+            if e.key not in latest or e.id > latest[e.key].id:
+                latest[e.key] = e
     return [latest[k] for k in sorted(latest)]
 
 
-def credit(space: SearchSpace, rows: Iterable[Mapping[str, Any]]) -> list[list[dict[str, Any]]]:
+def credit(space: SearchSpace, evaluations: Iterable[StoredEvaluation]) -> list[list[dict[str, Any]]]:
     """Per layer, every variant with the mean fitness and count of its carriers.
 
     Variants are ranked by mean fitness (lower is better), then by count (more
@@ -107,9 +107,11 @@ def credit(space: SearchSpace, rows: Iterable[Mapping[str, Any]]) -> list[list[d
     """
     n_stages = len(space.stage_nodes)
     tally: list[dict[str, dict[str, Any]]] = [{} for _ in range(n_stages)]
-    for row in rows:
-        bits = space.repair(space.check(str_to_bits(row["genome"])))
-        fitness = float(row["fitness"])
+    for e in evaluations:
+        if e.fitness is None:
+            raise ValueError(f"a failed evaluation of {e.key} cannot be credited")
+        bits = space.repair(space.check(str_to_bits(e.result.genome)))
+        fitness = e.fitness
         for stage, variant in enumerate(stage_variants(space, bits)):
             entry = tally[stage].setdefault(variant.name, {"variant": variant, "fitness": []})
             entry["fitness"].append(fitness)
@@ -134,11 +136,11 @@ def rank_key(entry: Mapping[str, Any]) -> tuple[float, int, str]:
     return (entry["mean"], -entry["count"], entry["variant"])
 
 
-def scoreboard(space: SearchSpace, rows: Iterable[Mapping[str, Any]], generation: int,
+def scoreboard(space: SearchSpace, evaluations: Iterable[StoredEvaluation], generation: int,
                population: Sequence[Bits] = ()) -> dict[str, Any]:
     """The JSON-ready scoreboard: ranked variants per layer, and how many the population holds."""
-    rows = list(rows)
-    layers = credit(space, rows)
+    evaluations = list(evaluations)
+    layers = credit(space, evaluations)
     held: list[dict[str, int]] = [{} for _ in layers]
     for bits in population:
         for stage, variant in enumerate(stage_variants(space, bits)):
@@ -148,7 +150,7 @@ def scoreboard(space: SearchSpace, rows: Iterable[Mapping[str, Any]], generation
         for entry in variants:
             entry["held"] = held[stage].get(entry["variant"], 0)
         out.append({"stage": stage, "n_variants": len(variants), "variants": variants[:STORED_VARIANTS]})
-    return {"generation": generation, "credited": len(rows), "layers": out}
+    return {"generation": generation, "credited": len(evaluations), "layers": out}
 
 
 def best_variants(board: Mapping[str, Any]) -> list[dict[str, Any]]:

@@ -1,7 +1,7 @@
 """The layer-wise competition step (paper "Layer-wise Competition"; DESIGN.md, the search, step 2).
 
 After every evaluation round the step rebuilds the scoreboard from the
-evaluation rows, assembles champion individuals from the best variant of every
+stored evaluations, assembles champion individuals from the best variant of every
 layer, evaluates them (kind ``champion``) and asks the loop to let each one
 replace the worst non-elite individual it beats. Its state (the scoreboard and
 the champions' records) is its part of ``state.json``. The stage-wise crossover
@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from typing import Any, Mapping
 
-from gnas.competition.scoreboard import (build_champion, credited_rows, host_indices, scoreboard,
+from gnas.competition.scoreboard import (build_champion, credited, host_indices, scoreboard,
                                          stage_variants)
 from gnas.config import RunConfig
 from gnas.genome.space import Bits, SearchSpace, bits_to_str
@@ -47,14 +47,14 @@ class CompetitionStep:
     def after_evaluation(self, view: GenerationView) -> StepDecision:
         g = view.generation
         keys = set(view.keys)
-        board = scoreboard(self.space, credited_rows(view.rows(), g, keys), g)
+        board = scoreboard(self.space, credited(view.evaluations(), g, keys), g)
         history = list(self.board.get("champions", []))
         decision, records = self.champions(view, board)
         keys |= {r["key"] for r in records}
         population = list(view.population)
         for r in decision.replacements:
             population[r.slot] = r.genome
-        board = scoreboard(self.space, credited_rows(view.rows(), g, keys), g, population)
+        board = scoreboard(self.space, credited(view.evaluations(), g, keys), g, population)
         board["champions"] = (history + records)[-CHAMPION_HISTORY:]
         self.board = board
         return decision

@@ -19,7 +19,7 @@ many evaluations, because TensorFlow frees memory only when its process exits.
 from __future__ import annotations
 
 import dataclasses
-import sys
+import logging
 import time
 from collections import deque
 from pathlib import Path
@@ -35,6 +35,8 @@ from gnas.execution.ray_connect import connect, first_line, import_ray
 from gnas.execution.ray_slots import Flight, Slot
 from gnas.execution.ray_worker import Worker
 from gnas.records import EvalResult, EvalTask, failed
+
+log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 2            # a candidate whose worker dies is tried once more, then failed
 START_TIMEOUT_S = 300.0     # longest wait for a first worker before giving up
@@ -64,7 +66,7 @@ class RayExecutor:
         except BaseException:
             self.ray.shutdown()
             raise
-        print(f"gnas: {self.describe()}", file=sys.stderr)
+        log.info(self.describe())
 
     def describe(self) -> str:
         """One line: how many workers, their threads and GPUs, and where."""

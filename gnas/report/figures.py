@@ -16,9 +16,10 @@ import numpy as np
 
 from gnas.report import analysis
 from gnas.genome.architecture import Architecture, StageArch
+from gnas.records import StoredEvaluation
 from gnas.errors import GnasError
 from gnas.report.sections import complexity_measure
-from gnas.search.pareto import front_of_rows
+from gnas.search.pareto import complexity_of, front_of
 from gnas.runs.atomic import read_json
 from gnas.runs.directory import RunDir
 from gnas.runs.state import SearchState
@@ -43,7 +44,7 @@ def write_plots(run_dir: RunDir, out: str | Path | None = None) -> list[Path]:
     out_dir = Path(out) if out else run_dir.path / "plots"
     figures: list[tuple[str, Callable[[], Any]]] = [
         ("fitness", lambda: analysis.fitness_figure(run_dir)),
-        ("pareto", lambda: pareto_figure(_rows(run_dir), _objective(run_dir))),
+        ("pareto", lambda: pareto_figure(_evaluations(run_dir), _objective(run_dir))),
         ("diversity", lambda: analysis.diversity_figure(run_dir)),
     ]
     chaos = analysis.load_chaos(run_dir)
@@ -70,10 +71,10 @@ def _figure(size: tuple[float, float], ncols: int = 1):
 
 
 # ------------------------------------------------------------------ pareto ---
-def _rows(run_dir: RunDir) -> list[dict[str, Any]]:
+def _evaluations(run_dir: RunDir) -> list[StoredEvaluation]:
     store = EvaluationStore(run_dir.db_path)
     try:
-        return store.rows()
+        return store.evaluations()
     finally:
         store.close()
 
@@ -86,20 +87,20 @@ def _objective(run_dir: RunDir) -> str:
         return "params"
 
 
-def pareto_figure(rows: list[dict[str, Any]], complexity: str = "params"):
+def pareto_figure(evaluations: list[StoredEvaluation], complexity: str = "params"):
     """Validation error vs complexity of every successful evaluation, front marked."""
     fig, (ax,) = _figure(SIZES["pareto"])
-    ok = [r for r in rows if r["status"] == "ok" and r["val_error"] is not None]
-    failed = len(rows) - len(ok)
+    ok = [e for e in evaluations if e.result.ok]
+    failed = len(evaluations) - len(ok)
     if ok:
-        x = np.array([max(r[complexity] or 0, 1) for r in ok], dtype=float)
-        y = np.array([r["val_error"] for r in ok], dtype=float)
-        points = ax.scatter(x, y, c=[r["generation"] for r in ok], cmap="viridis", s=25,
+        x = np.array([max(complexity_of(e, complexity), 1) for e in ok], dtype=float)
+        y = np.array([e.result.val_error for e in ok], dtype=float)
+        points = ax.scatter(x, y, c=[e.result.generation for e in ok], cmap="viridis", s=25,
                             alpha=0.8, label="evaluations")
         fig.colorbar(points, ax=ax, label="generation")
-        front = front_of_rows(ok, complexity)
-        fx = [max(r[complexity] or 0, 1) for r in front]
-        fy = [r["val_error"] for r in front]
+        front = front_of(ok, complexity)
+        fx = [max(complexity_of(e, complexity), 1) for e in front]
+        fy = [e.result.val_error for e in front]
         ax.step(fx, fy, where="post", color="C3", linewidth=1.5)
         ax.scatter(fx, fy, s=90, facecolors="none", edgecolors="C3", linewidths=1.5,
                    label=f"Pareto front ({len(front)})")

@@ -20,7 +20,7 @@ from gnas.runs.atomic import read_json
 from gnas.runs.directory import RunDir
 from gnas.runs.state import SearchState
 from gnas.runs.store import EvaluationStore
-from gnas.search.pareto import front_of_rows
+from gnas.search.pareto import front_of
 
 REPORTED_VARIANTS = 5                    # variants per layer shown by `gnas report`
 
@@ -39,12 +39,12 @@ def pareto_section(run_dir: RunDir, state: SearchState, store: EvaluationStore,
                    cfg: RunConfig) -> list[dict[str, Any]] | None:
     """The front of every evaluation (error vs the run's complexity)."""
     complexity = complexity_measure(cfg)
-    front = front_of_rows(store.rows(), complexity)
+    front = front_of(store.evaluations(), complexity)
     if not front:
         return None
-    return [{"key": r["genome_key"], "val_error": r["val_error"], "params": r["params"],
-             "flops": r["flops"], "fitness": r["fitness"], "generation": r["generation"],
-             "kind": r["kind"], "objective": complexity} for r in front]
+    return [{"key": e.key, "val_error": e.result.val_error, "params": e.result.params,
+             "flops": e.result.flops, "fitness": e.fitness, "generation": e.result.generation,
+             "kind": str(e.result.kind), "objective": complexity} for e in front]
 
 
 def markov_section(run_dir: RunDir, state: SearchState, store: EvaluationStore,

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from gnas.errors import RunDirError
-from gnas.records import EvalResult, Kind, Status
+from gnas.records import EvalResult, StoredEvaluation
 from gnas.runs.interrupts import deferred_interrupts
 
 _SCHEMA = """
@@ -231,6 +231,10 @@ class EvaluationStore:
         names = [d[0] for d in cur.description]
         return [dict(zip(names, row)) for row in cur.fetchall()]
 
+    def evaluations(self) -> list[StoredEvaluation]:
+        """Every row as a typed record, in insertion order: what steps and strategies read."""
+        return [StoredEvaluation.from_row(row) for row in self.rows()]
+
     def iter_results(self) -> Iterator[EvalResult]:
         cur = self.conn.execute("SELECT * FROM evaluations ORDER BY id")
         for row in cur.fetchall():
@@ -291,12 +295,4 @@ def _finite(value: float | None) -> float | None:
 
 
 def _to_result(description, row) -> EvalResult:
-    d = dict(zip([c[0] for c in description], row))
-    return EvalResult(key=d["genome_key"], genome=d["genome"], status=Status(d["status"]),
-                      val_error=d["val_error"] if d["val_error"] is not None else 1.0,
-                      val_loss=d["val_loss"] if d["val_loss"] is not None else float("nan"),
-                      params=d["params"] or 0, flops=d["flops"] or 0, seconds=d["seconds"] or 0.0,
-                      message=d["error"] or "", worker=d["worker"] or "", node=d["node"] or "",
-                      kind=Kind(d["kind"]), generation=d["generation"], attempts=d["attempts"] or 1,
-                      pruned_fraction=d["pruned_fraction"] or 0.0,
-                      metrics=json.loads(d["metrics"] or "{}"))
+    return StoredEvaluation.from_row(dict(zip([c[0] for c in description], row))).result

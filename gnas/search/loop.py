@@ -181,7 +181,7 @@ class Search:
         gen.record = self._statistics(gen)
         self.state.logbook.append(gen.record)
         self.state.rng_state = self.rng.bit_generator.state
-        front = self.strategy.front(self.store.rows)
+        front = self.strategy.front(self.store.evaluations)
         if front is not None:
             self.state.pareto_front = front
         self.run_dir.save_state(self.state)
@@ -198,7 +198,7 @@ class Search:
             phase=Phase(self.state.phase), population=tuple(gen.population),
             fitness=tuple(gen.fitness), keys=tuple(gen.keys), offspring=tuple(gen.offspring),
             evaluate=evaluate, fitness_of=self.fitness_model.fitness, lookup=self.store.lookup,
-            rows=self.store.rows, key_of=self.space.key,
+            evaluations=self.store.evaluations, key_of=self.space.key,
             seed=self.cfg.evolution.seed)
 
     # ------------------------------------------------------------ evaluation

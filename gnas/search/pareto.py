@@ -7,9 +7,11 @@ complexity at once (the trade-off a user picks a model from).
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Iterable
 
 import numpy as np
+
+from gnas.records import StoredEvaluation
 
 
 _BLOCK = 512  # rows compared at once: bounds memory at _BLOCK * n * objectives booleans
@@ -47,23 +49,30 @@ def non_dominated(points: np.ndarray) -> np.ndarray:
     return np.flatnonzero(valid)[keep].astype(np.int64)
 
 
-def best_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One successful row per network: the one with the lowest validation error."""
-    best: dict[str, dict[str, Any]] = {}
-    for row in rows:
-        if row["status"] != "ok" or row["val_error"] is None:
+def best_evaluations(evaluations: Iterable[StoredEvaluation]) -> list[StoredEvaluation]:
+    """One successful evaluation per network: the one with the lowest validation error."""
+    best: dict[str, StoredEvaluation] = {}
+    for e in evaluations:
+        if not e.result.ok:
             continue
-        current = best.get(row["genome_key"])
-        if current is None or row["val_error"] < current["val_error"]:
-            best[row["genome_key"]] = row
+        current = best.get(e.key)
+        if current is None or e.result.val_error < current.result.val_error:
+            best[e.key] = e
     return list(best.values())
 
 
-def front_of_rows(rows: list[dict[str, Any]], complexity: str = "params") -> list[dict[str, Any]]:
-    """The evaluation rows on the (validation error, complexity) front, simplest first."""
-    candidates = best_rows(rows)
+def complexity_of(e: StoredEvaluation, complexity: str) -> int:
+    """The network's ``params`` or ``flops``: the complexity objective of a front."""
+    if complexity not in ("params", "flops"):
+        raise ValueError(f"complexity must be params or flops. Received: {complexity!r}.")
+    return int(getattr(e.result, complexity) or 0)
+
+
+def front_of(evaluations: Iterable[StoredEvaluation], complexity: str = "params") -> list[StoredEvaluation]:
+    """The evaluations on the (validation error, complexity) front, simplest first."""
+    candidates = best_evaluations(evaluations)
     if not candidates:
         return []
-    points = np.array([[r["val_error"], r[complexity] or 0] for r in candidates], dtype=float)
+    points = np.array([[e.result.val_error, complexity_of(e, complexity)] for e in candidates], dtype=float)
     front = [candidates[i] for i in non_dominated(points)]
-    return sorted(front, key=lambda r: (r[complexity] or 0, r["val_error"], r["genome_key"]))
+    return sorted(front, key=lambda e: (complexity_of(e, complexity), e.result.val_error, e.key))

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Protocol, Sequence
 
 from gnas.genome.space import Bits
-from gnas.records import EvalResult, Kind, Operator, Phase
+from gnas.records import EvalResult, Kind, Operator, Phase, StoredEvaluation
 from gnas.search.operators import Offspring
 
 Evaluate = Callable[[Sequence[Bits], Kind, "Mapping[str, Any] | None"], list[EvalResult]]
@@ -38,7 +38,7 @@ class GenerationView:
     evaluate: Evaluate                   # cache first, trained once; kind labels the rows
     fitness_of: Callable[[EvalResult], float]
     lookup: Callable[[str], EvalResult | None]
-    rows: Callable[[], list[dict[str, Any]]]
+    evaluations: Callable[[], list[StoredEvaluation]]   # every stored evaluation, typed
     key_of: Callable[[Bits], str]
     seed: int                            # the run seed
 

@@ -32,11 +32,11 @@ import numpy as np
 
 from gnas.config import EvolutionConfig
 from gnas.genome.space import Bits
-from gnas.records import EvalResult, Operator, Phase
+from gnas.records import EvalResult, Operator, Phase, StoredEvaluation
 from gnas.search.fitness import FitnessModel
 from gnas.search.novelty import Mutate, distinct_population
 from gnas.search.operators import Offspring, crowded_ranks, sel_nsga2, vary
-from gnas.search.pareto import front_of_rows
+from gnas.search.pareto import front_of
 from gnas.search.step import Generation
 from gnas.search.variation import Variation
 
@@ -80,7 +80,7 @@ class Survival(Protocol):
     def ranks(self, view: StrategyView) -> list[float]: ...
     def survivors(self, view: StrategyView, generation: int, offspring: Sequence[Offspring],
                   results: Sequence[EvalResult]) -> Generation: ...
-    def front(self, rows: Callable[[], list[dict[str, Any]]]) -> list[dict[str, Any]] | None: ...
+    def front(self, evaluations: Callable[[], list[StoredEvaluation]]) -> list[dict[str, Any]] | None: ...
 
 
 class Unconditional:
@@ -97,7 +97,7 @@ class Unconditional:
         return Generation(generation, [o.bits for o in offspring], [fit(r) for r in results],
                           [r.key for r in results], list(offspring))
 
-    def front(self, rows: Callable[[], list[dict[str, Any]]]) -> list[dict[str, Any]] | None:
+    def front(self, evaluations: Callable[[], list[StoredEvaluation]]) -> list[dict[str, Any]] | None:
         return None  # one objective: no front to keep
 
 
@@ -129,11 +129,11 @@ class NSGA2:
                           [model.fitness(pool_results[i]) for i in chosen],
                           [pool_keys[i] for i in chosen], list(offspring))
 
-    def front(self, rows: Callable[[], list[dict[str, Any]]]) -> list[dict[str, Any]] | None:
+    def front(self, evaluations: Callable[[], list[StoredEvaluation]]) -> list[dict[str, Any]] | None:
         """The non-dominated (error, complexity) networks of every evaluation so far."""
-        return [{"key": r["genome_key"], "genome": r["genome"], "val_error": r["val_error"],
-                 self.measure: r[self.measure], "generation": r["generation"]}
-                for r in front_of_rows(rows(), self.measure)]
+        return [{"key": e.key, "genome": e.result.genome, "val_error": e.result.val_error,
+                 self.measure: getattr(e.result, self.measure), "generation": e.result.generation}
+                for e in front_of(evaluations(), self.measure)]
 
 
 class Strategy(Protocol):
@@ -145,7 +145,7 @@ class Strategy(Protocol):
     def offspring(self, view: StrategyView, rng: np.random.Generator) -> Proposal: ...
     def survivors(self, view: StrategyView, generation: int, offspring: Sequence[Offspring],
                   results: Sequence[EvalResult]) -> Generation: ...
-    def front(self, rows: Callable[[], list[dict[str, Any]]]) -> list[dict[str, Any]] | None: ...
+    def front(self, evaluations: Callable[[], list[StoredEvaluation]]) -> list[dict[str, Any]] | None: ...
     def get_state(self) -> dict[str, Any]: ...
     def set_state(self, state: Mapping[str, Any]) -> None: ...
 
@@ -178,8 +178,8 @@ class _Plug:
                   results: Sequence[EvalResult]) -> Generation:
         return self.survival.survivors(view, generation, offspring, results)
 
-    def front(self, rows: Callable[[], list[dict[str, Any]]]) -> list[dict[str, Any]] | None:
-        return self.survival.front(rows)
+    def front(self, evaluations: Callable[[], list[StoredEvaluation]]) -> list[dict[str, Any]] | None:
+        return self.survival.front(evaluations)
 
     def get_state(self) -> dict[str, Any]:
         return {}

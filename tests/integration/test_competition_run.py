@@ -10,9 +10,10 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from helpers import gnas, report, state  # noqa: E402
 
-from gnas.competition.scoreboard import credited_rows, scoreboard, stage_variants  # noqa: E402
+from gnas.competition.scoreboard import credited, scoreboard, stage_variants  # noqa: E402
 from gnas.config import load_config  # noqa: E402
 from gnas.genome.space import SearchSpace, str_to_bits  # noqa: E402
+from gnas.records import StoredEvaluation  # noqa: E402
 
 # digits, population 4, 1 epoch, stages of 3 nodes, 300 training samples, one thread,
 # the paper's lambda_c for images (no calibration)
@@ -80,7 +81,7 @@ def test_scoreboard_is_a_recount_of_the_run_rows(runs):
         return
     space = space_of(straight)
     population = [str_to_bits(g) for g in s["population"]]
-    recount = scoreboard(space, credited_rows(rows(straight), generation=3), 2, population)
+    recount = scoreboard(space, credited(map(StoredEvaluation.from_row, rows(straight)), generation=3), 2, population)
     board = s["steps"]["competition"]
     assert board["layers"] == recount["layers"] and board["credited"] == recount["credited"]
     champions = board["champions"]

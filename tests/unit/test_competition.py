@@ -14,7 +14,7 @@ from gnas.config import SpaceConfig
 from gnas.records import Operator
 from gnas.search.step import Generation, StepDecision, apply_decision, replace_worst
 from gnas.search.operators import Offspring, vary
-from gnas.records import EvalResult
+from gnas.records import EvalResult, StoredEvaluation
 from gnas.genome.space import SearchSpace, bits_to_str, str_to_bits
 from gnas.runs.store import EvaluationStore
 
@@ -116,6 +116,11 @@ def fill_store(store: EvaluationStore, space: SearchSpace, genomes, seed: int = 
     store.add(pruned, -5.0)  # would top every layer if it were credited
 
 
+def typed(rows) -> list[StoredEvaluation]:
+    """The store's rows as the records the competition reads."""
+    return [StoredEvaluation.from_row(r) for r in rows]
+
+
 def recount(space: SearchSpace, rows) -> dict[tuple[int, str], tuple[float, int]]:
     """Brute force: decode every credited row, group by (layer, decoded stage)."""
     groups: dict[tuple[int, str], list[float]] = defaultdict(list)
@@ -144,7 +149,7 @@ def filled(tmp_path):
 def test_scoreboard_credit_equals_a_recount_of_the_evaluation_rows(filled):
     space, store = filled
     rows = store.rows()
-    board = competition.scoreboard(space, competition.credited_rows(rows, generation=10**6), 0)
+    board = competition.scoreboard(space, competition.credited(typed(rows), generation=10**6), 0)
     expected = recount(space, rows)
     assert board["credited"] == sum(1 for r in rows if r["kind"] != "prune")
     seen = {}
@@ -165,20 +170,20 @@ def test_scoreboard_credit_equals_a_recount_of_the_evaluation_rows(filled):
 def test_credit_follows_generations_and_current_keys_only(filled):
     space, store = filled
     rows = store.rows()
-    early = competition.credited_rows(rows, generation=3)
-    assert {r["generation"] for r in early} <= {0, 1, 2}
+    early = competition.credited(typed(rows), generation=3)
+    assert {e.result.generation for e in early} <= {0, 1, 2}
     late_key = max((r for r in rows if r["kind"] == "search"), key=lambda r: r["id"])["genome_key"]
-    with_current = competition.credited_rows(rows, generation=3, current_keys=[late_key])
-    assert {r["genome_key"] for r in with_current} == {r["genome_key"] for r in early} | {late_key}
+    with_current = competition.credited(typed(rows), generation=3, current_keys=[late_key])
+    assert {e.key for e in with_current} == {e.key for e in early} | {late_key}
     # order of the rows does not change the credit (resume-safety)
     shuffled = list(reversed(rows))
-    assert competition.scoreboard(space, competition.credited_rows(shuffled, 10**6), 0) == \
-        competition.scoreboard(space, competition.credited_rows(rows, 10**6), 0)
+    assert competition.scoreboard(space, competition.credited(typed(shuffled), 10**6), 0) == \
+        competition.scoreboard(space, competition.credited(typed(rows), 10**6), 0)
 
 
 def test_segments_rebuild_the_variant_they_were_recorded_for(filled):
     space, store = filled
-    board = competition.scoreboard(space, competition.credited_rows(store.rows(), 10**6), 0)
+    board = competition.scoreboard(space, competition.credited(store.evaluations(), 10**6), 0)
     host = space.base_model((0,) * space.length)
     for layer in board["layers"]:
         for v in layer["variants"]:
@@ -198,7 +203,7 @@ def test_champions_are_built_only_from_recorded_best_variants(tmp_path_factory, 
     store = EvaluationStore(tmp_path_factory.mktemp("store") / "evaluations.db")
     try:
         fill_store(store, space, random_genomes(space, 24, seed=seed), seed=seed)
-        board = competition.scoreboard(space, competition.credited_rows(store.rows(), 10**6), 0)
+        board = competition.scoreboard(space, competition.credited(store.evaluations(), 10**6), 0)
     finally:
         store.close()
     best = [v["variant"] for v in competition.best_variants(board)]

@@ -8,7 +8,8 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from gnas.search import pareto
-from gnas.search.pareto import front_of_rows, non_dominated
+from gnas.records import StoredEvaluation
+from gnas.search.pareto import front_of, non_dominated
 
 
 def brute_force(points: np.ndarray) -> list[int]:
@@ -53,15 +54,16 @@ def test_empty_and_bad_shapes():
         non_dominated(np.zeros((2, 2, 2)))
 
 
-def _row(key, err, params, status="ok"):
-    return {"genome_key": key, "val_error": err, "params": params, "flops": 2 * params,
-            "status": status, "fitness": err, "generation": 0, "kind": "search"}
+def _row(key, err, params, status="ok", row_id=0):
+    return StoredEvaluation.from_row(
+        {"id": row_id, "genome_key": key, "val_error": err, "params": params, "flops": 2 * params,
+         "status": status, "fitness": err, "generation": 0, "kind": "search", "genome": "0"})
 
 
-def test_front_of_rows_keeps_one_best_row_per_network_and_skips_failures():
+def test_front_of_keeps_one_best_evaluation_per_network_and_skips_failures():
     rows = [_row("a", 0.5, 10), _row("a", 0.4, 10), _row("b", 0.3, 40), _row("c", 0.35, 50),
             _row("d", 0.0, 5, status="failed"), _row("e", 0.3, 40)]
-    front = front_of_rows(rows)
-    assert [(r["genome_key"], r["val_error"]) for r in front] == [("a", 0.4), ("b", 0.3), ("e", 0.3)]
-    assert [r["genome_key"] for r in front_of_rows(rows, "flops")] == ["a", "b", "e"]
-    assert front_of_rows([]) == []
+    front = front_of(rows)
+    assert [(e.key, e.result.val_error) for e in front] == [("a", 0.4), ("b", 0.3), ("e", 0.3)]
+    assert [e.key for e in front_of(rows, "flops")] == ["a", "b", "e"]
+    assert front_of([]) == []

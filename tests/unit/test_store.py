@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from gnas.errors import RunDirError
-from gnas.records import EvalResult
+from gnas.records import EvalResult, StoredEvaluation
 from gnas.runs.store import EvaluationStore
 
 
@@ -34,6 +34,25 @@ def test_round_trip_and_cache_hit(tmp_path: Path):
     assert store.key_counts() == {"k1": 1, "k2": 1}
     assert [r["fitness"] for r in store.rows()] == [0.2, 2.0]
     assert [r.key for r in store.iter_results()] == ["k1", "k2"]
+
+
+def test_typed_evaluations_are_the_rows_and_their_results(tmp_path: Path):
+    store = EvaluationStore(tmp_path / "e.db")
+    store.add(result(), fitness=0.2)
+    store.add(result("k2", status="failed", val_error=1.0, message="NaN loss", kind="prune"), fitness=float("inf"))
+    typed = store.evaluations()
+    assert [e.id for e in typed] == [r["id"] for r in store.rows()] and typed[0].id < typed[1].id
+    assert [e.result for e in typed] == list(store.iter_results())
+    assert [e.fitness for e in typed] == [0.2, None]  # a non-finite fitness reads back as none
+    assert typed[0].result == result() and typed[1].result.kind == "prune" and not typed[1].result.ok
+
+
+def test_a_row_without_its_identity_is_refused_and_old_rows_get_defaults():
+    old = {"id": 3, "genome_key": "k", "genome": "01", "status": "ok", "kind": "search", "generation": 1}
+    e = StoredEvaluation.from_row(old)
+    assert (e.fitness, e.result.params, e.result.metrics, e.result.attempts) == (None, 0, {}, 1)
+    with pytest.raises(ValueError, match="lacks genome_key"):
+        StoredEvaluation.from_row({k: v for k, v in old.items() if k != "genome_key"})
 
 
 def test_contains_answers_membership_as_lookup_does(tmp_path: Path):
