@@ -131,6 +131,10 @@ class FinalConfig:
                            doc="train the final network up to this many epochs with early stopping "
                                "on validation; 0 = keep the search's own training")
     patience: int = _opt(5, lo=1, hi=10000, doc="epochs without a new best validation loss before stopping")
+    lr_factor: float = _opt(0.0, lo=0.0, hi=0.99,
+                            doc="multiply the learning rate by this after lr_patience epochs without a new "
+                                "best validation loss; 0 = keep it constant")
+    lr_patience: int = _opt(2, lo=1, hi=10000, doc="epochs without a new best before the learning rate drops")
 
 
 @dataclass(frozen=True)

@@ -86,7 +86,8 @@ class _KeepBest(keras.callbacks.Callback):
 def train_to_convergence(model: keras.Model, arch: Architecture, x: np.ndarray, y: np.ndarray,
                          x_val: np.ndarray, y_val: np.ndarray, *, max_epochs: int, patience: int,
                          batch_size: int, report: EpochReport | None = None,
-                         after_step: Callable[[keras.Model], None] | None = None) -> Converged:
+                         after_step: Callable[[keras.Model], None] | None = None,
+                         lr_factor: float = 0.0, lr_patience: int = 2) -> Converged:
     """Train a compiled model until the validation loss has not improved for ``patience`` epochs.
 
     Args:
@@ -98,6 +99,11 @@ def train_to_convergence(model: keras.Model, arch: Architecture, x: np.ndarray, 
         batch_size: The search's batch size for this network.
         report: Called after every epoch (progress).
         after_step: Called after every optimiser step (a pruned network's masks).
+        lr_factor: With ``0 < lr_factor < 1``, the learning rate is multiplied by it
+            after ``lr_patience`` epochs without a new best validation loss
+            (Keras' ``ReduceLROnPlateau``): SGD at the search's constant rate
+            stalls above the loss a smaller step reaches.
+        lr_patience: Epochs without a new best before the rate drops.
 
     Returns:
         The epochs trained and the best epoch, whose weights the model now holds.
@@ -106,8 +112,12 @@ def train_to_convergence(model: keras.Model, arch: Architecture, x: np.ndarray, 
         EvaluationFailed: No epoch ended with a finite validation loss.
     """
     keep = _KeepBest(arch.task, patience, report, after_step)
+    callbacks: list[keras.callbacks.Callback] = [keep]
+    if 0.0 < lr_factor < 1.0:
+        callbacks.append(keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=lr_factor,
+                                                           patience=lr_patience, min_delta=0.0))
     model.fit(x, y, batch_size=batch_size, epochs=max_epochs, verbose=0, shuffle=True,
-              validation_data=(x_val, y_val), callbacks=[keep])
+              validation_data=(x_val, y_val), callbacks=callbacks)
     if keep.best_weights is None:
         loss = keep.diverged if keep.diverged is not None else math.nan
         raise EvaluationFailed(diverged_reason(loss, float(np.float32(arch.learning_rate))))

@@ -244,7 +244,8 @@ class Evaluator:
         converged = train_to_convergence(
             model, arch, self.data.x_train, self.data.y_train, self.data.x_val, self.data.y_val,
             max_epochs=final.max_epochs, patience=final.patience, batch_size=self.batch_size(arch),
-            report=report, after_step=(lambda m: apply_masks(m, masks)) if masks else None)
+            report=report, after_step=(lambda m: apply_masks(m, masks)) if masks else None,
+            lr_factor=final.lr_factor, lr_patience=final.lr_patience)
         return model, arch, converged
 
     def _with_memory(self, result: EvalResult) -> EvalResult:

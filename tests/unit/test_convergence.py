@@ -9,7 +9,8 @@ from gnas.errors import EvaluationFailed
 from test_trainer import small_dense
 
 
-def _trained(learning_rate: float, max_epochs: int, patience: int, reports: list | None = None):
+def _trained(learning_rate: float, max_epochs: int, patience: int, reports: list | None = None,
+             **schedule):
     from gnas.backend.convergence import train_to_convergence
     from gnas.backend.trainer import compile_model
 
@@ -17,7 +18,7 @@ def _trained(learning_rate: float, max_epochs: int, patience: int, reports: list
     compile_model(model, arch)
     out = train_to_convergence(model, arch, data.x_train, data.y_train, data.x_val, data.y_val,
                                max_epochs=max_epochs, patience=patience, batch_size=32,
-                               report=None if reports is None else reports.append)
+                               report=None if reports is None else reports.append, **schedule)
     return data, arch, model, out
 
 
@@ -41,6 +42,28 @@ def test_it_runs_to_the_last_epoch_when_the_loss_keeps_improving_and_keeps_the_b
     data, arch, model, out = _trained(0.01, 4, 10)
     assert not out.stopped_early and out.epochs == 4
     assert out.val_loss == min(h["val_loss"] for h in out.history)
+
+
+def _drops(val_losses: list[float], patience: int) -> int:
+    """How often the rate drops: after ``patience`` epochs without a new best, the count restarting."""
+    best, wait, drops = float("inf"), 0, 0
+    for loss in val_losses:
+        if loss < best:
+            best, wait = loss, 0
+        else:
+            wait += 1
+            if wait >= patience:
+                drops, wait = drops + 1, 0
+    return drops
+
+
+def test_the_learning_rate_drops_on_each_plateau_and_stays_without_a_factor():
+    *_, model, out = _trained(0.3, 30, 4, lr_factor=0.5, lr_patience=1)
+    drops = _drops([h["val_loss"] for h in out.history], 1)
+    assert drops >= 1  # a large step on 160 samples plateaus
+    assert float(model.optimizer.learning_rate.numpy()) == pytest.approx(0.3 * 0.5 ** drops, rel=1e-5)
+    *_, model, out = _trained(0.3, 30, 4)
+    assert float(model.optimizer.learning_rate.numpy()) == pytest.approx(0.3, rel=1e-6)
 
 
 def test_a_training_that_diverges_from_the_start_fails():
