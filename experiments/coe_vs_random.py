@@ -118,8 +118,9 @@ def run_one(args: argparse.Namespace, init: str, seed: int, out: Path) -> Path:
                  "evolution.generations": args.generations, "evolution.population": args.population,
                  "evolution.seed": seed, "evolution.init": init, "evolution.lambda_c": args.lambda_c,
                  "train.epochs": args.epochs, "train.threads": args.threads,
-                 # the comparison is per generation; the final pick's extra seeds play no part
-                 "evolution.final_seeds": 0}
+                 # the comparison is per generation; the final pick's extra seeds and the
+                 # final training play no part
+                 "evolution.final_seeds": 0, "final.max_epochs": 0}
     log = [GenerationLog(RunDir(path))]
     if RunDir(path).is_run():
         session.resume(path, {}, extra_callbacks=log)

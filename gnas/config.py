@@ -67,6 +67,8 @@ class EvolutionConfig:
     strategy: str = _opt("ga", choices=("ga", "random", "aging"),
                          doc="ga: the paper's; random: uniform genomes; aging: regularized evolution")
     max_trainings: int = _opt(0, lo=0, doc="stop after this many trained networks; 0 = no budget")
+    max_epochs_total: int = _opt(0, lo=0, doc="stop when the run's training epochs, final trainings "
+                                              "included, would exceed this; 0 = no budget")
     final_candidates: int = _opt(2, lo=0, hi=100, doc="best networks re-trained before the final pick")
     final_seeds: int = _opt(2, lo=0, hi=100,
                             doc="extra seeds per final candidate (count in the budget); 0 = pick on one training")
@@ -138,6 +140,17 @@ class FinalConfig:
 
 
 @dataclass(frozen=True)
+class FidelityConfig:
+    """How many epochs a candidate trains: once at train.epochs, or over rungs (successive halving)."""
+
+    schedule: str = _opt("full", choices=("full", "sha"),
+                         doc="full: every candidate trains train.epochs; sha: successive halving over rungs")
+    min_epochs: int = _opt(1, lo=1, hi=10000, doc="epochs of the first rung (sha)")
+    max_epochs: int = _opt(9, lo=1, hi=100000, doc="epochs of the last rung (sha)")
+    eta: int = _opt(3, lo=2, hi=100, doc="rungs grow by this factor; the best 1/eta of a rung go on (sha)")
+
+
+@dataclass(frozen=True)
 class ParallelConfig:
     """Where evaluations run."""
 
@@ -157,6 +170,7 @@ class RunConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     prune: PruneConfig = field(default_factory=PruneConfig)
     final: FinalConfig = field(default_factory=FinalConfig)
+    fidelity: FidelityConfig = field(default_factory=FidelityConfig)
     parallel: ParallelConfig = field(default_factory=ParallelConfig)
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
@@ -179,7 +193,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     },
     "default": {},
     "tiny": {"evolution.population": 4, "evolution.generations": 2, "train.epochs": 1,
-             "space.stage_nodes": (3, 3), "space.max_depth": 2},
+             "space.stage_nodes": (3, 3), "space.max_depth": 2, "final.max_epochs": 3},
 }
 
 
@@ -293,6 +307,10 @@ def validate(cfg: RunConfig) -> None:
     if sp.max_depth > len(sp.stage_nodes):
         raise ConfigError(f"space.max_depth={sp.max_depth} exceeds the {len(sp.stage_nodes)} stages of "
                           f"space.stage_nodes; lower it or add stages.")
+    fi = cfg.fidelity
+    if fi.min_epochs > fi.max_epochs:
+        raise ConfigError(f"fidelity.min_epochs={fi.min_epochs} exceeds fidelity.max_epochs={fi.max_epochs}; "
+                          f"the first rung must not train longer than the last.")
     n, _, m = cfg.prune.nm.partition(":")
     if not (n.isdigit() and m.isdigit() and 0 < int(n) < int(m)):
         raise ConfigError(f"prune.nm={cfg.prune.nm!r}: expected N:M with 0 < N < M, e.g. 2:4.")
@@ -352,7 +370,7 @@ def to_toml(cfg: RunConfig) -> str:
 # Keys a resume may change: how long to search and where or how fast to evaluate.
 # Every other key defines the search itself (its genomes, their scores, the cache
 # keys), so changing it mid-run would mix two different searches in one directory.
-RESUMABLE_KEYS = ("evolution.generations", "evolution.max_trainings",
+RESUMABLE_KEYS = ("evolution.generations", "evolution.max_trainings", "evolution.max_epochs_total",
                   "evolution.max_consecutive_failures", "data.data_dir", "train.threads",
                   "train.eval_timeout", "parallel.")
 

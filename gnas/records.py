@@ -64,6 +64,7 @@ class Operator(Vocabulary):
 VARIATION_OPERATORS = frozenset({Operator.COPY, Operator.CROSSOVER, Operator.MUTATION,
                                  Operator.CROSSOVER_MUTATION})
 
+SEARCH_EPOCHS = "search_epochs"  # a final training's option: the epochs its search training had
 WORST_ERROR = 1.0  # the error recorded for a failed evaluation (worst fitness follows)
 
 
@@ -77,6 +78,14 @@ class EvalTask:
     kind: Kind = Kind.SEARCH
     generation: int = 0
     options: dict[str, Any] = field(default_factory=dict)  # e.g. pruning masks, fine-tune cycles
+    # Fidelity (successive halving): train to ``epochs`` (0 = train.epochs); with
+    # ``resume_from`` > 0 continue the training saved in ``checkpoint_from`` after that many
+    # epochs; save the training state to ``checkpoint`` when it is not empty.
+    epochs: int = 0
+    rung: int = 0
+    resume_from: int = 0
+    checkpoint_from: str = ""
+    checkpoint: str = ""
 
 
 @dataclass(frozen=True)
@@ -166,8 +175,17 @@ def derive_seed(run_seed: int, key: str) -> int:
 
 def failed(task: EvalTask, message: str, **extra: Any) -> EvalResult:
     """A failed result for ``task`` (worst error), keeping the reason."""
+    metrics = {**extra.pop("metrics", {}), **fidelity_metrics(task)}
     return EvalResult(key=task.key, genome=task.genome, status=Status.FAILED, message=message[-2000:],
-                      kind=task.kind, generation=task.generation, **extra)
+                      kind=task.kind, generation=task.generation, metrics=metrics, **extra)
+
+
+def fidelity_metrics(task: EvalTask) -> dict[str, int]:
+    """What a row says of its fidelity: the epochs its network has trained and its rung.
+
+    Only tasks of a fidelity schedule name their epochs; a full-fidelity row stays as it was.
+    """
+    return {"epochs": task.epochs, "rung": task.rung} if task.epochs else {}
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,8 @@ from gnas.runs.interrupts import acknowledge_interrupt, interrupt_exit_code
 from gnas.runs.state import SearchState
 from gnas.runs.store import EvaluationStore
 from gnas.search.callbacks import Callback, CallbackList, FinalTrainingProgress, ProgressBar
-from gnas.search.evaluation import Executor
+from gnas.search.evaluation import Executor, FullFidelity, Schedule
+from gnas.search.fidelity import SuccessiveHalving, check_epoch_budget, epoch_line, run_epochs
 from gnas.search.final import ExportShape, FinalExport
 from gnas.search.fitness import FitnessModel
 from gnas.search.loop import InitialPopulation, Search
@@ -99,8 +100,9 @@ def _staged(cfg: RunConfig, path: Path) -> Dataset:
 
 
 def preflight(cfg: RunConfig, space: SearchSpace) -> None:
-    """Every check that can fail before a run starts: workers, GPUs, cluster, pruning masks."""
+    """Every check that can fail before a run starts: workers, GPUs, cluster, epoch budget, pruning masks."""
     check_parallel(cfg)
+    check_epoch_budget(cfg)
     pruning_step.validate(cfg, space)
 
 
@@ -141,7 +143,15 @@ def build_search(cfg: RunConfig, dataset: Dataset, space: SearchSpace, run_dir: 
 
     return Search(cfg, space, run_dir, store, executor, strategy_of(cfg, space),
                   callbacks_of(cfg, run_dir, extra_callbacks, progress), state,
-                  initial=initial, steps=steps_of(cfg, space, run_dir))
+                  initial=initial, steps=steps_of(cfg, space, run_dir),
+                  schedule=schedule_of(cfg, store, run_dir))
+
+
+def schedule_of(cfg: RunConfig, store: EvaluationStore, run_dir: RunDir) -> Schedule:
+    """The run's fidelity schedule (``fidelity.schedule``): full fidelity or successive halving."""
+    if cfg.fidelity.schedule == "sha":
+        return SuccessiveHalving(cfg, store, run_dir.path)
+    return FullFidelity()
 
 
 STRATEGIES = {StrategyName.GA: GeneticAlgorithm, StrategyName.RANDOM: RandomSearch,
@@ -269,12 +279,14 @@ def execute(cfg: RunConfig, dataset: Dataset, space: SearchSpace, run_dir: RunDi
         final_progress = FinalTrainingProgress(cfg.final.max_epochs, cfg.final.patience) if progress else None
         summary = FinalExport(cfg, space, store, run_dir, executor, EXPORT_SHAPE,
                               final_progress).finish(search.state)
+        spent = run_epochs(store.iter_results(), cfg)
     except KeyboardInterrupt as exc:
         return interrupted(run_dir, exc)
     finally:
         store.close()
     print(format_summary({**summary, "trained": search.state.trained,
-                          "reused": search.state.reused, "final": search.state.final}, run_dir),
+                          "reused": search.state.reused, "final": search.state.final,
+                          "epochs_spent": spent}, run_dir),
           file=out)
     return 0
 
@@ -354,6 +366,8 @@ def format_summary(summary: dict[str, Any], run_dir: RunDir) -> str:
         *test_seed_lines(summary),
         f"parameters:        {summary['params']:,}",
         f"networks:          {summary['trained']} trained, {summary['reused']} reused",
+        *([f"epochs:            {epoch_line(summary['epochs_spent'], summary.get('final_epochs') or ())}"]
+          if "epochs_spent" in summary else []),
         *final_lines(summary.get("final") or []),
         f"run directory:     {run_dir.path}",
         f"resume / extend:   {resume_command(run_dir.path)} --generations N",

@@ -10,8 +10,9 @@ from pathlib import Path
 # Small but real: digits, 1 epoch, a few hundred samples, one TensorFlow thread
 # (identical thread settings make results comparable across runs). lambda_c is given:
 # the calibration has its own tests (tests/integration/test_chaos_cli.py).
+# A short final training (3 epochs at most) keeps every such run's end real and quick.
 TINY = ["--population", "4", "--epochs", "1", "--max-train-samples", "300", "--threads", "1",
-        "--lambda-c", "0.786", "--set", "evolution.final_seeds=0"]
+        "--lambda-c", "0.786", "--set", "evolution.final_seeds=0", "--set", "final.max_epochs=3"]
 
 
 def gnas(*args: str, cwd: str | Path | None = None, env: dict | None = None,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from pathlib import Path
 import platform
 import time
 import traceback
@@ -27,9 +28,10 @@ from gnas.backend.builder import build_model
 from gnas.backend.convergence import Converged, EpochReport, train_to_convergence
 from gnas.backend.export import zero_masks
 from gnas.backend.masking import apply_masks
+from gnas.backend.population import epochs_to_train
 from gnas.backend.trainer import compile_model, fit, score
 from gnas.pruning.records import PruneOptions
-from gnas.records import EvalResult, EvalTask, Kind, failed
+from gnas.records import SEARCH_EPOCHS, EvalResult, EvalTask, Kind, failed, fidelity_metrics
 from gnas.genome.space import SearchSpace, str_to_bits
 from gnas.genome.factory import make_space
 
@@ -99,8 +101,8 @@ class Evaluator:
         return build_model(arch, weight_scale=self.cfg.train.weight_scale,
                            bn_momentum=self.cfg.train.bn_momentum)
 
-    def train(self, arch: Architecture, seed: int) -> keras.Model:
-        """Build and train for the configured epochs; raises EvaluationFailed.
+    def train(self, arch: Architecture, seed: int, epochs: int = 0) -> keras.Model:
+        """Build and train for ``epochs`` (0: the configured epochs); raises EvaluationFailed.
 
         With ``train.group_size`` > 1 the search trains with the population
         trainer's batch order, so a network rebuilt here (the final retrain, a
@@ -110,11 +112,35 @@ class Evaluator:
         if self.cfg.train.group_size > 1:
             from gnas.backend.population import train_one
 
-            return train_one(self, arch, seed)
+            return train_one(self, arch, seed, epochs)
         model = self.build(arch, seed)
         compile_model(model, arch)
-        fit(model, self.data.x_train, self.data.y_train, epochs=self.cfg.train.epochs,
+        fit(model, self.data.x_train, self.data.y_train, epochs=epochs or self.cfg.train.epochs,
             batch_size=self.batch_size(arch))
+        return model
+
+    def train_task(self, arch: Architecture, task: EvalTask) -> keras.Model:
+        """Train a search task one at a time: from scratch, or on from its saved rung.
+
+        A promotion continues from the saved weights and momenta; Keras' shuffle
+        draws its own order for the further epochs (the population trainer, with
+        ``train.group_size`` > 1, continues the member's own order exactly).
+        """
+        if not task.resume_from and not task.checkpoint:
+            return self.train(arch, task.seed, task.epochs)
+        from gnas.backend.checkpoint import TrainingState
+
+        model = self.build(arch, task.seed)
+        compile_model(model, arch)
+        model.optimizer.build(model.trainable_variables)
+        if task.resume_from:
+            state = TrainingState.load(Path(task.checkpoint_from))
+            state.restore(model)
+        epochs = (task.epochs or self.cfg.train.epochs) - task.resume_from
+        fit(model, self.data.x_train, self.data.y_train, epochs=epochs,
+            batch_size=self.batch_size(arch))
+        if task.checkpoint:
+            TrainingState.of(model, task.resume_from + epochs).save(Path(task.checkpoint))
         return model
 
     def evaluate(self, task: EvalTask) -> EvalResult:
@@ -129,7 +155,7 @@ class Evaluator:
         mem = self.memory_metrics(arch)
         extra: dict[str, Any] = dict(params=params, flops=flops, worker=self.worker, node=self.node)
         try:
-            model = self.train(arch, task.seed)
+            model = self.train_task(arch, task)
             val = score(model, arch, self.data.x_val, self.data.y_val)
         except EvaluationFailed as exc:
             return failed(task, str(exc), seconds=time.perf_counter() - start, metrics=mem, **extra)
@@ -141,10 +167,10 @@ class Evaluator:
         return EvalResult(key=task.key, genome=task.genome, status="ok", val_error=val["error"],
                           val_loss=val["loss"], seconds=time.perf_counter() - start,
                           kind=task.kind, generation=task.generation,
-                          metrics={**mem, "pid": os.getpid()}, **extra)
+                          metrics={**mem, "pid": os.getpid(), **fidelity_metrics(task)}, **extra)
 
     def group_signature(self, task: EvalTask) -> tuple | None:
-        """What members of one training group must share: family, stages, batch.
+        """What members of one training group must share: family, stages, batch, epochs to train.
 
         Conv members share their stage widths (exact member graphs in one step
         waste nothing then). Dense members share only their number of stages:
@@ -156,7 +182,7 @@ class Evaluator:
         try:
             arch = self.space.decode(str_to_bits(task.genome))
             shape = len(arch.stages) if arch.family == "dense" else tuple(s.width for s in arch.stages)
-            return (arch.family, shape, self.batch_size(arch))
+            return (arch.family, shape, self.batch_size(arch), epochs_to_train(self, task))
         except Exception:  # noqa: BLE001 - reported by the solo evaluation
             return None
 
@@ -207,6 +233,8 @@ class Evaluator:
         and keeps its pruned weights at zero. The test split is touched here only.
         """
         arch = self.space.decode(str_to_bits(genome))
+        options = dict(options or {})
+        search_epochs = int(options.pop(SEARCH_EPOCHS, 0))  # the rung it was scored at (sha)
         converged = None
         if self.cfg.final.max_epochs > 0:
             model, arch, converged = self._converge(genome, arch, seed, options or {}, report)
@@ -215,7 +243,7 @@ class Evaluator:
 
             model, arch = rebuild_pruned(self, genome, seed, PruneOptions.from_dict(options))
         else:
-            model = self.train(arch, seed)
+            model = self.train(arch, seed, search_epochs)
         val = score(model, arch, self.data.x_val, self.data.y_val)
         test = score(model, arch, self.data.x_test, self.data.y_test)
         metrics: dict[str, Any] = {"val_error": val["error"], "test_error": test["error"],

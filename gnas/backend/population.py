@@ -35,6 +35,7 @@ import os
 import time
 import traceback
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Sequence, TYPE_CHECKING
 
 import keras
@@ -42,11 +43,12 @@ import numpy as np
 import tensorflow as tf
 
 from gnas.backend import superset
+from gnas.backend.checkpoint import TrainingState, set_optimizer_momenta
 from gnas.backend.trainer import compile_model, diverged_reason, loss_diverged, validation_diverged
 from gnas.errors import EvaluationFailed
 from gnas.genome.architecture import Architecture, complexity
 from gnas.genome.space import str_to_bits
-from gnas.records import EvalResult, EvalTask, failed
+from gnas.records import EvalResult, EvalTask, failed, fidelity_metrics
 
 if TYPE_CHECKING:
     from gnas.backend.evaluator import Evaluator
@@ -64,11 +66,17 @@ class _Member:
     val: dict[str, float] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
     mem: dict[str, Any] = field(default_factory=dict)
+    state: TrainingState | None = None  # the rung it continues from (successive halving)
 
 
 def epoch_order(rng: np.random.Generator, n: int) -> np.ndarray:
     """One member's sample order for one epoch."""
     return rng.permutation(n)
+
+
+def epochs_to_train(evaluator: Evaluator, task: EvalTask) -> int:
+    """The epochs a task still trains: to its rung's epochs (or ``train.epochs``) from where it is."""
+    return (task.epochs or evaluator.cfg.train.epochs) - task.resume_from
 
 
 def train_group(evaluator: Evaluator, tasks: Sequence[EvalTask], *, fuse_dense: bool = True) -> list[EvalResult]:
@@ -81,15 +89,18 @@ def train_group(evaluator: Evaluator, tasks: Sequence[EvalTask], *, fuse_dense: 
     """
     start = time.perf_counter()
     members = [_prepare(evaluator, task) for task in tasks]
+    epochs = epochs_to_train(evaluator, tasks[0])  # groups share it (Evaluator.group_signature)
     try:
         live = [m for m in members if not m.error]
         if live and fuse_dense and superset.applies([m.arch for m in live]):
-            _train_superset(evaluator, live)
+            _train_superset(evaluator, live, epochs)
         elif live:
             for m in live:
                 _compile(m)
-            _fit_together(evaluator, live)
+            _fit_together(evaluator, live, epochs)
             scored = [m for m in members if not m.error]
+            for m in scored:
+                _save_state(m, TrainingState.of(m.model, m.task.resume_from + epochs))
             if scored:
                 _score_together(evaluator, scored)
     except Exception as exc:  # noqa: BLE001 - e.g. out of memory in the shared step
@@ -106,19 +117,21 @@ def train_group(evaluator: Evaluator, tasks: Sequence[EvalTask], *, fuse_dense: 
     return [_result(evaluator, m, seconds, len(members)) for m in members]
 
 
-def train_one(evaluator: Evaluator, arch: Architecture, seed: int) -> keras.Model:
-    """One network trained exactly as it trains in a group; raises EvaluationFailed."""
+def train_one(evaluator: Evaluator, arch: Architecture, seed: int, epochs: int = 0) -> keras.Model:
+    """One network trained exactly as it trains in a group (``epochs``, 0 = ``train.epochs``);
+    raises EvaluationFailed."""
     member = _Member(task=EvalTask(key="", genome="", seed=seed), arch=arch)
     member.model = _build(evaluator, arch, seed)
     member.rng = np.random.default_rng(seed)
+    epochs = epochs or evaluator.cfg.train.epochs
     if superset.applies([arch]):
-        net = _fit_superset(evaluator, [member])
+        net = _fit_superset(evaluator, [member], epochs)
         if not member.error:
             net.store(0, arch, member.model)
             compile_model(member.model, arch)
     else:
         _compile(member)
-        _fit_together(evaluator, [member])
+        _fit_together(evaluator, [member], epochs)
     if member.error:
         raise EvaluationFailed(member.error)
     return member.model
@@ -135,6 +148,8 @@ def _prepare(evaluator: Evaluator, task: EvalTask) -> _Member:
         member.mem = evaluator.memory_metrics(arch)
         member.model = _build(evaluator, arch, task.seed)
         member.rng = np.random.default_rng(task.seed)
+        if task.resume_from:
+            _resume(evaluator, member)
     except EvaluationFailed as exc:
         member.error = str(exc)
     except Exception as exc:  # noqa: BLE001 - a bad member must not stop its group
@@ -144,18 +159,49 @@ def _prepare(evaluator: Evaluator, task: EvalTask) -> _Member:
     return member
 
 
+def _resume(evaluator: Evaluator, member: _Member) -> None:
+    """Continue where the member's last rung ended: its weights, and its batch order moved on.
+
+    The member's own permutations are drawn one per epoch from its seed, so
+    drawing the epochs already trained puts the order where an uninterrupted
+    training would be; the momenta go into its optimiser once it is built.
+    """
+    task = member.task
+    state = TrainingState.load(Path(task.checkpoint_from))
+    if state.epochs != task.resume_from:
+        raise EvaluationFailed(f"the saved training state {task.checkpoint_from} has {state.epochs} "
+                               f"epochs, not the {task.resume_from} its promotion continues from")
+    member.model.set_weights(state.weights)
+    member.state = state
+    for _ in range(task.resume_from):
+        epoch_order(member.rng, len(evaluator.data.x_train))
+
+
+def _save_state(member: _Member, state: TrainingState) -> None:
+    """Keep the training state a promotion continues from, when the task asks for it."""
+    if member.task.checkpoint and not member.error:
+        state.save(Path(member.task.checkpoint))
+
+
 def _compile(member: _Member) -> None:
     """The member's own SGD, its slots made now so that the shared epoch traces once."""
     compile_model(member.model, member.arch)
     member.model.optimizer.build(member.model.trainable_variables)
+    if member.state is not None:
+        set_optimizer_momenta(member.model, member.state.momenta)
 
 
-def _train_superset(evaluator: Evaluator, members: list[_Member]) -> None:
+def _train_superset(evaluator: Evaluator, members: list[_Member], epochs: int) -> None:
     """Dense members: train and score them as one superset (:mod:`gnas.backend.superset`)."""
-    net = _fit_superset(evaluator, members)
+    net = _fit_superset(evaluator, members, epochs)
     scored = [(k, m) for k, m in enumerate(members) if not m.error]
     if not scored:
         return
+    for k, m in scored:
+        if m.task.checkpoint:
+            net.store(k, m.arch, m.model)
+            _save_state(m, TrainingState.of(m.model, m.task.resume_from + epochs,
+                                            momenta=net.momenta_of(k, m.arch, m.model)))
     data = evaluator.data
     losses, errors = net.evaluate(superset.flat(data.x_val), data.y_val)
     for k, m in scored:
@@ -170,14 +216,15 @@ def _validated(member: _Member, loss: float, error: float) -> None:
         member.val = {"error": error, "loss": loss}
 
 
-def _fit_superset(evaluator: Evaluator, members: list[_Member]) -> superset.Superset:
-    """The configured epochs of dense members as one superset; divergence fails a member."""
+def _fit_superset(evaluator: Evaluator, members: list[_Member], epochs: int) -> superset.Superset:
+    """``epochs`` of dense members as one superset; divergence fails a member."""
     archs = [m.arch for m in members]
     net = superset.superset_for(evaluator.supersets, superset.shape_of(archs, evaluator.batch_size(archs[0])))
-    net.load(archs, [m.model for m in members])
+    net.load(archs, [m.model for m in members],
+             momenta=[m.state.momenta if m.state is not None else None for m in members])
     data = evaluator.data
     x, y, n = tf.constant(superset.flat(data.x_train)), tf.constant(data.y_train), len(data.x_train)
-    for _ in range(evaluator.cfg.train.epochs):
+    for _ in range(epochs):
         finite, bad = net.fit(x, y, [epoch_order(m.rng, n) for m in members])
         for m, ok, loss in zip(members, finite, bad):
             if not ok and not m.error:
@@ -251,8 +298,8 @@ def _traced(fn):
     return tf.function(functools.partial(fn))
 
 
-def _fit_together(evaluator: Evaluator, members: list[_Member]) -> None:
-    """The configured epochs, every live member in each step; divergence drops a member."""
+def _fit_together(evaluator: Evaluator, members: list[_Member], epochs: int) -> None:
+    """``epochs`` epochs, every live member in each step; divergence drops a member."""
     data = evaluator.data
     x_all = tf.constant(data.x_train)
     y_all = tf.constant(data.y_train)
@@ -260,7 +307,7 @@ def _fit_together(evaluator: Evaluator, members: list[_Member]) -> None:
     batch = evaluator.batch_size(members[0].arch)
     active = list(members)
     epoch = _make_epoch([m.model for m in active], batch)
-    for _ in range(evaluator.cfg.train.epochs):
+    for _ in range(epochs):
         orders = tf.constant(np.stack([epoch_order(m.rng, n) for m in active]).astype(np.int32))
         finite, bad = epoch(x_all, y_all, orders)
         diverged = []
@@ -322,4 +369,6 @@ def _result(evaluator: Evaluator, m: _Member, seconds: float, group: int) -> Eva
     return EvalResult(key=task.key, genome=task.genome, status="ok", val_error=m.val["error"],
                       val_loss=m.val["loss"], seconds=seconds, kind=task.kind,
                       generation=task.generation,
-                      metrics={**m.mem, "pid": os.getpid(), "group": group}, **m.extra)
+                      metrics={**m.mem, "pid": os.getpid(), "group": group, **fidelity_metrics(task)},
+                      **m.extra)
+

@@ -169,11 +169,15 @@ class Superset:
 
     # -- loading and reading back -------------------------------------------------------
 
-    def load(self, archs: Sequence[Architecture], models: Sequence[keras.Model]) -> None:
+    def load(self, archs: Sequence[Architecture], models: Sequence[keras.Model],
+             momenta: Sequence[dict[str, np.ndarray] | None] | None = None) -> None:
         """Masks, hyper-parameters and initial weights of a group; optimiser state reset.
 
         Slots past ``len(archs)`` stay empty: zero masks and weights, learning rate
         and momentum 0, inactive, so they neither train nor touch the sums of the others.
+        ``momenta`` (per member, by :func:`gnas.backend.checkpoint.variable_name`)
+        is where a member's momentum does not start at 0: a promotion continuing
+        its previous rung.
         """
         shape = self.shape
         pad = shape.members - len(archs)
@@ -216,8 +220,7 @@ class Superset:
         for k, (_, bias) in enumerate(heads):
             head_bias[k, 0] = bias
         self.head_bias.assign(head_bias)
-        for m in self.momenta:
-            m.assign(tf.zeros_like(m))
+        self._load_momenta(archs, models, momenta or [None] * len(archs))
         rates = [[a.learning_rate, a.momentum] for a in archs] + [[0.0, 0.0]] * pad
         rates = np.array(rates, np.float32)[:, :, None, None]
         self.learning_rate.assign(rates[:, 0])
@@ -237,6 +240,48 @@ class Superset:
         head = model.get_layer("head")
         head.set_weights([self.head_kernel[k, :head.kernel.shape[0]].numpy(),
                           self.head_bias[k, 0].numpy()])
+
+    def _placements(self, arch: Architecture, model: keras.Model):
+        """(Keras variable, superset variable, index into it) of every weight of one member.
+
+        The same placement :meth:`load` and :meth:`store` use for the weights:
+        a node's kernel in ``inputs`` or ``nodes``, its bias, and the head.
+        """
+        for s, stage in enumerate(arch.stages):
+            for j in range(stage.nodes):
+                role = self.inputs if self.nodes[s][j] is None or not stage.predecessors(j) else self.nodes
+                layer = model.get_layer(f"s{stage.index}_n{j}_dense")
+                rows, cols = layer.kernel.shape
+                yield layer.kernel, role[s][j], (slice(0, rows), slice(0, cols))
+                yield layer.bias, self.biases[s][j], (0, slice(0, cols))
+        head = model.get_layer("head")
+        yield head.kernel, self.head_kernel, (slice(0, head.kernel.shape[0]),)
+        yield head.bias, self.head_bias, (0,)
+
+    def _load_momenta(self, archs: Sequence[Architecture], models: Sequence[keras.Model],
+                      momenta: Sequence[dict[str, np.ndarray] | None]) -> None:
+        """Every momentum 0, but where a member brings its own (see :meth:`load`)."""
+        from gnas.backend.checkpoint import variable_name
+
+        slot = {w.ref(): m for w, m in zip(self.weights, self.momenta)}
+        values = {w.ref(): np.zeros(m.shape, np.float32) for w, m in zip(self.weights, self.momenta)}
+        for k, (arch, model, own) in enumerate(zip(archs, models, momenta)):
+            if not own:
+                continue
+            for variable, where, index in self._placements(arch, model):
+                name = variable_name(variable)
+                if name in own:
+                    values[where.ref()][(k, *index)] = own[name]
+        for ref, value in values.items():
+            slot[ref].assign(value)
+
+    def momenta_of(self, k: int, arch: Architecture, model: keras.Model) -> dict[str, np.ndarray]:
+        """Member ``k``'s momentum of each weight of its Keras model, by variable name."""
+        from gnas.backend.checkpoint import variable_name
+
+        slot = {w.ref(): m for w, m in zip(self.weights, self.momenta)}
+        return {variable_name(variable): slot[where.ref()][(k, *index)].numpy()
+                for variable, where, index in self._placements(arch, model)}
 
     # -- the traced computation ---------------------------------------------------------
 

@@ -14,7 +14,8 @@ FLAG_KEYS = {
     "seed": "evolution.seed", "init": "evolution.init", "lambda_c": "evolution.lambda_c",
     "objectives": "evolution.objectives",
     "strategy": "evolution.strategy", "budget": "evolution.max_trainings",
-    "epochs": "train.epochs", "batch_size": "train.batch_size", "threads": "train.threads",
+    "budget_epochs": "evolution.max_epochs_total",
+    "epochs": "train.epochs", "fidelity": "fidelity.schedule", "batch_size": "train.batch_size", "threads": "train.threads",
     "eval_timeout": "train.eval_timeout",
     "prune": "prune.fraction", "mask": "prune.mask", "nm": "prune.nm",
     "workers": "parallel.workers", "ray_address": "parallel.ray_address",
@@ -33,7 +34,7 @@ def batch_size(text: str) -> int:
 
 
 def positive_int(text: str) -> int:
-    """An integer of at least 1 (a budget of trained networks)."""
+    """An integer of at least 1 (a budget of trained networks or epochs)."""
     try:
         value = int(text)
     except ValueError:
@@ -47,6 +48,8 @@ def add_search_flags(p: argparse.ArgumentParser) -> None:
     """Flags of a new search (all optional; defaults come from the config)."""
     p.add_argument("--population", type=int, help="individuals per generation")
     p.add_argument("--epochs", type=int, help="training epochs per evaluation")
+    p.add_argument("--fidelity", choices=("full", "sha"), help="full: every candidate trains --epochs; sha: successive halving "
+                   "over rungs of fidelity.min_epochs..max_epochs")
     add_resume_flags(p)
 
 
@@ -55,6 +58,9 @@ def add_resume_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--generations", type=int, help="generations after the initial one")
     p.add_argument("--budget", type=positive_int, metavar="N",
                    help="stop after N trained networks (evolution.max_trainings)")
+    p.add_argument("--budget-epochs", dest="budget_epochs", type=positive_int, metavar="N",
+                   help="spend at most N training epochs in all, final trainings included "
+                   "(evolution.max_epochs_total)")
     p.add_argument("--workers", type=int, help="parallel evaluation workers (Ray when > 1)")
     p.add_argument("--ray-address", dest="ray_address", help="join a Ray cluster: auto or HOST:PORT")
     p.add_argument("--gpus-per-worker", dest="gpus_per_worker", type=float)

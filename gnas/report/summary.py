@@ -8,6 +8,7 @@ from gnas.report.sections import SECTIONS, layers_lines
 from gnas.runs.atomic import read_json
 from gnas.runs.directory import RunDir
 from gnas.runs.store import EvaluationStore
+from gnas.search.fidelity import epoch_line, run_epochs
 
 
 def build_report(run_dir: RunDir) -> dict[str, Any]:
@@ -27,6 +28,7 @@ def build_report(run_dir: RunDir) -> dict[str, Any]:
             "lambda_c_source": state.lambda_c_source or None, "finished": state.finished,
             "best": _best(run_dir, state, store), "top": _top(state, store),
             "logbook": state.logbook,
+            "epochs_spent": run_epochs(store.iter_results(), cfg),
         }
         for name, section in SECTIONS:
             value = section(run_dir, state, store, cfg)
@@ -51,7 +53,7 @@ def _best(run_dir: RunDir, state, store: EvaluationStore) -> dict[str, Any] | No
         best = {k: s.get(k) for k in ("genome", "fitness", "val_error", "test_score", "test_scores",
                                       "test_score_mean", "test_score_std", "params",
                                       "params_stored", "params_unpruned", "flops", "flops_unpruned",
-                                      "pruned_fraction", "architecture", "description")}
+                                      "pruned_fraction", "architecture", "description", "final_epochs")}
         return {**best, "memory": memory_of(row.metrics) if row else None}
     if not state.hall_of_fame:
         return None
@@ -92,6 +94,12 @@ def _bytes(value: float | None) -> str:
     return f"{int(value)} B"
 
 
+def _final_epochs(report: dict[str, Any]) -> list[int]:
+    """The final trainings' epochs, from the best network's summary when it has them."""
+    best = report.get("best") or {}
+    return list(best.get("final_epochs") or [])
+
+
 def _number(value: float | None, fmt: str = ".4f") -> str:
     return "-" if value is None else format(value, fmt)
 
@@ -102,6 +110,8 @@ def format_report(report: dict[str, Any]) -> str:
              f"generation:   {report['generation']}{' (finished)' if report['finished'] else ''}",
              f"evaluations:  {report['evaluations']} ({report['failed_evaluations']} failed)",
              f"networks:     {report['trained']} trained, {report['reused']} reused",
+             *([f"epochs:       {epoch_line(report['epochs_spent'], _final_epochs(report))}"]
+               if "epochs_spent" in report else []),
              *[f"{'final pick:' if i == 0 else 'candidate:':<14}val error {c['mean_val_error']:.4f} ± "
                f"{c['std_val_error']:.4f} over {len(c['val_errors'])} seeds"
                for i, c in enumerate(report.get("final") or []) if c.get("mean_val_error") is not None],

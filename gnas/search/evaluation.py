@@ -2,21 +2,20 @@
 
 :class:`Evaluations` owns what stands between "score these genomes" and the
 executor: the cache (a network is never trained twice), the novelty rule's
-"already trained?" question, the budget of trained networks, the cap on
+"already trained?" question, the budgets (trained networks, epochs), the cap on
 consecutive failures, and the executor call itself. It reports every result,
 cached or trained, through one callable.
 
 Which candidates train further is a :class:`Schedule`'s decision, as in Ray
-Tune, whose schedulers answer CONTINUE or STOP and never call the executor
-themselves. The only schedule today is :class:`FullFidelity` (every task trains
-once, at the configured epochs, then stops); a multi-fidelity schedule
-(successive halving over rungs of epochs) plugs in here, without the loop
-knowing.
+Tune, whose schedulers decide and never call the executor themselves: it places
+each new task at its first fidelity, and after every round of trainings names
+the next round (its promotions). :class:`FullFidelity` trains every task once,
+at the configured epochs; :class:`gnas.search.fidelity.SuccessiveHalving`
+promotes the best of each rung of epochs, without the loop knowing.
 """
 from __future__ import annotations
 
 import hashlib
-from enum import Enum
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Protocol, Sequence
 
@@ -26,6 +25,8 @@ from gnas.genome.space import Bits, SearchSpace, bits_to_str
 from gnas.records import EvalResult, EvalTask, Kind, derive_seed
 from gnas.runs.state import SearchState
 from gnas.runs.store import EvaluationStore
+from gnas.search.fidelity import (epochs_held, epochs_trained, first_epochs, result_epochs,
+                                  task_epochs)
 from gnas.search.fitness import FitnessModel
 
 
@@ -39,22 +40,19 @@ class Executor(Protocol):
     def close(self) -> None: ...
 
 
-class Decision(str, Enum):
-    """A schedule's answer about a trained candidate."""
-
-    CONTINUE = "continue"  # train it further: the schedule names the next task
-    STOP = "stop"          # its result is final
-
-
 class Schedule(Protocol):
-    """Decides at which fidelity each candidate trains, and whether it trains further."""
+    """Decides at which fidelity each candidate trains, and which train further."""
 
     def first(self, task: EvalTask) -> EvalTask:
         """The task as it first trains (a multi-fidelity schedule: at its lowest rung)."""
         ...
 
-    def decide(self, task: EvalTask, result: EvalResult) -> tuple[Decision, EvalTask | None]:
-        """CONTINUE with the next task to train, or STOP (``result`` is the candidate's)."""
+    def promotions(self, generation: int) -> list[EvalTask]:
+        """After a round of trainings of ``generation``: the tasks of the next round (none: done).
+
+        Decided from the stored rows only, so a resumed run promotes as an
+        uninterrupted one; a promoted network's new row is its result from then on.
+        """
         ...
 
 
@@ -64,15 +62,15 @@ class FullFidelity:
     def first(self, task: EvalTask) -> EvalTask:
         return task
 
-    def decide(self, task: EvalTask, result: EvalResult) -> tuple[Decision, EvalTask | None]:
-        return Decision.STOP, None
+    def promotions(self, generation: int) -> list[EvalTask]:
+        return []
 
 
 class BudgetSpent(Exception):
-    """The budget of trained networks ran out inside a round (caught by the loop)."""
+    """A budget (trained networks or epochs) ran out inside a round (caught by the loop)."""
 
     def __init__(self, evaluated: list[tuple[Bits, EvalResult]], generation: int) -> None:
-        super().__init__("budget of trained networks spent")
+        super().__init__("budget spent")
         self.evaluated = evaluated
         self.generation = generation
 
@@ -105,8 +103,10 @@ class Evaluations:
         self.stop_hint = stop_hint
         self.schedule: Schedule = schedule or FullFidelity()
         self.consecutive_failures = 0
+        self._promoted: list[EvalResult] = []
         self.searching = True  # False once the search ends and the final pick trains
         self._final_from = 0   # final_trained when the search ended
+        self._final_epochs = 0  # epochs the final pick trained since the search ended
 
     def evaluate(self, genomes: Sequence[Bits], generation: int, kind: Kind = Kind.SEARCH,
                  options: Mapping[str, Any] | None = None,
@@ -123,14 +123,17 @@ class Evaluations:
         keys = [k if k and self.store.lookup(k) is not None else self.task_key(b, options)
                 for b, k in zip(genomes, keys or [None] * len(genomes))]
         known, tasks = self._from_cache(genomes, keys, generation, kind, options)
-        left = self.budget_left()
-        cut = left is not None and len(tasks) > left
-        known.update(self._train(tasks[:left] if cut else tasks, kind))
-        if cut:
+        if not self._train(tasks, kind, generation, known):
             bits_of = dict(zip(keys, genomes))
             raise BudgetSpent([(bits_of[k], r) for k, r in known.items()
-                               if r.ok and kind == Kind.SEARCH], generation)
+                               if k in bits_of and r.ok and kind == Kind.SEARCH], generation)
         return [known[k] for k in keys]
+
+    def take_promoted(self) -> list[EvalResult]:
+        """Results of networks promoted by the last evaluations that were not asked for
+        (earlier generations' networks, still racing); each is handed out once."""
+        promoted, self._promoted = self._promoted, []
+        return promoted
 
     def _from_cache(self, genomes: Sequence[Bits], keys: Sequence[str], generation: int,
                     kind: Kind, options: Mapping[str, Any] | None
@@ -151,27 +154,50 @@ class Evaluations:
                                       generation=generation, options=dict(options or {}))
         return known, list(tasks.values())
 
-    def _train(self, tasks: list[EvalTask], kind: Kind) -> dict[str, EvalResult]:
-        """Train ``tasks`` as the schedule decides; every training is stored as it ends."""
-        done: dict[str, EvalResult] = {}
+    def _train(self, tasks: list[EvalTask], kind: Kind, generation: int,
+               known: dict[str, EvalResult]) -> bool:
+        """Train ``tasks``, then the schedule's promotions round by round, into ``known``.
+
+        Every training is stored as it ends; a network's latest row is its result.
+        Returns False when the budget cut a round short.
+        """
+        asked = set(known) | {t.key for t in tasks}
         pending = [self.schedule.first(t) for t in tasks]
-        while pending:
-            by_key = {t.key: t for t in pending}
-            promoted = []
-            for result in self.executor.run(pending):
+        while True:
+            affordable = self._affordable(pending)
+            cut = affordable < len(pending)
+            for result in self.executor.run(pending[:affordable]):
                 self._record(result, kind)
-                decision, following = self.schedule.decide(by_key[result.key], result)
-                if decision == Decision.CONTINUE and following is not None:
-                    promoted.append(following)
-                else:
-                    done[result.key] = result
-            pending = promoted
-        return done
+                known[result.key] = result
+                if result.key not in asked:
+                    self._promoted.append(result)
+            if cut:
+                return False
+            racing = self.searching and kind in (Kind.SEARCH, Kind.CHAMPION)
+            pending = self.schedule.promotions(generation) if racing else []
+            if not pending:
+                return True
+
+    def _affordable(self, pending: Sequence[EvalTask]) -> int:
+        """How many of ``pending``, in order, fit in what both budgets have left."""
+        count = len(pending)
+        left = self.budget_left()
+        if left is not None:
+            count = min(count, left)
+        epochs = self.epochs_left()
+        if epochs is not None:
+            for i, task in enumerate(pending[:count]):
+                epochs -= task_epochs(task, self.cfg.train.epochs)
+                if epochs < 0:
+                    return i
+        return count
 
     def _record(self, result: EvalResult, kind: Kind) -> None:
         self.store.add(result, self.fitness_model.fitness(result))
         self.state.trained += 1
         self.state.final_trained += kind == Kind.RESEED
+        if not self.searching:
+            self._final_epochs += result_epochs(result, self.cfg.train.epochs)
         self._count_failure(result)
         self.report(result, False)
 
@@ -187,6 +213,30 @@ class Evaluations:
         """The search is over: from now on the final pick's re-trainings draw on the budget."""
         self.searching = False
         self._final_from = self.state.final_trained
+
+    def spent(self) -> bool:
+        """Whether a budget has nothing left for the search: no training, or too few
+        epochs for a new candidate's first training."""
+        epochs = self.epochs_left()
+        return self.budget_left() == 0 or (epochs is not None and epochs < first_epochs(self.cfg))
+
+    def epochs_left(self) -> int | None:
+        """Epochs left in ``evolution.max_epochs_total``; None without an epoch budget.
+
+        While searching, the final pick's and the final trainings' most epochs
+        are held back (:func:`gnas.search.fidelity.epochs_held`) and the search's
+        own stored trainings count, a promotion by the epochs it adds, as in
+        :meth:`budget_left`; afterwards the final pick draws on its share.
+        """
+        total = self.cfg.evolution.max_epochs_total
+        if not total:
+            return None
+        search = [r for r in self.store.iter_results() if r.kind != Kind.RESEED]
+        spent = epochs_trained(search, self.cfg.train.epochs)["epochs"]
+        pick, finals = epochs_held(self.cfg)
+        if self.searching:
+            return max(0, total - pick - finals - spent)
+        return max(0, total - finals - spent - self._final_epochs)
 
     def budget_left(self) -> int | None:
         """Trainings left in ``evolution.max_trainings``; None without a budget.

@@ -26,7 +26,7 @@ import numpy as np
 from gnas.config import EvolutionConfig, RunConfig
 from gnas.genome.architecture import Architecture, complexity
 from gnas.genome.space import Bits, SearchSpace, str_to_bits
-from gnas.records import EvalResult, Kind, NetworkSize, derive_seed
+from gnas.records import SEARCH_EPOCHS, EvalResult, Kind, NetworkSize, derive_seed
 from gnas.runs.atomic import atomic_write_text, read_json
 from gnas.runs.directory import RunDir
 from gnas.runs.state import SearchState
@@ -82,11 +82,16 @@ def pick_final(state: SearchState, evolution: EvolutionConfig, store: Evaluation
         return
     genomes = [str_to_bits(e["genome"]) for e, _ in chosen]
     runs: list[list[EvalResult]] = [[r] for _, r in chosen]
+    # Under successive halving each candidate trains again for the epochs its row had.
+    epochs = [int(r.metrics.get("epochs", 0)) for _, r in chosen]
     try:
         for j in range(1, evolution.final_seeds + 1):
-            again = evaluate(genomes, state.generation, Kind.RESEED, {"variant": reseed_variant(j)})
-            for k, r in enumerate(again):
-                runs[k].append(r)
+            for e in sorted(set(epochs)):
+                same = [k for k, ek in enumerate(epochs) if ek == e]
+                options = {"variant": reseed_variant(j), **({SEARCH_EPOCHS: e} if e else {})}
+                again = evaluate([genomes[k] for k in same], state.generation, Kind.RESEED, options)
+                for k, r in zip(same, again):
+                    runs[k].append(r)
     except BudgetSpent:
         return
     final = [candidate_record(entry, results, fitness_of) for (entry, _), results in zip(chosen, runs)]
@@ -174,15 +179,17 @@ class FinalExport:
             return summary
         row = self.store.lookup(best["key"])
         options = (row.metrics.get("final_options") if row else None) or {}
+        search_epochs = int(row.metrics.get("epochs", 0)) if row else 0  # its rung's (sha)
+        training = {**options, **({SEARCH_EPOCHS: search_epochs} if search_epochs else {})}
         count = 1 + len(reseed_seeds(self.cfg.evolution, best["key"]))
         metrics = train_to_end(self.executor, self.cfg.evolution,
-                               TrainRequest(best["genome"], best["key"], self.run_dir.best_dir, options),
+                               TrainRequest(best["genome"], best["key"], self.run_dir.best_dir, training),
                                self.progress(1, count))
         summary = self.summary(best, row, metrics, options)
         if "final_training" in metrics:
             summary["final_training"] = {**metrics["final_training"], "val_error": metrics["val_error"],
-                                         "search_epochs": self.cfg.train.epochs}
-        summary.update(self.test_over_seeds(best, metrics, options))
+                                         "search_epochs": search_epochs or self.cfg.train.epochs}
+        summary.update(self.test_over_seeds(best, metrics, training))
         atomic_write_text(self.run_dir.best_dir / "architecture.json",
                           json.dumps(summary["architecture"], indent=1))
         atomic_write_text(summary_path, json.dumps(summary, indent=1))

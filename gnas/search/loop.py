@@ -103,7 +103,7 @@ class Search:
         # A finished run resumed with nothing to do writes no checkpoint: rewriting
         # it would replace state.prev.json, the previous generation, by a copy.
         nothing_to_do = self.state.finished and (
-            self.state.generation >= self.cfg.evolution.generations or self.budget_left() == 0)
+            self.state.generation >= self.cfg.evolution.generations or self.evaluations.spent())
         try:
             if self.state.generation < 0:
                 self.run_dir.save_state(self.state)  # the initial population, before any training
@@ -111,7 +111,7 @@ class Search:
                 results = self.evaluate(population, generation=0)
                 self._end_generation(Generation(0, population, self._fitness(results),
                                                 [r.key for r in results]))
-            while self.state.generation < self.cfg.evolution.generations and self.budget_left() != 0:
+            while self.state.generation < self.cfg.evolution.generations and not self.evaluations.spent():
                 g = self.state.generation + 1
                 self.callbacks.on_generation_begin(self, g)
                 self._end_generation(self._next_generation(g))
@@ -205,12 +205,19 @@ class Search:
     def evaluate(self, genomes: Sequence[Bits], generation: int, kind: Kind = Kind.SEARCH,
                  options: Mapping[str, Any] | None = None,
                  keys: Sequence[str | None] | None = None) -> list[EvalResult]:
-        """Results of each genome, through the evaluation room (see :class:`Evaluations`)."""
-        return self.evaluations.evaluate(genomes, generation, kind, options, keys)
+        """Results of each genome, through the evaluation room (see :class:`Evaluations`).
 
-    def budget_left(self) -> int | None:
-        """Trainings left in ``evolution.max_trainings``; None without a budget."""
-        return self.evaluations.budget_left()
+        Networks of earlier generations the fidelity schedule promoted meanwhile
+        enter the hall of fame with their new results.
+        """
+        try:
+            return self.evaluations.evaluate(genomes, generation, kind, options, keys)
+        finally:
+            promoted = [r for r in self.evaluations.take_promoted() if r.ok]
+            if promoted:
+                self._update_hall_of_fame([str_to_bits(r.genome) for r in promoted],
+                                          self._fitness(promoted), [r.key for r in promoted],
+                                          generation=generation)
 
     def _fitness(self, results: Sequence[EvalResult]) -> list[float]:
         return [self.fitness_model.fitness(r) for r in results]

@@ -20,7 +20,7 @@ pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[2]
 FAST = {"generations": 1, "population": 4, "epochs": 1, "lambda_c": 0.786, "threads": 1,
-        "config": {"evolution.final_seeds": 0}}
+        "config": {"evolution.final_seeds": 0, "final.max_epochs": 3}}
 
 
 def readme_example() -> str:

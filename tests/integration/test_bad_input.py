@@ -126,6 +126,13 @@ EVOLVE_CASES = {
     "budget_0": (["--budget", "0"], "--budget"),
     "budget_negative_key": (["--set", "evolution.max_trainings=-1"], "evolution.max_trainings"),
     "unknown_strategy_key": (["--set", "evolution.strategy=foo"], "ga, random, aging"),
+    "unknown_fidelity": (["--fidelity", "hyperband"], "'hyperband'"),
+    "first_rung_above_last": (["--fidelity", "sha", "--set", "fidelity.min_epochs=20"],
+                              "fidelity.min_epochs=20 exceeds fidelity.max_epochs=9"),
+    "eta_below_2": (["--fidelity", "sha", "--set", "fidelity.eta=1"], "fidelity.eta=1"),
+    "epoch_budget_below_one_rung": (["--fidelity", "sha", "--budget-epochs", "150"],
+                                    "--budget-epochs 150 leaves no epochs for the search"),
+    "epoch_budget_zero": (["--budget-epochs", "0"], "expected a positive integer"),
 }
 
 
@@ -265,6 +272,7 @@ def test_newer_schema_in_the_checkpoint(run: Path):
     (["--population", "6"], "evolution.population cannot change"),
     (["--set", "data.dataset=\"boston_housing\""], "data.dataset cannot change"),
     (["--set", "evolution.sed=1"], "evolution.sed"),
+    (["--set", "fidelity.schedule=\"sha\""], "fidelity.schedule cannot change"),
     (["--generations", "0"], "evolution.generations=0"),
 ])
 def test_resume_refuses_changing_the_search(run: Path, args: list[str], needle: str):

@@ -33,6 +33,9 @@ def test_summary_names_best_network_and_resume_command(digits_run):
     assert "best architecture: stage 0" in out
     assert "test score:" in out and "parameters:" in out
     assert f"gnas resume {run}" in out
+    final = json.loads((run / "best" / "summary.json").read_text())["final_training"]
+    assert 1 <= final["best_epoch"] <= final["epochs"] <= 3  # trained to final.max_epochs at most
+    assert f"after {final['epochs']} epochs (best {final['best_epoch']}" in out
 
 
 def test_report_json_has_the_documented_keys(digits_run):

@@ -34,7 +34,7 @@ pytestmark = pytest.mark.slow
 
 ARGS = ["--dataset", "digits", "--population", "4", "--epochs", "1", "--max-train-samples", "300",
         "--generations", "3", "--threads", "1", "--seed", "4", "--lambda-c", "0.8",
-        "--set", "evolution.final_seeds=0"]
+        "--set", "evolution.final_seeds=0", "--set", "final.max_epochs=3"]
 TIMEOUT_S = 300
 
 

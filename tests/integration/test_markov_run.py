@@ -27,7 +27,7 @@ PNG = b"\x89PNG\r\n\x1a\n"
 # Same arguments as tests/integration/test_notebooks.py, so one session trains the run once.
 RUN_ARGS = ("--population", str(POPULATION), "--generations", str(GENERATIONS), "--epochs", "1",
             "--max-train-samples", "300", "--threads", "1", "--lambda-c", "0.786", "--seed", "3",
-            "--set", "evolution.final_seeds=0")
+            "--set", "evolution.final_seeds=0", "--set", "final.max_epochs=3")
 
 
 def gnas(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:

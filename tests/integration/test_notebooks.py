@@ -19,7 +19,8 @@ NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
 KERNEL = "gnas-test-python"
 # Same arguments as tests/integration/test_markov_run.py, so one session trains the run once.
 RUN_ARGS = ("--population", "4", "--generations", "2", "--epochs", "1", "--max-train-samples", "300",
-            "--threads", "1", "--lambda-c", "0.786", "--seed", "3")
+            "--threads", "1", "--lambda-c", "0.786", "--seed", "3",
+            "--set", "final.max_epochs=3")
 
 
 @pytest.fixture(scope="module")

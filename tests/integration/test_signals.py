@@ -28,7 +28,7 @@ pytestmark = pytest.mark.slow
 
 ARGS = ["--dataset", "digits", "--population", "4", "--epochs", "1", "--max-train-samples", "300",
         "--generations", "2", "--threads", "1", "--seed", "5", "--lambda-c", "0.8",
-        "--set", "evolution.final_seeds=0"]
+        "--set", "evolution.final_seeds=0", "--set", "final.max_epochs=3"]
 TIMEOUT_S = 300
 STOP_WITHIN_S = 30  # generous: the shared CI machine may be loaded; typical is well under 2 s
 

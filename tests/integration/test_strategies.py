@@ -15,7 +15,8 @@ from gnas.search.strategies import aging_batch
 
 TINY = {"evolution.population": 3, "train.epochs": 1, "data.max_train_samples": 300,
         "train.threads": 1, "evolution.lambda_c": 0.8, "evolution.seed": 5,
-        "space.stage_nodes": (3, 3), "space.max_depth": 2, "evolution.final_seeds": 0}
+        "space.stage_nodes": (3, 3), "space.max_depth": 2, "evolution.final_seeds": 0,
+        "final.max_epochs": 3}
 
 
 def run(path: Path, **overrides) -> dict:
@@ -81,3 +82,23 @@ def test_a_budget_extended_on_resume_searches_as_the_larger_budget_from_the_star
     assert [c["val_errors"] for c in straight["final"]] == [c["val_errors"] for c in split["final"]]
     assert sorted(search_keys(tmp_path / "straight")) == sorted(search_keys(tmp_path / "split"))
     assert straight["trained"] == 12 and split["trained"] - split["final_trained"] == 8
+
+
+@pytest.mark.slow
+def test_an_epoch_budget_is_spent_exactly_final_training_included(tmp_path):
+    # Rungs 1, 2, 3: every training adds one epoch. 12 epochs, 3 held for the one final
+    # training: the search trains exactly 9, the final training at most 3.
+    from gnas.runs.store import EvaluationStore
+    from gnas.search.fidelity import epochs_trained
+
+    cfg = load_config(overrides={**TINY, "evolution.generations": 50, "evolution.competition": False,
+                                 "fidelity.schedule": "sha", "fidelity.max_epochs": 3, "fidelity.eta": 2,
+                                 "evolution.max_epochs_total": 12})
+    out = io.StringIO()
+    assert session.start(cfg, tmp_path / "run", out=out) == 0
+    store = EvaluationStore(tmp_path / "run" / "evaluations.db", read_only=True)
+    spent = epochs_trained(store.iter_results(), cfg.train.epochs)
+    store.close()
+    final = json.loads((tmp_path / "run" / "best" / "summary.json").read_text())["final_epochs"]
+    assert spent["epochs"] == 9 and 1 <= sum(final) <= 3 and set(spent["rungs"]) >= {1, 2}
+    assert f"= {9 + sum(final)} of a budget of 12" in out.getvalue()

@@ -9,10 +9,12 @@ import pytest
 from gnas.config import load_config
 from gnas.errors import FatalError
 from gnas.genome.space import SearchSpace
-from gnas.records import EvalResult, EvalTask, Kind, Status
+from gnas.errors import ConfigError
+from gnas.records import EvalResult, EvalTask, Kind, Status, fidelity_metrics
 from gnas.runs.state import SearchState
 from gnas.runs.store import EvaluationStore
-from gnas.search.evaluation import BudgetSpent, Decision, Evaluations
+from gnas.search.evaluation import BudgetSpent, Evaluations
+from gnas.search.fidelity import SuccessiveHalving, check_epoch_budget, epochs_held, task_epochs
 from gnas.search.fitness import FitnessModel
 
 
@@ -38,16 +40,31 @@ class ListExecutor:
         pass
 
 
+class RungExecutor(ListExecutor):
+    """Stores each task's rung and epochs as a real training would; errors fall with epochs."""
+
+    def run(self, tasks):
+        for task in tasks:
+            self.tasks.append(task)
+            yield EvalResult(key=task.key, genome=task.genome, status=Status.OK, kind=task.kind,
+                             val_error=int(task.key[:4], 16) / 2**16 / task.epochs,
+                             generation=task.generation, metrics=fidelity_metrics(task))
+
+
 class TwoRungs:
     """A schedule that trains every candidate at 1 epoch, then continues it to 3."""
 
-    def first(self, task: EvalTask) -> EvalTask:
-        return dataclasses.replace(task, options={**task.options, "epochs": 1})
+    def __init__(self) -> None:
+        self.started: list[EvalTask] = []
 
-    def decide(self, task: EvalTask, result: EvalResult):
-        if task.options["epochs"] < 3:
-            return Decision.CONTINUE, dataclasses.replace(task, options={**task.options, "epochs": 3})
-        return Decision.STOP, None
+    def first(self, task: EvalTask) -> EvalTask:
+        task = dataclasses.replace(task, options={**task.options, "epochs": 1})
+        self.started.append(task)
+        return task
+
+    def promotions(self, generation: int) -> list[EvalTask]:
+        started, self.started = self.started, []
+        return [dataclasses.replace(t, options={**t.options, "epochs": 3}) for t in started]
 
 
 def room(tmp_path, executor, schedule=None, **overrides):
@@ -106,3 +123,32 @@ def test_a_schedule_continues_candidates_without_the_caller_knowing(tmp_path):
     assert all(r.val_error == pytest.approx(0.25) for r in results)  # the last rung's result
     assert ev.state.trained == 10 and store.lookup(results[0].key).val_error == pytest.approx(0.25)
     store.close()
+
+
+SHA = {"fidelity.schedule": "sha", "fidelity.min_epochs": 1, "fidelity.max_epochs": 9,
+       "fidelity.eta": 3, "evolution.final_seeds": 0, "final.max_epochs": 10}
+
+
+@pytest.mark.parametrize("total, spent", [(17, 7), (16, 5)], ids=["promotion fits", "promotion cut"])
+def test_epochs_are_counted_exactly_against_the_epoch_budget(tmp_path, total, spent):
+    """10 epochs held for the final training; five first rungs (5), one promotion 1 -> 3 (2)."""
+    executor = RungExecutor()
+    cfg = load_config(overrides={**SHA, "evolution.max_epochs_total": total})
+    assert epochs_held(cfg) == (0, 10)
+    ev, genomes, _, store = room(tmp_path, executor, **SHA, **{"evolution.max_epochs_total": total})
+    ev.schedule = SuccessiveHalving(ev.cfg, store, tmp_path)
+    if spent == 7:
+        ev.evaluate(genomes, generation=0)
+    else:
+        with pytest.raises(BudgetSpent):
+            ev.evaluate(genomes, generation=0)
+    assert sum(task_epochs(t, 4) for t in executor.tasks) == spent
+    assert ev.epochs_left() == total - 10 - spent and ev.spent() == (spent == 7)
+    store.close()
+
+
+def test_an_epoch_budget_below_the_final_trainings_and_one_rung_is_refused():
+    check_epoch_budget(load_config(overrides={**SHA, "evolution.max_epochs_total": 11}))
+    with pytest.raises(ConfigError, match="--budget-epochs 10 leaves no epochs for the search: .* hold "
+                                          "back 10 .* at least 11"):
+        check_epoch_budget(load_config(overrides={**SHA, "evolution.max_epochs_total": 10}))

@@ -174,11 +174,11 @@ def test_a_failing_shared_step_retrains_each_member_alone(evaluator, monkeypatch
     train = population._train_superset
     sizes = []
 
-    def fails_when_shared(ev, members):
+    def fails_when_shared(ev, members, epochs):
         sizes.append(len(members))
         if len(members) > 1:
             raise tf_error("the shared step ran out of memory")
-        train(ev, members)
+        train(ev, members, epochs)
 
     monkeypatch.setattr(population, "_train_superset", fails_when_shared)
     alone = population.train_group(evaluator, tasks)
