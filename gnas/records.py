@@ -87,6 +87,11 @@ class EvalTask:
     checkpoint_from: str = ""
     checkpoint: str = ""
 
+    def epochs_to_train(self, default_epochs: int) -> int:
+        """The epochs this task trains (and adds to its network): to its rung's epochs from
+        where it is, or ``default_epochs`` (``train.epochs``) for a task no schedule placed."""
+        return self.epochs - self.resume_from if self.epochs else default_epochs
+
 
 @dataclass(frozen=True)
 class EvalResult:

@@ -61,16 +61,21 @@ class TrainingState:
         os.replace(tmp, path)
 
     @classmethod
-    def load(cls, path: Path) -> "TrainingState":
-        """Read a saved state; a missing or damaged file fails the evaluation with its reason."""
+    def load(cls, path: Path, epochs: int) -> "TrainingState":
+        """Read the state saved after ``epochs``; a missing or damaged file, or one of other
+        epochs, fails the evaluation with its reason."""
         try:
             with np.load(path, allow_pickle=False) as data:
                 meta = json.loads(bytes(data["meta"]).decode())
                 weights = [data[f"w{i}"] for i in range(int(meta["weights"]))]
                 momenta = {n: data[f"m{i}"] for i, n in enumerate(meta["momenta"])}
-                return cls(weights=weights, momenta=momenta, epochs=int(meta["epochs"]))
+                state = cls(weights=weights, momenta=momenta, epochs=int(meta["epochs"]))
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise EvaluationFailed(f"cannot continue from the saved training state {path}: {exc}") from None
+        if state.epochs != epochs:
+            raise EvaluationFailed(f"the saved training state {path} has {state.epochs} epochs, not the "
+                                   f"{epochs} its promotion continues from")
+        return state
 
     def restore(self, model: keras.Model) -> None:
         """Put the weights into ``model`` and, when its optimiser is built, the momenta into it."""

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from pathlib import Path
 import platform
 import time
 import traceback
+from pathlib import Path
 from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
 
@@ -28,7 +28,6 @@ from gnas.backend.builder import build_model
 from gnas.backend.convergence import Converged, EpochReport, train_to_convergence
 from gnas.backend.export import zero_masks
 from gnas.backend.masking import apply_masks
-from gnas.backend.population import epochs_to_train
 from gnas.backend.trainer import compile_model, fit, score
 from gnas.pruning.records import PruneOptions
 from gnas.records import SEARCH_EPOCHS, EvalResult, EvalTask, Kind, failed, fidelity_metrics
@@ -134,9 +133,8 @@ class Evaluator:
         compile_model(model, arch)
         model.optimizer.build(model.trainable_variables)
         if task.resume_from:
-            state = TrainingState.load(Path(task.checkpoint_from))
-            state.restore(model)
-        epochs = (task.epochs or self.cfg.train.epochs) - task.resume_from
+            TrainingState.load(Path(task.checkpoint_from), task.resume_from).restore(model)
+        epochs = task.epochs_to_train(self.cfg.train.epochs)
         fit(model, self.data.x_train, self.data.y_train, epochs=epochs,
             batch_size=self.batch_size(arch))
         if task.checkpoint:
@@ -182,7 +180,7 @@ class Evaluator:
         try:
             arch = self.space.decode(str_to_bits(task.genome))
             shape = len(arch.stages) if arch.family == "dense" else tuple(s.width for s in arch.stages)
-            return (arch.family, shape, self.batch_size(arch), epochs_to_train(self, task))
+            return (arch.family, shape, self.batch_size(arch), task.epochs_to_train(self.cfg.train.epochs))
         except Exception:  # noqa: BLE001 - reported by the solo evaluation
             return None
 
@@ -237,7 +235,7 @@ class Evaluator:
         search_epochs = int(options.pop(SEARCH_EPOCHS, 0))  # the rung it was scored at (sha)
         converged = None
         if self.cfg.final.max_epochs > 0:
-            model, arch, converged = self._converge(genome, arch, seed, options or {}, report)
+            model, arch, converged = self._converge(genome, arch, seed, options, report)
         elif options:
             from gnas.backend.prune_eval import rebuild_pruned
 

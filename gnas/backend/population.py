@@ -74,11 +74,6 @@ def epoch_order(rng: np.random.Generator, n: int) -> np.ndarray:
     return rng.permutation(n)
 
 
-def epochs_to_train(evaluator: Evaluator, task: EvalTask) -> int:
-    """The epochs a task still trains: to its rung's epochs (or ``train.epochs``) from where it is."""
-    return (task.epochs or evaluator.cfg.train.epochs) - task.resume_from
-
-
 def train_group(evaluator: Evaluator, tasks: Sequence[EvalTask], *, fuse_dense: bool = True) -> list[EvalResult]:
     """Train and score ``tasks`` together; one EvalResult per task, in task order.
 
@@ -89,7 +84,7 @@ def train_group(evaluator: Evaluator, tasks: Sequence[EvalTask], *, fuse_dense: 
     """
     start = time.perf_counter()
     members = [_prepare(evaluator, task) for task in tasks]
-    epochs = epochs_to_train(evaluator, tasks[0])  # groups share it (Evaluator.group_signature)
+    epochs = tasks[0].epochs_to_train(evaluator.cfg.train.epochs)  # groups share it (Evaluator.group_signature)
     try:
         live = [m for m in members if not m.error]
         if live and fuse_dense and superset.applies([m.arch for m in live]):
@@ -100,7 +95,7 @@ def train_group(evaluator: Evaluator, tasks: Sequence[EvalTask], *, fuse_dense: 
             _fit_together(evaluator, live, epochs)
             scored = [m for m in members if not m.error]
             for m in scored:
-                _save_state(m, TrainingState.of(m.model, m.task.resume_from + epochs))
+                _save_state(m, epochs)
             if scored:
                 _score_together(evaluator, scored)
     except Exception as exc:  # noqa: BLE001 - e.g. out of memory in the shared step
@@ -167,20 +162,19 @@ def _resume(evaluator: Evaluator, member: _Member) -> None:
     training would be; the momenta go into its optimiser once it is built.
     """
     task = member.task
-    state = TrainingState.load(Path(task.checkpoint_from))
-    if state.epochs != task.resume_from:
-        raise EvaluationFailed(f"the saved training state {task.checkpoint_from} has {state.epochs} "
-                               f"epochs, not the {task.resume_from} its promotion continues from")
+    state = TrainingState.load(Path(task.checkpoint_from), task.resume_from)
     member.model.set_weights(state.weights)
     member.state = state
     for _ in range(task.resume_from):
         epoch_order(member.rng, len(evaluator.data.x_train))
 
 
-def _save_state(member: _Member, state: TrainingState) -> None:
-    """Keep the training state a promotion continues from, when the task asks for it."""
+def _save_state(member: _Member, epochs: int, momenta: dict[str, np.ndarray] | None = None) -> None:
+    """Keep the training state a promotion continues from, when the task asks for it
+    (``momenta`` when they live outside the model's optimiser, as in the superset)."""
     if member.task.checkpoint and not member.error:
-        state.save(Path(member.task.checkpoint))
+        TrainingState.of(member.model, member.task.resume_from + epochs, momenta).save(
+            Path(member.task.checkpoint))
 
 
 def _compile(member: _Member) -> None:
@@ -200,8 +194,7 @@ def _train_superset(evaluator: Evaluator, members: list[_Member], epochs: int) -
     for k, m in scored:
         if m.task.checkpoint:
             net.store(k, m.arch, m.model)
-            _save_state(m, TrainingState.of(m.model, m.task.resume_from + epochs,
-                                            momenta=net.momenta_of(k, m.arch, m.model)))
+            _save_state(m, epochs, momenta=net.momenta_of(k, m.arch, m.model))
     data = evaluator.data
     losses, errors = net.evaluate(superset.flat(data.x_val), data.y_val)
     for k, m in scored:

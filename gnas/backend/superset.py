@@ -44,7 +44,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Any, Sequence
 
 import keras
 import numpy as np
@@ -263,8 +263,8 @@ class Superset:
         """Every momentum 0, but where a member brings its own (see :meth:`load`)."""
         from gnas.backend.checkpoint import variable_name
 
-        slot = {w.ref(): m for w, m in zip(self.weights, self.momenta)}
-        values = {w.ref(): np.zeros(m.shape, np.float32) for w, m in zip(self.weights, self.momenta)}
+        slot = self._momentum_slots()
+        values = {ref: np.zeros(m.shape, np.float32) for ref, m in slot.items()}
         for k, (arch, model, own) in enumerate(zip(archs, models, momenta)):
             if not own:
                 continue
@@ -275,11 +275,15 @@ class Superset:
         for ref, value in values.items():
             slot[ref].assign(value)
 
+    def _momentum_slots(self) -> dict[Any, tf.Variable]:
+        """Each superset weight's momentum variable, by the weight's reference."""
+        return {w.ref(): m for w, m in zip(self.weights, self.momenta)}
+
     def momenta_of(self, k: int, arch: Architecture, model: keras.Model) -> dict[str, np.ndarray]:
         """Member ``k``'s momentum of each weight of its Keras model, by variable name."""
         from gnas.backend.checkpoint import variable_name
 
-        slot = {w.ref(): m for w, m in zip(self.weights, self.momenta)}
+        slot = self._momentum_slots()
         return {variable_name(variable): slot[where.ref()][(k, *index)].numpy()
                 for variable, where, index in self._placements(arch, model)}
 

@@ -25,8 +25,7 @@ from gnas.genome.space import Bits, SearchSpace, bits_to_str
 from gnas.records import EvalResult, EvalTask, Kind, derive_seed
 from gnas.runs.state import SearchState
 from gnas.runs.store import EvaluationStore
-from gnas.search.fidelity import (epochs_held, epochs_trained, first_epochs, result_epochs,
-                                  task_epochs)
+from gnas.search.fidelity import epochs_held, epochs_trained, first_epochs, result_epochs
 from gnas.search.fitness import FitnessModel
 
 
@@ -187,7 +186,7 @@ class Evaluations:
         epochs = self.epochs_left()
         if epochs is not None:
             for i, task in enumerate(pending[:count]):
-                epochs -= task_epochs(task, self.cfg.train.epochs)
+                epochs -= task.epochs_to_train(self.cfg.train.epochs)
                 if epochs < 0:
                     return i
         return count

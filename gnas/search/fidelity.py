@@ -117,11 +117,6 @@ class SuccessiveHalving:
                 Path(path).unlink(missing_ok=True)
 
 
-def task_epochs(task: EvalTask, default_epochs: int) -> int:
-    """The epochs ``task`` adds: its rung's beyond those it continues from; else ``train.epochs``."""
-    return task.epochs - task.resume_from if task.epochs else default_epochs
-
-
 def result_epochs(result: EvalResult, default_epochs: int) -> int:
     """The epochs a stored training reached (``train.epochs`` for a row without them)."""
     return int(result.metrics.get("epochs", default_epochs))

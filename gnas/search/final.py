@@ -42,6 +42,12 @@ def reseed_variant(j: int) -> str:
     return f"seed-{j}"
 
 
+def at_search_epochs(options: Mapping[str, Any], epochs: int) -> dict[str, Any]:
+    """``options`` of a re-training that trains as long as the search training did (its
+    rung's epochs under successive halving; 0: ``train.epochs``, nothing to add)."""
+    return {**options, **({SEARCH_EPOCHS: epochs} if epochs else {})}
+
+
 def reseed_seeds(evolution: EvolutionConfig, key: str) -> list[int]:
     """The training seeds of the final pick's extra trainings of network ``key``."""
     return [derive_seed(evolution.seed, derived_key(key, reseed_variant(j)))
@@ -88,7 +94,7 @@ def pick_final(state: SearchState, evolution: EvolutionConfig, store: Evaluation
         for j in range(1, evolution.final_seeds + 1):
             for e in sorted(set(epochs)):
                 same = [k for k, ek in enumerate(epochs) if ek == e]
-                options = {"variant": reseed_variant(j), **({SEARCH_EPOCHS: e} if e else {})}
+                options = at_search_epochs({"variant": reseed_variant(j)}, e)
                 again = evaluate([genomes[k] for k in same], state.generation, Kind.RESEED, options)
                 for k, r in zip(same, again):
                     runs[k].append(r)
@@ -180,7 +186,7 @@ class FinalExport:
         row = self.store.lookup(best["key"])
         options = (row.metrics.get("final_options") if row else None) or {}
         search_epochs = int(row.metrics.get("epochs", 0)) if row else 0  # its rung's (sha)
-        training = {**options, **({SEARCH_EPOCHS: search_epochs} if search_epochs else {})}
+        training = at_search_epochs(options, search_epochs)
         count = 1 + len(reseed_seeds(self.cfg.evolution, best["key"]))
         metrics = train_to_end(self.executor, self.cfg.evolution,
                                TrainRequest(best["genome"], best["key"], self.run_dir.best_dir, training),

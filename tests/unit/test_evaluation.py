@@ -14,7 +14,7 @@ from gnas.records import EvalResult, EvalTask, Kind, Status, fidelity_metrics
 from gnas.runs.state import SearchState
 from gnas.runs.store import EvaluationStore
 from gnas.search.evaluation import BudgetSpent, Evaluations
-from gnas.search.fidelity import SuccessiveHalving, check_epoch_budget, epochs_held, task_epochs
+from gnas.search.fidelity import SuccessiveHalving, check_epoch_budget, epochs_held
 from gnas.search.fitness import FitnessModel
 
 
@@ -142,7 +142,7 @@ def test_epochs_are_counted_exactly_against_the_epoch_budget(tmp_path, total, sp
     else:
         with pytest.raises(BudgetSpent):
             ev.evaluate(genomes, generation=0)
-    assert sum(task_epochs(t, 4) for t in executor.tasks) == spent
+    assert sum(t.epochs_to_train(4) for t in executor.tasks) == spent
     assert ev.epochs_left() == total - 10 - spent and ev.spent() == (spent == 7)
     store.close()
 
