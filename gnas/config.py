@@ -87,6 +87,11 @@ class EvolutionConfig:
     champions: int = _opt(1, lo=0, hi=100)
     objectives: str = _opt("error", choices=("error", "error,params", "error,flops"))
     max_consecutive_failures: int = _opt(20, lo=1)
+    inherit: str = _opt("none", choices=("none", "parent", "first"),
+                        doc="a child's matching layers start from its parent's trained weights: none, "
+                            "parent (every matching layer) or first (stage 0 only)")
+    inherit_max_mb: int = _opt(256, lo=1, hi=1000000,
+                               doc="at most this many MB of parents' weights kept in the run directory")
 
 
 @dataclass(frozen=True)

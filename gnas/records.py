@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import zlib
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from enum import Enum
 from typing import Any, Mapping
 
@@ -86,6 +86,10 @@ class EvalTask:
     resume_from: int = 0
     checkpoint_from: str = ""
     checkpoint: str = ""
+    # Weight inheritance: trained weights by layer name that matching layers start from, and
+    # whether the trained weights come back with the result (the network may become a parent).
+    inherit: Mapping[str, list[Any]] = field(default_factory=dict, compare=False, repr=False)
+    keep_weights: bool = False
 
     def epochs_to_train(self, default_epochs: int) -> int:
         """The epochs this task trains (and adds to its network): to its rung's epochs from
@@ -113,13 +117,17 @@ class EvalResult:
     attempts: int = 1
     pruned_fraction: float = 0.0
     metrics: dict[str, Any] = field(default_factory=dict)
+    # The trained weights by layer name, when the task kept them (never stored in a row).
+    weights: Mapping[str, list[Any]] | None = field(default=None, compare=False, repr=False)
 
     @property
     def ok(self) -> bool:
         return self.status == Status.OK
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        out = asdict(replace(self, weights=None))
+        out.pop("weights")
+        return out
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,8 @@ from gnas.errors import ConfigError, RunDirError
 from gnas.execution.local import check_parallel, make_executor
 from gnas.genome.factory import make_space
 from gnas.genome.space import SearchSpace
+from gnas.inheritance.lineage import Inheritance
+from gnas.inheritance.weights import WeightStore
 from gnas.markov.recorder import MarkovRecorder
 from gnas.pruning import step as pruning_step
 from gnas.report.tensorboard import TensorBoardLogger
@@ -144,7 +146,14 @@ def build_search(cfg: RunConfig, dataset: Dataset, space: SearchSpace, run_dir: 
     return Search(cfg, space, run_dir, store, executor, strategy_of(cfg, space),
                   callbacks_of(cfg, run_dir, extra_callbacks, progress), state,
                   initial=initial, steps=steps_of(cfg, space, run_dir),
-                  schedule=schedule_of(cfg, store, run_dir))
+                  schedule=schedule_of(cfg, store, run_dir), inheritance=inheritance_of(cfg, space, run_dir))
+
+
+def inheritance_of(cfg: RunConfig, space: SearchSpace, run_dir: RunDir) -> Inheritance:
+    """The run's weight inheritance (``evolution.inherit``), its weights kept in ``RUN/weights``."""
+    ev = cfg.evolution
+    store = WeightStore(run_dir.path / "weights", ev.inherit_max_mb * 2**20) if ev.inherit != "none" else None
+    return Inheritance(ev.inherit, space, store)
 
 
 def schedule_of(cfg: RunConfig, store: EvaluationStore, run_dir: RunDir) -> Schedule:

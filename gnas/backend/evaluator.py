@@ -27,6 +27,7 @@ from gnas.backend import runtime
 from gnas.backend.builder import build_model
 from gnas.backend.convergence import Converged, EpochReport, train_to_convergence
 from gnas.backend.export import zero_masks
+from gnas.backend.inheritance import inherited_metrics, layer_weights
 from gnas.backend.masking import apply_masks
 from gnas.backend.trainer import compile_model, fit, score
 from gnas.pruning.records import PruneOptions
@@ -118,28 +119,32 @@ class Evaluator:
             batch_size=self.batch_size(arch))
         return model
 
-    def train_task(self, arch: Architecture, task: EvalTask) -> keras.Model:
-        """Train a search task one at a time: from scratch, or on from its saved rung.
+    def train_task(self, arch: Architecture, task: EvalTask) -> tuple[keras.Model, dict[str, Any]]:
+        """Train a search task one at a time: from scratch, from inherited layers, or on from its
+        saved rung; returns the model and the row's record of what it inherited.
 
         A promotion continues from the saved weights and momenta; Keras' shuffle
         draws its own order for the further epochs (the population trainer, with
         ``train.group_size`` > 1, continues the member's own order exactly).
         """
-        if not task.resume_from and not task.checkpoint:
-            return self.train(arch, task.seed, task.epochs)
+        if not task.resume_from and not task.checkpoint and not task.inherit:
+            return self.train(arch, task.seed, task.epochs), {}
         from gnas.backend.checkpoint import TrainingState
 
         model = self.build(arch, task.seed)
         compile_model(model, arch)
         model.optimizer.build(model.trainable_variables)
+        lineage: dict[str, Any] = {}
         if task.resume_from:
             TrainingState.load(Path(task.checkpoint_from), task.resume_from).restore(model)
+        else:
+            lineage = inherited_metrics(model, task)
         epochs = task.epochs_to_train(self.cfg.train.epochs)
         fit(model, self.data.x_train, self.data.y_train, epochs=epochs,
             batch_size=self.batch_size(arch))
         if task.checkpoint:
             TrainingState.of(model, task.resume_from + epochs).save(Path(task.checkpoint))
-        return model
+        return model, lineage
 
     def evaluate(self, task: EvalTask) -> EvalResult:
         """Train and score one candidate; never raises for a bad candidate."""
@@ -153,7 +158,7 @@ class Evaluator:
         mem = self.memory_metrics(arch)
         extra: dict[str, Any] = dict(params=params, flops=flops, worker=self.worker, node=self.node)
         try:
-            model = self.train_task(arch, task)
+            model, lineage = self.train_task(arch, task)
             val = score(model, arch, self.data.x_val, self.data.y_val)
         except EvaluationFailed as exc:
             return failed(task, str(exc), seconds=time.perf_counter() - start, metrics=mem, **extra)
@@ -165,7 +170,8 @@ class Evaluator:
         return EvalResult(key=task.key, genome=task.genome, status="ok", val_error=val["error"],
                           val_loss=val["loss"], seconds=time.perf_counter() - start,
                           kind=task.kind, generation=task.generation,
-                          metrics={**mem, "pid": os.getpid(), **fidelity_metrics(task)}, **extra)
+                          metrics={**mem, "pid": os.getpid(), **fidelity_metrics(task), **lineage},
+                          weights=layer_weights(model) if task.keep_weights else None, **extra)
 
     def group_signature(self, task: EvalTask) -> tuple | None:
         """What members of one training group must share: family, stages, batch, epochs to train.

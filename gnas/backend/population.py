@@ -44,6 +44,7 @@ import tensorflow as tf
 
 from gnas.backend import superset
 from gnas.backend.checkpoint import TrainingState, set_optimizer_momenta
+from gnas.backend.inheritance import inherited_metrics, layer_weights
 from gnas.backend.trainer import compile_model, diverged_reason, loss_diverged, validation_diverged
 from gnas.errors import EvaluationFailed
 from gnas.genome.architecture import Architecture, complexity
@@ -67,6 +68,7 @@ class _Member:
     extra: dict[str, Any] = field(default_factory=dict)
     mem: dict[str, Any] = field(default_factory=dict)
     state: TrainingState | None = None  # the rung it continues from (successive halving)
+    lineage: dict[str, Any] = field(default_factory=dict)  # the layers it inherited
 
 
 def epoch_order(rng: np.random.Generator, n: int) -> np.ndarray:
@@ -145,6 +147,8 @@ def _prepare(evaluator: Evaluator, task: EvalTask) -> _Member:
         member.rng = np.random.default_rng(task.seed)
         if task.resume_from:
             _resume(evaluator, member)
+        else:
+            member.lineage = inherited_metrics(member.model, task)
     except EvaluationFailed as exc:
         member.error = str(exc)
     except Exception as exc:  # noqa: BLE001 - a bad member must not stop its group
@@ -192,7 +196,7 @@ def _train_superset(evaluator: Evaluator, members: list[_Member], epochs: int) -
     if not scored:
         return
     for k, m in scored:
-        if m.task.checkpoint:
+        if m.task.checkpoint or m.task.keep_weights:
             net.store(k, m.arch, m.model)
             _save_state(m, epochs, momenta=net.momenta_of(k, m.arch, m.model))
     data = evaluator.data
@@ -358,10 +362,11 @@ def _result(evaluator: Evaluator, m: _Member, seconds: float, group: int) -> Eva
     """The member's row, as :meth:`Evaluator.evaluate` writes it."""
     task = m.task
     if m.error:
-        return failed(task, m.error, seconds=seconds, metrics=m.mem, **m.extra)
+        return failed(task, m.error, seconds=seconds, metrics={**m.mem, **m.lineage}, **m.extra)
     return EvalResult(key=task.key, genome=task.genome, status="ok", val_error=m.val["error"],
                       val_loss=m.val["loss"], seconds=seconds, kind=task.kind,
                       generation=task.generation,
-                      metrics={**m.mem, "pid": os.getpid(), "group": group, **fidelity_metrics(task)},
-                      **m.extra)
+                      metrics={**m.mem, "pid": os.getpid(), "group": group, **fidelity_metrics(task),
+                               **m.lineage},
+                      weights=layer_weights(m.model) if task.keep_weights else None, **m.extra)
 

@@ -15,7 +15,7 @@ FLAG_KEYS = {
     "objectives": "evolution.objectives",
     "strategy": "evolution.strategy", "budget": "evolution.max_trainings",
     "budget_epochs": "evolution.max_epochs_total",
-    "epochs": "train.epochs", "fidelity": "fidelity.schedule", "batch_size": "train.batch_size", "threads": "train.threads",
+    "epochs": "train.epochs", "fidelity": "fidelity.schedule", "inherit": "evolution.inherit", "batch_size": "train.batch_size", "threads": "train.threads",
     "eval_timeout": "train.eval_timeout",
     "prune": "prune.fraction", "mask": "prune.mask", "nm": "prune.nm",
     "workers": "parallel.workers", "ray_address": "parallel.ray_address",
@@ -50,6 +50,9 @@ def add_search_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--epochs", type=int, help="training epochs per evaluation")
     p.add_argument("--fidelity", choices=("full", "sha"), help="full: every candidate trains --epochs; sha: successive halving "
                    "over rungs of fidelity.min_epochs..max_epochs")
+    p.add_argument("--inherit", choices=("none", "parent", "first"),
+                   help="children start from their parents' trained weights where layers match "
+                   "(evolution.inherit)")
     add_resume_flags(p)
 
 

@@ -209,6 +209,12 @@ class EvaluationStore:
                                 "WHERE COALESCE(generation, 0) <= ?", (int(generation),))
         return {row[0] for row in cur.fetchall() if row[0]}
 
+    def keys_of(self, generation: int) -> set[str]:
+        """Keys with a row of exactly ``generation`` (what a killed attempt at it trained)."""
+        cur = self.conn.execute("SELECT DISTINCT genome_key FROM evaluations WHERE generation = ?",
+                                (int(generation),))
+        return {row[0] for row in cur.fetchall() if row[0]}
+
     def genome_fitness(self, *, generation: int | None = None, through: int | None = None,
                        kind: str | None = None) -> list[tuple[str, float | None]]:
         """``(genome, fitness)`` of the rows with a genome, in insertion order, no other column read.

@@ -22,6 +22,7 @@ from typing import Any, Callable, Iterator, Mapping, Protocol, Sequence
 from gnas.config import RunConfig
 from gnas.errors import FatalError
 from gnas.genome.space import Bits, SearchSpace, bits_to_str
+from gnas.inheritance.lineage import Inheritance, Parent
 from gnas.records import EvalResult, EvalTask, Kind, derive_seed
 from gnas.runs.state import SearchState
 from gnas.runs.store import EvaluationStore
@@ -87,11 +88,14 @@ class Evaluations:
         report: Called with every result, and whether it came from the cache.
         stop_hint: What to tell a user whose run stopped on failures.
         schedule: The fidelity schedule (:class:`FullFidelity` when not given).
+        inheritance: Weight inheritance (none when not given): tasks start from their
+            parents' kept weights, results leave theirs.
     """
 
     def __init__(self, cfg: RunConfig, space: SearchSpace, store: EvaluationStore,
                  executor: Executor, fitness_model: FitnessModel, state: SearchState,
-                 report: Report, stop_hint: str, schedule: Schedule | None = None) -> None:
+                 report: Report, stop_hint: str, schedule: Schedule | None = None,
+                 inheritance: Inheritance | None = None) -> None:
         self.cfg = cfg
         self.space = space
         self.store = store
@@ -101,6 +105,7 @@ class Evaluations:
         self.report = report
         self.stop_hint = stop_hint
         self.schedule: Schedule = schedule or FullFidelity()
+        self.inheritance = inheritance or Inheritance("none", space, None)
         self.consecutive_failures = 0
         self._promoted: list[EvalResult] = []
         self.searching = True  # False once the search ends and the final pick trains
@@ -109,11 +114,14 @@ class Evaluations:
 
     def evaluate(self, genomes: Sequence[Bits], generation: int, kind: Kind = Kind.SEARCH,
                  options: Mapping[str, Any] | None = None,
-                 keys: Sequence[str | None] | None = None) -> list[EvalResult]:
+                 keys: Sequence[str | None] | None = None,
+                 parents: Sequence[Sequence[Parent]] | None = None) -> list[EvalResult]:
         """Results of each genome: from the store when known, else trained once.
 
         ``keys`` may name an evaluation key per genome; a named key is used only
         when the store knows it, otherwise the key is derived from the genome.
+        ``parents`` names each genome's parents, whose kept weights a new network
+        inherits (with ``evolution.inherit``); a network's first evaluation stands.
 
         Raises:
             BudgetSpent: The budget ran out before every genome was trained; the
@@ -122,6 +130,8 @@ class Evaluations:
         keys = [k if k and self.store.lookup(k) is not None else self.task_key(b, options)
                 for b, k in zip(genomes, keys or [None] * len(genomes))]
         known, tasks = self._from_cache(genomes, keys, generation, kind, options)
+        lineage = dict(zip(keys, parents or []))
+        tasks = [self.inheritance.attach(t, lineage.get(t.key, ())) for t in tasks]
         if not self._train(tasks, kind, generation, known):
             bits_of = dict(zip(keys, genomes))
             raise BudgetSpent([(bits_of[k], r) for k, r in known.items()
@@ -166,6 +176,7 @@ class Evaluations:
             affordable = self._affordable(pending)
             cut = affordable < len(pending)
             for result in self.executor.run(pending[:affordable]):
+                result = self.inheritance.keep(result)
                 self._record(result, kind)
                 known[result.key] = result
                 if result.key not in asked:

@@ -30,6 +30,7 @@ import numpy as np
 from gnas.config import RunConfig
 from gnas.errors import FatalError
 from gnas.genome.space import Bits, SearchSpace, bits_to_str, str_to_bits
+from gnas.inheritance.lineage import Inheritance, Parent
 from gnas.records import EvalResult, Kind, Operator, Phase
 from gnas.runs.directory import RunDir, resume_command
 from gnas.runs.state import SearchState
@@ -67,13 +68,15 @@ class Search:
             uniform); called only when there is no checkpoint.
         steps: Run after every evaluation round, in order (see ``gnas.search.step``).
         schedule: The evaluation room's fidelity schedule (full fidelity when not given).
+        inheritance: Weight inheritance from parents to children (none when not given).
     """
 
     def __init__(self, cfg: RunConfig, space: SearchSpace, run_dir: RunDir, store: EvaluationStore,
                  executor: Executor, strategy: Strategy, callbacks: CallbackList | None = None,
                  state: SearchState | None = None,
                  initial: Callable[[np.random.Generator], InitialPopulation] | None = None,
-                 steps: Sequence[Step] = (), schedule: Schedule | None = None) -> None:
+                 steps: Sequence[Step] = (), schedule: Schedule | None = None,
+                 inheritance: Inheritance | None = None) -> None:
         self.cfg = cfg
         self.space = space
         self.run_dir = run_dir
@@ -92,7 +95,8 @@ class Search:
         self.evaluations = Evaluations(
             cfg, space, store, executor, self.fitness_model, self.state,
             report=lambda result, cached: self.callbacks.on_evaluated(self, result, cached),
-            stop_hint=f"`{resume_command(run_dir.path)}`", schedule=schedule)
+            stop_hint=f"`{resume_command(run_dir.path)}`", schedule=schedule,
+            inheritance=inheritance)
         self._reused_now = 0  # reuses of the generation in progress
         self.started = time.perf_counter()
 
@@ -121,6 +125,7 @@ class Search:
             if done:
                 self._update_hall_of_fame(*zip(*done), generation=spent.generation)
         self.evaluations.end_search()
+        self.evaluations.inheritance.keep_only(self.state.keys)  # the last population's weights
         if not nothing_to_do:
             pick_final(self.state, self.cfg.evolution, self.store, self.evaluate,
                        self.fitness_model.fitness)
@@ -132,14 +137,27 @@ class Search:
     def _next_generation(self, g: int) -> Generation:
         """The strategy's offspring, made novel, evaluated; the strategy's survivors."""
         view = self.strategy_view()
+        # Only the population can be a parent, and what this generation trained may
+        # survive into the next: a resumed run keeps exactly the weights an
+        # uninterrupted one has at this point.
+        self.evaluations.inheritance.keep_only([*view.keys, *self.store.keys_of(g)])
         proposal = self.strategy.offspring(view, self.rng)
         novel = make_novel(proposal.offspring, self.rng, mutate=proposal.redo, key_of=self.space.key,
                            evaluated=self.evaluations.evaluated_before(g),
                            tries=self.cfg.evolution.novelty_tries)
         self._reused_now = novel.reused  # counted when the generation completes
         results = self.evaluate([o.bits for o in novel.offspring], generation=g,
-                                keys=self._elite_keys(novel.offspring))
+                                keys=self._elite_keys(novel.offspring),
+                                parents=[self._parents(o, view) for o in novel.offspring])
         return self.strategy.survivors(view, g, novel.offspring, results)
+
+    @staticmethod
+    def _parents(offspring: Offspring, view: StrategyView) -> list[Parent]:
+        """The child's parents in the current population (lineage parent first)."""
+        key_of = dict(zip(view.population, view.keys))
+        found = [Parent(bits, key_of[bits]) for bits in (offspring.parent, offspring.mate)
+                 if bits is not None and bits in key_of]
+        return found[:1] if len(found) == 2 and found[0].key == found[1].key else found
 
     def strategy_view(self) -> StrategyView:
         """The current population as the strategy sees it (worst fitness where none)."""
@@ -204,14 +222,15 @@ class Search:
     # ------------------------------------------------------------ evaluation
     def evaluate(self, genomes: Sequence[Bits], generation: int, kind: Kind = Kind.SEARCH,
                  options: Mapping[str, Any] | None = None,
-                 keys: Sequence[str | None] | None = None) -> list[EvalResult]:
+                 keys: Sequence[str | None] | None = None,
+                 parents: Sequence[Sequence[Parent]] | None = None) -> list[EvalResult]:
         """Results of each genome, through the evaluation room (see :class:`Evaluations`).
 
         Networks of earlier generations the fidelity schedule promoted meanwhile
         enter the hall of fame with their new results.
         """
         try:
-            return self.evaluations.evaluate(genomes, generation, kind, options, keys)
+            return self.evaluations.evaluate(genomes, generation, kind, options, keys, parents)
         finally:
             promoted = [r for r in self.evaluations.take_promoted() if r.ok]
             if promoted:

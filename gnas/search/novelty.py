@@ -127,7 +127,7 @@ def make_novel(offspring: Sequence[Offspring], rng: np.random.Generator, *, muta
         if key in seen or key in evaluated:
             reused += 1
         seen.add(key)
-        out.append(Offspring(bits, o.parent, op))
+        out.append(Offspring(bits, o.parent, op, o.mate))
     return Novel(out, reused, retried)
 
 

@@ -82,11 +82,13 @@ def mut_flip_bits(bits: Bits, indpb: float, rng: np.random.Generator) -> Bits:
 
 @dataclass(frozen=True)
 class Offspring:
-    """A child and the parent whose position it took (for the Markov lineage)."""
+    """A child and the parent whose position it took (for the Markov lineage); a crossover
+    child also names its other parent (``mate``), whose stages it may carry."""
 
     bits: Bits
     parent: Bits
     operator: Operator
+    mate: Bits | None = None
 
 
 def vary(population: Sequence[Bits], fitnesses: Sequence[float], *, elite: int, tournsize: int,
@@ -116,9 +118,11 @@ def vary(population: Sequence[Bits], fitnesses: Sequence[float], *, elite: int, 
     for a_idx, b_idx in zip(parents[::2], parents[1::2]):
         a, b = population[a_idx], population[b_idx]
         children, ops = [a, b], [Operator.COPY, Operator.COPY]
+        mates: list[Bits | None] = [None, None]
         if rng.random() < rates(a)[1]:
             children = list(crossover(a, b, rng))
             ops = [Operator.CROSSOVER, Operator.CROSSOVER]
+            mates = [b, a]
         for k, lineage in enumerate((a, b)):
             child = children[k]
             if rng.random() < rates(child)[0]:
@@ -128,7 +132,7 @@ def vary(population: Sequence[Bits], fitnesses: Sequence[float], *, elite: int, 
                     child = grow(child, rng)
                 ops[k] = (Operator.MUTATION if ops[k] == Operator.COPY
                           else Operator.CROSSOVER_MUTATION)
-            out.append(Offspring(repair(child), lineage, ops[k]))
+            out.append(Offspring(repair(child), lineage, ops[k], mates[k]))
     return out[:n]
 
 

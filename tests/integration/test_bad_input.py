@@ -133,6 +133,8 @@ EVOLVE_CASES = {
     "epoch_budget_below_one_rung": (["--fidelity", "sha", "--budget-epochs", "150"],
                                     "--budget-epochs 150 leaves no epochs for the search"),
     "epoch_budget_zero": (["--budget-epochs", "0"], "expected a positive integer"),
+    "unknown_inherit": (["--inherit", "grandparent"], "'grandparent'"),
+    "unknown_inherit_key": (["--set", "evolution.inherit=all"], "none, parent, first"),
 }
 
 
@@ -273,6 +275,7 @@ def test_newer_schema_in_the_checkpoint(run: Path):
     (["--set", "data.dataset=\"boston_housing\""], "data.dataset cannot change"),
     (["--set", "evolution.sed=1"], "evolution.sed"),
     (["--set", "fidelity.schedule=\"sha\""], "fidelity.schedule cannot change"),
+    (["--set", "evolution.inherit=\"parent\""], "evolution.inherit cannot change"),
     (["--generations", "0"], "evolution.generations=0"),
 ])
 def test_resume_refuses_changing_the_search(run: Path, args: list[str], needle: str):

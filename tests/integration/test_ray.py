@@ -33,7 +33,8 @@ TINY = ["--preset", "tiny", "--max-train-samples", "300", "--generations", "1",
         "--threads", "1", "--lambda-c", "0.8", "--seed", "3"]
 # Eight individuals, one network per task, so a worker takes its next genome as soon as one finishes and the kill
 # finds it busy (with groups its last group may already be done).
-KILL_RUN = [*TINY, "--population", "8", "--set", "train.group_size=1"]
+# Children inherit their parents' weights: the weights travel with the tasks to the workers.
+KILL_RUN = [*TINY, "--population", "8", "--set", "train.group_size=1", "--inherit", "parent"]
 # `gnas` that also says whether the driver process built or trained any network itself. It
 # runs the command in this process (``main`` would run a Ray search in a child process).
 DRIVER = ("import sys; from gnas.cli.main import build_parser; "
@@ -127,6 +128,7 @@ def test_two_workers_end_like_the_in_process_run(killed_run, tmp_path):
     assert local.returncode == 0, local.stderr[-2000:]
     assert outcome(run_dir) == outcome(tmp_path / "local")
     assert {r["worker"] for r in rows(tmp_path / "local")} == {"local"}
+    assert any(json.loads(r["metrics"]).get("inherited_layers") for r in rows(run_dir))
 
 
 def test_eval_timeout_fails_the_candidate_and_the_pool_goes_on_recycling():

@@ -21,6 +21,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("datasets",),
     ("genome",),
     ("runs",),
+    ("inheritance",),
     ("search",),
     ("markov", "competition"),
     ("pruning",),
