@@ -184,7 +184,9 @@ class Evaluations:
             if cut:
                 return False
             racing = self.searching and kind in (Kind.SEARCH, Kind.CHAMPION)
-            pending = self.schedule.promotions(generation) if racing else []
+            # A promoted network's further-trained weights replace what its children inherit.
+            pending = [self.inheritance.attach(t, ()) for t in self.schedule.promotions(generation)] \
+                if racing else []
             if not pending:
                 return True
 

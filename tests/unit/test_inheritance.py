@@ -97,6 +97,8 @@ def test_the_room_records_lineage_and_keeps_weights_out_of_the_row(tmp_path):
     assert "weights" not in row.to_dict()
     pruning = room.attach(EvalTask(key="x", genome=task.genome, seed=1, kind=Kind.PRUNE), [Parent(bits, "p")])
     assert not pruning.keep_weights and not pruning.inherit
+    promotion = room.attach(EvalTask(key="c", genome=task.genome, seed=1, epochs=3, resume_from=1), ())
+    assert promotion.keep_weights and not promotion.inherit, "a promotion's weights replace the rung's"
     off = Inheritance("none", space, None)
     plain = EvalTask(key="c", genome=task.genome, seed=1)
     assert off.attach(plain, [Parent(bits, "p")]) is plain
