@@ -163,6 +163,8 @@ class ParallelConfig:
     ray_address: str = _opt("")
     gpus_per_worker: float = _opt(0.0, lo=0.0, hi=64.0)
     recycle_every: int = _opt(0, lo=0, doc="replace a worker after N evaluations; 0 = never")
+    restarts: int = _opt(2, lo=0, hi=100, doc="times a search whose Ray processes died is resumed from its "
+                         "last checkpoint by itself; 0 = stop and print the resume command")
 
 
 @dataclass(frozen=True)

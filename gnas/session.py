@@ -28,6 +28,7 @@ from gnas.inheritance.lineage import Inheritance
 from gnas.inheritance.weights import WeightStore
 from gnas.markov.recorder import MarkovRecorder
 from gnas.pruning import step as pruning_step
+from gnas.report.summary import parameters_text
 from gnas.report.tensorboard import TensorBoardLogger
 from gnas.runs.directory import RunDir, resume_command
 from gnas.runs.faults import fault_point
@@ -295,7 +296,7 @@ def execute(cfg: RunConfig, dataset: Dataset, space: SearchSpace, run_dir: RunDi
         store.close()
     print(format_summary({**summary, "trained": search.state.trained,
                           "reused": search.state.reused, "final": search.state.final,
-                          "epochs_spent": spent}, run_dir),
+                          "epochs_spent": spent, "pruning": cfg.prune.fraction > 0}, run_dir),
           file=out)
     return 0
 
@@ -373,7 +374,7 @@ def format_summary(summary: dict[str, Any], run_dir: RunDir) -> str:
         *final_training_lines(summary),
         f"test score:        {summary['test_score']:.2f}  (100 x (1 - test error))",
         *test_seed_lines(summary),
-        f"parameters:        {summary['params']:,}",
+        f"parameters:        {parameters_text(summary, summary.get('pruning', False))}",
         f"networks:          {summary['trained']} trained, {summary['reused']} reused",
         *([f"epochs:            {epoch_line(summary['epochs_spent'], summary.get('final_epochs') or ())}"]
           if "epochs_spent" in summary else []),

@@ -15,8 +15,12 @@ writing to a pipe whose descriptor it finds in :data:`CHILD_ENV`. A child that
 exits without doing so, and without having been sent a signal from here, died
 under gnas: this process then removes the temporary files and the lock that the
 dead process left (every file of a run is replaced atomically, so what remains
-is the last checkpoint and every committed evaluation), prints one line with the
-resume command, and exits with status 2.
+is the last checkpoint and every committed evaluation). It then resumes the run
+in a new child (``gnas resume RUN``, which starts a new Ray), at most
+``parallel.restarts`` times, saying so in one line each time; past that, or
+when the child died before the run directory existed, it prints one line with
+the resume command and exits with status 2. A resume ends as the uninterrupted
+run would have, so a restart loses at most the trainings that were in flight.
 """
 from __future__ import annotations
 
@@ -79,6 +83,13 @@ class Supervised:
     argv: list[str]
     run_dir: Path
     program: tuple[str, ...] = (sys.executable, "-m", "gnas")   # what runs ``argv``
+    restarts: int = 0            # resumes after the child died (parallel.restarts)
+    options: tuple[str, ...] = ()  # the options before the command (-q, -v), kept by a resume
+
+    def resumed(self) -> "Supervised":
+        """The command that continues this one's run from its last checkpoint."""
+        return Supervised([*self.options, "resume", str(self.run_dir)], self.run_dir, self.program,
+                          self.restarts - 1, self.options)
 
 
 def supervised_command(args: argparse.Namespace, argv: Sequence[str]) -> Supervised | None:
@@ -110,11 +121,30 @@ def supervised_command(args: argparse.Namespace, argv: Sequence[str]) -> Supervi
 
         run_dir = str(default_run_dir(cfg))
         argv += ["--run-dir", run_dir]
-    return Supervised(argv, Path(run_dir))
+    options = tuple(argv[:argv.index(command)]) if command in argv else ()
+    return Supervised(argv, Path(run_dir), restarts=cfg.parallel.restarts, options=options)
 
 
 def supervise(command: Supervised) -> int:
     """Run ``command`` in a child process and return its exit status, or 2 if it died.
+
+    A child that died is followed by a resume of its run, while restarts are left.
+    """
+    while True:
+        code, ended = run_child(command)
+        if ended:
+            return code
+        run = RunDir(command.run_dir)
+        if command.restarts <= 0 or not run.is_run():
+            return died(command.run_dir, code)
+        tidy(run)
+        print(f"\ngnas: {_death(code)}; resuming {run.path} from its last checkpoint "
+              f"({command.restarts - 1} restart(s) left after this one)", file=sys.stderr, flush=True)
+        command = command.resumed()
+
+
+def run_child(command: Supervised) -> tuple[int, bool]:
+    """Run ``command`` in a child process: its exit status, and whether it ended under gnas.
 
     The child runs in its own process group, so a Ctrl-C at the terminal reaches
     it once (forwarded from here), not twice (which would stop it at once). Ctrl-Z
@@ -166,17 +196,21 @@ def supervise(command: Supervised) -> int:
     with os.fdopen(read_fd, "rb") as pipe:
         finished = pipe.read() == FINISHED
     if finished or forwarded:
-        return code if code >= 0 else 128 - code
-    return died(command.run_dir, code)
+        return (code if code >= 0 else 128 - code), True
+    return code, False
+
+
+def _death(code: int) -> str:
+    """How a child died, in words."""
+    if code < 0:
+        return f"the search process was killed by {_signal_name(-code)}"
+    return (f"the search process ended abruptly (exit status {code}): one of Ray's processes "
+            "died and took it down")
 
 
 def died(run_dir: Path, code: int) -> int:
     """Tidy what a child that died left in ``run_dir``, say how to go on; returns 2."""
-    if code < 0:
-        what = f"the search process was killed by {_signal_name(-code)}"
-    else:
-        what = (f"the search process ended abruptly (exit status {code}): one of Ray's processes "
-                "died and took it down")
+    what = _death(code)
     run = RunDir(run_dir)
     if run.is_run():
         tidy(run)

@@ -1,7 +1,7 @@
 """What a run found, as one JSON-ready dict and as text (``gnas report``)."""
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Mapping
 
 from gnas.errors import RunDirError
 from gnas.report.sections import SECTIONS, layers_lines
@@ -94,6 +94,22 @@ def _bytes(value: float | None) -> str:
     return f"{int(value)} B"
 
 
+def parameters_text(best: Mapping[str, Any], pruning: bool) -> str:
+    """The best network's parameter count, saying whether pruning shrank it.
+
+    With pruning on, the final best is often an unpruned network (the final pick
+    re-trains unpruned candidates only), and its count then equals the unpruned
+    one; a reader of one line must not take it for a pruned export.
+    """
+    params = best.get("params") or 0
+    fraction = best.get("pruned_fraction") or 0.0
+    if fraction > 0:
+        return f"{params:,} after pruning, P = {fraction:.3f} of {best.get('params_unpruned') or 0:,}"
+    if pruning:
+        return f"{params:,}, the final best is not a pruned network (`gnas report` shows the best pruned one)"
+    return f"{params:,}"
+
+
 def _final_epochs(report: dict[str, Any]) -> list[int]:
     """The final trainings' epochs, from the best network's summary when it has them."""
     best = report.get("best") or {}
@@ -116,7 +132,7 @@ def format_report(report: dict[str, Any]) -> str:
                f"{c['std_val_error']:.4f} over {len(c['val_errors'])} seeds"
                for i, c in enumerate(report.get("final") or []) if c.get("mean_val_error") is not None],
              f"init:         {report['init']}  lambda_c = {report['lambda_c']}"]
-    lines += _best_lines(report.get("best"))
+    lines += _best_lines(report.get("best"), bool(report.get("pruning")))
     lines += _top_lines(report["top"])
     lines += _pareto_lines(report.get("pareto_front"))
     lines += _pruning_lines(report.get("pruning"))
@@ -124,10 +140,11 @@ def format_report(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _best_lines(best: dict[str, Any] | None) -> list[str]:
+def _best_lines(best: dict[str, Any] | None, pruning: bool) -> list[str]:
     if not best:
         return []
-    lines = [f"best fitness: {best['fitness']:.4f}  val error {_number(best['val_error'])}"]
+    lines = [f"best fitness: {best['fitness']:.4f}  val error {_number(best['val_error'])}",
+             f"parameters:   {parameters_text(best, pruning)}"]
     if best.get("test_score") is not None:
         lines.append(f"test score:   {best['test_score']:.2f}")
     if len(best.get("test_scores") or []) > 1:

@@ -25,6 +25,9 @@ def pruned_run(tmp_path_factory) -> Path:
                 "--set", "evolution.final_seeds=1")  # the final pick re-trains unpruned networks only
     assert done.returncode == 0, done.stderr[-3000:]
     assert "gnas: pruning starts at generation 1" in done.stderr
+    summary = json.loads((run_dir / "best" / "summary.json").read_text())
+    said = "after pruning, P =" if summary["pruned_fraction"] > 0 else "the final best is not a pruned network"
+    assert said in next(line for line in done.stdout.splitlines() if line.startswith("parameters:"))
     return run_dir
 
 
@@ -72,6 +75,7 @@ def check_same_network(section: dict, text: str) -> None:
         assert after["params_unpruned"] == before["params_total"]
         assert after["flops_unpruned"] == before["flops"]
         assert "note" not in section and "best_pruned" not in section
+        assert f"parameters:   {after['params']:,} after pruning, P = {after['pruned_fraction']:.3f}" in text
         return
     # not pruned: "before" is the same network, nothing in the table compares two networks
     assert before["key"] == after["key"] and after["pruned_fraction"] == 0 == before["pruned_fraction"]
@@ -81,6 +85,7 @@ def check_same_network(section: dict, text: str) -> None:
     assert section["test_score_change"] == 0 and before["latency_ms"] == after["latency_ms"]
     assert section["note"].startswith("the final best is not a pruned network; ")
     assert section["note"] in text and "pruned:" not in text
+    assert f"parameters:   {after['params']:,}, the final best is not a pruned network" in text
     candidate = section["best_pruned"]
     if candidate is not None:  # what the best pruned network reached, against its own base
         assert candidate["pruned_fraction"] == pytest.approx(

@@ -347,12 +347,11 @@ def _loopback(ip: str) -> bool:
                                        and address.ipv4_mapped.is_loopback)
 
 
-@pytest.mark.slow
-def test_killed_dashboard_agent_ends_in_one_line_and_the_advised_resume_finishes(tmp_path):
-    """The raylet dies with its agent and Ray ends the driver from C++: still one line, exit 2."""
-    run_dir = tmp_path / "run"
+def kill_the_agent(run_dir: Path, *flags: str) -> tuple[subprocess.CompletedProcess, list, list, list]:
+    """A Ray run whose dashboard agent is killed once the search began: the finished command,
+    what listened, what the supervisor mapped, and the Ray processes it had."""
     proc = subprocess.Popen([sys.executable, "-m", "gnas", "evolve", *AGENT_RUN, "--workers", "2",
-                             "--run-dir", str(run_dir)], stdout=subprocess.PIPE,
+                             "--run-dir", str(run_dir), *flags], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env=_env())
     left: list = []
     try:
@@ -378,6 +377,15 @@ def test_killed_dashboard_agent_ends_in_one_line_and_the_advised_resume_finishes
                 leftover.kill()
             except Exception:  # noqa: BLE001 - already gone
                 pass
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err), left, listening, mapped
+
+
+@pytest.mark.slow
+def test_killed_dashboard_agent_ends_in_one_line_and_the_advised_resume_finishes(tmp_path):
+    """The raylet dies with its agent and Ray ends the driver from C++: still one line, exit 2."""
+    run_dir = tmp_path / "run"
+    done, _, listening, mapped = kill_the_agent(run_dir, "--set", "parallel.restarts=0")
+    proc, err = done, done.stderr
     # The README's word on the local Ray: no web dashboard, nothing beyond the loopback address.
     assert listening and all(_loopback(ip) for ip, _ in listening), listening
     assert 8265 not in {port for _, port in listening}
@@ -394,3 +402,20 @@ def test_killed_dashboard_agent_ends_in_one_line_and_the_advised_resume_finishes
     resumed = gnas(*advised.split()[1:], "--workers", "0")  # the advice, followed, in-process
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert json.loads((run_dir / "state.json").read_text())["finished"] is True
+
+
+@pytest.mark.slow
+def test_a_run_whose_ray_died_resumes_by_itself_and_ends_as_the_uninterrupted_one(tmp_path):
+    """parallel.restarts (2): the supervisor resumes the run on a new Ray, one line saying so."""
+    run_dir = tmp_path / "run"
+    done, _, _, _ = kill_the_agent(run_dir)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "Traceback" not in done.stderr and "gnas: error:" not in done.stderr
+    said = [line for line in done.stderr.splitlines() if "from its last checkpoint" in line]
+    assert len(said) == 1 and said[0].startswith("gnas: the search process ended abruptly"), done.stderr[-3000:]
+    assert "(1 restart(s) left after this one)" in said[0]
+    assert json.loads((run_dir / "state.json").read_text())["finished"] is True
+    assert "best architecture:" in done.stdout and not (run_dir / "gnas.lock").exists()
+    local = gnas("evolve", *AGENT_RUN, "--workers", "1", "--run-dir", str(tmp_path / "local"))
+    assert local.returncode == 0, local.stderr[-2000:]
+    assert outcome(run_dir) == outcome(tmp_path / "local")

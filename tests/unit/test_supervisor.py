@@ -55,6 +55,34 @@ def test_a_child_that_dies_without_finishing_gets_one_line_and_a_tidy_run(tmp_pa
     assert sorted(p.name for p in run.iterdir()) == ["gnas-run.json", "state.json"]
 
 
+def test_a_dead_child_is_followed_by_a_resume_of_its_run_while_restarts_are_left(tmp_path, capsys):
+    """parallel.restarts: the run is tidied, then resumed in a new child with the same options."""
+    run, seen = a_run(tmp_path), tmp_path / "seen"
+    body = f"""
+if sys.argv[1:3] == ["-q", "resume"]:
+    names = sorted(os.listdir(sys.argv[3]))
+    open({str(seen)!r}, "a").write(" ".join(sys.argv[1:3]) + " " + ",".join(names) + "\\n")
+    if len(open({str(seen)!r}).read().splitlines()) == 1:
+        os._exit(1)  # the first resume dies too
+    report.finished()
+    sys.exit(0)
+os._exit(1)
+"""
+    program = (sys.executable, "-c", CHILD + body)
+    command = Supervised(["-q", "evolve", "--run-dir", str(run)], run, program, restarts=2, options=("-q",))
+    assert supervise(command) == 0
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(lines) == 2 and all("resuming" in line and "exit status 1" in line for line in lines), lines
+    assert "(1 restart(s) left after this one)" in lines[0] and "(0 restart(s)" in lines[1]
+    # every resume found the run tidied: no lock, no temporary file
+    assert seen.read_text().splitlines() == ["-q resume gnas-run.json,state.json"] * 2
+    capsys.readouterr()
+    assert supervise(Supervised(["-q", "evolve"], run, (sys.executable, "-c", "import os; os._exit(1)"),
+                                restarts=1, options=("-q",))) == 2
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(lines) == 2 and "resuming" in lines[0] and lines[1].startswith("gnas: error:"), lines
+
+
 def test_a_child_killed_by_a_signal_is_named_and_without_a_run_the_advice_is_to_run_again(
         tmp_path, capsys):
     assert run_child(tmp_path, "os.kill(os.getpid(), signal.SIGKILL)") == 2
@@ -106,6 +134,11 @@ def test_only_searches_on_ray_are_supervised(tmp_path):
     ray = supervised_command(parse(["evolve", "--workers", "2"]), ["evolve", "--workers", "2"])
     assert ray is not None and ray.argv[:3] == ["evolve", "--workers", "2"]
     assert ray.argv[3] == "--run-dir" and Path(ray.argv[4]) == ray.run_dir  # named for both
+    assert ray.restarts == 2 and ray.options == ()  # parallel.restarts' default
+    quiet = supervised_command(parse(["-q", "evolve", "--workers", "2", "--set", "parallel.restarts=0"]),
+                               ["-q", "evolve", "--workers", "2", "--set", "parallel.restarts=0"])
+    assert quiet is not None and quiet.restarts == 0 and quiet.options == ("-q",)
+    assert quiet.resumed().argv == ["-q", "resume", str(quiet.run_dir)]
     given = supervised_command(parse(["evolve", "--workers=2", "--run-dir=x"]), ["evolve"])
     assert given is not None and given.run_dir == Path("x") and given.argv == ["evolve"]
     assert supervised_command(parse(["evolve", "--population", "1", "--workers", "2"]), []) is None
