@@ -153,7 +153,7 @@ def build_search(cfg: RunConfig, dataset: Dataset, space: SearchSpace, run_dir: 
 def inheritance_of(cfg: RunConfig, space: SearchSpace, run_dir: RunDir) -> Inheritance:
     """The run's weight inheritance (``evolution.inherit``), its weights kept in ``RUN/weights``."""
     ev = cfg.evolution
-    store = WeightStore(run_dir.path / "weights", ev.inherit_max_mb * 2**20) if ev.inherit != "none" else None
+    store = WeightStore(run_dir.weights_dir, ev.inherit_max_mb * 2**20) if ev.inherit != "none" else None
     return Inheritance(ev.inherit, space, store)
 
 

@@ -227,13 +227,54 @@ def _pruned_best(run_dir: RunDir, store: EvaluationStore) -> dict[str, Any] | No
             "model_bytes": model.stat().st_size if model.is_file() else None}
 
 
+def inheritance_section(run_dir: RunDir, state: SearchState, store: EvaluationStore,
+                        cfg: RunConfig) -> dict[str, Any] | None:
+    """What the children inherited, and what the kept weights take against their cap.
+
+    Counted over the search's rows that record a lineage; a child whose parent
+    file was missing or damaged trained from scratch, and its note says why.
+    """
+    if cfg.evolution.inherit == "none":
+        return None
+    children = taken = total = 0
+    notes: dict[str, int] = {}
+    for r in store.iter_results():
+        if r.kind not in (Kind.SEARCH, Kind.CHAMPION) or "inheritable_layers" not in r.metrics:
+            continue
+        children += 1
+        taken += len(r.metrics.get("inherited_layers") or [])
+        total += int(r.metrics["inheritable_layers"])
+        if r.metrics.get("inherit_note"):
+            note = str(r.metrics["inherit_note"])
+            notes[note] = notes.get(note, 0) + 1
+    files = sorted(run_dir.weights_dir.glob("*.npz")) if run_dir.weights_dir.is_dir() else []
+    return {"mode": cfg.evolution.inherit, "children": children,
+            "inherited_share": taken / total if total else 0.0,
+            "kept_networks": len(files), "kept_bytes": sum(f.stat().st_size for f in files),
+            "cap_bytes": cfg.evolution.inherit_max_mb * 2**20,
+            "from_scratch": dict(sorted(notes.items(), key=lambda kv: -kv[1]))}
+
+
 #: The report's sections, in the order they are built.
 SECTIONS: tuple[tuple[str, Section], ...] = (
     ("pareto_front", pareto_section),
     ("markov", markov_section),
     ("layers", layers_section),
     ("pruning", pruning_section),
+    ("inheritance", inheritance_section),
 )
+
+
+def inheritance_lines(section: dict[str, Any] | None, size: Callable[[float], str]) -> list[str]:
+    """The inheritance section as text lines for ``gnas report``."""
+    if section is None:
+        return []
+    lines = [f"inheritance ({section['mode']}): {section['children']} children inherited "
+             f"{section['inherited_share']:.0%} of their matching layers; weights of "
+             f"{section['kept_networks']} networks kept, {size(section['kept_bytes'])} of "
+             f"{size(section['cap_bytes'])}"]
+    lines += [f"  from scratch ({n}): {note}" for note, n in section["from_scratch"].items()]
+    return lines
 
 
 def layers_lines(section: dict[str, Any] | None) -> list[str]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from gnas.errors import RunDirError
-from gnas.report.sections import SECTIONS, layers_lines
+from gnas.report.sections import SECTIONS, inheritance_lines, layers_lines
 from gnas.runs.atomic import read_json
 from gnas.runs.directory import RunDir
 from gnas.runs.store import EvaluationStore
@@ -137,6 +137,7 @@ def format_report(report: dict[str, Any]) -> str:
     lines += _pareto_lines(report.get("pareto_front"))
     lines += _pruning_lines(report.get("pruning"))
     lines += layers_lines(report.get("layers"))
+    lines += inheritance_lines(report.get("inheritance"), _bytes)
     return "\n".join(lines)
 
 

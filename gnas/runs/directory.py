@@ -103,6 +103,11 @@ class RunDir:
         return self.path / "best"
 
     @property
+    def weights_dir(self) -> Path:
+        """The weights children may inherit (``--inherit``), one ``KEY.npz`` per network."""
+        return self.path / "weights"
+
+    @property
     def tensorboard_dir(self) -> Path:
         return self.path / "tensorboard"
 

@@ -27,6 +27,14 @@ def search_rows(run: Path) -> list[tuple]:
             for k, g, e, m in rows]
 
 
+def lineages(run: Path) -> list[dict]:
+    """The metrics of every search or champion row that records what it could inherit."""
+    with sqlite3.connect(run / "evaluations.db") as db:
+        rows = [json.loads(m) for (m,) in db.execute(
+            "SELECT metrics FROM evaluations WHERE kind IN ('search', 'champion')")]
+    return [m for m in rows if "inheritable_layers" in m]
+
+
 def test_children_inherit_and_a_run_killed_mid_generation_resumes_identically(tmp_path):
     straight, killed = tmp_path / "straight", tmp_path / "killed"
     gnas("evolve", *ARGS, "--run-dir", straight)
@@ -37,6 +45,15 @@ def test_children_inherit_and_a_run_killed_mid_generation_resumes_identically(tm
     st = state(straight)
     kept = {p.stem for p in (straight / "weights").iterdir()}
     assert kept and kept <= set(st["keys"]), "weights of networks that cannot be parents are kept"
+    section = json.loads(gnas("report", straight, "--json").stdout)["inheritance"]
+    files = list((straight / "weights").iterdir())
+    assert section["kept_networks"] == len(files) and section["kept_bytes"] == sum(f.stat().st_size for f in files)
+    assert section["kept_bytes"] <= section["cap_bytes"] == 256 * 2**20
+    lineage = lineages(straight)
+    assert section["children"] == len(lineage) >= len(children) and 0 < section["inherited_share"] <= 1
+    assert section["inherited_share"] == pytest.approx(
+        sum(len(m.get("inherited_layers") or []) for m in lineage) / sum(m["inheritable_layers"] for m in lineage))
+    assert "inheritance (parent):" in gnas("report", straight).stdout
 
     proc = start_gnas("evolve", *ARGS, "--run-dir", str(killed))
     wait_rows(proc, killed, len(rows) - 2)  # in the last generation, children still to train
