@@ -28,6 +28,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from arms import compare, epochs_to_reach, results, test_gap  # noqa: E402
 
 from gnas.config import load_config, parse_set  # noqa: E402
+from gnas.records import Kind  # noqa: E402
+from gnas.report.sections import lineage_counts  # noqa: E402
 
 ARMS: dict[str, dict[str, Any]] = {
     "none": {"evolution.inherit": "none"},
@@ -51,12 +53,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def inherited_share(path: Path) -> dict[str, float]:
     """The share of the search children's inheritable layers that started from a parent."""
-    taken = total = 0
-    for r in results(path):
-        if r.kind == "search" and "inheritable_layers" in r.metrics:
-            taken += len(r.metrics.get("inherited_layers") or [])
-            total += int(r.metrics["inheritable_layers"])
-    return {"inherited": taken / total if total else 0.0}
+    return {"inherited": lineage_counts(results(path), (Kind.SEARCH,))["inherited_share"]}
 
 
 def main(argv: list[str] | None = None) -> int:

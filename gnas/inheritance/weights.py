@@ -41,7 +41,7 @@ class WeightStore:
 
     def bytes(self) -> int:
         """The bytes the kept weights take on disk."""
-        return sum(f.stat().st_size for f in self._files())
+        return sum(f.stat().st_size for f in self.files())
 
     def save(self, key: str, layers: LayerWeights) -> bool:
         """Keep ``key``'s weights unless they would pass the cap (then warn once; False)."""
@@ -83,12 +83,13 @@ class WeightStore:
     def keep_only(self, keys: Iterable[str]) -> None:
         """Delete the weights of every network not in ``keys`` (those can no longer be parents)."""
         keep = {self.file(k).name for k in keys}
-        for f in self._files():
+        for f in self.files():
             if f.name not in keep:
                 f.unlink(missing_ok=True)
         if self.path.is_dir():  # a write a kill interrupted
             for f in self.path.glob(".*.tmp-*"):
                 f.unlink(missing_ok=True)
 
-    def _files(self) -> list[Path]:
+    def files(self) -> list[Path]:
+        """The kept weight files, one per network."""
         return sorted(self.path.glob("*.npz")) if self.path.is_dir() else []

@@ -8,14 +8,15 @@ builds; nothing adds itself to it.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Collection, Iterable
 
 from gnas.config import RunConfig
 from gnas.errors import GnasError
+from gnas.inheritance.weights import WeightStore
 from gnas.markov import chain as markov
 from gnas.pruning import masks
 from gnas.pruning.step import row_summary
-from gnas.records import Kind
+from gnas.records import EvalResult, Kind
 from gnas.runs.atomic import read_json
 from gnas.runs.directory import RunDir
 from gnas.runs.state import SearchState
@@ -227,19 +228,14 @@ def _pruned_best(run_dir: RunDir, store: EvaluationStore) -> dict[str, Any] | No
             "model_bytes": model.stat().st_size if model.is_file() else None}
 
 
-def inheritance_section(run_dir: RunDir, state: SearchState, store: EvaluationStore,
-                        cfg: RunConfig) -> dict[str, Any] | None:
-    """What the children inherited, and what the kept weights take against their cap.
-
-    Counted over the search's rows that record a lineage; a child whose parent
-    file was missing or damaged trained from scratch, and its note says why.
-    """
-    if cfg.evolution.inherit == "none":
-        return None
+def lineage_counts(results: Iterable[EvalResult],
+                   kinds: Collection[Kind] = (Kind.SEARCH, Kind.CHAMPION)) -> dict[str, Any]:
+    """Over the rows of ``kinds`` that record a lineage: how many, the share of their
+    inheritable layers they inherited, and why some trained from scratch (note: count)."""
     children = taken = total = 0
     notes: dict[str, int] = {}
-    for r in store.iter_results():
-        if r.kind not in (Kind.SEARCH, Kind.CHAMPION) or "inheritable_layers" not in r.metrics:
+    for r in results:
+        if r.kind not in kinds or "inheritable_layers" not in r.metrics:
             continue
         children += 1
         taken += len(r.metrics.get("inherited_layers") or [])
@@ -247,12 +243,22 @@ def inheritance_section(run_dir: RunDir, state: SearchState, store: EvaluationSt
         if r.metrics.get("inherit_note"):
             note = str(r.metrics["inherit_note"])
             notes[note] = notes.get(note, 0) + 1
-    files = sorted(run_dir.weights_dir.glob("*.npz")) if run_dir.weights_dir.is_dir() else []
-    return {"mode": cfg.evolution.inherit, "children": children,
-            "inherited_share": taken / total if total else 0.0,
-            "kept_networks": len(files), "kept_bytes": sum(f.stat().st_size for f in files),
-            "cap_bytes": cfg.evolution.inherit_max_mb * 2**20,
+    return {"children": children, "inherited_share": taken / total if total else 0.0,
             "from_scratch": dict(sorted(notes.items(), key=lambda kv: -kv[1]))}
+
+
+def inheritance_section(run_dir: RunDir, state: SearchState, store: EvaluationStore,
+                        cfg: RunConfig) -> dict[str, Any] | None:
+    """What the children inherited, and what the kept weights take against their cap.
+
+    A child whose parent file was missing or damaged trained from scratch, and
+    its note says why.
+    """
+    if cfg.evolution.inherit == "none":
+        return None
+    kept = WeightStore(run_dir.weights_dir, cfg.evolution.inherit_max_mb * 2**20)
+    return {"mode": cfg.evolution.inherit, **lineage_counts(store.iter_results()),
+            "kept_networks": len(kept.files()), "kept_bytes": kept.bytes(), "cap_bytes": kept.max_bytes}
 
 
 #: The report's sections, in the order they are built.
@@ -263,18 +269,6 @@ SECTIONS: tuple[tuple[str, Section], ...] = (
     ("pruning", pruning_section),
     ("inheritance", inheritance_section),
 )
-
-
-def inheritance_lines(section: dict[str, Any] | None, size: Callable[[float], str]) -> list[str]:
-    """The inheritance section as text lines for ``gnas report``."""
-    if section is None:
-        return []
-    lines = [f"inheritance ({section['mode']}): {section['children']} children inherited "
-             f"{section['inherited_share']:.0%} of their matching layers; weights of "
-             f"{section['kept_networks']} networks kept, {size(section['kept_bytes'])} of "
-             f"{size(section['cap_bytes'])}"]
-    lines += [f"  from scratch ({n}): {note}" for note, n in section["from_scratch"].items()]
-    return lines
 
 
 def layers_lines(section: dict[str, Any] | None) -> list[str]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from gnas.errors import RunDirError
-from gnas.report.sections import SECTIONS, inheritance_lines, layers_lines
+from gnas.report.sections import SECTIONS, layers_lines
 from gnas.runs.atomic import read_json
 from gnas.runs.directory import RunDir
 from gnas.runs.store import EvaluationStore
@@ -137,7 +137,7 @@ def format_report(report: dict[str, Any]) -> str:
     lines += _pareto_lines(report.get("pareto_front"))
     lines += _pruning_lines(report.get("pruning"))
     lines += layers_lines(report.get("layers"))
-    lines += inheritance_lines(report.get("inheritance"), _bytes)
+    lines += _inheritance_lines(report.get("inheritance"))
     return "\n".join(lines)
 
 
@@ -204,6 +204,18 @@ def _pruning_lines(book: dict[str, Any] | None) -> list[str]:
         lines.append(f"  {book['note']}")
     if book.get("test_score_change") is not None:
         lines.append(f"  test score change: {book['test_score_change']:+.2f}")
+    return lines
+
+
+def _inheritance_lines(section: dict[str, Any] | None) -> list[str]:
+    """What the children inherited and the kept weights against their cap."""
+    if section is None:
+        return []
+    lines = [f"inheritance ({section['mode']}): {section['children']} children inherited "
+             f"{section['inherited_share']:.0%} of their matching layers; weights of "
+             f"{section['kept_networks']} networks kept, {_bytes(section['kept_bytes'])} of "
+             f"{_bytes(section['cap_bytes'])}"]
+    lines += [f"  from scratch ({n}): {note}" for note, n in section["from_scratch"].items()]
     return lines
 
 
