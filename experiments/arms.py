@@ -19,24 +19,36 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 from gnas import session
-from gnas.config import load_config
+from gnas.config import RunConfig, load_config
 from gnas.records import EvalResult
 from gnas.runs.store import EvaluationStore
 from gnas.search.fidelity import epochs_trained, result_epochs
 
 Arms = Mapping[str, Mapping[str, Any]]
+#: Makes one arm's run directory for a seed: ``(arm, its config, run directory) -> None``.
+Runner = Callable[[str, RunConfig, Path], None]
+
+
+def run_dir(out: Path, dataset: str, arm: str, seed: int) -> Path:
+    """Where an arm's run for ``seed`` lives under ``out``."""
+    return out / f"{dataset}-{arm}-seed{seed}"
+
+
+def search(arm: str, cfg: RunConfig, path: Path) -> None:
+    """A complete ``gnas evolve`` with ``cfg`` into ``path`` (the default runner)."""
+    session.start(cfg, path, out=io.StringIO(), progress=False)
 
 
 def run(arm: str, settings: Mapping[str, Any], dataset: str, seed: int, overrides: Mapping[str, Any],
-        out: Path) -> tuple[Path, float]:
-    """One arm's complete search (or its finished directory) and its wall seconds."""
-    path = out / f"{dataset}-{arm}-seed{seed}"
+        out: Path, runner: Runner = search) -> tuple[Path, float]:
+    """One arm's complete run (or its finished directory) and its wall seconds."""
+    path = run_dir(out, dataset, arm, seed)
     took = path / "bench_wall_s.json"
     if not took.exists():
         cfg = load_config(overrides={"data.dataset": dataset, "evolution.seed": seed,
                                      **overrides, **settings})
         start = time.perf_counter()
-        session.start(cfg, path, out=io.StringIO(), progress=False)
+        runner(arm, cfg, path)
         took.write_text(json.dumps(time.perf_counter() - start))
     return path, json.loads(took.read_text())
 
@@ -67,14 +79,34 @@ def epochs_to_reach(path: Path, target: float, default_epochs: int) -> int | Non
     return None
 
 
+def reach(found: Mapping[str, Mapping[str, list]], arm: str, base: str,
+          default_epochs: int) -> tuple[list[int | None], list[int | None]]:
+    """Per seed, the search epochs ``arm`` and ``base`` spent until a training first scored
+    ``base``'s best validation error of that seed (None: never)."""
+    targets = found[base]["val"]
+    return ([epochs_to_reach(p, v, default_epochs) for p, v in zip(found[arm]["paths"], targets)],
+            [epochs_to_reach(p, v, default_epochs) for p, v in zip(found[base]["paths"], targets)])
+
+
+def reach_text(arm: str, base: str, reached: list[int | None], base_reached: list[int | None]) -> str:
+    """``arm reaches base's best val error after 20 - 4 search epochs (base: 44 12 4)``."""
+    shown = " ".join("-" if r is None else str(r) for r in reached)
+    return (f"{arm:<12} reaches {base}'s best val error after {shown} search epochs "
+            f"({base}: {' '.join('-' if r is None else str(r) for r in base_reached)})")
+
+
 def compare(arms: Arms, dataset: str, seeds: list[int], overrides: Mapping[str, Any], out: Path,
-            extra: Callable[[Path], Mapping[str, float]] | None = None) -> dict[str, dict[str, list]]:
-    """Run every arm for every seed, interleaved; print one line per run and per arm; the figures."""
+            extra: Callable[[Path], Mapping[str, float]] | None = None,
+            runners: Mapping[str, Runner] | None = None) -> dict[str, dict[str, list]]:
+    """Run every arm for every seed, interleaved; print one line per run and per arm; the figures.
+
+    ``runners`` makes the named arms' runs another way than a gnas search (a peer).
+    """
     found: dict[str, dict[str, list]] = {a: {"val": [], "test": [], "epochs": [], "wall": [], "paths": []}
                                          for a in arms}
     for seed in seeds:
         for arm, settings in arms.items():  # interleaved
-            path, wall = run(arm, settings, dataset, seed, overrides, out)
+            path, wall = run(arm, settings, dataset, seed, overrides, out, (runners or {}).get(arm, search))
             summary = json.loads((path / "best" / "summary.json").read_text())
             cfg = load_config(overrides={"data.dataset": dataset, **overrides, **settings})
             tests = summary.get("test_scores") or [summary["test_score"]]

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from arms import compare, epochs_to_reach, results, test_gap  # noqa: E402
+from arms import compare, reach, reach_text, results, test_gap  # noqa: E402
 
 from gnas.config import load_config, parse_set  # noqa: E402
 from gnas.records import Kind  # noqa: E402
@@ -67,12 +67,7 @@ def main(argv: list[str] | None = None) -> int:
             continue
         for arm in (a for a in others if a in found):
             epochs = load_config(overrides={"data.dataset": args.dataset, **overrides, **ARMS[arm]}).train.epochs
-            reach = [epochs_to_reach(p, v, epochs) for p, v in zip(found[arm]["paths"], found[base]["val"])]
-            base_reach = [epochs_to_reach(p, v, epochs) for p, v in zip(found[base]["paths"], found[base]["val"])]
-            shown = " ".join("-" if r is None else str(r) for r in reach)
-            print(f"{arm:<12} reaches {base}'s best val error after {shown} search epochs "
-                  f"({base}: {' '.join(str(r) for r in base_reach)}); "
-                  f"inherited {np.mean(found[arm]['inherited']):.0%} of layers; "
+            print(f"{reach_text(arm, base, *reach(found, arm, base, epochs))}; inherited {np.mean(found[arm]['inherited']):.0%} of layers; "
                   f"test vs {base} {test_gap(found, arm, base):+.2f} pp")
     if "none" in found and "parent" in found:
         print(f"inherit_vs_none: {test_gap(found, 'parent', 'none'):+.2f} pp")

@@ -63,6 +63,15 @@ def test_ray_is_an_extra_that_the_test_extra_includes():
     assert "filelock" in required
 
 
+def test_the_benchmark_peer_optuna_is_an_extra_that_gnas_never_imports():
+    cfg = setup_cfg()
+    extras = cfg["options.extras_require"]
+    assert "optuna" not in requirement_names(cfg["options"]["install_requires"])
+    assert "optuna" in requirement_names(extras["bench"])
+    assert "optuna" in requirement_names(extras["test"]), "CI runs the peer's benchmark test"
+    assert "optuna" not in imported_modules()
+
+
 def test_license_file_is_mit_like_the_metadata():
     cfg = setup_cfg()
     assert cfg["metadata"]["license"] == "MIT"
