@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from gnas.config import parse_set
+from gnas.config import choices_of, parse_set
 
 # flag dest -> config key
 FLAG_KEYS = {
@@ -15,7 +15,8 @@ FLAG_KEYS = {
     "objectives": "evolution.objectives",
     "strategy": "evolution.strategy", "budget": "evolution.max_trainings",
     "budget_epochs": "evolution.max_epochs_total",
-    "epochs": "train.epochs", "fidelity": "fidelity.schedule", "inherit": "evolution.inherit", "batch_size": "train.batch_size", "threads": "train.threads",
+    "epochs": "train.epochs", "fidelity": "fidelity.schedule", "inherit": "evolution.inherit",
+    "family": "space.family", "batch_size": "train.batch_size", "threads": "train.threads",
     "eval_timeout": "train.eval_timeout",
     "prune": "prune.fraction", "mask": "prune.mask", "nm": "prune.nm",
     "workers": "parallel.workers", "ray_address": "parallel.ray_address",
@@ -48,9 +49,13 @@ def add_search_flags(p: argparse.ArgumentParser) -> None:
     """Flags of a new search (all optional; defaults come from the config)."""
     p.add_argument("--population", type=int, help="individuals per generation")
     p.add_argument("--epochs", type=int, help="training epochs per evaluation")
-    p.add_argument("--fidelity", choices=("full", "sha"), help="full: every candidate trains --epochs; sha: successive halving "
+    p.add_argument("--fidelity", choices=choices_of("fidelity.schedule"),
+                   help="full: every candidate trains --epochs; sha: successive halving "
                    "over rungs of fidelity.min_epochs..max_epochs")
-    p.add_argument("--inherit", choices=("none", "parent", "first"),
+    p.add_argument("--family", choices=choices_of("space.family"),
+                   help="the networks searched: conv or dense; auto: conv for images (digits: "
+                   "dense), dense for the rest (space.family)")
+    p.add_argument("--inherit", choices=choices_of("evolution.inherit"),
                    help="children start from their parents' trained weights where layers match "
                    "(evolution.inherit)")
     add_resume_flags(p)

@@ -7,7 +7,13 @@ from gnas.genome.space import SearchSpace
 
 
 def family_for(cfg: RunConfig, dataset: Dataset) -> str:
-    """conv for images, dense for vectors, text and tabular data (unless configured)."""
+    """conv for images, dense for vectors, text and tabular data (unless configured).
+
+    digits, the default data set, is searched dense: there a conv search
+    delivers a better model (98.4 against 96.5 test) but takes five times as
+    long (about 4 minutes against 50 s on 2 cores), and the default run is the
+    one-minute first search. ``space.family = "conv"`` chooses conv for it.
+    """
     if cfg.space.family != "auto":
         return cfg.space.family
     return "conv" if dataset.kind == "image" and dataset.name != "digits" else "dense"

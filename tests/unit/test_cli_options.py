@@ -8,8 +8,8 @@ import os
 import pytest
 
 from gnas.cli import main as cli
-from gnas.cli.options import FLAG_KEYS
-from gnas.config import RESUMABLE_KEYS
+from gnas.cli.options import FLAG_KEYS, overrides_from
+from gnas.config import RESUMABLE_KEYS, choices_of
 
 
 @pytest.fixture(autouse=True)
@@ -47,6 +47,18 @@ def test_resume_help_offers_only_what_a_resume_accepts():
 
 def test_evolve_still_offers_the_flags_that_define_a_search():
     assert {"--population", "--epochs", "--generations", "--workers"} <= set(offered(sub_parser("evolve")))
+
+
+def test_every_flag_with_choices_offers_exactly_its_config_keys_choices():
+    actions = [a for a in sub_parser("evolve")._actions if a.choices and a.dest in FLAG_KEYS]
+    assert {"fidelity", "family", "inherit"} <= {a.dest for a in actions}
+    for action in actions:
+        assert tuple(action.choices) == choices_of(FLAG_KEYS[action.dest]), action.dest
+
+
+def test_family_flag_sets_the_search_space_family():
+    args = sub_parser("evolve").parse_args(["--family", "conv"])
+    assert overrides_from(args)["space.family"] == "conv"
 
 
 @pytest.mark.parametrize("argv, level", [
