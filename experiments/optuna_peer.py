@@ -35,6 +35,7 @@ from gnas.backend.trainer import compile_model, fit, score
 from gnas.config import RunConfig
 from gnas.datasets import load_for_run
 from gnas.errors import EvaluationFailed
+from gnas.genome.architecture import Architecture, complexity
 from gnas.records import WORST_ERROR, EvalResult, Kind, Status, derive_seed
 from gnas.runs.atomic import atomic_write_text
 from gnas.runs.store import EvaluationStore
@@ -120,11 +121,9 @@ class Peer:
             raise optuna.TrialPruned()
         return error
 
-    def record(self, key: str, genome: str, arch: Any, epochs: int, error: float, loss: float,
+    def record(self, key: str, genome: str, arch: Architecture, epochs: int, error: float, loss: float,
                message: str, seconds: float) -> None:
         """One trial as a row of the run's evaluation store."""
-        from gnas.genome.architecture import complexity
-
         params, flops = complexity(arch)
         result = EvalResult(key=key, genome=genome, status=Status.FAILED if message else Status.OK,
                             val_error=error, val_loss=loss, params=params, flops=flops, seconds=seconds,
