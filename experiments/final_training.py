@@ -33,9 +33,8 @@ from gnas import session
 from gnas.backend.evaluator import Evaluator
 from gnas.config import RunConfig, load_config
 from gnas.datasets import load_for_run
-from gnas.records import derive_seed
 from gnas.runs.directory import RunDir
-from gnas.search.final import reseed_seeds
+from gnas.search.final import delivered_seeds
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -94,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
         cfg = RunDir(path).load_config()
         data = load_for_run(cfg)
         key, genome = summary["key"], summary["genome"]
-        final_seeds = [derive_seed(cfg.evolution.seed, key)] + reseed_seeds(cfg.evolution, key)
+        final_seeds = delivered_seeds(cfg.evolution, key)
         for s in final_seeds:
             for f in factors:  # interleaved: every variant sees the same machine state
                 _, metrics = Evaluator(with_factor(cfg, f), data).final(genome, s)

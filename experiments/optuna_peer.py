@@ -36,11 +36,12 @@ from gnas.config import RunConfig
 from gnas.datasets import load_for_run
 from gnas.errors import EvaluationFailed
 from gnas.genome.architecture import Architecture, complexity
+from gnas.genome.space import bits_to_str, str_to_bits
 from gnas.records import WORST_ERROR, EvalResult, Kind, Status, derive_seed
 from gnas.runs.atomic import atomic_write_text
 from gnas.runs.store import EvaluationStore
 from gnas.search.evaluation import derived_key
-from gnas.search.final import reseed_seeds
+from gnas.search.final import delivered_seeds
 
 
 def trial_key(key: str, number: int) -> str:
@@ -93,7 +94,7 @@ class Peer:
         import optuna
 
         bits = self.bits(trial)
-        genome = "".join(map(str, bits))
+        genome = bits_to_str(bits)
         arch = self.space.decode(bits)
         key = trial_key(arch.key(), trial.number)
         start = time.perf_counter()
@@ -148,15 +149,14 @@ class Peer:
 
     def genome_of(self, trial: Any) -> str:
         raw = tuple(int(trial.params[f"g{i:03d}"]) for i in range(self.space.length))
-        return "".join(map(str, self.space.repair(raw)))
+        return bits_to_str(self.space.repair(raw))
 
     def deliver(self, best: tuple[str, float]) -> dict[str, Any]:
         """gnas's final training of the chosen network, once per final seed, each scored on test."""
         genome, val_error = best
-        arch = self.space.decode(tuple(int(c) for c in genome))
+        arch = self.space.decode(str_to_bits(genome))
         key = arch.key()
-        seeds = [derive_seed(self.cfg.evolution.seed, key)] + reseed_seeds(self.cfg.evolution, key)
-        runs = [self.evaluator.final(genome, s)[1] for s in seeds]
+        runs = [self.evaluator.final(genome, s)[1] for s in delivered_seeds(self.cfg.evolution, key)]
         tests = [r["test_score"] for r in runs]
         out: dict[str, Any] = {"key": key, "genome": genome, "val_error": val_error,
                                "test_score": tests[0], "test_scores": tests,

@@ -54,6 +54,12 @@ def reseed_seeds(evolution: EvolutionConfig, key: str) -> list[int]:
             for j in range(1, evolution.final_seeds + 1)]
 
 
+def delivered_seeds(evolution: EvolutionConfig, key: str) -> list[int]:
+    """The seeds of network ``key``'s final trainings: its own (the saved model's), then
+    the final pick's extra ones (:func:`reseed_seeds`), as :class:`FinalExport` trains them."""
+    return [derive_seed(evolution.seed, key)] + reseed_seeds(evolution, key)
+
+
 def place_pick_winner(fame: list[dict[str, Any]], winner: str,
                       candidates: set[str]) -> list[dict[str, Any]]:
     """The hall of fame with the final pick's winner where the best re-trained candidate was.
@@ -187,7 +193,7 @@ class FinalExport:
         options = (row.metrics.get("final_options") if row else None) or {}
         search_epochs = int(row.metrics.get("epochs", 0)) if row else 0  # its rung's (sha)
         training = at_search_epochs(options, search_epochs)
-        count = 1 + len(reseed_seeds(self.cfg.evolution, best["key"]))
+        count = len(delivered_seeds(self.cfg.evolution, best["key"]))
         metrics = train_to_end(self.executor, self.cfg.evolution,
                                TrainRequest(best["genome"], best["key"], self.run_dir.best_dir, training),
                                self.progress(1, count))
