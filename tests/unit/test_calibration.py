@@ -245,6 +245,21 @@ def test_probe_table_rows_are_networks_and_columns_batches(digits, space):
     assert len({round(v, 9) for v in table[0]}) == 3  # other batches, other exponents
 
 
+def test_batches_in_one_forward_pass_equal_one_pass_per_batch(digits, space):
+    """The sweep pushes a network's batches through at once; each exponent is unchanged."""
+    from gnas.backend import probe
+
+    xs = calibration.input_batches(digits, 3, 16)
+    arch = space.decode(calibration.sample_chromosomes(space, 0.9, 1, np.random.default_rng(2))[0])
+    probe.reset()
+    model = probe.probe_model(arch, 2.0, linear=False)
+    depth = probe.network_depth(arch)
+    rng = np.random.default_rng(3)
+    one_by_one = [probe.perturbation_exponent(model, x, depth, rng) for x in xs]
+    together = probe.perturbation_exponents(model, xs, depth, np.random.default_rng(3))
+    assert together == pytest.approx(one_by_one, rel=1e-6, abs=1e-9)
+
+
 def test_plot_is_written_by_the_report(tmp_path):
     from gnas.report.analysis import write_chaos_plot
 
