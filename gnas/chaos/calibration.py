@@ -46,7 +46,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from gnas.chaos import bootstrap
+from gnas.chaos import bootstrap, cache
 from gnas.chaos import population as chaos
 from gnas.config import RunConfig
 from gnas.datasets import Dataset
@@ -384,12 +384,15 @@ def load_cached(path: Path, dataset: str, fingerprint: str) -> dict[str, Any] | 
 def calibrate_for_run(cfg: RunConfig, dataset: Dataset, space: SearchSpace, run_dir,
                       plot: Callable[[dict[str, Any], Path, str], Path] | None = None
                       ) -> tuple[float, str]:
-    """lambda_c of a run: from ``RUN_DIR/chaos.json`` when it matches, else measured now.
+    """lambda_c of a run: from ``RUN_DIR/chaos.json`` when it matches, else kept or measured now.
 
     The measurement uses the run's seed, weight scale and initialisation, the
-    default sweep and batches of at most :data:`BATCH` training inputs, writes
-    ``chaos.json`` (and ``chaos.png`` through ``plot``, the report's figure
-    writer, when given) into the run directory and returns ``(lambda_c, source)``.
+    default sweep and batches of at most :data:`BATCH` training inputs. A sweep
+    an earlier run made on the same inputs and networks is taken from the
+    calibration cache (:mod:`gnas.chaos.cache`); a new one is kept there. Either
+    way the record goes into ``chaos.json`` of the run directory (and
+    ``chaos.png`` through ``plot``, the report's figure writer, when given), and
+    ``(lambda_c, source)`` is returned.
     """
     from gnas.runs.atomic import atomic_write_text
 
@@ -399,13 +402,23 @@ def calibrate_for_run(cfg: RunConfig, dataset: Dataset, space: SearchSpace, run_
     if cached is not None:
         return float(cached["lambda_c"]), str(cached["source"])
     batch = min(BATCH, len(dataset.x_train))
-    result = calibrate(dataset, space, weight_scale=cfg.train.weight_scale, batch=batch,
-                       seed=cfg.evolution.seed, threads=cfg.train.threads, cfg=cfg)
-    record = {**result.to_dict(), "dataset": cfg.data.dataset, "space": fingerprint}
+    key = cache.calibration_key(fingerprint, seed=cfg.evolution.seed, growth=cfg.evolution.growth,
+                                inputs=input_batches(dataset, BATCHES, batch, cfg.evolution.seed))
+    kept = cache.path_for(key)
+    record = None if kept is None else load_cached(kept, cfg.data.dataset, fingerprint)
+    if record is not None and record.get("key") == key:
+        log.info("lambda_c = %.3f (%s: %s; as measured by an earlier run, kept in %s)",
+                 record["lambda_c"], record["source"], record.get("reason", ""), kept)
+    else:
+        result = calibrate(dataset, space, weight_scale=cfg.train.weight_scale, batch=batch,
+                           seed=cfg.evolution.seed, threads=cfg.train.threads, cfg=cfg)
+        record = {**result.to_dict(), "dataset": cfg.data.dataset, "space": fingerprint}
+        cache.store(key, record)
+        log.info("lambda_c = %.3f (%s: %s; %.1f s)", result.lambda_c, result.source, result.reason,
+                 result.seconds)
+    record = {k: v for k, v in record.items() if k != "key"}
     if plot is not None:
         png = plot(record, Path(run_dir.path) / PLOT_NAME, f"edge of chaos: {cfg.data.dataset}")
         record["png"] = str(png)
     atomic_write_text(path, json.dumps(record, indent=1))
-    log.info("lambda_c = %.3f (%s: %s; %.1f s)", result.lambda_c, result.source, result.reason,
-             result.seconds)
-    return result.lambda_c, result.source
+    return float(record["lambda_c"]), str(record["source"])

@@ -120,6 +120,30 @@ def test_evolve_with_coe_calibrates_and_reports_lambda_c(tmp_path):
 
 
 @pytest.mark.slow
+def test_a_second_run_on_the_same_data_and_space_reuses_the_kept_calibration(tmp_path):
+    first_err: list[str] = []
+    first = _evolve(tmp_path, "coe", stderr=first_err)
+    again_err: list[str] = []
+    again = _evolve(tmp_path, "again", stderr=again_err)
+    assert any("calibrating lambda_c" in line for line in first_err[0].splitlines())
+    assert not any("calibrating lambda_c" in line for line in again_err[0].splitlines())
+    assert "as measured by an earlier run" in again_err[0]
+    one, two = (json.loads((tmp_path / name / "chaos.json").read_text()) for name in ("coe", "again"))
+    assert {k: v for k, v in one.items() if k != "png"} == {k: v for k, v in two.items() if k != "png"}
+    assert two["png"].endswith("again/chaos.png") and (tmp_path / "again" / "chaos.png").exists()
+    assert again["lambda_c"] == first["lambda_c"]
+    assert [r["lambda"] for r in again["logbook"]] == [r["lambda"] for r in first["logbook"]]
+    # a damaged kept file is measured afresh, and written again whole
+    kept = list(Path(os.environ["GNAS_CACHE_DIR"]).glob("*.json"))
+    assert len(kept) == 1
+    kept[0].write_text("{damaged")
+    third_err: list[str] = []
+    _evolve(tmp_path, "third", stderr=third_err)
+    assert any("calibrating lambda_c" in line for line in third_err[0].splitlines())
+    assert json.loads(kept[0].read_text())["lambda_c"] == one["lambda_c"]
+
+
+@pytest.mark.slow
 def test_evolve_with_random_init_reports_it(tmp_path):
     report = _evolve(tmp_path, "random", "--init", "random")
     assert report["init"] == "random"
