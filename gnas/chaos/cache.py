@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import os
 from pathlib import Path
 from typing import Any, Sequence
@@ -68,6 +69,22 @@ def path_for(key: str) -> Path | None:
     """The file of ``key``, or None when the cache is off."""
     where = cache_dir()
     return None if where is None else where / f"{key}.json"
+
+
+def usable(record: Any, key: str) -> bool:
+    """Whether a kept record is this key's and has a sweep the report can draw.
+
+    The cache sits outside the run directory, where anything may have written,
+    so a record is taken only when its key matches and each sweep point holds
+    finite numbers; anything else is measured afresh.
+    """
+    if not isinstance(record, dict) or record.get("key") != key:
+        return False
+    sweep = record.get("sweep")
+    return isinstance(sweep, list) and bool(sweep) and all(
+        isinstance(p, dict) and all(isinstance(p.get(k), (int, float)) and not isinstance(p.get(k), bool)
+                                    and math.isfinite(p[k]) for k in ("lambda", "exponent", "std"))
+        for p in sweep)
 
 
 def store(key: str, record: dict[str, Any]) -> Path | None:

@@ -406,7 +406,7 @@ def calibrate_for_run(cfg: RunConfig, dataset: Dataset, space: SearchSpace, run_
                                 inputs=input_batches(dataset, BATCHES, batch, cfg.evolution.seed))
     kept = cache.path_for(key)
     record = None if kept is None else load_cached(kept, cfg.data.dataset, fingerprint)
-    if record is not None and record.get("key") == key:
+    if record is not None and cache.usable(record, key):
         log.info("lambda_c = %.3f (%s: %s; as measured by an earlier run, kept in %s)",
                  record["lambda_c"], record["source"], record.get("reason", ""), kept)
     else:

@@ -46,3 +46,13 @@ def test_an_unwritable_cache_costs_nothing(tmp_path, monkeypatch):
     blocker.write_text("not a directory")
     monkeypatch.setenv("GNAS_CACHE_DIR", str(blocker / "cache"))
     assert cache.store("abc", {"lambda_c": 0.5}) is None
+
+
+def test_a_kept_record_is_used_only_when_its_key_and_sweep_are_sound():
+    point = {"lambda": 0.5, "exponent": -0.1, "std": 0.02}
+    assert cache.usable({"key": "k", "sweep": [point]}, "k")
+    assert not cache.usable({"key": "other", "sweep": [point]}, "k")
+    assert not cache.usable({"key": "k", "sweep": []}, "k")
+    assert not cache.usable({"key": "k", "sweep": [{**point, "exponent": "x"}]}, "k")
+    assert not cache.usable({"key": "k", "sweep": [{**point, "std": float("nan")}]}, "k")
+    assert not cache.usable(["k"], "k")
