@@ -1,10 +1,9 @@
 """Calibrations kept between runs, so the same data and space are swept once.
 
-A run's calibration of ``lambda_c`` costs seconds to tens of seconds (15 s for
-the dense digits space, 37 s for the conv one on 2 cores), and it measures the
-same thing every time: its outcome depends only on the probed networks (the
-search space and weight scale, and how generation 0 is drawn: growth), the
-seed, and the real inputs pushed through them. The key is a hash of exactly
+A run's calibration of ``lambda_c`` costs seconds to tens of seconds, and it
+measures the same thing every time: its outcome depends only on the probed
+networks (the search space and weight scale, and how generation 0 is drawn:
+growth), the seed, and the real inputs pushed through them. The key is a hash of exactly
 those and of :data:`VERSION`, which changes whenever the probe or the sweep
 would measure differently, so a kept calibration is the one a new sweep would
 make.
