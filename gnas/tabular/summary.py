@@ -32,8 +32,8 @@ def pick_details(dataset: str, key: str, observed_acc: float,
 def pick_lines(nb: dict[str, Any]) -> list[str]:
     """The summary's lines of the ``nb201`` section."""
     others = ", ".join(f"{name} {acc:.2f}" for name, acc in nb["other_datasets"].items())
-    return [f"nb201 pick:        {nb['arch_str']}  (key {nb['key']})",
-            f"{nb['dataset']} val acc:  {nb['observed_acc']:.2f} observed, {nb['mean_acc']:.2f} mean "
+    return [f"nb201 pick:        {nb['arch_str']}  (key {nb['key']}, {nb['dataset']})",
+            f"pick val acc:      {nb['observed_acc']:.2f} observed, {nb['mean_acc']:.2f} mean "
             f"over seeds; rank {nb['rank']} of {nb['cells']} (best {nb['best_mean_acc']:.2f})",
             f"same cell:         {others} (mean val acc)",
             f"queries:           {nb['queries']}, {nb['simulated_seconds']:.0f} simulated seconds"]
