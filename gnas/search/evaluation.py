@@ -182,6 +182,15 @@ class Evaluations:
         Every training is stored as it ends; a network's latest row is its result.
         Returns False when the budget cut a round short.
         """
+        try:
+            return self._rounds(tasks, kind, generation, known)
+        finally:
+            if not self.space.trains:
+                self.store.commit()  # a round of lookups is one transaction
+
+    def _rounds(self, tasks: list[EvalTask], kind: Kind, generation: int,
+                known: dict[str, EvalResult]) -> bool:
+        """:meth:`_train`'s rounds: the new tasks, then the schedule's promotions."""
         asked = set(known) | {t.key for t in tasks}
         pending = [self.schedule.first(t) for t in tasks]
         while True:
@@ -232,7 +241,8 @@ class Evaluations:
     def _record(self, result: EvalResult, kind: Kind) -> None:
         if kind != Kind.RESEED:
             self.clock += result.seconds
-        self.store.add(result, self.fitness_model.fitness(result))
+        # A trained network is committed the moment it exists; lookups, per round (see _train).
+        self.store.add(result, self.fitness_model.fitness(result), commit=self.space.trains)
         self.state.trained += 1
         self.state.final_trained += kind == Kind.RESEED
         if not self.searching:
