@@ -56,3 +56,16 @@ def needs_data(cfg: RunConfig) -> bool:
 def make_space(cfg: RunConfig, dataset: Dataset | None) -> Space:
     """The search space of a run, as ``space.kind`` names it."""
     return SPACES[cfg.space.kind](cfg, dataset)
+
+
+def space_for_run(cfg: RunConfig) -> Space:
+    """The space of a recorded run, rebuilt from its config (its data set loaded only if it needs one).
+
+    A run made with a user's space object cannot be rebuilt here: say so in one line.
+    """
+    if cfg.plugs.space:
+        raise ConfigError(f"this run searched the space object {cfg.plugs.space!r}, which gnas "
+                          "cannot rebuild from its config; analyse it from Python with that object.")
+    from gnas.datasets import load_for_run
+
+    return make_space(cfg, load_for_run(cfg) if needs_data(cfg) else None)
