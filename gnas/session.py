@@ -33,6 +33,7 @@ from gnas.markov.recorder import MarkovRecorder
 from gnas.pruning import step as pruning_step
 from gnas.report.summary import parameters_text
 from gnas.report.tensorboard import TensorBoardLogger
+from gnas.runs.atomic import durability
 from gnas.runs.directory import RunDir, resume_command
 from gnas.runs.faults import fault_point
 from gnas.runs.interrupts import acknowledge_interrupt, interrupt_exit_code
@@ -385,15 +386,15 @@ def execute(cfg: RunConfig, dataset: Dataset | None, space: Space, run_dir: RunD
             plugs: Plugs = NO_PLUGS) -> int:
     """Run the loop on the caller's ``executor`` (the caller closes it); on Ctrl-C / SIGTERM
     keep what finished and say how to resume."""
+    if not space.trains:  # lookups: atomic writes without fsync (see gnas.runs.atomic.durability)
+        with durability(False):
+            return execute_lookups(cfg, dataset, space, run_dir, state, executor, out,
+                                   extra_callbacks, progress, plugs)
     store = EvaluationStore(run_dir.db_path)
     try:
         search = build_search(cfg, dataset, space, run_dir, store, executor, state, extra_callbacks,
                               progress, plugs)
         search.run()
-        if not space.trains:
-            summary = observed_pick(cfg, space, store, run_dir, plugs).finish(search.state)
-            print(format_observed(summary, search.state, run_dir), file=out)
-            return 0
         final_progress = FinalTrainingProgress(cfg.final.max_epochs, cfg.final.patience) if progress else None
         summary = FinalExport(cfg, space, store, run_dir, executor, EXPORT_SHAPE,
                               final_progress).finish(search.state)
@@ -406,6 +407,25 @@ def execute(cfg: RunConfig, dataset: Dataset | None, space: Space, run_dir: RunD
                           "reused": search.state.reused, "final": search.state.final,
                           "epochs_spent": spent, "pruning": cfg.prune.fraction > 0}, run_dir),
           file=out)
+    return 0
+
+
+def execute_lookups(cfg: RunConfig, dataset: Dataset | None, space: Space, run_dir: RunDir,
+                    state: SearchState | None, executor: Executor, out=sys.stdout,
+                    extra_callbacks: Sequence[Callback] = (), progress: bool = True,
+                    plugs: Plugs = NO_PLUGS) -> int:
+    """:func:`execute` for a space that trains nothing: its pick is the best evaluation observed."""
+    store = EvaluationStore(run_dir.db_path, durable=False)
+    try:
+        search = build_search(cfg, dataset, space, run_dir, store, executor, state, extra_callbacks,
+                              progress, plugs)
+        search.run()
+        summary = observed_pick(cfg, space, store, run_dir, plugs).finish(search.state)
+    except KeyboardInterrupt as exc:
+        return interrupted(run_dir, exc)
+    finally:
+        store.close()
+    print(format_observed(summary, search.state, run_dir), file=out)
     return 0
 
 

@@ -26,6 +26,7 @@ in their rate genes are one network, evaluated once.
 """
 from __future__ import annotations
 
+import functools
 from typing import Any, Sequence
 
 import numpy as np
@@ -78,8 +79,8 @@ class Nb201Space:
         return [1 + gray_to_int(bits[self.op_slices[e]]) if bits[e] else 0 for e in range(N_EDGES)]
 
     def key(self, bits: Sequence[int]) -> str:
-        """The table's key of the cell, e.g. ``"334131"``."""
-        return "".join(str(d) for d in self.digits(bits))
+        """The table's key of the cell, e.g. ``"334131"`` (kept: the novelty rule asks often)."""
+        return _cell_key(tuple(int(b) for b in bits[:N_EDGES * (1 + OP_BITS)]))
 
     def random_bits(self, rng: np.random.Generator) -> Bits:
         return tuple(int(b) for b in rng.integers(0, 2, self.length))
@@ -108,6 +109,13 @@ class Nb201Space:
         tail = self.length - N_EDGES * (1 + OP_BITS)
         out[N_EDGES * (1 + OP_BITS):] = list(rates) if rates is not None else [0] * tail
         return self.check(out)
+
+
+@functools.lru_cache(maxsize=1 << 18)  # every setting of the 18 cell genes fits
+def _cell_key(cell_bits: Bits) -> str:
+    digits = [1 + gray_to_int(cell_bits[N_EDGES + OP_BITS * e:N_EDGES + OP_BITS * (e + 1)])
+              if cell_bits[e] else 0 for e in range(N_EDGES)]
+    return "".join(str(d) for d in digits)
 
 
 def check_key(key: str) -> list[int]:

@@ -75,7 +75,7 @@ class EvaluationStore:
         RunDirError: The file is not an SQLite database, or not one of gnas.
     """
 
-    def __init__(self, path: str | Path, read_only: bool = False) -> None:
+    def __init__(self, path: str | Path, read_only: bool = False, durable: bool = True) -> None:
         self.path = Path(path)
         try:
             if read_only:
@@ -88,8 +88,10 @@ class EvaluationStore:
                 self._check_foreign()
                 # WAL + FULL: a commit survives a killed process and a power cut alike;
                 # one fsync per evaluation is nothing next to training a network.
+                # WAL + NORMAL (``durable=False``, a run of table lookups): a commit
+                # survives a killed process; a power cut may cost the last ones.
                 self.conn.execute("PRAGMA journal_mode=WAL")
-                self.conn.execute("PRAGMA synchronous=FULL")
+                self.conn.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
                 self.conn.executescript(_SCHEMA)
                 self.conn.commit()
             self._check_columns()
