@@ -117,3 +117,19 @@ def test_without_the_extra_the_one_line_names_the_install_command(tmp_path):
     assert done.returncode == 2, done.stderr
     assert len(done.stderr.strip().splitlines()) == 1 and "pip install" in done.stderr
     assert not run.exists()
+
+
+@pytest.mark.parametrize("fault", ["checkpoint:4", "checkpointed:3"])
+def test_a_killed_table_run_resumes_to_the_uninterrupted_one(tmp_path, fault):
+    """Writes without fsync and one transaction per round still resume exactly after a SIGKILL."""
+    import os
+
+    args = ["--space", "nb201", "--dataset", "cifar10", "--generations", "6", "--population", "8",
+            "--seed", "9"]
+    assert cli("evolve", *args, "--run-dir", str(tmp_path / "whole")).returncode == 0
+    killed = subprocess.run([sys.executable, "-m", "gnas", "evolve", *args, "--run-dir",
+                             str(tmp_path / "killed")], capture_output=True, text=True,
+                            env={**os.environ, "GNAS_FAULT_AT": fault})
+    assert killed.returncode == -9, killed.stderr
+    assert cli("resume", str(tmp_path / "killed")).returncode == 0
+    assert rows(gnas.load(tmp_path / "killed")) == rows(gnas.load(tmp_path / "whole"))
