@@ -23,6 +23,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("version",),
     ("__init__", "errors"),
     ("records", "config"),
+    ("config_reference",),
     ("datasets",),
     ("genome",),
     ("runs",),
