@@ -135,6 +135,22 @@ def test_links_between_pages_resolve():
     assert not broken, "broken links: " + "; ".join(broken)
 
 
+def _anchors(page: Path) -> set[str]:
+    """GitHub's anchors of a page's headings: lower case, punctuation dropped, spaces as '-'."""
+    headings = re.findall(r"^#+ (.+)$", re.sub(r"```.*?```", "", page.read_text(), flags=re.S), flags=re.M)
+    return {re.sub(r"[^\w\- ]", "", h.strip().lower()).replace(" ", "-") for h in headings}
+
+
+def test_anchors_resolve():
+    broken = []
+    for page in PAGES:
+        for target, anchor in re.findall(r"\]\(([^)#:]*)#([^)]+)\)", page.read_text()):
+            linked = page.parent / target if target else page
+            if linked.exists() and anchor not in _anchors(linked):
+                broken.append(f"{page.relative_to(ROOT).as_posix()} -> {target}#{anchor}")
+    assert not broken, "links to missing headings: " + "; ".join(broken)
+
+
 def test_the_check_refuses_a_wrong_command():
     """The check can fail: an unknown flag, a bad choice and an unknown --set key are caught."""
     assert "unrecognized" in check_command("gnas evolve --generatons 3")
