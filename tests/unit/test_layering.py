@@ -9,11 +9,11 @@ imports included), so each module of a package can be read before those that use
 from __future__ import annotations
 
 import ast
-import sys
-from collections import deque
 from pathlib import Path
 
 import pytest
+
+from import_graph import SourceModule, import_graph, shortest_path
 
 ROOT = Path(__file__).resolve().parents[2] / "gnas"
 
@@ -116,49 +116,9 @@ KNOWN_CYCLES: dict[str, frozenset[str]] = {
 }
 
 
-def _module_name(path: Path) -> str:
-    parts = ("gnas",) + path.relative_to(ROOT).with_suffix("").parts
-    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
-
-
-def _import_graph(paths: list[Path]) -> dict[str, set[str]]:
-    """Module -> the gnas modules it imports (at any level, ``if TYPE_CHECKING`` included).
-
-    ``from gnas.pkg import name`` points at ``gnas.pkg.name`` when that is a module,
-    else at the package ``gnas.pkg`` itself.
-    """
-    names = {_module_name(p) for p in paths}
-    graph: dict[str, set[str]] = {name: set() for name in names}
-    for path in paths:
-        source = _module_name(path)
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if isinstance(node, ast.Import):
-                targets = [a.name for a in node.names]
-            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-                targets = [f"{node.module}.{a.name}" if f"{node.module}.{a.name}" in names
-                           else node.module for a in node.names]
-            else:
-                continue
-            graph[source] |= {t for t in targets if t in names and t != source}
-    return graph
-
-
-def _path(graph: dict[str, set[str]], start: str, goal: str) -> list[str]:
-    """The shortest import chain from ``start`` to ``goal`` (breadth first); [] if none."""
-    came_from: dict[str, str] = {start: start}
-    queue = deque([start])
-    while queue:
-        module = queue.popleft()
-        for target in sorted(graph[module]):
-            if target not in came_from:
-                came_from[target] = module
-                queue.append(target)
-    if goal not in came_from:
-        return []
-    chain = [goal]
-    while chain[-1] != start:
-        chain.append(came_from[chain[-1]])
-    return chain[::-1]
+def _gnas_only(graph: dict[str, set[str]]) -> dict[str, set[str]]:
+    """The graph between gnas' own modules (other libraries dropped)."""
+    return {m: {t for t in targets if t in graph} for m, targets in graph.items()}
 
 
 def _unexplained_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
@@ -170,7 +130,7 @@ def _unexplained_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
     cycles: list[list[str]] = []
     for module in sorted(graph):
         for target in sorted(graph[module]):
-            back = _path(graph, target, module)
+            back = shortest_path(graph, target, module)
             if not back:
                 continue
             cycle = [module] + back
@@ -181,17 +141,41 @@ def _unexplained_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
 
 
 def test_no_import_cycles():
-    cycles = _unexplained_cycles(_import_graph(MODULES))
+    cycles = _unexplained_cycles(_gnas_only(import_graph(MODULES, ROOT)))
     assert not cycles, "import cycles: " + "; ".join(" -> ".join(c) for c in cycles)
 
 
-def test_the_cycle_check_finds_a_cycle(tmp_path, monkeypatch):
+def test_the_cycle_check_finds_a_cycle(tmp_path):
     """The check itself can fail: two modules importing each other (one for typing only) are found."""
-    monkeypatch.setattr(sys.modules[__name__], "ROOT", tmp_path)
     (tmp_path / "pkg").mkdir()
     (tmp_path / "pkg" / "a.py").write_text("from gnas.pkg.b import thing\n")
     (tmp_path / "pkg" / "b.py").write_text("from typing import TYPE_CHECKING\n"
                                            "if TYPE_CHECKING:\n    from gnas.pkg import a\n")
     (tmp_path / "pkg" / "c.py").write_text("import gnas.pkg.a\n")
-    cycles = _unexplained_cycles(_import_graph(sorted(tmp_path.rglob("*.py"))))
+    cycles = _unexplained_cycles(_gnas_only(import_graph(sorted(tmp_path.rglob("*.py")), tmp_path)))
     assert len(cycles) == 1 and set(cycles[0]) == {"gnas.pkg.a", "gnas.pkg.b"}, cycles
+
+
+def test_the_tensorflow_marker_follows_what_each_test_uses(tmp_path):
+    """conftest.py marks `tensorflow` from this reading: a test is marked when what it uses
+    (its code, the helpers and fixtures it calls, the gnas names it imports) may import
+    TensorFlow or runs code out of sight; a test of the engine alone is not."""
+    (tmp_path / "helpers.py").write_text(
+        "import subprocess\n\ndef cli():\n    return subprocess.run(['gnas'])\n\ndef plain():\n    return 1\n")
+    (tmp_path / "test_x.py").write_text(
+        "import pytest\n"
+        "from gnas.config import load_config\n"
+        "from gnas.search.strategies import GeneticAlgorithm\n"
+        "from helpers import cli, plain\n\n"
+        "def test_engine():\n    load_config(); plain(); GeneticAlgorithm\n\n"
+        "def test_cli():\n    cli()\n\n"
+        "def test_keras():\n    pytest.importorskip('keras')\n\n"
+        "def test_builder():\n    from gnas.backend.builder import build_model\n\n"
+        "@pytest.fixture\ndef evaluator():\n    from gnas.backend.evaluator import Evaluator\n\n"
+        "def uses_it(evaluator):\n    pass\n")
+    module = SourceModule(tmp_path / "test_x.py", helpers=SourceModule(tmp_path / "helpers.py"))
+    reasons = {name: module.reason(module.definition(name))
+               for name in ("test_engine", "test_cli", "test_keras", "test_builder")}
+    assert reasons["test_engine"] == "" and not module.module_reason, reasons
+    assert "subprocess" in reasons["test_cli"] and "keras" in reasons["test_keras"], reasons
+    assert "gnas.backend.builder" in reasons["test_builder"] and "evaluator" in module.tainted
