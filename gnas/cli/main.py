@@ -19,7 +19,7 @@ import signal
 import sys
 from typing import Sequence
 
-from gnas import __version__
+from gnas.version import __version__
 from gnas.cli import chaos, datasets, evolve, export, markov, report, resume
 from gnas.cli.supervisor import ChildReport, supervise, supervised_command
 from gnas.errors import GnasError, Terminated

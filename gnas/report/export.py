@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 
-from gnas import __version__
+from gnas.version import __version__
 
 from gnas.datasets.preprocessing import preprocessing_record
 from gnas.genome import memory

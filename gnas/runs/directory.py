@@ -34,7 +34,7 @@ from typing import Any, Callable, Iterator
 
 from filelock import lock_descriptor
 
-from gnas import __version__
+from gnas.version import __version__
 from gnas.config import RunConfig, flatten, load_config, read_toml, search_defining, search_digest, to_toml
 from gnas.errors import ConfigError, RunDirError
 from gnas.runs.atomic import atomic_write_text, read_json

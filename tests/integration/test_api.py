@@ -13,7 +13,6 @@ import pytest
 import gnas
 from gnas.errors import ConfigError, DataError, RunDirError
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from helpers import gnas as gnas_cli  # noqa: E402
 
 pytestmark = pytest.mark.slow

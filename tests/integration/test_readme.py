@@ -9,7 +9,6 @@ import pytest
 
 from gnas.config import load_config
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from helpers import gnas, report  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]

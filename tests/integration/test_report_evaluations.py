@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from helpers import TINY, gnas  # noqa: E402
 
 from gnas.config import RunConfig

@@ -17,7 +17,6 @@ from gnas.datasets import load_for_run
 from gnas.genome.space import bits_to_str, str_to_bits
 from gnas.records import EvalTask
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from helpers import one_stage_evaluator  # noqa: E402
 
 
