@@ -30,6 +30,7 @@ from gnas.markov.recorder import MarkovRecorder
 from gnas.pruning import step as pruning_step
 from gnas.report.summary import parameters_text
 from gnas.report.tensorboard import TensorBoardLogger
+from gnas.runs.data_digest import data_digest
 from gnas.runs.directory import RunDir, resume_command
 from gnas.runs.faults import fault_point
 from gnas.runs.interrupts import acknowledge_interrupt, interrupt_exit_code
@@ -86,7 +87,7 @@ def start(cfg: RunConfig, run_dir_path: str | Path | None, out=sys.stdout,
     preflight(cfg, space)
     executor = start_executor(cfg, dataset)  # a Ray that cannot start leaves no half-made run
     try:
-        run_dir.create(cfg)
+        run_dir.create(cfg, dataset_digest(dataset))
         if arrays is not None:
             os.replace(arrays, cfg.data.dataset)
         with run_dir.locked():
@@ -94,6 +95,12 @@ def start(cfg: RunConfig, run_dir_path: str | Path | None, out=sys.stdout,
                            progress)
     finally:
         executor.close()
+
+
+def dataset_digest(dataset: Dataset) -> str:
+    """The digest of the prepared splits that a resume must find again (gnas-run.json)."""
+    return data_digest((dataset.x_train, dataset.y_train, dataset.x_val, dataset.y_val,
+                        dataset.x_test, dataset.y_test))
 
 
 def _staged(cfg: RunConfig, path: Path) -> Dataset:
@@ -216,6 +223,7 @@ def resume(path: str | Path, overrides: dict[str, Any], out=sys.stdout,
             check_generations(state, cfg)
             EvaluationStore.check_file(run_dir.db_path)
             dataset = load_data(cfg)
+            run_dir.check_data(dataset_digest(dataset))
             space = make_space(cfg, dataset)
             preflight(cfg, space)
             check_compatible(run_dir, state, space)

@@ -111,6 +111,8 @@ class Evaluations:
         self.searching = True  # False once the search ends and the final pick trains
         self._final_from = 0   # final_trained when the search ended
         self._final_epochs = 0  # epochs the final pick trained since the search ended
+        self._checkpointed_final = state.final_trained  # final picks' rows the checkpoint knew
+        self._count_from_store()
 
     def evaluate(self, genomes: Sequence[Bits], generation: int, kind: Kind = Kind.SEARCH,
                  options: Mapping[str, Any] | None = None,
@@ -206,8 +208,7 @@ class Evaluations:
 
     def _record(self, result: EvalResult, kind: Kind) -> None:
         self.store.add(result, self.fitness_model.fitness(result))
-        self.state.trained += 1
-        self.state.final_trained += kind == Kind.RESEED
+        self._count_from_store()
         if not self.searching:
             self._final_epochs += result_epochs(result, self.cfg.train.epochs)
         self._count_failure(result)
@@ -221,10 +222,25 @@ class Evaluations:
             raise FatalError(f"{limit} evaluations failed in a row (last: {reason}); check the data "
                              f"and the search space, then {self.stop_hint}.")
 
+    def _count_from_store(self) -> None:
+        """``state.trained`` and ``state.final_trained`` as the store has them: one row per training.
+
+        Counted from the rows, never carried over from a checkpoint, so a run
+        killed inside a generation (whose trainings are stored but not yet in the
+        checkpoint) counts, and so budgets, exactly as the uninterrupted run.
+        """
+        self.state.trained = self.store.count()
+        self.state.final_trained = self.store.count(kind=Kind.RESEED.value)
+
     def end_search(self) -> None:
-        """The search is over: from now on the final pick's re-trainings draw on the budget."""
+        """The search is over: from now on the final pick's re-trainings draw on the budget.
+
+        What earlier final picks trained is the checkpoint's count: a pick that a
+        kill cut short left its rows, but no checkpoint, so they count as this
+        pick's (reused now, as the uninterrupted pick trained them).
+        """
         self.searching = False
-        self._final_from = self.state.final_trained
+        self._final_from = min(self._checkpointed_final, self.state.final_trained)
 
     def spent(self) -> bool:
         """Whether a budget has nothing left for the search: no training, or too few
@@ -265,7 +281,7 @@ class Evaluations:
             return None
         held = ev.final_candidates * ev.final_seeds
         held = held if ev.max_trainings > 2 * held else 0
-        spent = self.state.trained - self.state.final_trained
+        spent = self.state.trained - self.state.final_trained  # both counted from the store
         if self.searching:
             return max(0, ev.max_trainings - held - spent)
         return max(0, ev.max_trainings - spent - (self.state.final_trained - self._final_from))
