@@ -78,7 +78,8 @@ class SuccessiveHalving:
         """
         if rung >= self.top:
             return ""
-        return str(inside(self.run_path, Path(CHECKPOINT_DIR) / f"{key}-e{self.rungs[rung]}.npz"))
+        path = inside(self.run_path, Path(CHECKPOINT_DIR) / f"{key}-e{self.rungs[rung]}.npz", CHECKPOINT_DIR)
+        return str(path)
 
     def first(self, task: EvalTask) -> EvalTask:
         """A racing candidate at the first rung; a re-training at the epochs it names."""
