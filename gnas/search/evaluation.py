@@ -248,6 +248,16 @@ class Evaluations:
         epochs = self.epochs_left()
         return self.budget_left() == 0 or (epochs is not None and epochs < first_epochs(self.cfg))
 
+    def cut_short(self) -> bool:
+        """Whether the store holds rows of the generation after the checkpoint's.
+
+        A run killed inside a generation its budget then ended finds its budget
+        spent on resume; that generation is still gone through again, from the
+        store, so what it had trained reaches the hall of fame as in the
+        uninterrupted run.
+        """
+        return self.searching and bool(self.store.keys_of(self.state.generation + 1))
+
     def epochs_left(self) -> int | None:
         """Epochs left in ``evolution.max_epochs_total``; None without an epoch budget.
 
