@@ -34,6 +34,7 @@ from gnas.pruning import step as pruning_step
 from gnas.report.summary import parameters_text
 from gnas.report.tensorboard import TensorBoardLogger
 from gnas.runs.atomic import durability
+from gnas.runs.data_digest import data_digest
 from gnas.runs.directory import RunDir, resume_command
 from gnas.runs.faults import fault_point
 from gnas.runs.interrupts import acknowledge_interrupt, interrupt_exit_code
@@ -159,7 +160,7 @@ def start(cfg: RunConfig, run_dir_path: str | Path | None, out=sys.stdout,
     # a Ray that cannot start leaves no half-made run
     executor = start_executor(cfg, dataset, evaluator_of(cfg, plugs))
     try:
-        run_dir.create(cfg)
+        run_dir.create(cfg, dataset_digest(dataset))
         if arrays is not None:
             os.replace(arrays, cfg.data.dataset)
         with run_dir.locked():
@@ -167,6 +168,17 @@ def start(cfg: RunConfig, run_dir_path: str | Path | None, out=sys.stdout,
                            progress, plugs)
     finally:
         executor.close()
+
+
+def dataset_digest(dataset: Dataset | None) -> str | None:
+    """The digest of the prepared splits that a resume must find again (gnas-run.json).
+
+    None for a space that loads no data set (a table space: its data is the table).
+    """
+    if dataset is None:
+        return None
+    return data_digest((dataset.x_train, dataset.y_train, dataset.x_val, dataset.y_val,
+                        dataset.x_test, dataset.y_test))
 
 
 def _staged(cfg: RunConfig, path: Path) -> Dataset:
@@ -318,6 +330,7 @@ def resume(path: str | Path, overrides: dict[str, Any], out=sys.stdout,
             check_generations(state, cfg)
             EvaluationStore.check_file(run_dir.db_path)
             dataset = data_of(cfg, plugs)
+            run_dir.check_data(dataset_digest(dataset))
             space = space_of(cfg, dataset, plugs)
             preflight(cfg, space, plugs)
             check_compatible(run_dir, state, space)

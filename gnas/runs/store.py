@@ -138,6 +138,7 @@ class EvaluationStore:
                     if store.conn.execute("PRAGMA quick_check").fetchone()[0] != "ok":
                         raise sqlite3.DatabaseError("integrity check failed")
                     store._check_foreign()
+                    store.check_keys()
                 finally:
                     store.conn.close()
             except sqlite3.DatabaseError as exc:
@@ -161,6 +162,20 @@ class EvaluationStore:
             self.conn.close()
             raise RunDirError(f"{self.path} is not a gnas evaluation database (no column(s) "
                               f"{', '.join(missing)}); restore it from a backup or start a new run.")
+
+    def check_keys(self) -> None:
+        """Refuse a database holding a key gnas did not make (20 hex digits of a digest).
+
+        Keys name files of the run (parent weights, training states), so a key
+        written by hand could otherwise steer a write or a deletion anywhere.
+        """
+        row = self.conn.execute(
+            "SELECT id, genome_key FROM evaluations WHERE typeof(genome_key) != 'text' "
+            "OR length(genome_key) != 20 OR genome_key GLOB '*[^0-9a-f]*' LIMIT 1").fetchone()
+        if row is not None:
+            raise RunDirError(f"{self.path}: row {row[0]} has the key {str(row[1])[:60]!r}, which gnas "
+                              "never makes; the database was edited. Restore it from a backup or start "
+                              "a new run.")
 
     def close(self) -> None:
         self.conn.close()
@@ -241,7 +256,7 @@ class EvaluationStore:
         if through is not None:
             sql, args = sql + " AND COALESCE(generation, 0) <= ?", args + [int(through)]
         if kind is not None:
-            sql, args = sql + " AND kind = ?", args + [str(kind)]
+            sql, args = sql + " AND kind = ?", args + [kind]
         return [(g, f) for g, f in self.conn.execute(sql + " ORDER BY id", args).fetchall()]
 
     def rows(self) -> list[dict]:
@@ -285,11 +300,14 @@ class EvaluationStore:
                         "metrics": json.loads(row["metrics"] or "{}")})
         return out
 
-    def count(self, status: str | None = None) -> int:
-        if status is None:
-            return self.conn.execute("SELECT COUNT(*) FROM evaluations").fetchone()[0]
-        return self.conn.execute("SELECT COUNT(*) FROM evaluations WHERE status = ?",
-                                 (status,)).fetchone()[0]
+    def count(self, status: str | None = None, kind: str | None = None) -> int:
+        """Rows (each one training), optionally of one status and one kind."""
+        sql, args = "SELECT COUNT(*) FROM evaluations WHERE 1", []
+        if status is not None:
+            sql, args = sql + " AND status = ?", args + [status]
+        if kind is not None:
+            sql, args = sql + " AND kind = ?", args + [kind]
+        return self.conn.execute(sql, args).fetchone()[0]
 
 
 def _plain(value):

@@ -123,6 +123,8 @@ class Evaluations:
         self._final_from = 0   # final_trained when the search ended
         self._final_epochs = 0  # epochs the final pick trained since the search ended
         self.clock = search_seconds(store) if cfg.evolution.max_seconds else 0.0
+        self._checkpointed_final = state.final_trained  # final picks' rows the checkpoint knew
+        self._count_from_store()
 
     def evaluate(self, genomes: Sequence[Bits], generation: int, kind: Kind = Kind.SEARCH,
                  options: Mapping[str, Any] | None = None,
@@ -243,8 +245,7 @@ class Evaluations:
             self.clock += result.seconds
         # A trained network is committed the moment it exists; lookups, per round (see _train).
         self.store.add(result, self.fitness_model.fitness(result), commit=self.space.trains)
-        self.state.trained += 1
-        self.state.final_trained += kind == Kind.RESEED
+        self._count_from_store()
         if not self.searching:
             self._final_epochs += result_epochs(result, self.cfg.train.epochs)
         self._count_failure(result)
@@ -258,10 +259,25 @@ class Evaluations:
             raise FatalError(f"{limit} evaluations failed in a row (last: {reason}); check the data "
                              f"and the search space, then {self.stop_hint}.")
 
+    def _count_from_store(self) -> None:
+        """``state.trained`` and ``state.final_trained`` as the store has them: one row per training.
+
+        Counted from the rows, never carried over from a checkpoint, so a run
+        killed inside a generation (whose trainings are stored but not yet in the
+        checkpoint) counts, and so budgets, exactly as the uninterrupted run.
+        """
+        self.state.trained = self.store.count()
+        self.state.final_trained = self.store.count(kind=Kind.RESEED.value)
+
     def end_search(self) -> None:
-        """The search is over: from now on the final pick's re-trainings draw on the budget."""
+        """The search is over: from now on the final pick's re-trainings draw on the budget.
+
+        What earlier final picks trained is the checkpoint's count: a pick that a
+        kill cut short left its rows, but no checkpoint, so they count as this
+        pick's (reused now, as the uninterrupted pick trained them).
+        """
         self.searching = False
-        self._final_from = self.state.final_trained
+        self._final_from = min(self._checkpointed_final, self.state.final_trained)
 
     def spent(self) -> bool:
         """Whether a budget has nothing left for the search: no training, or too few
@@ -270,6 +286,16 @@ class Evaluations:
         limit = self.cfg.evolution.max_seconds
         return self.budget_left() == 0 or (epochs is not None and epochs < first_epochs(self.cfg)) \
             or bool(limit and self.clock >= limit)
+
+    def cut_short(self) -> bool:
+        """Whether the store holds rows of the generation after the checkpoint's.
+
+        A run killed inside a generation its budget then ended finds its budget
+        spent on resume; that generation is still gone through again, from the
+        store, so what it had trained reaches the hall of fame as in the
+        uninterrupted run.
+        """
+        return self.searching and bool(self.store.keys_of(self.state.generation + 1))
 
     def epochs_left(self) -> int | None:
         """Epochs left in ``evolution.max_epochs_total``; None without an epoch budget.
@@ -304,7 +330,7 @@ class Evaluations:
             return None
         held = ev.final_candidates * ev.final_seeds
         held = held if ev.max_trainings > 2 * held else 0
-        spent = self.state.trained - self.state.final_trained
+        spent = self.state.trained - self.state.final_trained  # both counted from the store
         if self.searching:
             return max(0, ev.max_trainings - held - spent)
         return max(0, ev.max_trainings - spent - (self.state.final_trained - self._final_from))

@@ -116,7 +116,8 @@ class Search:
                 results = self.evaluate(population, generation=0)
                 self._end_generation(Generation(0, population, self._fitness(results),
                                                 [r.key for r in results]))
-            while self.state.generation < self.cfg.evolution.generations and not self.evaluations.spent():
+            while self.state.generation < self.cfg.evolution.generations and (
+                    not self.evaluations.spent() or self.evaluations.cut_short()):
                 g = self.state.generation + 1
                 self.callbacks.on_generation_begin(self, g)
                 self._end_generation(self._next_generation(g))
