@@ -1,0 +1,99 @@
+"""More bad input through the real CLI and API: what is read from outside a run is checked.
+
+Each refusal is one line on stderr (``gnas: error: ...``), exit status 2, no
+traceback, and no run directory left behind; each documented fallback (a kept
+calibration measured afresh, a damaged weights file trained from scratch)
+finishes the run with the reason said.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from test_bad_input import TINY, assert_user_error, gnas  # noqa: E402
+
+
+def digits_arrays() -> tuple[np.ndarray, np.ndarray]:
+    from sklearn.datasets import load_digits
+
+    return load_digits(return_X_y=True)
+
+
+def save_npz(path: Path, x: np.ndarray, y: np.ndarray, n_test: int = 100) -> Path:
+    np.savez(path, x_train=x[n_test:], y_train=y[n_test:], x_test=x[:n_test], y_test=y[:n_test])
+    return path
+
+
+def refused_nothing_written(tmp_path: Path, args: list, *needles: str) -> str:
+    """``gnas evolve ARGS`` is refused in one line and no run directory appears."""
+    run = tmp_path / "run"
+    line = assert_user_error(gnas("evolve", *args, *TINY, "--run-dir", str(run)), *needles)
+    assert not run.exists(), "a refused command left a run directory"
+    return line
+
+
+# ------------------------------------------------------------ the calibration cache
+TINY_CALIBRATED = ["--preset", "tiny", "--generations", "1", "--population", "2", "--epochs", "1",
+                   "--max-train-samples", "100", "--threads", "1", "--set", "evolution.final_seeds=0",
+                   "--set", "final.max_epochs=1", "-q"]
+
+
+def kept_path(cache_dir: Path) -> Path:
+    """Where the run of TINY_CALIBRATED looks for its kept calibration."""
+    from gnas.chaos.calibration import run_cache_key
+    from gnas.config import load_config
+    from gnas.datasets import load_for_run
+    from gnas.genome.factory import make_space
+
+    cfg = load_config(None, {"data.max_train_samples": 100, "evolution.population": 2,
+                             "evolution.generations": 1, "train.epochs": 1}, preset="tiny")
+    dataset = load_for_run(cfg)
+    return cache_dir / f"{run_cache_key(cfg, dataset, make_space(cfg, dataset))}.json"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("plant, why", [
+    (lambda p: os.mkfifo(p), "not a regular file"),
+    (lambda p: p.write_text("[" * 100_000 + "]" * 100_000), "not a JSON record"),
+])
+def test_a_fifo_or_deep_nesting_in_the_calibration_cache_is_measured_afresh(tmp_path, plant, why):
+    cache_dir = tmp_path / "cache"
+    cache_dir.mkdir()
+    kept = kept_path(cache_dir)
+    plant(kept)
+    run = tmp_path / "run"
+    proc = gnas("evolve", *TINY_CALIBRATED, "--run-dir", str(run), env={"GNAS_CACHE_DIR": str(cache_dir)})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert f"the kept calibration {kept} is not used ({why})" in proc.stderr
+    chaos = json.loads((run / "chaos.json").read_text())
+    assert chaos["source"] in ("measured", "preset") and 0.0 <= chaos["lambda_c"] <= 1.0
+
+
+@pytest.mark.slow
+def test_a_kept_record_with_a_string_interval_and_a_huge_reason_is_not_copied_into_the_run(tmp_path):
+    """Variant: the right key, fields of the wrong type (and a 5 MB reason) -> measured afresh;
+    the run's chaos.json is the sweep it measured, and the run reports and resumes."""
+    cache_dir = tmp_path / "cache"
+    cache_dir.mkdir()
+    kept = kept_path(cache_dir)
+
+    record = {"key": kept.stem, "lambda_c": True, "lambda_c_ci": "0.1,0.2", "reason": "x" * 5_000_000,
+              "source": "measured", "sweep": [{"lambda": 0.5, "exponent": 0.0, "std": 0.0}]}
+    kept.write_text(json.dumps(record))
+    run = tmp_path / "run"
+    env = {"GNAS_CACHE_DIR": str(cache_dir)}
+    proc = gnas("evolve", *TINY_CALIBRATED, "--run-dir", str(run), env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "measuring lambda_c afresh" in proc.stderr
+    chaos = json.loads((run / "chaos.json").read_text())
+    assert len(chaos["reason"]) < 1000 and isinstance(chaos["lambda_c"], float)
+    assert chaos["lambda_c_ci"] is None or isinstance(chaos["lambda_c_ci"], list)
+    assert gnas("report", str(run), "--json", env=env).returncode == 0
+    assert gnas("resume", str(run), env=env).returncode == 0
+    assert (run / "chaos.json").stat().st_size < 10_000
