@@ -97,3 +97,39 @@ def test_a_kept_record_with_a_string_interval_and_a_huge_reason_is_not_copied_in
     assert gnas("report", str(run), "--json", env=env).returncode == 0
     assert gnas("resume", str(run), env=env).returncode == 0
     assert (run / "chaos.json").stat().st_size < 10_000
+
+
+# ------------------------------------------------------------ damaged parent weights
+INHERIT = [*TINY, "--generations", "1", "--inherit", "parent", "--set", "evolution.final_seeds=0",
+           "--set", "final.max_epochs=1", "-q"]
+
+
+def child_notes(run: Path, generation: int) -> list[str]:
+    import sqlite3
+
+    with sqlite3.connect(run / "evaluations.db") as db:
+        rows = [json.loads(m) for (m,) in db.execute(
+            "SELECT metrics FROM evaluations WHERE generation = ? AND kind IN ('search', 'champion')",
+            (generation,))]
+    return [m["inherit_note"] for m in rows if "inherit_note" in m]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("damage", ["truncated", "not a zip"])
+def test_damaged_parent_weights_train_the_child_from_scratch_with_the_reason(tmp_path, damage):
+    run = tmp_path / "run"
+    proc = gnas("evolve", *INHERIT, "--run-dir", str(run))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    kept = sorted((run / "weights").glob("*.npz"))
+    assert kept, "the run kept no parent weights"
+    for f in kept:
+        data = f.read_bytes()
+        f.write_bytes(data[: len(data) // 2] if damage == "truncated" else b"\0" * 64)
+    proc = gnas("resume", str(run), "--generations", "2")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "Traceback" not in proc.stderr
+    assert "trains those layers from scratch" in proc.stderr
+    notes = child_notes(run, 2)
+    assert notes and all(n.startswith("cannot read the parent weights ") for n in notes)
+    assert json.loads((run / "state.json").read_text())["generation"] == 2
+    assert (run / "best" / "model.keras").is_file()
