@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from gnas.config import RunConfig
 from gnas.datasets import Dataset
+from gnas.datasets.checks import check_family
 from gnas.genome.space import SearchSpace
 
 
@@ -20,6 +21,9 @@ def family_for(cfg: RunConfig, dataset: Dataset) -> str:
 
 
 def make_space(cfg: RunConfig, dataset: Dataset) -> SearchSpace:
-    """The search space of a run: layout from the config, shapes from the data."""
+    """The search space of a run: layout from the config, shapes from the data (a conv
+    search of vectors is refused here, before anything is built)."""
+    family = family_for(cfg, dataset)
+    check_family(family, dataset.input_shape, dataset.name)
     return SearchSpace(cfg.space, dataset.input_shape, dataset.n_classes, task=dataset.task,
-                       family=family_for(cfg, dataset))
+                       family=family)
