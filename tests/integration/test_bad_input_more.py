@@ -133,3 +133,126 @@ def test_damaged_parent_weights_train_the_child_from_scratch_with_the_reason(tmp
     assert notes and all(n.startswith("cannot read the parent weights ") for n in notes)
     assert json.loads((run / "state.json").read_text())["generation"] == 2
     assert (run / "best" / "model.keras").is_file()
+
+
+# ------------------------------------------------------------ data gnas refuses
+@pytest.fixture(scope="module")
+def digits():
+    return digits_arrays()
+
+
+@pytest.mark.parametrize("scale, dtype", [(1e30, np.float32), (1e300, np.float64), (1e20, np.float64),
+                                          (10 ** 18, np.uint64)])
+def test_features_float32_training_cannot_square_are_refused(tmp_path, digits, scale, dtype):
+    x, y = digits
+    big = x.astype(dtype) * dtype(scale) if dtype == np.uint64 else (x * scale).astype(dtype)
+    data = save_npz(tmp_path / "big.npz", big, y)
+    line = refused_nothing_written(tmp_path, ["--dataset", data], "x_train holds values as large as",
+                                   "rescale")
+    assert "e+" in line  # the magnitude in exponent form, not hundreds of digits
+
+
+def test_features_just_within_float32_training_are_taken(tmp_path, digits):
+    """The bound is not a blanket refusal of large numbers: 1e17 trains and exports sound."""
+    from gnas.datasets import load_dataset
+
+    x, y = digits
+    data = load_dataset(str(save_npz(tmp_path / "ok.npz", x * 1e17, y)))
+    assert np.all(np.isfinite(data.input_std)) and np.all(np.isfinite(data.input_std.astype(np.float32) ** 2))
+
+
+def test_regression_targets_beyond_float32_are_refused(tmp_path, digits):
+    x, y = digits
+    data = save_npz(tmp_path / "reg.npz", x, y * 1e300 + 0.5)
+    refused_nothing_written(tmp_path, ["--dataset", data], "y_train holds values as large as")
+
+
+@pytest.mark.parametrize("labels", ["int", "float"])
+def test_labels_that_would_need_trillions_of_outputs_are_refused(tmp_path, digits, labels):
+    x, y = digits
+    big = y.astype(np.int64) * 10 ** 12 if labels == "int" else y.astype(np.float64) * 1e12
+    data = save_npz(tmp_path / "labels.npz", x, big)
+    refused_nothing_written(tmp_path, ["--dataset", data], "10 distinct values", "0..K-1",
+                            "np.unique(y, return_inverse=True)")
+
+
+def test_negative_labels_are_told_so(tmp_path, digits):
+    x, y = digits
+    data = save_npz(tmp_path / "neg.npz", x, y - 5)
+    line = refused_nothing_written(tmp_path, ["--dataset", data], "negative class labels",
+                                   "received -5 to 4")
+    assert "must lie in 0..4" not in line
+
+
+@pytest.mark.parametrize("source", ["npz", "csv"])
+def test_a_conv_search_of_vectors_is_refused(tmp_path, digits, source):
+    x, y = digits
+    if source == "npz":
+        data = str(save_npz(tmp_path / "vectors.npz", x, y))
+    else:
+        data = str(tmp_path / "vectors.csv")
+        np.savetxt(data, np.column_stack([x[:300], y[:300]]), delimiter=",", fmt="%g")
+    refused_nothing_written(tmp_path, ["--dataset", data, "--family", "conv"],
+                            "space.family = conv needs images", "--family dense")
+
+
+@pytest.mark.parametrize("text", ["a,b,target\n", "a;b;target\r\n\r\n"])
+def test_a_header_only_csv_says_no_data_rows(tmp_path, text):
+    data = tmp_path / "header.csv"
+    data.write_text(text)
+    line = refused_nothing_written(tmp_path, ["--dataset", data], "no data rows")
+    assert "holds" not in line
+
+
+@pytest.mark.parametrize("value", ["1e300", "1e40"])
+def test_a_huge_setting_is_shown_in_exponent_form(tmp_path, value):
+    line = refused_nothing_written(tmp_path, ["--set", f"evolution.inherit_max_mb={value}"],
+                                   "evolution.inherit_max_mb=", "out of range")
+    assert len(line) < 200 and "e+" in line
+
+
+# ------------------------------------------------------------ the Python interface
+API = {"generations": 1, "population": 2, "epochs": 1, "lambda_c": 0.8, "threads": 1}
+
+
+@pytest.mark.parametrize("x, y, name", [
+    ([[1.0, 2.0], [3.0]] * 10, [0, 1] * 10, "x_train"),
+    ([[1.0, 2.0]] * 20, [[0], [1, 2]] * 10, "y_train"),
+])
+def test_a_ragged_list_is_a_data_error(tmp_path, x, y, name):
+    import gnas
+    from gnas.errors import DataError
+
+    with pytest.raises(DataError, match=f"^{name} is not a rectangular array"):
+        gnas.evolve(x, y, run_dir=tmp_path / "run", **API)
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("change, needle", [
+    (lambda x, y: (np.where(np.arange(len(x))[:, None] == 7, np.nan, x), y), "x_train contains NaN"),
+    (lambda x, y: (x * 1e300, y), "x_train holds values as large as"),
+    (lambda x, y: (x, y - 5), "y_train holds negative class labels"),
+    (lambda x, y: (x, y * 10 ** 12), "10 distinct values"),
+])
+def test_api_errors_name_what_the_caller_passed_not_a_file_of_gnas(tmp_path, digits, change, needle):
+    import gnas
+    from gnas.errors import DataError
+
+    x, y = change(*digits)
+    with pytest.raises(DataError) as err:
+        gnas.evolve(x, y, run_dir=tmp_path / "run", **API)
+    message = str(err.value)
+    assert needle in message and message.startswith("gnas.evolve: ")
+    assert "data.npz" not in message and ".gnas-arrays-" not in message
+    assert not (tmp_path / "run").exists()
+    assert not list(tmp_path.glob(".gnas-arrays-*"))
+
+
+def test_api_validation_data_is_named_too(tmp_path, digits):
+    import gnas
+    from gnas.errors import DataError
+
+    x, y = digits
+    with pytest.raises(DataError, match=r"^gnas.evolve: x_val contains NaN"):
+        gnas.evolve(x[:900], y[:900], validation_data=(x[900:] * np.nan, y[900:]),
+                    run_dir=tmp_path / "run", **API)
