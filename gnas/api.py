@@ -151,6 +151,9 @@ def evolve(x_train: Any = None, y_train: Any = None, *,
     if dataset is not None:
         raise ConfigError("give either arrays (x_train, y_train) or dataset=, not both.")
     arrays = _arrays(x_train, y_train, validation_data, test_data, cfg.data.task)
+    from gnas.datasets.user_npz import check_arrays
+
+    check_arrays(arrays, "gnas.evolve", cfg.data.task)  # named as passed, before data.npz exists
     cfg = _with_data(cfg, path.absolute() / DATA_FILE)
     with tempfile.TemporaryDirectory(prefix=".gnas-arrays-", dir=_existing_parent(path)) as tmp:
         staged = Path(tmp) / DATA_FILE
@@ -312,7 +315,7 @@ def _two(pair: Any, name: str) -> tuple[Any, Any]:
 
 def _pair(x: Any, y: Any, x_name: str, y_name: str) -> tuple[np.ndarray, np.ndarray]:
     """Inputs and targets as numeric arrays with one target per sample."""
-    x, y = np.asarray(x), np.asarray(y)
+    x, y = _array(x, x_name), _array(y, y_name)
     for name, a in ((x_name, x), (y_name, y)):
         if a.dtype.kind not in "biuf":
             raise DataError(f"{name} must be numeric (received dtype {a.dtype}); encode text or "
@@ -325,6 +328,15 @@ def _pair(x: Any, y: Any, x_name: str, y_name: str) -> tuple[np.ndarray, np.ndar
     if len(x) != len(y):
         raise DataError(f"{x_name} has {len(x)} samples but {y_name} {len(y)}; give one target per sample.")
     return x, y
+
+
+def _array(value: Any, name: str) -> np.ndarray:
+    """``value`` as an array; a ragged list (rows of different lengths) is a DataError."""
+    try:
+        return np.asarray(value)
+    except (ValueError, TypeError):
+        raise DataError(f"{name} is not a rectangular array of numbers (rows of different lengths "
+                        "or shapes); give every sample the same shape.") from None
 
 
 def _save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:

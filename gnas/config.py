@@ -274,7 +274,7 @@ def _check_value(section: str, f: dataclasses.Field, value: Any) -> Any:
             raise ConfigError(f"{key}: expected a finite number. Received: {key}={item!r}.")
         lo, hi = meta.get("lo"), meta.get("hi")
         if (lo is not None and item < lo) or (hi is not None and item > hi):
-            raise ConfigError(f"{key}={item!r} is out of range: allowed "
+            raise ConfigError(f"{key}={_shown(item)} is out of range: allowed "
                               f"{_range_text(lo, hi)}. Set a value in that range.")
     if meta.get("choices") and value not in meta["choices"]:
         raise ConfigError(f"{key}={value!r} is not allowed: choose one of "
@@ -282,6 +282,14 @@ def _check_value(section: str, f: dataclasses.Field, value: Any) -> Any:
     if isinstance(value, tuple) and not value:
         raise ConfigError(f"{key}: expected a non-empty list. Received: {key}=[].")
     return value
+
+
+def _shown(item: Any) -> str:
+    """A number as a message shows it: an integer of more than 15 digits (``1e300``
+    coerced to int) in exponent form, anything else as written."""
+    if isinstance(item, int) and abs(item) >= 10 ** 15:
+        return f"{float(item):.3g}"
+    return repr(item)
 
 
 def _range_text(lo: float | None, hi: float | None) -> str:

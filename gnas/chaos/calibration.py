@@ -52,7 +52,6 @@ from gnas.config import RunConfig
 from gnas.datasets import Dataset
 from gnas.errors import ConfigError, DataError
 from gnas.genome.space import Bits, SearchSpace
-from gnas.runs.atomic import read_json
 
 log = logging.getLogger(__name__)
 
@@ -371,14 +370,20 @@ def space_fingerprint(space: SearchSpace, weight_scale: float) -> str:
 
 
 def load_cached(path: Path, dataset: str, fingerprint: str) -> dict[str, Any] | None:
-    """The cached calibration at ``path`` if it is readable and for this data and space."""
-    data = read_json(path)
-    if not isinstance(data, dict) or data.get("dataset") != dataset or data.get("space") != fingerprint:
-        return None
-    value, source = data.get("lambda_c"), data.get("source")
-    if not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0 or source not in ("measured", "preset"):
-        return None
-    return data
+    """The run's own calibration at ``path`` if it is sound and for this data and space
+    (read and checked as a kept one is: :func:`gnas.chaos.cache.problem`)."""
+    data, why = cache.read_record(path)
+    if why is None and cache.problem(data, key=None, dataset=dataset, fingerprint=fingerprint) is None:
+        return data
+    return None
+
+
+def run_cache_key(cfg: RunConfig, dataset: Dataset, space: SearchSpace) -> str:
+    """The calibration cache's key of a run's sweep (:func:`gnas.chaos.cache.calibration_key`)."""
+    batch = min(BATCH, len(dataset.x_train))
+    return cache.calibration_key(space_fingerprint(space, cfg.train.weight_scale),
+                                 seed=cfg.evolution.seed, growth=cfg.evolution.growth,
+                                 inputs=input_batches(dataset, BATCHES, batch, cfg.evolution.seed))
 
 
 def calibrate_for_run(cfg: RunConfig, dataset: Dataset, space: SearchSpace, run_dir,
@@ -402,13 +407,11 @@ def calibrate_for_run(cfg: RunConfig, dataset: Dataset, space: SearchSpace, run_
     if cached is not None:
         return float(cached["lambda_c"]), str(cached["source"])
     batch = min(BATCH, len(dataset.x_train))
-    key = cache.calibration_key(fingerprint, seed=cfg.evolution.seed, growth=cfg.evolution.growth,
-                                inputs=input_batches(dataset, BATCHES, batch, cfg.evolution.seed))
-    kept = cache.path_for(key)
-    record = None if kept is None else load_cached(kept, cfg.data.dataset, fingerprint)
-    if record is not None and cache.usable(record, key):
+    key = run_cache_key(cfg, dataset, space)
+    record = cache.load(key, cfg.data.dataset, fingerprint)  # None: measure afresh
+    if record is not None:
         log.info("lambda_c = %.3f (%s: %s; as measured by an earlier run, kept in %s)",
-                 record["lambda_c"], record["source"], record.get("reason", ""), kept)
+                 record["lambda_c"], record["source"], record.get("reason", ""), cache.path_for(key))
     else:
         result = calibrate(dataset, space, weight_scale=cfg.train.weight_scale, batch=batch,
                            seed=cfg.evolution.seed, threads=cfg.train.threads, cfg=cfg)

@@ -13,6 +13,7 @@ from gnas.datasets import Dataset
 from gnas.errors import ConfigError
 from gnas.genome.nb201 import Nb201Space
 from gnas.genome.protocol import Space
+from gnas.datasets.checks import check_family
 from gnas.genome.space import SearchSpace
 
 
@@ -33,8 +34,10 @@ def genetic_cnn_space(cfg: RunConfig, dataset: Dataset | None) -> SearchSpace:
     """The Genetic-CNN space: layout from the config, shapes from the data."""
     if dataset is None:
         raise ConfigError("the genetic_cnn space needs a data set; give --dataset.")
+    family = family_for(cfg, dataset)
+    check_family(family, dataset.input_shape, dataset.name)  # a conv search of vectors is refused
     return SearchSpace(cfg.space, dataset.input_shape, dataset.n_classes, task=dataset.task,
-                       family=family_for(cfg, dataset))
+                       family=family)
 
 
 def nb201_space(cfg: RunConfig, dataset: Dataset | None) -> Nb201Space:
