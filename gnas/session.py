@@ -23,7 +23,7 @@ from gnas.datasets import Dataset, load_for_run as load_data
 from gnas.errors import ConfigError, RunDirError
 from gnas.execution.local import check_parallel, make_executor
 from gnas.genome.factory import make_space
-from gnas.genome.space import SearchSpace
+from gnas.genome.space import SearchSpace, str_to_bits
 from gnas.inheritance.lineage import Inheritance
 from gnas.inheritance.weights import WeightStore
 from gnas.markov.recorder import MarkovRecorder
@@ -227,6 +227,7 @@ def resume(path: str | Path, overrides: dict[str, Any], out=sys.stdout,
             space = make_space(cfg, dataset)
             preflight(cfg, space)
             check_compatible(run_dir, state, space)
+            EvaluationStore.check_file(run_dir.db_path, key_of=lambda genome: space.key(str_to_bits(genome)))
             executor = start_executor(cfg, dataset)  # before the first byte is written
         except KeyboardInterrupt as exc:
             return interrupted(run_dir, exc)
