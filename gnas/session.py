@@ -26,7 +26,7 @@ from gnas.execution.local import (EVALUATORS, EvaluatorFactory, TaskEvaluator, c
                                   given_evaluator, make_executor)
 from gnas.genome.factory import make_space, needs_data
 from gnas.genome.protocol import Space, has_stages, name_of
-from gnas.genome.space import SearchSpace
+from gnas.genome.space import SearchSpace, str_to_bits
 from gnas.inheritance.lineage import Inheritance
 from gnas.inheritance.weights import WeightStore
 from gnas.markov.recorder import MarkovRecorder
@@ -334,6 +334,7 @@ def resume(path: str | Path, overrides: dict[str, Any], out=sys.stdout,
             space = space_of(cfg, dataset, plugs)
             preflight(cfg, space, plugs)
             check_compatible(run_dir, state, space)
+            EvaluationStore.check_file(run_dir.db_path, key_of=lambda genome: space.key(str_to_bits(genome)))
             # before the first byte is written
             executor = start_executor(cfg, dataset, evaluator_of(cfg, plugs))
         except KeyboardInterrupt as exc:

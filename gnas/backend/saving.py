@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any, Callable
 
@@ -89,7 +90,9 @@ def save_keras(model: keras.Model, path: Path, preprocessing: dict[str, Any], fm
         replace_file(path, wrapped.save)
     else:
         called = _called(wrapped)
-        replace_file(path, lambda tmp: called.export(str(tmp), format=KERAS_FORMATS[fmt], verbose=False))
+        with warnings.catch_warnings():  # tf2onnx's own NumPy deprecation notes are not the user's
+            warnings.simplefilter("ignore", FutureWarning)
+            replace_file(path, lambda tmp: called.export(str(tmp), format=KERAS_FORMATS[fmt], verbose=False))
 
 
 def keras_bytes(model: keras.Model, preprocessing: dict[str, Any]) -> bytes:

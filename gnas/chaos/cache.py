@@ -33,7 +33,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from gnas.runs.atomic import atomic_write_text
+from gnas.runs.atomic import atomic_write_text, remove_dead_temp_files
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +111,7 @@ def store(key: str, record: dict[str, Any]) -> Path | None:
     shared = {k: v for k, v in record.items() if k not in RUN_ONLY}
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
+        remove_dead_temp_files(path.parent)  # what a killed write of this cache left
         atomic_write_text(path, json.dumps({**shared, "key": key}, indent=1))
     except OSError as exc:
         log.debug("calibration not kept in %s: %s", path, exc)

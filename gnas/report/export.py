@@ -72,7 +72,8 @@ def default_out(run_dir: RunDir, fmt: str = "keras") -> Path:
 
 def sidecar_of(out: str | Path) -> Path:
     """The JSON sidecar of an exported model: its path with the suffix ``.json``."""
-    return Path(out).with_suffix(".json")
+    path = Path(out)
+    return (path if path.name not in ("", ".", "..") else Path(os.path.abspath(path))).with_suffix(".json")
 
 
 def is_export_sidecar(path: Path) -> bool:

@@ -14,7 +14,7 @@ import sqlite3
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from gnas.errors import RunDirError
 from gnas.records import EvalResult, StoredEvaluation
@@ -99,13 +99,14 @@ class EvaluationStore:
             raise _database_error(self.path, exc) from None
 
     @staticmethod
-    def check_file(path: str | Path) -> None:
+    def check_file(path: str | Path, key_of: Callable[[str], str] | None = None) -> None:
         """Refuse a file that is not gnas' evaluation database, writing nothing in the run.
 
         Opening a WAL database, even read-only, creates SQLite's side files, so the
         database (and its WAL) is checked on a copy in a temporary directory: the
-        header, the integrity and the columns. ``gnas resume`` calls this before it
-        writes anything, so a foreign or damaged file is refused as it is.
+        header, the integrity, the columns and the keys (:meth:`check_keys`, and
+        with ``key_of`` :meth:`check_digests`). ``gnas resume`` calls this before
+        it writes anything, so a foreign, damaged or edited file is refused as it is.
         """
         path = Path(path)
         try:
@@ -139,6 +140,8 @@ class EvaluationStore:
                         raise sqlite3.DatabaseError("integrity check failed")
                     store._check_foreign()
                     store.check_keys()
+                    if key_of is not None:
+                        store.check_digests(key_of)
                 finally:
                     store.conn.close()
             except sqlite3.DatabaseError as exc:
@@ -176,6 +179,23 @@ class EvaluationStore:
             raise RunDirError(f"{self.path}: row {row[0]} has the key {str(row[1])[:60]!r}, which gnas "
                               "never makes; the database was edited. Restore it from a backup or start "
                               "a new run.")
+
+    def check_digests(self, key_of: Callable[[str], str]) -> None:
+        """Refuse a search row whose key is not ``key_of`` its genome (the network's digest).
+
+        Only ``search`` rows are checked: pruning attempts and re-trainings have
+        keys derived from a variant that their row does not hold.
+        """
+        cur = self.conn.execute("SELECT id, genome_key, genome FROM evaluations WHERE kind = 'search'")
+        for row_id, key, genome in cur:
+            try:
+                same = isinstance(genome, str) and key_of(genome) == key
+            except (ValueError, TypeError, KeyError, IndexError):
+                same = False
+            if not same:
+                raise RunDirError(f"{self.path}: row {row_id} has the key {str(key)[:60]!r}, which is not "
+                                  "the digest of its genome; the database was edited. Restore it from a "
+                                  "backup or start a new run.")
 
     def close(self) -> None:
         self.conn.close()

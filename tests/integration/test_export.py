@@ -206,7 +206,7 @@ def test_export_without_out_goes_into_the_run_and_touches_nothing_else(run, tmp_
     assert json.loads(out.with_suffix(".json").read_text())["metrics"]["file_bytes"] == out.stat().st_size
 
 
-@pytest.mark.parametrize("name", ["state.keras", "evaluations.keras", "gnas-run.keras", "best/model.keras",
+@pytest.mark.parametrize("name", ["state.keras", "state.prev.keras", "gnas-run.keras", "best/model.keras",
                                   "best/summary.keras", "weights"])
 def test_export_never_lands_on_a_file_of_the_run(run, tmp_path, name):
     copy = tmp_path / "run"

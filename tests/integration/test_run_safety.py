@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import signal
 import sqlite3
@@ -58,14 +59,15 @@ def set_first_key(run: Path, key: str) -> None:
 
 
 # ------------------------------------------------------------------ class 1: keys from the database
-@pytest.mark.parametrize("shape", ["absolute", "traversal", "not-a-digest"])
+@pytest.mark.parametrize("shape", ["absolute", "traversal", "not-a-digest", "another-digest"])
 def test_an_edited_key_is_refused_before_anything_outside_is_touched(run: Path, tmp_path: Path, shape):
     victims = tmp_path / "V"
     victims.mkdir()
     (victims / "v-e1.npz").write_bytes(b"a user's file")
     (tmp_path / "victim").mkdir()
     (tmp_path / "victim" / "o-e1.npz").write_bytes(b"another user's file")
-    key = {"absolute": str(victims / "v"), "traversal": "../../victim/o", "not-a-digest": "k1"}[shape]
+    key = {"absolute": str(victims / "v"), "traversal": "../../victim/o", "not-a-digest": "k1",
+           "another-digest": "0123456789abcdef0123"}[shape]
     set_first_key(run, key)
     before = tree(run)
     proc = gnas("resume", run, "--generations", "2", check=False)
@@ -185,3 +187,46 @@ def test_a_budget_killed_mid_generation_resumes_to_the_uninterrupted_run(tmp_pat
     assert rows(run) == rows(whole)
     assert networks_line(resumed_out) == networks_line(whole_out)
     assert delivered(run) == delivered(whole)
+
+
+# ------------------------------------------------------------------ stray temporary files
+KILLED_WRITE = """
+import os, signal, sys
+from pathlib import Path
+from gnas.runs.atomic import atomic_write_text
+atomic_write_text(Path(sys.argv[1]), "{}", before_rename=lambda: os.kill(os.getpid(), signal.SIGKILL))
+"""
+
+
+def test_a_killed_cache_write_leaves_nothing_after_the_next_write(tmp_path: Path, monkeypatch):
+    import subprocess
+
+    from gnas.chaos import cache
+
+    monkeypatch.setenv(cache.CACHE_ENV, str(tmp_path / "cache"))
+    (tmp_path / "cache").mkdir()
+    proc = subprocess.run([sys.executable, "-c", KILLED_WRITE, str(tmp_path / "cache" / "a.json")],
+                          timeout=120)
+    assert proc.returncode == -signal.SIGKILL
+    [left] = list((tmp_path / "cache").iterdir())
+    assert left.name.startswith(".a.json.") and left.name.endswith(".tmp")
+    mine = tmp_path / "cache" / ".b.json.notes.tmp"  # a name gnas never makes
+    mine.write_text("kept")
+    live = tmp_path / "cache" / f".c.json.{os.getpid()}-abc.tmp"  # a write still in progress
+    live.write_text("")
+    assert cache.store("k" * 32, {"sweep": []}) is not None
+    assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == sorted(
+        [mine.name, live.name, "k" * 32 + ".json"])
+
+
+def test_resume_removes_the_temporary_files_of_killed_writes_everywhere(run: Path):
+    key = rows(run)[0][0]
+    planted = [run / "fidelity" / f".{key}-e1.npz.tmp-99999", run / "weights" / f".{key}.npz.tmp-99999",
+               run / f".state.json.99999-abcd.tmp"]
+    for path in planted:
+        path.parent.mkdir(exist_ok=True)
+        path.write_bytes(b"")
+    (run / "fidelity" / "notes.txt").write_text("not gnas'")
+    gnas("resume", run)
+    assert not any(p.exists() for p in planted)
+    assert (run / "fidelity" / "notes.txt").read_text() == "not gnas'"
