@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from gnas.errors import RunDirError
+from gnas.errors import InvalidGenomeError, RunDirError
 from gnas.records import EvalResult, StoredEvaluation
 from gnas.runs.interrupts import deferred_interrupts
 
@@ -167,14 +167,15 @@ class EvaluationStore:
                               f"{', '.join(missing)}); restore it from a backup or start a new run.")
 
     def check_keys(self) -> None:
-        """Refuse a database holding a key gnas did not make (20 hex digits of a digest).
+        """Refuse a database holding a key gnas did not make: 1 to 64 lowercase hex digits
+        (a digest, or a table space's cell code).
 
         Keys name files of the run (parent weights, training states), so a key
         written by hand could otherwise steer a write or a deletion anywhere.
         """
         row = self.conn.execute(
             "SELECT id, genome_key FROM evaluations WHERE typeof(genome_key) != 'text' "
-            "OR length(genome_key) != 20 OR genome_key GLOB '*[^0-9a-f]*' LIMIT 1").fetchone()
+            "OR length(genome_key) NOT BETWEEN 1 AND 64 OR genome_key GLOB '*[^0-9a-f]*' LIMIT 1").fetchone()
         if row is not None:
             raise RunDirError(f"{self.path}: row {row[0]} has the key {str(row[1])[:60]!r}, which gnas "
                               "never makes; the database was edited. Restore it from a backup or start "
@@ -190,7 +191,7 @@ class EvaluationStore:
         for row_id, key, genome in cur:
             try:
                 same = isinstance(genome, str) and key_of(genome) == key
-            except (ValueError, TypeError, KeyError, IndexError):
+            except (ValueError, TypeError, KeyError, IndexError, InvalidGenomeError):
                 same = False
             if not same:
                 raise RunDirError(f"{self.path}: row {row_id} has the key {str(key)[:60]!r}, which is not "
