@@ -308,6 +308,8 @@ class FinalExport:
         These trainings come after the search and its choice: the test split still
         decides nothing. The saved model is the first seed's (``first``: its
         metrics). After final trainings to convergence, each one's epochs are kept.
+        A seed whose training fails (diverges) is left out of the scores, with its
+        reason in ``skipped_seeds``: the scores are those of models that exist.
         """
         runs = [first]
         skipped: list[dict[str, Any]] = []
