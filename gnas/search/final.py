@@ -233,8 +233,8 @@ class FinalExport:
             atomic_write_text(self.run_dir.best_dir / "summary.json", json.dumps(summary, indent=1))
             return summary
         raise FatalError(f"the final training of each of the {len(fame)} best networks failed "
-                         f"(last: {skipped[-1]['reason']}); lower the learning rate range of the "
-                         "search space or final.max_epochs, then start a new run.")
+                         f"(last: {skipped[-1]['reason']}); training on this data is unstable: "
+                         "check its scale and labels (docs/data.md), then start a new run.")
 
     def _kept(self, fame: Sequence[Mapping[str, Any]]) -> dict[str, Any] | None:
         """The saved summary when it delivers the network this choice would (else None)."""
@@ -309,6 +309,8 @@ class FinalExport:
         These trainings come after the search and its choice: the test split still
         decides nothing. The saved model is the first seed's (``first``: its
         metrics). After final trainings to convergence, each one's epochs are kept.
+        A seed whose training fails (diverges) is left out of the scores, with its
+        reason in ``skipped_seeds``: the scores are those of models that exist.
         """
         runs = [first]
         skipped: list[dict[str, Any]] = []
