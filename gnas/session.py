@@ -262,9 +262,11 @@ def build_search(cfg: RunConfig, dataset: Dataset | None, space: Space, run_dir:
 
     strategy = plugs.strategy if plugs.strategy is not None else strategy_of(cfg, space)
     schedule = plugs.schedule if plugs.schedule is not None else schedule_of(cfg, store, run_dir)
+    # The steps belong to the paper's GA; a strategy of one's own runs without them.
+    steps = steps_of(cfg, space, run_dir) if plugs.strategy is None else []
     return Search(cfg, space, run_dir, store, executor, strategy,
                   callbacks_of(cfg, run_dir, extra_callbacks, progress, space.trains), state,
-                  initial=initial, steps=steps_of(cfg, space, run_dir),
+                  initial=initial, steps=steps,
                   schedule=schedule, inheritance=inheritance_of(cfg, space, run_dir))
 
 

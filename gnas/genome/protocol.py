@@ -8,16 +8,14 @@ passed to ``gnas.evolve(space=...)`` runs the same engine as Genetic CNN.
 :class:`StagedSpace` is the extension of a space built of stages of nodes (the
 Genetic-CNN :class:`gnas.genome.space.SearchSpace`): layer-wise competition,
 pruning, weight inheritance, growth and the chaos probe on Keras networks act on
-stages. A feature that needs stages asks :func:`require_stages`, which refuses a
-space without them in one line.
+stages. The session refuses a feature that needs stages on a space without
+them (:func:`has_stages`), in one line, before anything is written.
 """
 from __future__ import annotations
 
 from typing import Any, Protocol, Sequence, runtime_checkable
 
 import numpy as np
-
-from gnas.errors import ConfigError
 
 Bits = tuple[int, ...]
 
@@ -98,13 +96,6 @@ class StagedSpace(Space, Protocol):
 def has_stages(space: Space) -> bool:
     """Whether ``space`` is a staged space (Genetic CNN)."""
     return isinstance(space, StagedSpace)
-
-
-def require_stages(space: Space, feature: str, hint: str) -> None:
-    """Refuse ``feature`` on a space without stages, in one line that says what to do."""
-    if not has_stages(space):
-        raise ConfigError(f"{feature} needs a space of stages (genetic_cnn); the space "
-                          f"{space.name!r} has none: {hint}.")
 
 
 def name_of(obj: Any) -> str:
