@@ -76,7 +76,7 @@ class EvolutionConfig:
     max_trainings: int = _opt(0, lo=0, doc="stop after this many trained networks; 0 = no budget")
     max_epochs_total: int = _opt(0, lo=0, doc="stop when the run's training epochs, final trainings "
                                               "included, would exceed this; 0 = no budget")
-    max_seconds: float = _opt(0.0, lo=0.0, doc="stop before the evaluation that would take the search's "
+    max_eval_seconds: float = _opt(0.0, lo=0.0, doc="stop before the evaluation that would take the search's "
                               "clock (the evaluations' seconds; simulated for a table) past this; 0 = none")
     final_candidates: int = _opt(2, lo=0, hi=100, doc="best networks re-trained before the final pick")
     final_seeds: int = _opt(2, lo=0, hi=100,
@@ -434,7 +434,7 @@ def to_toml(cfg: RunConfig) -> str:
 # Every other key defines the search itself (its genomes, their scores, the cache
 # keys), so changing it mid-run would mix two different searches in one directory.
 RESUMABLE_KEYS = ("evolution.generations", "evolution.max_trainings", "evolution.max_epochs_total",
-                  "evolution.max_seconds",
+                  "evolution.max_eval_seconds",
                   "evolution.max_consecutive_failures", "data.data_dir", "train.threads",
                   "train.eval_timeout", "parallel.")
 

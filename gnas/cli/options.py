@@ -14,7 +14,7 @@ FLAG_KEYS = {
     "seed": "evolution.seed", "init": "evolution.init", "lambda_c": "evolution.lambda_c",
     "objectives": "evolution.objectives",
     "strategy": "evolution.strategy", "budget": "evolution.max_trainings",
-    "budget_epochs": "evolution.max_epochs_total", "budget_seconds": "evolution.max_seconds",
+    "budget_epochs": "evolution.max_epochs_total", "budget_seconds": "evolution.max_eval_seconds",
     "space": "space.kind",
     "epochs": "train.epochs", "fidelity": "fidelity.schedule", "inherit": "evolution.inherit",
     "family": "space.family", "batch_size": "train.batch_size", "threads": "train.threads",
@@ -83,7 +83,7 @@ def add_resume_flags(p: argparse.ArgumentParser) -> None:
                    "(evolution.max_epochs_total)")
     p.add_argument("--budget-seconds", dest="budget_seconds", type=positive_seconds, metavar="N",
                    help="stop before the evaluation that would take the search's clock past N "
-                   "seconds: the simulated clock of a table space (evolution.max_seconds)")
+                   "seconds: the simulated clock of a table space (evolution.max_eval_seconds)")
     p.add_argument("--workers", type=int, help="parallel evaluation workers (Ray when > 1)")
     p.add_argument("--ray-address", dest="ray_address", help="join a Ray cluster: auto or HOST:PORT")
     p.add_argument("--gpus-per-worker", dest="gpus_per_worker", type=float)

@@ -122,7 +122,7 @@ class Evaluations:
         self.searching = True  # False once the search ends and the final pick trains
         self._final_from = 0   # final_trained when the search ended
         self._final_epochs = 0  # epochs the final pick trained since the search ended
-        self.clock = search_seconds(store) if cfg.evolution.max_seconds else 0.0
+        self.clock = search_seconds(store) if cfg.evolution.max_eval_seconds else 0.0
         self._checkpointed_final = state.final_trained  # final picks' rows the checkpoint knew
         self._count_from_store()
 
@@ -231,13 +231,13 @@ class Evaluations:
         return count
 
     def _past_clock(self, result: EvalResult, kind: Kind) -> bool:
-        """Whether ``result`` would take the search's clock past ``evolution.max_seconds``.
+        """Whether ``result`` would take the search's clock past ``evolution.max_eval_seconds``.
 
         Its seconds are known once it is evaluated (a lookup knows them at once);
         such a result is dropped, not stored, as NAS-Bench-201's own scripts drop
         the query that would overrun the time budget.
         """
-        limit = self.cfg.evolution.max_seconds
+        limit = self.cfg.evolution.max_eval_seconds
         return bool(limit) and kind != Kind.RESEED and self.clock + result.seconds > limit
 
     def _record(self, result: EvalResult, kind: Kind) -> None:
@@ -283,7 +283,7 @@ class Evaluations:
         """Whether a budget has nothing left for the search: no training, or too few
         epochs for a new candidate's first training."""
         epochs = self.epochs_left()
-        limit = self.cfg.evolution.max_seconds
+        limit = self.cfg.evolution.max_eval_seconds
         return self.budget_left() == 0 or (epochs is not None and epochs < first_epochs(self.cfg)) \
             or bool(limit and self.clock >= limit)
 

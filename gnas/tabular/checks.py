@@ -10,12 +10,12 @@ from gnas.tabular.table import check_dataset, load_table, require_package
 def check_run(cfg: RunConfig) -> None:
     """The extra is installed, the data set has a table, and the clock fits the first population.
 
-    ``evolution.max_seconds`` must cover the initial population at the cheapest
+    ``evolution.max_eval_seconds`` must cover the initial population at the cheapest
     cell's cost: below that no run could complete its generation 0.
     """
     check_dataset(cfg.data.dataset)
     require_package()
-    limit, population = cfg.evolution.max_seconds, cfg.evolution.population
+    limit, population = cfg.evolution.max_eval_seconds, cfg.evolution.population
     if not limit:
         return
     cheapest = query_seconds(float(load_table(cfg.data.dataset).train_time.min()))

@@ -55,12 +55,12 @@ def test_a_resumed_run_equals_an_uninterrupted_one(tmp_path):
 def test_the_simulated_clock_bounds_the_search_and_a_larger_budget_continues_it(tmp_path):
     settings = dict(space="nb201", dataset="cifar10", population=10, generations=1000, seed=1,
                     strategy="random")
-    small = gnas.evolve(run_dir=tmp_path / "small", max_seconds=3000.0, **settings)
+    small = gnas.evolve(run_dir=tmp_path / "small", max_eval_seconds=3000.0, **settings)
     spent = sum(e["seconds"] for e in small.evaluations)
     assert spent <= 3000.0 and small.summary["nb201"]["simulated_seconds"] == pytest.approx(spent)
-    big = gnas.evolve(run_dir=tmp_path / "big", max_seconds=6000.0, **settings)
+    big = gnas.evolve(run_dir=tmp_path / "big", max_eval_seconds=6000.0, **settings)
     assert sum(e["seconds"] for e in big.evaluations) <= 6000.0
-    resumed = gnas.resume(tmp_path / "small", max_seconds=6000.0)
+    resumed = gnas.resume(tmp_path / "small", max_eval_seconds=6000.0)
     assert rows(resumed) == rows(big)
 
 
