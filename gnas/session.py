@@ -31,6 +31,7 @@ from gnas.pruning import step as pruning_step
 from gnas.report.summary import parameters_text
 from gnas.report.tensorboard import TensorBoardLogger
 from gnas.runs.directory import RunDir, resume_command
+from gnas.runs import heartbeat
 from gnas.runs.faults import fault_point
 from gnas.runs.interrupts import acknowledge_interrupt, interrupt_exit_code
 from gnas.runs.state import SearchState
@@ -287,8 +288,9 @@ def execute(cfg: RunConfig, dataset: Dataset, space: SearchSpace, run_dir: RunDi
                               progress)
         search.run()
         final_progress = FinalTrainingProgress(cfg.final.max_epochs, cfg.final.patience) if progress else None
-        summary = FinalExport(cfg, space, store, run_dir, executor, EXPORT_SHAPE,
-                              final_progress).finish(search.state)
+        with heartbeat.listening(final_progress.on_beat if final_progress else (lambda beat: None)):
+            summary = FinalExport(cfg, space, store, run_dir, executor, EXPORT_SHAPE,
+                                  final_progress).finish(search.state)
         spent = run_epochs(store.iter_results(), cfg)
     except KeyboardInterrupt as exc:
         return interrupted(run_dir, exc)
