@@ -120,3 +120,55 @@ def _stderr_so_far(proc: subprocess.Popen) -> str:
         buf += chunk.decode(errors="replace")
     _buffers[proc.pid] = buf
     return buf
+
+
+# A fused group of conv networks (exact graphs in one traced step) with a batch of
+# 1: an epoch is over a thousand steps, longer than the time a signal may take.
+FUSED = ["--dataset", "digits", "--family", "conv", "--population", "4", "--epochs", "3",
+         "--batch-size", "1", "--threads", "1", "--seed", "3", "--generations", "1",
+         "--set", "evolution.final_seeds=0"]
+ACT_WITHIN_S = 5.0
+
+
+def _signal_at(marker: str, signum: int, args: list[str], env: dict | None = None
+               ) -> tuple[int, str, float]:
+    """Start ``gnas evolve ARGS``, send ``signum`` a second after ``marker`` shows on stderr;
+    (exit status, stderr, seconds from the signal to the process' end)."""
+    proc = gnas("evolve", *args, env=env)
+    deadline = time.monotonic() + TIMEOUT_S
+    while marker not in _stderr_so_far(proc):
+        assert proc.poll() is None, _stderr_so_far(proc)[-2000:]
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    time.sleep(1.0)
+    assert proc.poll() is None
+    code, err, took = stop(proc, signum)
+    return code, _buffers.get(proc.pid, "") + err, took
+
+
+def test_a_signal_acts_within_seconds_in_a_fused_training(tmp_path: Path):
+    run = tmp_path / "run"
+    code, err, took = _signal_at("networks: epoch 1/3", signal.SIGTERM,
+                                 [*FUSED, "--lambda-c", "0.8", "--run-dir", str(run)])
+    assert code == 143, err[-2000:]
+    assert took <= ACT_WITHIN_S, f"SIGTERM took {took:.1f} s during a fused epoch"
+    assert_resumable(run, err)
+
+
+def test_a_signal_acts_within_seconds_in_the_calibration(tmp_path: Path):
+    run = tmp_path / "run"
+    code, err, took = _signal_at("calibrating lambda_c", signal.SIGINT, [*FUSED, "--run-dir", str(run)],
+                                 env={"GNAS_CACHE_DIR": "off"})
+    assert code == 130, err[-2000:]
+    assert took <= ACT_WITHIN_S, f"Ctrl-C took {took:.1f} s during the calibration"
+    assert f"gnas resume {run}" in err and "Traceback" not in err
+
+
+def test_a_signal_acts_within_seconds_in_the_final_training(tmp_path: Path):
+    run = tmp_path / "run"
+    args = [*FUSED, "--lambda-c", "0.8", "--epochs", "1", "--population", "2",
+            "--max-train-samples", "300", "--set", "final.max_epochs=50", "--run-dir", str(run)]
+    code, err, took = _signal_at("final training 1/1", signal.SIGINT, args)
+    assert code == 130, err[-2000:]
+    assert took <= ACT_WITHIN_S, f"Ctrl-C took {took:.1f} s during the final training"
+    assert_resumable(run, err)
