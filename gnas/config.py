@@ -69,6 +69,8 @@ class EvolutionConfig:
     max_trainings: int = _opt(0, lo=0, doc="stop after this many trained networks; 0 = no budget")
     max_epochs_total: int = _opt(0, lo=0, doc="stop when the run's training epochs, final trainings "
                                               "included, would exceed this; 0 = no budget")
+    max_seconds: float = _opt(0.0, lo=0.0, doc="wall-clock budget of the whole run in seconds, calibration and "
+                                              "final training included (--time-budget); 0 = none")
     final_candidates: int = _opt(2, lo=0, hi=100, doc="best networks re-trained before the final pick")
     final_seeds: int = _opt(2, lo=0, hi=100,
                             doc="extra seeds per final candidate (count in the budget); 0 = pick on one training")
@@ -109,6 +111,8 @@ class TrainConfig:
                            doc="candidates trained together in one step (same scores at any size > 1); "
                                "1 = one at a time, Keras' shuffle")
     mixed_precision: bool = _opt(False, doc="float16 compute with float32 weights, on a GPU only")
+    search_samples: int = _opt(0, lo=0, doc="the search trains on the first N samples of the training split "
+                                             "(the final training on all of it); 0 = all")
 
 
 @dataclass(frozen=True)
@@ -378,6 +382,7 @@ def to_toml(cfg: RunConfig) -> str:
 # Every other key defines the search itself (its genomes, their scores, the cache
 # keys), so changing it mid-run would mix two different searches in one directory.
 RESUMABLE_KEYS = ("evolution.generations", "evolution.max_trainings", "evolution.max_epochs_total",
+                  "evolution.max_seconds",
                   "evolution.max_consecutive_failures", "data.data_dir", "train.threads",
                   "train.eval_timeout", "parallel.")
 

@@ -18,7 +18,7 @@ from typing import Any, Callable, Sequence
 from gnas.chaos import population as chaos
 from gnas.competition.scoreboard import crossover_of
 from gnas.competition.step import CompetitionStep
-from gnas.config import RESUMABLE_KEYS, RunConfig, flatten
+from gnas.config import RESUMABLE_KEYS, RunConfig, apply_overrides, flatten
 from gnas.datasets import Dataset, load_for_run as load_data
 from gnas.errors import ConfigError, RunDirError
 from gnas.execution.local import check_parallel, make_executor
@@ -31,12 +31,13 @@ from gnas.pruning import step as pruning_step
 from gnas.report.summary import parameters_text
 from gnas.report.tensorboard import TensorBoardLogger
 from gnas.runs.directory import RunDir, resume_command
-from gnas.runs import heartbeat
+from gnas.runs import clock, heartbeat
 from gnas.runs.faults import fault_point
 from gnas.runs.interrupts import acknowledge_interrupt, interrupt_exit_code
 from gnas.runs.state import SearchState
 from gnas.runs.store import EvaluationStore
-from gnas.search.callbacks import Callback, CallbackList, FinalTrainingProgress, ProgressBar
+from gnas.search import timing
+from gnas.search.callbacks import Callback, CallbackList, ClockKeeper, FinalTrainingProgress, ProgressBar
 from gnas.search.evaluation import Executor, FullFidelity, Schedule
 from gnas.search.fidelity import SuccessiveHalving, check_epoch_budget, epoch_line, run_epochs
 from gnas.search.final import ExportShape, FinalExport
@@ -64,20 +65,23 @@ def lambda_c_provider(cfg: RunConfig, dataset: Dataset, space: SearchSpace,
         from gnas.chaos.calibration import calibrate_for_run
         from gnas.report.analysis import write_chaos_plot
 
-        return calibrate_for_run(cfg, dataset, space, run_dir, plot=write_chaos_plot)
+        bound = timing.CALIBRATION_SHARE * cfg.evolution.max_seconds
+        return calibrate_for_run(cfg, dataset, space, run_dir, plot=write_chaos_plot, max_seconds=bound)
     return provide
 
 
 def start(cfg: RunConfig, run_dir_path: str | Path | None, out=sys.stdout,
           extra_callbacks: Sequence[Callback] = (), arrays: Path | None = None,
-          progress: bool = True) -> int:
+          progress: bool = True, given: Sequence[str] | None = None) -> int:
     """A new search: validate everything cheap first, then create the run directory.
 
     The run directory, the data set and the search space are all checked before
     anything is written, so a mistake costs seconds and leaves no half-made run.
     ``arrays`` is an ``.npz`` staged by :mod:`gnas.api`: the data set is read
     from it and it is moved to ``cfg.data.dataset``, inside the run directory,
-    once that exists.
+    once that exists. With a time budget the run is planned to fit it before the
+    directory is made; ``given`` names the config keys the user set (the plan
+    keeps them; None: those that differ from the defaults).
     """
     run_dir = RunDir(run_dir_path or default_run_dir(cfg))
     run_dir.check_new()
@@ -85,6 +89,7 @@ def start(cfg: RunConfig, run_dir_path: str | Path | None, out=sys.stdout,
     dataset = load_data(cfg) if arrays is None else _staged(cfg, arrays)
     space = make_space(cfg, dataset)
     preflight(cfg, space)
+    cfg, reserve_s = budgeted(cfg, dataset, set(given) if given is not None else None)
     executor = start_executor(cfg, dataset)  # a Ray that cannot start leaves no half-made run
     try:
         run_dir.create(cfg)
@@ -92,9 +97,44 @@ def start(cfg: RunConfig, run_dir_path: str | Path | None, out=sys.stdout,
             os.replace(arrays, cfg.data.dataset)
         with run_dir.locked():
             return execute(cfg, dataset, space, run_dir, None, executor, out, extra_callbacks,
-                           progress)
+                           progress, reserve_s)
     finally:
         executor.close()
+        clock.stop()
+
+
+def budgeted(cfg: RunConfig, dataset: Dataset, given: set[str] | None) -> tuple[RunConfig, float]:
+    """With ``evolution.max_seconds``: the run planned to fit it (``gnas.search.timing``) and the
+    seconds kept for the final training; without, the run as it is and no reserve.
+
+    The plan comes from one measured epoch of typical candidates on this machine;
+    a budget too small for one network and a final model is refused here, before
+    anything is written.
+    """
+    budget = cfg.evolution.max_seconds
+    clock.start(budget)
+    if budget <= 0:
+        return cfg, 0.0
+    if budget < timing.MIN_BUDGET_S:
+        raise ConfigError(f"--time-budget {timing.duration_text(budget)} is too short: loading, measuring "
+                          f"and one network take longer; give --time-budget "
+                          f"{timing.duration_text(timing.MIN_BUDGET_S)} or more.")
+    if given is None:
+        defaults = flatten(RunConfig().to_dict())
+        given = {k for k, v in flatten(cfg.to_dict()).items() if defaults.get(k) != v}
+    from gnas.backend import runtime
+
+    runtime.configure(cfg.train.threads)
+    from gnas.backend.epoch_cost import measure
+
+    log.info("measuring one epoch of typical candidates to plan the run to fit %s ...",
+             timing.duration_text(budget))
+    cost = measure(cfg, dataset)
+    ev = cfg.evolution
+    plan = timing.plan_run(budget, cost, len(dataset.x_train), clock.spent(), given, cfg.train.epochs,
+                           ev.population, ev.generations, cfg.final.max_epochs)
+    log.info("%s", plan.text())
+    return apply_overrides(cfg, plan.overrides), plan.final_s
 
 
 def _staged(cfg: RunConfig, path: Path) -> Dataset:
@@ -215,6 +255,7 @@ def resume(path: str | Path, overrides: dict[str, Any], out=sys.stdout,
             cfg = absolute_data_paths(resume_config(run_dir, overrides))
             state = run_dir.load_state(warn=_warn)
             check_generations(state, cfg)
+            spent_s, reserve_s = check_time_budget(run_dir, cfg)
             EvaluationStore.check_file(run_dir.db_path)
             dataset = load_data(cfg)
             space = make_space(cfg, dataset)
@@ -226,10 +267,24 @@ def resume(path: str | Path, overrides: dict[str, Any], out=sys.stdout,
         try:
             run_dir.remove_stale_temp_files()
             run_dir.save_config(cfg)
+            clock.start(cfg.evolution.max_seconds, spent_s)
             return execute(cfg, dataset, space, run_dir, state, executor, out, extra_callbacks,
-                           progress)
+                           progress, reserve_s)
         finally:
             executor.close()
+            clock.stop()
+
+
+def check_time_budget(run_dir: RunDir, cfg: RunConfig) -> tuple[float, float]:
+    """(seconds the run spent, seconds it keeps for its final training); refuses a budget a
+    resume lowers below what was spent. A resume may raise the budget."""
+    spent_s, reserve_s = clock.load(run_dir.path)
+    budget = cfg.evolution.max_seconds
+    if budget > 0 and budget <= spent_s:
+        raise ConfigError(f"--time-budget {timing.duration_text(budget)} is below the "
+                          f"{timing.duration_text(spent_s)} this run has already spent; give more "
+                          f"than {timing.duration_text(spent_s)}.")
+    return spent_s, reserve_s
 
 
 def resume_config(run_dir: RunDir, overrides: dict[str, Any]) -> RunConfig:
@@ -279,13 +334,18 @@ def start_executor(cfg: RunConfig, dataset: Dataset) -> Executor:
 
 def execute(cfg: RunConfig, dataset: Dataset, space: SearchSpace, run_dir: RunDir,
             state: SearchState | None, executor: Executor, out=sys.stdout,
-            extra_callbacks: Sequence[Callback] = (), progress: bool = True) -> int:
+            extra_callbacks: Sequence[Callback] = (), progress: bool = True,
+            reserve_s: float = 0.0) -> int:
     """Run the loop on the caller's ``executor`` (the caller closes it); on Ctrl-C / SIGTERM
-    keep what finished and say how to resume."""
+    keep what finished and say how to resume. ``reserve_s``: with a time budget, the
+    seconds the search leaves for the final training."""
     store = EvaluationStore(run_dir.db_path)
+    budget = cfg.evolution.max_seconds > 0
+    keeper = [ClockKeeper(run_dir.path, reserve_s)] if budget else []
     try:
-        search = build_search(cfg, dataset, space, run_dir, store, executor, state, extra_callbacks,
-                              progress)
+        search = build_search(cfg, dataset, space, run_dir, store, executor, state,
+                              [*keeper, *extra_callbacks], progress)
+        search.reserve_s = reserve_s
         search.run()
         final_progress = FinalTrainingProgress(cfg.final.max_epochs, cfg.final.patience) if progress else None
         with heartbeat.listening(final_progress.on_beat if final_progress else (lambda beat: None)):
@@ -296,6 +356,8 @@ def execute(cfg: RunConfig, dataset: Dataset, space: SearchSpace, run_dir: RunDi
         return interrupted(run_dir, exc)
     finally:
         store.close()
+        if budget:
+            clock.save(run_dir.path, reserve_s)
     print(format_summary({**summary, "trained": search.state.trained,
                           "reused": search.state.reused, "final": search.state.final,
                           "epochs_spent": spent, "pruning": cfg.prune.fraction > 0}, run_dir),

@@ -64,6 +64,7 @@ SWEEP_SAMPLES = 32    # chromosomes (and weight draws) per lambda
 BATCHES = 4           # batches of real inputs per chromosome (the bootstrap's columns)
 BATCH = 64            # real inputs per batch
 MIN_POINTS = 3
+MIN_SAMPLES = 4       # networks per point a sweep kept within a time bound goes down to
 THEORY_DEPTH = 16     # node layers of the linear chain of the theory check
 THEORY_WIDTH = 128
 CACHE_NAME = "chaos.json"
@@ -184,26 +185,49 @@ def network_seed(seed: int, point: int, sample: int) -> int:
 
 
 def log_progress(lam: float, point: int, points: int) -> None:
-    """The default :data:`Progress`: one INFO line per sweep point."""
+    """The default :data:`Progress`: one INFO line per sweep point (with an ETA, see :class:`SweepProgress`)."""
     log.info("calibrating lambda_c: lambda %.2f (%d/%d) ...", lam, point, points)
+
+
+class SweepProgress:
+    """One INFO line per sweep point with the elapsed time and the time left, from the points done."""
+
+    def __init__(self) -> None:
+        self.started: float | None = None
+
+    def __call__(self, lam: float, point: int, points: int) -> None:
+        now = time.perf_counter()
+        if self.started is None:
+            self.started = now
+        elapsed = now - self.started
+        eta = f", about {elapsed / (point - 1) * (points - point + 1):.0f} s left" if point > 1 else ""
+        log.info("calibrating lambda_c: lambda %.2f (%d/%d), %.0f s elapsed%s ...", lam, point, points,
+                 elapsed, eta)
 
 
 def measure_search_space(space: SearchSpace, batches: Sequence[np.ndarray], lambdas: np.ndarray, *,
                          weight_scale: float, samples: int, seed: int,
                          sampler: Sampler | None = None,
-                         progress: Progress | None = None) -> list[np.ndarray]:
+                         progress: Progress | None = None, max_seconds: float = 0.0) -> list[np.ndarray]:
     """Exponent tables (chromosomes x batches) per lambda for networks of ``space``.
 
     Row ``k`` of every table comes from the same random numbers (generator state
     and weight seed), so neighbouring sweep points differ by the threshold only
     and the noise of the crossing shrinks; the bootstrap resamples rows jointly
-    across the sweep to keep that pairing.
+    across the sweep to keep that pairing. With ``max_seconds`` the sweep keeps
+    to it (:class:`_SweepBound`): fewer networks per point, else fewer points.
     """
     from gnas.backend import probe
 
     draw = sampler or (lambda lam, count, rng: sample_chromosomes(space, lam, count, rng))
-    out = []
+    out: list[np.ndarray] = []
+    bound = _SweepBound(max_seconds, len(lambdas))
     for i, lam in enumerate(lambdas):
+        samples = bound.samples(out, samples)
+        if bound.over(len(out)):
+            log.info("calibrating lambda_c: stopped after %d of %d points to keep within %.0f s",
+                     len(out), len(lambdas), max_seconds)
+            break
         if progress is not None:
             progress(float(lam), i + 1, len(lambdas))
         # common random numbers: every lambda starts from the same generator and weight
@@ -212,6 +236,42 @@ def measure_search_space(space: SearchSpace, batches: Sequence[np.ndarray], lamb
         seeds = [network_seed(seed, 0, k) for k in range(samples)]
         out.append(probe.probe_table(archs, batches, weight_scale=weight_scale, seeds=seeds))
     return out
+
+
+class _SweepBound:
+    """Keeps a sweep within ``max_seconds`` (0: no bound).
+
+    After the first point, the networks per point shrink (to no fewer than
+    :data:`MIN_SAMPLES`) so that the whole sweep fits, the first point's table
+    cut to the same rows (row ``k`` is the same draw at every point); a sweep that
+    still runs out of time stops after its last point in time, with at least
+    :data:`MIN_POINTS` points.
+    """
+
+    def __init__(self, max_seconds: float, points: int) -> None:
+        self.max_seconds, self.points = max_seconds, points
+        self.started = time.perf_counter()
+        self.reduced = False
+
+    def samples(self, tables: list[np.ndarray], samples: int) -> int:
+        if self.max_seconds <= 0 or len(tables) != 1:
+            return samples
+        per_point = time.perf_counter() - self.started
+        if per_point * self.points <= self.max_seconds:
+            return samples
+        fewer = max(MIN_SAMPLES, int(samples * self.max_seconds / (per_point * self.points)))
+        if fewer < samples:
+            tables[0] = tables[0][:fewer]
+            self.reduced = True
+            log.info("calibrating lambda_c: %d networks per point instead of %d, to keep within %.0f s",
+                     fewer, samples, self.max_seconds)
+        return min(fewer, samples)
+
+    def over(self, done: int) -> bool:
+        if self.max_seconds <= 0 or done < MIN_POINTS:
+            return False
+        per_point = (time.perf_counter() - self.started) / done
+        return time.perf_counter() - self.started + per_point > self.max_seconds
 
 
 def measure_theory(batches: Sequence[np.ndarray], lambdas: np.ndarray, *, weight_scale: float,
@@ -299,7 +359,8 @@ def conclude(sweep: list[SweepPoint], kind: str, tables: Sequence[np.ndarray] | 
 def calibrate(dataset: Dataset, space: SearchSpace | None, *, weight_scale: float,
               lambdas: np.ndarray | None = None, samples: int = SWEEP_SAMPLES, batch: int = BATCH,
               batches: int = BATCHES, seed: int = 0, threads: int = 0, theory: bool = False,
-              cfg: RunConfig | None = None, progress: Progress | None = log_progress) -> Calibration:
+              cfg: RunConfig | None = None, progress: Progress | None = log_progress,
+              max_seconds: float = 0.0) -> Calibration:
     """Sweep lambda and find lambda_c for ``space`` (or for the linear theory networks).
 
     Args:
@@ -316,6 +377,8 @@ def calibrate(dataset: Dataset, space: SearchSpace | None, *, weight_scale: floa
         cfg: The run's configuration: chromosomes are then drawn as that run draws
             generation 0 (:func:`run_sampler`); None draws Bernoulli(lambda) genes.
         progress: Told of each sweep point as it starts; None says nothing.
+        max_seconds: Keep the sweep within this many seconds (0: no bound): fewer
+            networks per point, else fewer points (a time-budgeted run's share).
     """
     lambdas = sweep_lambdas(SWEEP_POINTS) if lambdas is None else check_lambdas(lambdas)
     if samples < 1:
@@ -326,11 +389,14 @@ def calibrate(dataset: Dataset, space: SearchSpace | None, *, weight_scale: floa
     theory = theory or space is None
     sampler = run_sampler(cfg, space) if cfg is not None and not theory else None
     started = time.perf_counter()
+    if progress is log_progress:
+        progress = SweepProgress()
     tables = run_sweep(None if theory else space, xs, lambdas, weight_scale=weight_scale,
                        samples=samples, seed=seed, threads=threads, sampler=sampler,
-                       progress=progress)
+                       progress=progress, max_seconds=max_seconds)
+    lambdas = lambdas[:len(tables)]
     result = conclude(summarise(lambdas, tables), dataset.kind, tables, weight_scale=weight_scale,
-                      samples=samples, batch=batch, batches=batches, seed=seed,
+                      samples=int(tables[-1].shape[0]), batch=batch, batches=batches, seed=seed,
                       network="theory" if theory else "search",
                       chromosomes="run" if sampler is not None else "bernoulli",
                       expected=round(1.0 / weight_scale, 6) if theory else None)
@@ -340,7 +406,8 @@ def calibrate(dataset: Dataset, space: SearchSpace | None, *, weight_scale: floa
 
 def run_sweep(space: SearchSpace | None, batches: Sequence[np.ndarray], lambdas: np.ndarray, *,
               weight_scale: float, samples: int, seed: int, threads: int,
-              sampler: Sampler | None = None, progress: Progress | None = None) -> list[np.ndarray]:
+              sampler: Sampler | None = None, progress: Progress | None = None,
+              max_seconds: float = 0.0) -> list[np.ndarray]:
     """The sweep itself, with TensorFlow set up as for evaluations (None: theory networks)."""
     from gnas.backend import runtime
 
@@ -353,7 +420,8 @@ def run_sweep(space: SearchSpace | None, batches: Sequence[np.ndarray], lambdas:
             return measure_theory(batches, lambdas, weight_scale=weight_scale, samples=samples,
                                   seed=seed, progress=progress)
         return measure_search_space(space, batches, lambdas, weight_scale=weight_scale,
-                                    samples=samples, seed=seed, sampler=sampler, progress=progress)
+                                    samples=samples, seed=seed, sampler=sampler, progress=progress,
+                                    max_seconds=max_seconds)
     finally:
         probe.reset()
 
@@ -382,8 +450,8 @@ def load_cached(path: Path, dataset: str, fingerprint: str) -> dict[str, Any] | 
 
 
 def calibrate_for_run(cfg: RunConfig, dataset: Dataset, space: SearchSpace, run_dir,
-                      plot: Callable[[dict[str, Any], Path, str], Path] | None = None
-                      ) -> tuple[float, str]:
+                      plot: Callable[[dict[str, Any], Path, str], Path] | None = None,
+                      max_seconds: float = 0.0) -> tuple[float, str]:
     """lambda_c of a run: from ``RUN_DIR/chaos.json`` when it matches, else kept or measured now.
 
     The measurement uses the run's seed, weight scale and initialisation, the
@@ -392,7 +460,9 @@ def calibrate_for_run(cfg: RunConfig, dataset: Dataset, space: SearchSpace, run_
     calibration cache (:mod:`gnas.chaos.cache`); a new one is kept there. Either
     way the record goes into ``chaos.json`` of the run directory (and
     ``chaos.png`` through ``plot``, the report's figure writer, when given), and
-    ``(lambda_c, source)`` is returned.
+    ``(lambda_c, source)`` is returned. ``max_seconds`` bounds the sweep (a
+    time-budgeted run's share); a sweep cut short to keep within it is not kept
+    for later runs.
     """
     from gnas.runs.atomic import atomic_write_text
 
@@ -411,9 +481,11 @@ def calibrate_for_run(cfg: RunConfig, dataset: Dataset, space: SearchSpace, run_
                  record["lambda_c"], record["source"], record.get("reason", ""), kept)
     else:
         result = calibrate(dataset, space, weight_scale=cfg.train.weight_scale, batch=batch,
-                           seed=cfg.evolution.seed, threads=cfg.train.threads, cfg=cfg)
+                           seed=cfg.evolution.seed, threads=cfg.train.threads, cfg=cfg,
+                           max_seconds=max_seconds)
         record = {**result.to_dict(), "dataset": cfg.data.dataset, "space": fingerprint}
-        cache.store(key, record)
+        if result.samples == SWEEP_SAMPLES and len(result.sweep) == SWEEP_POINTS:
+            cache.store(key, record)  # a sweep cut short is this run's only
         log.info("lambda_c = %.3f (%s: %s; %.1f s)", result.lambda_c, result.source, result.reason,
                  result.seconds)
     record = {k: v for k, v in record.items() if k != "key"}

@@ -23,6 +23,7 @@ from gnas import __version__
 from gnas.cli import chaos, datasets, evolve, export, markov, report, resume
 from gnas.cli.supervisor import ChildReport, supervise, supervised_command
 from gnas.errors import GnasError, Terminated
+from gnas.runs import clock
 from gnas.runs.directory import RunDir, held_runs, resume_command
 from gnas.runs.interrupts import (acknowledge_interrupt, defer_interrupt, interrupt_acknowledged,
                                   interrupt_exit_code, note_interrupt)
@@ -178,6 +179,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     SIGTERM (resume command printed); 1 a bug in gnas. A search on Ray runs in a
     child process that this one watches (:mod:`gnas.cli.supervisor`).
     """
+    clock.mark_command_start()
     report = ChildReport()
     Interrupts().install()
     args: argparse.Namespace | None = None

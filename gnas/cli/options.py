@@ -17,7 +17,7 @@ FLAG_KEYS = {
     "budget_epochs": "evolution.max_epochs_total",
     "epochs": "train.epochs", "fidelity": "fidelity.schedule", "inherit": "evolution.inherit",
     "family": "space.family", "batch_size": "train.batch_size", "threads": "train.threads",
-    "eval_timeout": "train.eval_timeout",
+    "eval_timeout": "train.eval_timeout", "time_budget": "evolution.max_seconds",
     "prune": "prune.fraction", "mask": "prune.mask", "nm": "prune.nm",
     "workers": "parallel.workers", "ray_address": "parallel.ray_address",
     "gpus_per_worker": "parallel.gpus_per_worker",
@@ -45,6 +45,16 @@ def positive_int(text: str) -> int:
     return value
 
 
+def duration(text: str) -> float:
+    """``30m``, ``2h``, ``90s`` or plain seconds, as seconds (``--time-budget``)."""
+    from gnas.search.timing import parse_duration
+
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def add_search_flags(p: argparse.ArgumentParser) -> None:
     """Flags of a new search (all optional; defaults come from the config)."""
     p.add_argument("--population", type=int, help="individuals per generation")
@@ -69,6 +79,9 @@ def add_resume_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--budget-epochs", dest="budget_epochs", type=positive_int, metavar="N",
                    help="spend at most N training epochs in all, final trainings included "
                    "(evolution.max_epochs_total)")
+    p.add_argument("--time-budget", dest="time_budget", type=duration, metavar="DURATION",
+                   help="wall clock of the whole run (30m, 2h, 90s, seconds), calibration and final "
+                   "training included; alone, it plans the run to fit (evolution.max_seconds)")
     p.add_argument("--workers", type=int, help="parallel evaluation workers (Ray when > 1)")
     p.add_argument("--ray-address", dest="ray_address", help="join a Ray cluster: auto or HOST:PORT")
     p.add_argument("--gpus-per-worker", dest="gpus_per_worker", type=float)

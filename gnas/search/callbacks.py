@@ -157,6 +157,20 @@ class ProgressBar(Callback):
             self.bar.close()
 
 
+class ClockKeeper(Callback):
+    """With a time budget: records the seconds spent after every generation (``gnas.runs.clock``),
+    so a resume counts on from them."""
+
+    def __init__(self, run_path: Any, reserve_s: float) -> None:
+        self.run_path = run_path
+        self.reserve_s = reserve_s
+
+    def on_generation_end(self, search, info):
+        from gnas.runs import clock
+
+        clock.save(self.run_path, self.reserve_s)
+
+
 class FinalTrainingProgress:
     """A line per final training on stderr: epoch, batch, elapsed time, at most how long is left.
 
