@@ -83,7 +83,8 @@ def evolve(x_train: Any, y_train: Any, *, validation_data: tuple[Any, Any] | Non
            config: Mapping[str, Any] | None = None, preset: str | None = None,
            on_evaluation: Callable[[dict[str, Any]], None] | None = None,
            on_generation: Callable[[dict[str, Any]], None] | None = None,
-           verbose: bool = False, **settings: Any) -> SearchResult:
+           verbose: bool = False, time_budget: float | str | None = None,
+           **settings: Any) -> SearchResult:
     """Search architectures for in-memory arrays, as ``gnas evolve`` does for a data set.
 
     Args:
@@ -104,7 +105,11 @@ def evolve(x_train: Any, y_train: Any, *, validation_data: tuple[Any, Any] | Non
         on_generation: Called after each generation with ``{"generation",
             "best_fitness", "mean_fitness", "trained", "reused"}`` (fitness is
             minimised; a failed network's is left out of both).
-        verbose: Print the progress bar and the summary (stderr / stdout).
+        verbose: Print the progress bar, gnas' messages (the calibration, the
+            plan) and the summary (stderr / stdout); in a notebook the bar is a widget.
+        time_budget: Wall clock of the whole call, calibration and final training
+            included: seconds, or ``"30m"``, ``"2h"``; alone, it plans the run to fit
+            (``evolution.max_seconds``, ``--time-budget``).
         **settings: Configuration keys by their own name, e.g. ``generations=3``.
 
     Returns:
@@ -114,7 +119,12 @@ def evolve(x_train: Any, y_train: Any, *, validation_data: tuple[Any, Any] | Non
         ConfigError, DataError, RunDirError: Bad settings, arrays or directory;
             nothing is written then.
     """
+    from gnas.runs import clock
+
+    clock.mark_command_start()
+    settings = {**settings, **_budget(time_budget)}
     cfg = _config(settings, config, preset)
+    given = [*_overrides(settings), *dict(config or {})]
     path = Path(run_dir) if run_dir is not None else _default_run_dir()
     RunDir(path).check_new()
     arrays = _arrays(x_train, y_train, validation_data, test_data, cfg.data.task)
@@ -124,23 +134,72 @@ def evolve(x_train: Any, y_train: Any, *, validation_data: tuple[Any, Any] | Non
     with tempfile.TemporaryDirectory(prefix=".gnas-arrays-", dir=_existing_parent(path)) as tmp:
         staged = Path(tmp) / DATA_FILE
         _save_npz(staged, arrays)
-        code = session.start(cfg, path, out=_stream(verbose), arrays=staged,
-                             extra_callbacks=_user_callbacks(on_evaluation, on_generation),
-                             progress=verbose)
+        with _messages(verbose):
+            code = session.start(cfg, path, out=_stream(verbose), arrays=staged,
+                                 extra_callbacks=_user_callbacks(on_evaluation, on_generation),
+                                 progress=verbose, given=None if preset else given)
     return _finished(path, code)
+
+
+def _budget(time_budget: float | str | None) -> dict[str, float]:
+    """``time_budget`` as the ``max_seconds`` setting (none when not given)."""
+    if time_budget is None:
+        return {}
+    from gnas.search.timing import parse_duration
+
+    try:
+        return {"max_seconds": parse_duration(str(time_budget))}
+    except ValueError as exc:
+        raise ConfigError(f"time_budget: {exc}") from None
+
+
+class _Messages:
+    """With ``verbose``: gnas' log messages on stderr for the time of a call, where nothing shows
+    them yet (a notebook; the command line has its own handler)."""
+
+    def __init__(self, verbose: bool) -> None:
+        import logging
+
+        self.logger = logging.getLogger("gnas")
+        self.handler = None
+        if verbose and not self.logger.handlers:
+            self.handler = logging.StreamHandler(sys.stderr)
+            self.handler.setFormatter(logging.Formatter("gnas: %(message)s"))
+
+    def __enter__(self) -> None:
+        import logging
+
+        if self.handler is not None:
+            self.level = self.logger.level
+            self.logger.addHandler(self.handler)
+            self.logger.setLevel(logging.INFO)
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.handler is not None:
+            self.logger.removeHandler(self.handler)
+            self.logger.setLevel(self.level)
+
+
+_messages = _Messages
 
 
 def resume(run_dir: str | Path, *, generations: int | None = None,
            on_evaluation: Callable[[dict[str, Any]], None] | None = None,
            on_generation: Callable[[dict[str, Any]], None] | None = None,
-           verbose: bool = False, **settings: Any) -> SearchResult:
+           verbose: bool = False, time_budget: float | str | None = None,
+           **settings: Any) -> SearchResult:
     """Continue or extend a run (``gnas resume``); only how long and where it runs may change."""
+    from gnas.runs import clock
+
+    clock.mark_command_start()
+    settings = {**settings, **_budget(time_budget)}
     overrides = _overrides({**settings, **({"generations": generations} if generations else {})})
     from gnas import session
 
-    code = session.resume(run_dir, overrides, out=_stream(verbose),
-                          extra_callbacks=_user_callbacks(on_evaluation, on_generation),
-                          progress=verbose)
+    with _messages(verbose):
+        code = session.resume(run_dir, overrides, out=_stream(verbose),
+                              extra_callbacks=_user_callbacks(on_evaluation, on_generation),
+                              progress=verbose)
     return _finished(Path(run_dir), code)
 
 

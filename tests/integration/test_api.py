@@ -106,3 +106,21 @@ def test_without_test_data_a_fixed_stratified_share_is_held_out(digits, tmp_path
     for c in range(10):  # every class keeps its share
         assert (a["y_test"] == c).sum() == pytest.approx(TEST_FRACTION * (y == c).sum(), abs=1)
     assert len(a["y_train"]) + len(a["y_test"]) == len(y)
+
+
+def test_verbose_shows_gnas_messages_where_nothing_else_would_and_a_bad_budget_raises(digits, tmp_path,
+                                                                                      capfd, monkeypatch):
+    import logging
+
+    x, y = digits
+    monkeypatch.setenv("GNAS_CACHE_DIR", "off")
+    logger = logging.getLogger("gnas")
+    monkeypatch.setattr(logger, "handlers", [])  # as in a notebook: no command line configured it
+    settings = {k: v for k, v in FAST.items() if k != "lambda_c"}
+    gnas.evolve(x[:400], y[:400], run_dir=tmp_path / "run", verbose=True, **settings)
+    err = capfd.readouterr().err
+    assert "gnas: calibrating lambda_c" in err and "gnas: lambda_c = " in err
+    assert logger.handlers == []  # routed for the call only
+    with pytest.raises(ConfigError, match="time_budget"):
+        gnas.evolve(x[:400], y[:400], run_dir=tmp_path / "other", time_budget="soon", **FAST)
+    assert not (tmp_path / "other").exists()
