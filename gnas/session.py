@@ -32,6 +32,7 @@ from gnas.report.summary import parameters_text
 from gnas.report.tensorboard import TensorBoardLogger
 from gnas.runs.directory import RunDir, resume_command
 from gnas.runs import clock, heartbeat
+from gnas.runs.atomic import read_json
 from gnas.runs.faults import fault_point
 from gnas.runs.interrupts import acknowledge_interrupt, interrupt_exit_code
 from gnas.runs.state import SearchState
@@ -248,6 +249,7 @@ def resume(path: str | Path, overrides: dict[str, Any], out=sys.stdout,
     """
     run_dir = RunDir(path)
     run_dir.open_existing()
+    previous_owner = read_json(run_dir.lock_path)  # a killed process' lock is taken over
     with run_dir.locked():
         try:
             # The run directory's own files first: they are cheap to check, and a
@@ -267,12 +269,41 @@ def resume(path: str | Path, overrides: dict[str, Any], out=sys.stdout,
         try:
             run_dir.remove_stale_temp_files()
             run_dir.save_config(cfg)
+            log.info("%s", resume_line(run_dir, state, cfg, previous_owner))
             clock.start(cfg.evolution.max_seconds, spent_s)
             return execute(cfg, dataset, space, run_dir, state, executor, out, extra_callbacks,
                            progress, reserve_s)
         finally:
             executor.close()
             clock.stop()
+
+
+def resume_line(run_dir: RunDir, state: SearchState | None, cfg: RunConfig, owner: Any) -> str:
+    """What a resume found, in one line: generation, evaluations kept, training states it continues
+    from, and the stale lock of a killed process it took over."""
+    from gnas.runs.store import EvaluationStore as Store
+    from gnas.search.fidelity import CHECKPOINT_DIR
+
+    store = Store(run_dir.db_path)
+    try:
+        kept, failed = store.count(), store.count("failed")
+    finally:
+        store.close()
+    done = "no generation completed" if state is None or state.generation < 0 else \
+        f"generation {state.generation} of {cfg.evolution.generations} completed"
+    if state is not None and state.finished:
+        done += " (search finished)"
+    states = run_dir.path / CHECKPOINT_DIR
+    continued = sum(1 for _ in states.rglob("*") if _.is_file()) if states.is_dir() else 0
+    parts = [f"resuming {run_dir.path}: {done}", f"{kept} evaluations kept ({failed} failed)"]
+    if continued:
+        parts.append(f"{continued} saved training states to continue from")
+    parts.append("trainings that were in flight start again")
+    if isinstance(owner, dict) and owner.get("pid") not in (None, os.getpid()):
+        since = time.strftime("%Y-%m-%d %H:%M", time.localtime(float(owner.get("since", 0) or 0)))
+        parts.append(f"stale lock of process {owner.get('pid')} on {owner.get('host', '?')} "
+                     f"(since {since}) cleared")
+    return "; ".join(parts)
 
 
 def check_time_budget(run_dir: RunDir, cfg: RunConfig) -> tuple[float, float]:

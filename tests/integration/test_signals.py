@@ -9,6 +9,7 @@ In-flight evaluations are abandoned: the row count never grows after a signal.
 from __future__ import annotations
 
 import json
+import re
 import os
 import signal
 import sqlite3
@@ -172,3 +173,21 @@ def test_a_signal_acts_within_seconds_in_the_final_training(tmp_path: Path):
     assert code == 130, err[-2000:]
     assert took <= ACT_WITHIN_S, f"Ctrl-C took {took:.1f} s during the final training"
     assert_resumable(run, err)
+
+
+def test_a_resume_after_a_kill_says_what_it_found_in_one_line(tmp_path: Path):
+    run = tmp_path / "run"
+    proc = gnas("evolve", *ARGS, "--run-dir", str(run))
+    wait_rows(proc, run, 1)
+    proc.kill()  # SIGKILL: its lock file stays behind
+    proc.communicate(timeout=TIMEOUT_S)
+    killed = proc.pid
+    kept = rows(run)
+    proc = gnas("resume", str(run))
+    _, err = proc.communicate(timeout=TIMEOUT_S)
+    assert proc.returncode == 0, err[-3000:]
+    lines = [line for line in err.splitlines() if line.startswith(f"gnas: resuming {run}")]
+    assert len(lines) == 1, err[-3000:]
+    assert f"{kept} evaluations kept" in lines[0]
+    assert "no generation completed" in lines[0] or "generation 0 of 2 completed" in lines[0]
+    assert re.search(rf"stale lock of process {killed} on .* cleared", lines[0]), lines[0]
