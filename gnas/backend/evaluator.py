@@ -31,6 +31,7 @@ from gnas.backend.inheritance import inherited_metrics, layer_weights
 from gnas.backend.masking import apply_masks
 from gnas.backend.trainer import compile_model, fit, score
 from gnas.pruning.records import PruneOptions
+from gnas.runs import heartbeat
 from gnas.records import SEARCH_EPOCHS, EvalResult, EvalTask, Kind, failed, fidelity_metrics
 from gnas.genome.space import SearchSpace, str_to_bits
 from gnas.genome.factory import make_space
@@ -159,7 +160,8 @@ class Evaluator:
         mem = self.memory_metrics(arch)
         extra: dict[str, Any] = dict(params=params, flops=flops, worker=self.worker, node=self.node)
         try:
-            model, lineage = self.train_task(arch, task)
+            with heartbeat.time_limit(self.cfg.train.eval_timeout):
+                model, lineage = self.train_task(arch, task)
             val = score(model, arch, self.data.x_val, self.data.y_val)
         except EvaluationFailed as exc:
             return failed(task, str(exc), seconds=time.perf_counter() - start, metrics=mem, **extra)
@@ -223,7 +225,9 @@ class Evaluator:
             return [self.evaluate(t) for t in tasks]
         from gnas.backend.population import train_group
 
-        return train_group(self, tasks)
+        # the limit is per evaluation: a group of P members may run P times it (as on Ray)
+        with heartbeat.time_limit(self.cfg.train.eval_timeout, len(tasks)):
+            return train_group(self, tasks)
 
     def final(self, genome: str, seed: int, options: dict[str, Any] | None = None,
               report: EpochReport | None = None) -> tuple[keras.Model, dict[str, Any]]:

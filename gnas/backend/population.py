@@ -101,6 +101,10 @@ def train_group(evaluator: Evaluator, tasks: Sequence[EvalTask], *, fuse_dense: 
                 _save_state(m, epochs)
             if scored:
                 _score_together(evaluator, scored)
+    except EvaluationFailed as exc:  # the group ran past its time limit: every member did
+        seconds = (time.perf_counter() - start) / max(1, len(members))
+        return [failed(m.task, m.error or str(exc), seconds=seconds, metrics={**m.mem, **m.lineage},
+                       **m.extra) for m in members]
     except Exception as exc:  # noqa: BLE001 - e.g. out of memory in the shared step
         if _is_bug(exc):
             raise

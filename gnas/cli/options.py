@@ -85,7 +85,9 @@ def add_resume_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workers", type=int, help="parallel evaluation workers (Ray when > 1)")
     p.add_argument("--ray-address", dest="ray_address", help="join a Ray cluster: auto or HOST:PORT")
     p.add_argument("--gpus-per-worker", dest="gpus_per_worker", type=float)
-    p.add_argument("--eval-timeout", dest="eval_timeout", type=float, help="seconds per evaluation")
+    p.add_argument("--eval-timeout", dest="eval_timeout", type=float,
+                   help="seconds per evaluation: a training over it fails with that reason (in this "
+                   "process at the next batch boundary, or on Ray)")
     p.add_argument("--threads", type=int, help="TensorFlow threads per evaluation")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
                    help="override any config key, e.g. --set evolution.alpha=0.2 (a resume: only "
