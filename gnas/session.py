@@ -21,7 +21,7 @@ from gnas.competition.step import CompetitionStep
 from gnas.config import RESUMABLE_KEYS, RunConfig, apply_overrides, flatten
 from gnas.datasets import Dataset, load_for_run as load_data
 from gnas.errors import ConfigError, RunDirError
-from gnas.execution.local import check_parallel, make_executor
+from gnas.execution.local import check_parallel, make_executor, uses_ray
 from gnas.genome.factory import make_space
 from gnas.genome.space import SearchSpace
 from gnas.inheritance.lineage import Inheritance
@@ -104,6 +104,24 @@ def start(cfg: RunConfig, run_dir_path: str | Path | None, out=sys.stdout,
         clock.stop()
 
 
+def estimate(cfg: RunConfig, dataset: Dataset) -> None:
+    """A run without a budget on a large data set: say how long it will take, from a measured
+    epoch, and suggest ``--time-budget`` when that is over an hour."""
+    train_size = len(dataset.x_train) if not cfg.train.search_samples else cfg.train.search_samples
+    if len(dataset.x_train) < timing.ESTIMATE_FROM or uses_ray(cfg):
+        return
+    from gnas.backend import runtime
+
+    runtime.configure(cfg.train.threads)
+    from gnas.backend.epoch_cost import measure
+
+    ev = cfg.evolution
+    total, text = timing.estimate_text(measure(cfg, dataset), train_size,
+                                       ev.population * (ev.generations + 1) + ev.final_candidates * ev.final_seeds,
+                                       cfg.train.epochs, cfg.final.max_epochs)
+    (log.warning if total > timing.LONG_RUN_S else log.info)("%s", text)
+
+
 def budgeted(cfg: RunConfig, dataset: Dataset, given: set[str] | None) -> tuple[RunConfig, float]:
     """With ``evolution.max_seconds``: the run planned to fit it (``gnas.search.timing``) and the
     seconds kept for the final training; without, the run as it is and no reserve.
@@ -115,6 +133,7 @@ def budgeted(cfg: RunConfig, dataset: Dataset, given: set[str] | None) -> tuple[
     budget = cfg.evolution.max_seconds
     clock.start(budget)
     if budget <= 0:
+        estimate(cfg, dataset)
         return cfg, 0.0
     if budget < timing.MIN_BUDGET_S:
         raise ConfigError(f"--time-budget {timing.duration_text(budget)} is too short: loading, measuring "

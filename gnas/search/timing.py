@@ -186,6 +186,25 @@ def _shape(networks: int, given: Mapping[str, Any], population: int, generations
     return population, generations
 
 
+ESTIMATE_FROM = 10000  # training samples from which a run without a budget is estimated first
+LONG_RUN_S = 3600.0     # a run estimated longer than this says so and suggests a budget
+
+
+def estimate_text(cost: EpochCost, train_size: int, networks: int, epochs: int,
+                  final_epochs: int) -> tuple[float, str]:
+    """(seconds, one line) of a run without a budget: its search and, at most, its final training."""
+    search = networks * cost.network_s(train_size, epochs)
+    final = final_epochs * cost.final * train_size
+    total = search + final
+    text = (f"this run needs about {duration_text(total)} on this machine: {networks} networks of "
+            f"{epochs} epoch{'s' if epochs != 1 else ''} on {train_size:,} samples "
+            f"(~{duration_text(search)}), a final training of up to {final_epochs} epochs "
+            f"(~{duration_text(final)} at most), plus the calibration")
+    if total > LONG_RUN_S:
+        text += "; --time-budget 30m (or any duration) plans a run that fits it"
+    return total, text
+
+
 def search_seconds_left(left_s: float, final_s: float, generation_s: float) -> bool:
     """Whether a generation that takes ``generation_s`` still fits before the final training's share."""
     return left_s - final_s >= generation_s

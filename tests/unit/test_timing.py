@@ -65,3 +65,13 @@ def test_a_budget_too_small_is_refused_with_the_least_that_would_work():
     cost = EpochCost(search=1e-3, final=1e-3, overhead=1.0)
     with pytest.raises(ConfigError, match=r"at least .*--time-budget \d+m or more"):
         plan_run(70, cost, 60000, 10.0, {}, **DEFAULTS)
+
+
+def test_a_run_estimated_over_an_hour_says_so_and_suggests_a_budget():
+    from gnas.search.timing import estimate_text
+
+    short_s, short = estimate_text(EpochCost(search=1e-6, final=1e-6), 48000, 36, 4, 50)
+    long_s, long = estimate_text(EpochCost(search=2e-3, final=1e-3), 48000, 36, 4, 50)
+    assert short_s < 3600 < long_s
+    assert "--time-budget" in long and "--time-budget" not in short
+    assert "36 networks of 4 epochs on 48,000 samples" in long
