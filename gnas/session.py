@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import shlex
 import signal
 import sys
 import threading
@@ -90,7 +91,7 @@ def start(cfg: RunConfig, run_dir_path: str | Path | None, out=sys.stdout,
     dataset = load_data(cfg) if arrays is None else _staged(cfg, arrays)
     space = make_space(cfg, dataset)
     preflight(cfg, space)
-    cfg, reserve_s = budgeted(cfg, dataset, set(given) if given is not None else None)
+    cfg, reserve_s = budgeted(cfg, dataset, space, set(given) if given is not None else None)
     executor = start_executor(cfg, dataset)  # a Ray that cannot start leaves no half-made run
     try:
         run_dir.create(cfg)
@@ -104,7 +105,20 @@ def start(cfg: RunConfig, run_dir_path: str | Path | None, out=sys.stdout,
         clock.stop()
 
 
-def estimate(cfg: RunConfig, dataset: Dataset) -> None:
+def typical_genomes(cfg: RunConfig, dataset: Dataset, space: SearchSpace) -> list[str]:
+    """Networks whose epoch a plan is measured on: two as generation 0 draws them (at the paper's
+    lambda_c) and two with every stage on, as the search grows them."""
+    import numpy as np
+
+    from gnas.chaos.calibration import preset_for, run_sampler
+    from gnas.genome.space import bits_to_str
+
+    rng = np.random.default_rng(cfg.evolution.seed)
+    first = run_sampler(cfg, space)(preset_for(dataset.kind), 2, rng)
+    return [bits_to_str(b) for b in [*first, space.random_bits(rng), space.random_bits(rng)]]
+
+
+def estimate(cfg: RunConfig, dataset: Dataset, space: SearchSpace) -> None:
     """A run without a budget on a large data set: say how long it will take, from a measured
     epoch, and suggest ``--time-budget`` when that is over an hour."""
     train_size = len(dataset.x_train) if not cfg.train.search_samples else cfg.train.search_samples
@@ -116,13 +130,14 @@ def estimate(cfg: RunConfig, dataset: Dataset) -> None:
     from gnas.backend.epoch_cost import measure
 
     ev = cfg.evolution
-    total, text = timing.estimate_text(measure(cfg, dataset), train_size,
+    total, text = timing.estimate_text(measure(cfg, dataset, typical_genomes(cfg, dataset, space)), train_size,
                                        ev.population * (ev.generations + 1) + ev.final_candidates * ev.final_seeds,
                                        cfg.train.epochs, cfg.final.max_epochs)
     (log.warning if total > timing.LONG_RUN_S else log.info)("%s", text)
 
 
-def budgeted(cfg: RunConfig, dataset: Dataset, given: set[str] | None) -> tuple[RunConfig, float]:
+def budgeted(cfg: RunConfig, dataset: Dataset, space: SearchSpace,
+             given: set[str] | None) -> tuple[RunConfig, float]:
     """With ``evolution.max_seconds``: the run planned to fit it (``gnas.search.timing``) and the
     seconds kept for the final training; without, the run as it is and no reserve.
 
@@ -133,7 +148,7 @@ def budgeted(cfg: RunConfig, dataset: Dataset, given: set[str] | None) -> tuple[
     budget = cfg.evolution.max_seconds
     clock.start(budget)
     if budget <= 0:
-        estimate(cfg, dataset)
+        estimate(cfg, dataset, space)
         return cfg, 0.0
     if budget < timing.MIN_BUDGET_S:
         raise ConfigError(f"--time-budget {timing.duration_text(budget)} is too short: loading, measuring "
@@ -149,7 +164,7 @@ def budgeted(cfg: RunConfig, dataset: Dataset, given: set[str] | None) -> tuple[
 
     log.info("measuring one epoch of typical candidates to plan the run to fit %s ...",
              timing.duration_text(budget))
-    cost = measure(cfg, dataset)
+    cost = measure(cfg, dataset, typical_genomes(cfg, dataset, space))
     ev = cfg.evolution
     plan = timing.plan_run(budget, cost, len(dataset.x_train), clock.spent(), given, cfg.train.epochs,
                            ev.population, ev.generations, cfg.final.max_epochs)
@@ -402,6 +417,7 @@ def execute(cfg: RunConfig, dataset: Dataset, space: SearchSpace, run_dir: RunDi
             summary = FinalExport(cfg, space, store, run_dir, executor, EXPORT_SHAPE,
                                   final_progress).finish(search.state)
         spent = run_epochs(store.iter_results(), cfg)
+        failed = store.count("failed")
     except KeyboardInterrupt as exc:
         return interrupted(run_dir, exc)
     finally:
@@ -410,7 +426,8 @@ def execute(cfg: RunConfig, dataset: Dataset, space: SearchSpace, run_dir: RunDi
             clock.save(run_dir.path, reserve_s)
     print(format_summary({**summary, "trained": search.state.trained,
                           "reused": search.state.reused, "final": search.state.final,
-                          "epochs_spent": spent, "pruning": cfg.prune.fraction > 0}, run_dir),
+                          "epochs_spent": spent, "pruning": cfg.prune.fraction > 0,
+                          "failed": failed}, run_dir),
           file=out)
     return 0
 
@@ -480,19 +497,44 @@ def final_training_lines(summary: dict[str, Any]) -> list[str]:
             f"{final['search_epochs']}), {sum(epochs)} epochs over {len(epochs)} seed(s)"]
 
 
+def headline(summary: dict[str, Any], run_dir: RunDir) -> str:
+    """The one result to quote: the delivered model's test score, then the spread over its trainings."""
+    line = (f"result:            test score {summary['test_score']:.2f} of the delivered model "
+            f"({run_dir.best_dir / 'model.keras'})")
+    scores = summary.get("test_scores") or []
+    if len(scores) >= 2:
+        line += (f"; spread over {len(scores)} trainings of its architecture: "
+                 f"{summary['test_score_mean']:.2f} ± {summary['test_score_std']:.2f}")
+    return line
+
+
+def next_steps(run_dir: RunDir) -> list[str]:
+    """What a user can do with a finished run, one command a line."""
+    run = shlex.quote(str(run_dir.path))
+    model = str(run_dir.best_dir / "model.keras")
+    return [f"next:              gnas report {run}   (--plots: figures in {run}/plots)",
+            f"                   gnas export {run} --format onnx --out model.onnx   (or tflite, keras)",
+            f"                   tensorboard --logdir {shlex.quote(str(run_dir.tensorboard_dir))}",
+            f"                   keras.saving.load_model({model!r}) predicts on raw inputs"]
+
+
 def format_summary(summary: dict[str, Any], run_dir: RunDir) -> str:
+    failed = summary.get("failed") or 0
+    failures = f" ({failed} failed: reasons in `gnas report`)" if failed else ""
     return "\n".join([
         "",
+        headline(summary, run_dir),
         f"best architecture: {summary['description']}",
         f"validation error:  {summary['val_error']:.4f}",
         *final_training_lines(summary),
         f"test score:        {summary['test_score']:.2f}  (100 x (1 - test error))",
         *test_seed_lines(summary),
         f"parameters:        {parameters_text(summary, summary.get('pruning', False))}",
-        f"networks:          {summary['trained']} trained, {summary['reused']} reused",
+        f"networks:          {summary['trained']} trained{failures}, {summary['reused']} reused",
         *([f"epochs:            {epoch_line(summary['epochs_spent'], summary.get('final_epochs') or ())}"]
           if "epochs_spent" in summary else []),
         *final_lines(summary.get("final") or []),
         f"run directory:     {run_dir.path}",
         f"resume / extend:   {resume_command(run_dir.path)} --generations N",
+        *next_steps(run_dir),
     ])

@@ -1,8 +1,9 @@
 """Measuring what one epoch of a typical candidate costs on this machine.
 
 A time budget is planned from measured seconds, not guessed ones
-(:mod:`gnas.search.timing`). A few random networks of the search space (every
-stage on: the size the search grows into) train two epochs on a slice of the
+(:mod:`gnas.search.timing`). A few typical networks of the search space (some as
+generation 0 draws them, some with every stage on: the size the search grows
+into) train two epochs on a slice of the
 training split, grouped as the search trains them, and one of them trains two
 epochs alone as the final training does. Only the second epoch is timed, from
 the trainers' heartbeats, so building and tracing are left out.
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from typing import Sequence
 
 import keras
 import numpy as np
@@ -49,8 +51,13 @@ class _EpochTimer:
         return max(self.end - self.start, 1e-6)
 
 
-def measure(cfg: RunConfig, dataset: Dataset, samples: int = SAMPLES) -> EpochCost:
-    """Seconds per training sample of one epoch: of a grouped search network, and of a final training."""
+def measure(cfg: RunConfig, dataset: Dataset, genomes: Sequence[str] = (), samples: int = SAMPLES) -> EpochCost:
+    """Seconds per training sample of one epoch: of a grouped search network, and of a final training.
+
+    ``genomes``: the typical candidates (the caller's choice: some drawn as
+    generation 0 is, some grown); random genomes of the space where none are given.
+    The final training is timed on the last of them.
+    """
     from gnas.backend.evaluator import Evaluator
     from gnas.backend.population import train_group
 
@@ -59,7 +66,7 @@ def measure(cfg: RunConfig, dataset: Dataset, samples: int = SAMPLES) -> EpochCo
     sliced = dataclasses.replace(dataset, x_train=dataset.x_train[:n], y_train=dataset.y_train[:n])
     evaluator = Evaluator(cfg, sliced, worker="measure")
     rng = np.random.default_rng(cfg.evolution.seed)
-    genomes = [bits_to_str(evaluator.space.random_bits(rng)) for _ in range(MEMBERS)]
+    genomes = list(genomes) or [bits_to_str(evaluator.space.random_bits(rng)) for _ in range(MEMBERS)]
     tasks = [EvalTask(key=f"measure-{k}", genome=g, seed=k, epochs=2) for k, g in enumerate(genomes)]
     timer = _EpochTimer()
     group_began = time.perf_counter()
@@ -68,7 +75,7 @@ def measure(cfg: RunConfig, dataset: Dataset, samples: int = SAMPLES) -> EpochCo
     group_s = time.perf_counter() - group_began
     search = timer.seconds() / (len(tasks) * n)
     overhead = max(0.0, group_s - 2 * timer.seconds()) / len(tasks)  # building, tracing, scoring
-    final = _final_seconds(evaluator, genomes[0], n) / n
+    final = _final_seconds(evaluator, genomes[-1], n) / n
     return EpochCost(search=search, final=final, overhead=overhead, seconds=time.perf_counter() - began)
 
 

@@ -220,49 +220,69 @@ def measure_search_space(space: SearchSpace, batches: Sequence[np.ndarray], lamb
     from gnas.backend import probe
 
     draw = sampler or (lambda lam, count, rng: sample_chromosomes(space, lam, count, rng))
-    out: list[np.ndarray] = []
+    out: list[np.ndarray | None] = [None] * len(lambdas)
     bound = _SweepBound(max_seconds, len(lambdas))
-    for i, lam in enumerate(lambdas):
+    for step, i in enumerate(bound.order()):
+        lam = lambdas[i]
         samples = bound.samples(out, samples)
-        if bound.over(len(out)):
+        if bound.over(step):
             log.info("calibrating lambda_c: stopped after %d of %d points to keep within %.0f s",
-                     len(out), len(lambdas), max_seconds)
+                     step, len(lambdas), max_seconds)
             break
         if progress is not None:
-            progress(float(lam), i + 1, len(lambdas))
+            progress(float(lam), step + 1, len(lambdas))
         # common random numbers: every lambda starts from the same generator and weight
         # seeds, so sample k is one orbit (or uniform draw) thresholded ever higher
         archs = [space.decode(b) for b in draw(float(lam), samples, np.random.default_rng(seed))]
         seeds = [network_seed(seed, 0, k) for k in range(samples)]
-        out.append(probe.probe_table(archs, batches, weight_scale=weight_scale, seeds=seeds))
-    return out
+        out[i] = probe.probe_table(archs, batches, weight_scale=weight_scale, seeds=seeds)
+    return out  # type: ignore[return-value]
+
+
+def coarse_to_fine(points: int) -> list[int]:
+    """Sweep indices ends first, then midpoints of ever smaller gaps: ``0, 10, 5, 2, 7, ...``.
+
+    A sweep stopped early then still spans the whole range of lambda.
+    """
+    order, gaps = [0, points - 1] if points > 1 else [0], [(0, points - 1)]
+    while gaps:
+        lo, hi = gaps.pop(0)
+        mid = (lo + hi) // 2
+        if lo < mid < hi:
+            order.append(mid)
+            gaps += [(lo, mid), (mid, hi)]
+    return order
 
 
 class _SweepBound:
-    """Keeps a sweep within ``max_seconds`` (0: no bound).
+    """Keeps a sweep within ``max_seconds`` (0: no bound, the points in order).
 
-    After the first point, the networks per point shrink (to no fewer than
-    :data:`MIN_SAMPLES`) so that the whole sweep fits, the first point's table
-    cut to the same rows (row ``k`` is the same draw at every point); a sweep that
-    still runs out of time stops after its last point in time, with at least
-    :data:`MIN_POINTS` points.
+    With a bound the points go coarse to fine (:func:`coarse_to_fine`). After
+    the first two (the cheapest and the dearest lambda), the networks per point
+    shrink (to no fewer than :data:`MIN_SAMPLES`) so that the whole sweep fits,
+    the tables measured so far cut to the same rows (row ``k`` is the same draw
+    at every point); a sweep that still runs out of time stops after its last
+    point in time, with at least :data:`MIN_POINTS` points.
     """
 
     def __init__(self, max_seconds: float, points: int) -> None:
         self.max_seconds, self.points = max_seconds, points
         self.started = time.perf_counter()
-        self.reduced = False
 
-    def samples(self, tables: list[np.ndarray], samples: int) -> int:
-        if self.max_seconds <= 0 or len(tables) != 1:
+    def order(self) -> list[int]:
+        return coarse_to_fine(self.points) if self.max_seconds > 0 else list(range(self.points))
+
+    def samples(self, tables: list[np.ndarray | None], samples: int) -> int:
+        done = [k for k, t in enumerate(tables) if t is not None]
+        if self.max_seconds <= 0 or len(done) != 2:
             return samples
-        per_point = time.perf_counter() - self.started
+        per_point = (time.perf_counter() - self.started) / 2
         if per_point * self.points <= self.max_seconds:
             return samples
         fewer = max(MIN_SAMPLES, int(samples * self.max_seconds / (per_point * self.points)))
         if fewer < samples:
-            tables[0] = tables[0][:fewer]
-            self.reduced = True
+            for k in done:
+                tables[k] = tables[k][:fewer]
             log.info("calibrating lambda_c: %d networks per point instead of %d, to keep within %.0f s",
                      fewer, samples, self.max_seconds)
         return min(fewer, samples)
@@ -270,8 +290,8 @@ class _SweepBound:
     def over(self, done: int) -> bool:
         if self.max_seconds <= 0 or done < MIN_POINTS:
             return False
-        per_point = (time.perf_counter() - self.started) / done
-        return time.perf_counter() - self.started + per_point > self.max_seconds
+        elapsed = time.perf_counter() - self.started
+        return elapsed + elapsed / done > self.max_seconds
 
 
 def measure_theory(batches: Sequence[np.ndarray], lambdas: np.ndarray, *, weight_scale: float,
@@ -318,7 +338,8 @@ def no_crossing_reason(sweep: Sequence[SweepPoint]) -> str:
     if all(p.exponent >= 0 for p in sweep):
         return ("no zero crossing: the exponent is >= 0 at every lambda (chaotic even with few "
                 "connections); a smaller train.weight_scale moves lambda_c into the sweep")
-    return ("no zero crossing: the exponent stays negative up to lambda = 1 (ordered); a larger "
+    last = max(p.lam for p in sweep)
+    return (f"no zero crossing: the exponent stays negative up to lambda = {last:g} (ordered); a larger "
             "train.weight_scale moves lambda_c into the sweep")
 
 
@@ -394,7 +415,8 @@ def calibrate(dataset: Dataset, space: SearchSpace | None, *, weight_scale: floa
     tables = run_sweep(None if theory else space, xs, lambdas, weight_scale=weight_scale,
                        samples=samples, seed=seed, threads=threads, sampler=sampler,
                        progress=progress, max_seconds=max_seconds)
-    lambdas = lambdas[:len(tables)]
+    lambdas = np.asarray([lam for lam, t in zip(lambdas, tables) if t is not None])
+    tables = [t for t in tables if t is not None]
     result = conclude(summarise(lambdas, tables), dataset.kind, tables, weight_scale=weight_scale,
                       samples=int(tables[-1].shape[0]), batch=batch, batches=batches, seed=seed,
                       network="theory" if theory else "search",
