@@ -167,9 +167,11 @@ def budgeted(cfg: RunConfig, dataset: Dataset, space: SearchSpace,
     cost = measure(cfg, dataset, typical_genomes(cfg, dataset, space))
     ev = cfg.evolution
     plan = timing.plan_run(budget, cost, len(dataset.x_train), clock.spent(), given, cfg.train.epochs,
-                           ev.population, ev.generations, cfg.final.max_epochs)
-    log.info("%s", plan.text())
-    return apply_overrides(cfg, plan.overrides), plan.final_s
+                           ev.population, ev.generations, cfg.final.max_epochs,
+                           scored=len(dataset.x_val) + len(dataset.x_test))
+    log.info("%s (epoch measured in %.0f s)", plan.text(), cost.seconds)
+    clock.set_margin(plan.end_s)
+    return apply_overrides(cfg, plan.overrides), plan.final_s + plan.end_s
 
 
 def _staged(cfg: RunConfig, path: Path) -> Dataset:
@@ -304,7 +306,7 @@ def resume(path: str | Path, overrides: dict[str, Any], out=sys.stdout,
             run_dir.remove_stale_temp_files()
             run_dir.save_config(cfg)
             log.info("%s", resume_line(run_dir, state, cfg, previous_owner))
-            clock.start(cfg.evolution.max_seconds, spent_s)
+            clock.start(cfg.evolution.max_seconds, spent_s, clock.margin())
             return execute(cfg, dataset, space, run_dir, state, executor, out, extra_callbacks,
                            progress, reserve_s)
         finally:
@@ -343,7 +345,8 @@ def resume_line(run_dir: RunDir, state: SearchState | None, cfg: RunConfig, owne
 def check_time_budget(run_dir: RunDir, cfg: RunConfig) -> tuple[float, float]:
     """(seconds the run spent, seconds it keeps for its final training); refuses a budget a
     resume lowers below what was spent. A resume may raise the budget."""
-    spent_s, reserve_s = clock.load(run_dir.path)
+    spent_s, reserve_s, margin_s = clock.load(run_dir.path)
+    clock.set_margin(margin_s)
     budget = cfg.evolution.max_seconds
     if budget > 0 and budget <= spent_s:
         raise ConfigError(f"--time-budget {timing.duration_text(budget)} is below the "

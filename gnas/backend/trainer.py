@@ -74,14 +74,15 @@ class Heartbeat(keras.callbacks.Callback):
 
 
 class StopAtDeadline(keras.callbacks.Callback):
-    """Stop a training at the run's deadline (``evolution.max_seconds``), after the current batch.
+    """Stop a training at the run's deadline (``evolution.max_seconds``) less what scoring and
+    saving the delivered model take, after the current batch.
 
     The epoch in progress is then scored as it stands; a final training keeps
     its best epoch so far.
     """
 
     def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
-        if clock.passed():
+        if clock.training_passed():
             self.model.stop_training = True
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 
-_clock: dict[str, float | None] = {"deadline": None, "started": None, "command": None}
+_clock: dict[str, float | None] = {"deadline": None, "started": None, "command": None, "margin": 0.0}
 
 
 def mark_command_start() -> None:
@@ -23,12 +23,28 @@ def since_command_start() -> float:
     return 0.0 if began is None else time.monotonic() - began
 
 
-def start(budget_s: float, spent_s: float = 0.0) -> None:
+def start(budget_s: float, spent_s: float = 0.0, margin_s: float = 0.0) -> None:
     """The run has ``budget_s`` seconds in all; ``spent_s`` were spent by earlier commands, and
-    this command's own seconds count from :func:`mark_command_start`."""
+    this command's own seconds count from :func:`mark_command_start`. ``margin_s``: what the
+    end of the run needs after its last training (scoring the delivered model, saving it)."""
     began = time.monotonic() - since_command_start() - spent_s
     _clock["started"] = began
     _clock["deadline"] = began + budget_s if budget_s > 0 else None
+    _clock["margin"] = margin_s
+
+
+def set_margin(margin_s: float) -> None:
+    """What the end of the run needs after its last training (see :func:`start`)."""
+    _clock["margin"] = max(0.0, margin_s)
+
+
+def margin() -> float:
+    return float(_clock["margin"] or 0.0)
+
+
+def training_passed() -> bool:
+    """Whether a training must stop now to leave the end of the run its :func:`margin`."""
+    return left() <= margin()
 
 
 def stop() -> None:
@@ -58,24 +74,27 @@ CLOCK_NAME = "clock.json"
 
 
 def save(run_path, reserve_s: float) -> None:
-    """Record the seconds spent so far (a resume counts on from them) and the final training's share."""
+    """Record the seconds spent so far (a resume counts on from them), the final training's share
+    and the end's :func:`margin`."""
     import json
     from pathlib import Path
 
     from gnas.runs.atomic import atomic_write_text
 
     atomic_write_text(Path(run_path) / CLOCK_NAME,
-                      json.dumps({"spent_s": round(spent(), 3), "reserve_s": round(reserve_s, 3)}))
+                      json.dumps({"spent_s": round(spent(), 3), "reserve_s": round(reserve_s, 3),
+                                  "margin_s": round(margin(), 3)}))
 
 
-def load(run_path) -> tuple[float, float]:
-    """(seconds spent, seconds kept for the final training) of a run; zeros when it has no record."""
+def load(run_path) -> tuple[float, float, float]:
+    """(seconds spent, seconds kept for the final training, the end's margin) of a run; zeros
+    when it has no record."""
     from pathlib import Path
 
     from gnas.runs.atomic import read_json
 
     data = read_json(Path(run_path) / CLOCK_NAME)
     if not isinstance(data, dict):
-        return 0.0, 0.0
-    values = [data.get("spent_s"), data.get("reserve_s")]
+        return 0.0, 0.0, 0.0
+    values = [data.get("spent_s"), data.get("reserve_s"), data.get("margin_s")]
     return tuple(float(v) if isinstance(v, (int, float)) and v >= 0 else 0.0 for v in values)  # type: ignore[return-value]

@@ -28,6 +28,7 @@ SAFETY = 0.85          # of each share planned for: timings on a shared machine 
 TARGET_NETWORKS = 40   # networks a search should see to be worth running
 MIN_NETWORKS = 8       # fewer: a smaller training subset before fewer networks
 MIN_SAMPLES = 2000     # the smallest training subset a search is planned on
+SCORING_SHARE = 0.5    # seconds to score a sample, as a share of those to train on it for an epoch
 MIN_BUDGET_S = 60.0    # below this no plan is attempted: start-up alone takes seconds
 PLANNED_KEYS = ("data.max_train_samples", "train.search_samples", "train.epochs", "evolution.population",
                 "evolution.generations", "final.max_epochs", "evolution.final_seeds")
@@ -92,6 +93,7 @@ class Plan:
     generations: int
     final_epochs: int
     overrides: dict[str, Any] = field(default_factory=dict)  # the config keys it sets
+    end_s: float = 0.0    # after the final training: scoring the delivered model and saving it
 
     @property
     def networks(self) -> int:
@@ -124,15 +126,17 @@ def check_budget(budget_s: float, cost: EpochCost, train_size: int, spent_s: flo
 
 def plan_run(budget_s: float, cost: EpochCost, train_size: int, spent_s: float,
              given: Mapping[str, Any], epochs: int, population: int, generations: int,
-             final_epochs: int) -> Plan:
+             final_epochs: int, scored: int = 0) -> Plan:
     """Share ``budget_s`` out and choose what the user left open (keys not in ``given``).
 
     ``epochs``, ``population``, ``generations`` and ``final_epochs`` are the
     configured values, kept where given. ``spent_s`` is what the command spent
-    before planning (loading, the measurement).
+    before planning (loading, the measurement); ``scored`` the validation and
+    test samples the delivered model is scored on once trained (kept for at the end).
     """
     check_budget(budget_s, cost, train_size, spent_s)
-    left = budget_s - spent_s
+    end_s = scored * cost.final * SCORING_SHARE / SAFETY
+    left = budget_s - spent_s - end_s
     calibration_s = CALIBRATION_SHARE * budget_s
     final_s = FINAL_SHARE * left
     final_epoch_s = max(cost.final * train_size, 1e-6)
@@ -152,7 +156,7 @@ def plan_run(budget_s: float, cost: EpochCost, train_size: int, spent_s: float,
             overrides[key] = value
     return Plan(budget_s=budget_s, calibration_s=calibration_s, search_s=search_s, final_s=final_s,
                 samples=samples, train_size=train_size, epochs=epochs, population=population,
-                generations=generations, final_epochs=final_epochs, overrides=overrides)
+                generations=generations, final_epochs=final_epochs, overrides=overrides, end_s=end_s)
 
 
 def _subset_and_epochs(search_s: float, cost: EpochCost, train_size: int, given: Mapping[str, Any],
