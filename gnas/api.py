@@ -68,14 +68,38 @@ class SearchResult:
 
         return load_deployable(path)
 
+    @property
+    def data(self) -> Any:
+        """The run's data set, split as the run split it: ``x_train``, ``y_train``, ``x_val``,
+        ``y_val``, ``x_test``, ``y_test`` (prepared as the networks saw them; the saved model
+        takes raw inputs) and what describes them (``name``, ``task``, ``n_classes``)."""
+        from gnas.datasets import load_for_run
+
+        return load_for_run(RunDir(self.run_dir).load_config())
+
     def to_dataframe(self) -> Any:
-        """The evaluations as a pandas DataFrame (pandas is optional: install it for this)."""
+        """The evaluations as a pandas DataFrame (pandas is optional: install it for this).
+
+        Besides every field of :attr:`evaluations`: ``fitness`` (F, minimised, as the
+        search ranked it), ``epochs`` and ``rung`` (what the network trained; a rung
+        only under successive halving), ``architecture`` (readable), ``learning_rate``
+        and ``momentum`` (decoded from the genome).
+        """
         try:
             import pandas
         except ImportError:
             raise ConfigError("to_dataframe needs pandas; pip install pandas, or read "
                               "result.evaluations (a list of records).") from None
-        return pandas.DataFrame.from_records(self.evaluations)
+        return pandas.DataFrame.from_records(self.table())
+
+    def table(self) -> list[dict[str, Any]]:
+        """The rows of :meth:`to_dataframe`: every evaluation record with its fitness, epochs,
+        rung, readable architecture, learning rate and momentum."""
+        if not self.evaluations:
+            return []
+        derived = _derived_columns(self.run_dir, self.evaluations)
+        return [{**record, **{name: values[i] for name, values in derived.items()}}
+                for i, record in enumerate(self.evaluations)]
 
 
 def evolve(x_train: Any, y_train: Any, *, validation_data: tuple[Any, Any] | None = None,
@@ -352,6 +376,39 @@ def _user_callbacks(on_evaluation, on_generation) -> Sequence[Callback]:
     if on_evaluation is None and on_generation is None:
         return ()
     return (_UserCallbacks(on_evaluation, on_generation),)
+
+
+def _derived_columns(run_dir: Path, records: Sequence[dict[str, Any]]) -> dict[str, list[Any]]:
+    """Per record: fitness, epochs, rung, architecture, learning rate and momentum, from the run's
+    own configuration and search space."""
+    from gnas.genome.factory import make_space
+    from gnas.genome.space import str_to_bits
+    from gnas.search.fitness import FitnessModel
+
+    cfg = RunDir(run_dir).load_config()
+    space = make_space(cfg, SearchResult(run_dir, {}, []).data)
+    fitness = FitnessModel(cfg, space)
+    store = EvaluationStore(run_dir / "evaluations.db", read_only=True)
+    try:
+        results = {(r.key, str(getattr(r.kind, "value", r.kind)), r.generation): r for r in store.iter_results()}
+    finally:
+        store.close()
+    out: dict[str, list[Any]] = {k: [] for k in ("fitness", "epochs", "rung", "architecture",
+                                                 "learning_rate", "momentum")}
+    for record in records:
+        result = results.get((record["key"], record["kind"], record["generation"]))
+        metrics = record.get("metrics") or {}
+        out["fitness"].append(fitness.fitness(result) if result is not None and result.ok else None)
+        out["epochs"].append(metrics.get("epochs") or cfg.train.epochs)
+        out["rung"].append(metrics.get("rung"))
+        try:
+            arch = space.decode(str_to_bits(record["genome"]))
+        except Exception:  # noqa: BLE001 - a genome of another space: no description
+            arch = None
+        out["architecture"].append(arch.describe() if arch else None)
+        out["learning_rate"].append(arch.learning_rate if arch else None)
+        out["momentum"].append(arch.momentum if arch else None)
+    return out
 
 
 def _record(result: EvalResult) -> dict[str, Any]:
