@@ -106,16 +106,16 @@ def start(cfg: RunConfig, run_dir_path: str | Path | None, out=sys.stdout,
 
 
 def typical_genomes(cfg: RunConfig, dataset: Dataset, space: SearchSpace) -> list[str]:
-    """Networks whose epoch a plan is measured on: two as generation 0 draws them (at the paper's
-    lambda_c) and two with every stage on, as the search grows them."""
+    """Networks whose epoch a plan is measured on: one as generation 0 draws it (at the paper's
+    lambda_c) and one with every stage on, as the search grows them."""
     import numpy as np
 
     from gnas.chaos.calibration import preset_for, run_sampler
     from gnas.genome.space import bits_to_str
 
     rng = np.random.default_rng(cfg.evolution.seed)
-    first = run_sampler(cfg, space)(preset_for(dataset.kind), 2, rng)
-    return [bits_to_str(b) for b in [*first, space.random_bits(rng), space.random_bits(rng)]]
+    first = run_sampler(cfg, space)(preset_for(dataset.kind), 2, rng)[0]
+    return [bits_to_str(b) for b in [first, space.random_bits(rng)]]
 
 
 def estimate(cfg: RunConfig, dataset: Dataset, space: SearchSpace) -> None:

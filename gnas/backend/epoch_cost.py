@@ -25,8 +25,8 @@ from gnas.records import EvalTask
 from gnas.runs import heartbeat
 from gnas.search.timing import EpochCost
 
-SAMPLES = 1024   # training samples the measurement trains on
-MEMBERS = 4      # networks of the measured group
+SAMPLES = 256    # training samples the measurement trains on: seconds, even on large images
+MEMBERS = 2      # networks of the measured group, where the caller names none
 
 
 class _EpochTimer:
@@ -54,9 +54,11 @@ class _EpochTimer:
 def measure(cfg: RunConfig, dataset: Dataset, genomes: Sequence[str] = (), samples: int = SAMPLES) -> EpochCost:
     """Seconds per training sample of one epoch: of a grouped search network, and of a final training.
 
-    ``genomes``: the typical candidates (the caller's choice: some drawn as
-    generation 0 is, some grown); random genomes of the space where none are given.
-    The final training is timed on the last of them.
+    ``genomes``: the typical candidates (the caller's choice: the search's as
+    generation 0 draws them, then the one the final training is timed on, grown as
+    the search grows them); random genomes of the space where none are given.
+    Each network costs its building and tracing once, which on a loaded machine
+    can take longer than its epochs: few networks keep the measurement short.
     """
     from gnas.backend.evaluator import Evaluator
     from gnas.backend.population import train_group
@@ -67,7 +69,8 @@ def measure(cfg: RunConfig, dataset: Dataset, genomes: Sequence[str] = (), sampl
     evaluator = Evaluator(cfg, sliced, worker="measure")
     rng = np.random.default_rng(cfg.evolution.seed)
     genomes = list(genomes) or [bits_to_str(evaluator.space.random_bits(rng)) for _ in range(MEMBERS)]
-    tasks = [EvalTask(key=f"measure-{k}", genome=g, seed=k, epochs=2) for k, g in enumerate(genomes)]
+    searched = genomes[:-1] or genomes
+    tasks = [EvalTask(key=f"measure-{k}", genome=g, seed=k, epochs=2) for k, g in enumerate(searched)]
     timer = _EpochTimer()
     group_began = time.perf_counter()
     with heartbeat.listening(timer):

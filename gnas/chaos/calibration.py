@@ -222,6 +222,7 @@ def measure_search_space(space: SearchSpace, batches: Sequence[np.ndarray], lamb
     draw = sampler or (lambda lam, count, rng: sample_chromosomes(space, lam, count, rng))
     out: list[np.ndarray | None] = [None] * len(lambdas)
     bound = _SweepBound(max_seconds, len(lambdas))
+    samples = bound.first_samples(samples)
     for step, i in enumerate(bound.order()):
         lam = lambdas[i]
         samples = bound.samples(out, samples)
@@ -257,9 +258,9 @@ def coarse_to_fine(points: int) -> list[int]:
 class _SweepBound:
     """Keeps a sweep within ``max_seconds`` (0: no bound, the points in order).
 
-    With a bound the points go coarse to fine (:func:`coarse_to_fine`). After
-    the first two (the cheapest and the dearest lambda), the networks per point
-    shrink (to no fewer than :data:`MIN_SAMPLES`) so that the whole sweep fits,
+    With a bound the points go coarse to fine (:func:`coarse_to_fine`), the
+    first two (the cheapest and the dearest lambda) with a quarter of the
+    networks; after them, the networks per point shrink (to no fewer than :data:`MIN_SAMPLES`) so that the whole sweep fits,
     the tables measured so far cut to the same rows (row ``k`` is the same draw
     at every point); a sweep that still runs out of time stops after its last
     point in time, with at least :data:`MIN_POINTS` points.
@@ -268,6 +269,10 @@ class _SweepBound:
     def __init__(self, max_seconds: float, points: int) -> None:
         self.max_seconds, self.points = max_seconds, points
         self.started = time.perf_counter()
+
+    def first_samples(self, samples: int) -> int:
+        """Networks per point of the first two points: a quarter with a bound (they time the sweep)."""
+        return max(MIN_SAMPLES, samples // 4) if self.max_seconds > 0 else samples
 
     def order(self) -> list[int]:
         return coarse_to_fine(self.points) if self.max_seconds > 0 else list(range(self.points))
