@@ -168,7 +168,7 @@ def budgeted(cfg: RunConfig, dataset: Dataset, space: SearchSpace,
     ev = cfg.evolution
     plan = timing.plan_run(budget, cost, len(dataset.x_train), clock.spent(), given, cfg.train.epochs,
                            ev.population, ev.generations, cfg.final.max_epochs,
-                           scored=len(dataset.x_val) + len(dataset.x_test))
+                           scored=2 * len(dataset.x_val) + len(dataset.x_test))  # epoch end, then the report
     log.info("%s (epoch measured in %.0f s)", plan.text(), cost.seconds)
     clock.set_margin(plan.end_s)
     return apply_overrides(cfg, plan.overrides), plan.final_s + plan.end_s

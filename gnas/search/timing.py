@@ -28,7 +28,7 @@ SAFETY = 0.85          # of each share planned for: timings on a shared machine 
 TARGET_NETWORKS = 40   # networks a search should see to be worth running
 MIN_NETWORKS = 8       # fewer: a smaller training subset before fewer networks
 MIN_SAMPLES = 2000     # the smallest training subset a search is planned on
-SCORING_SHARE = 0.5    # seconds to score a sample, as a share of those to train on it for an epoch
+SCORING_SHARE = 0.6    # seconds to score a sample, as a share of those to train on it for an epoch
 MIN_BUDGET_S = 60.0    # below this no plan is attempted: start-up alone takes seconds
 PLANNED_KEYS = ("data.max_train_samples", "train.search_samples", "train.epochs", "evolution.population",
                 "evolution.generations", "final.max_epochs", "evolution.final_seeds")

@@ -25,7 +25,7 @@ def _predicted(plan, cost: EpochCost, spent: float) -> float:
     """What the plan's run costs if every measured figure holds."""
     search = plan.networks * cost.network_s(plan.samples, plan.epochs)
     final = plan.final_epochs * cost.final * plan.train_size
-    scoring = 22000 * cost.final * 0.5  # validation and test, once
+    scoring = 22000 * cost.final * 0.6  # validation and test, once
     return spent + plan.calibration_s + search + final + scoring
 
 
