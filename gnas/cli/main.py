@@ -180,6 +180,32 @@ def main(argv: Sequence[str] | None = None) -> int:
     child process that this one watches (:mod:`gnas.cli.supervisor`).
     """
     clock.mark_command_start()
+    code = _main(argv)
+    if argv is None and code in _INTERRUPTED and interrupt_acknowledged():
+        _exit_now(code)
+    return code
+
+
+# The statuses of a command stopped by Ctrl-C, SIGTERM or SIGHUP.
+_INTERRUPTED = {128 + int(s) for s in STOP_SIGNALS}
+
+
+def _exit_now(code: int) -> None:
+    """End an interrupted command at once, its run saved and its lock released.
+
+    Python's own shutdown then frees every traced TensorFlow function and model
+    one by one, which took over ten seconds on a loaded machine: the signal asked
+    to stop, and everything worth keeping is on disk, so the process ends here.
+    """
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(code)
+
+
+def _main(argv: Sequence[str] | None) -> int:
     report = ChildReport()
     Interrupts().install()
     args: argparse.Namespace | None = None
