@@ -95,8 +95,8 @@ class ProgressBar(Callback):
         reseeds = ev.final_candidates * ev.final_seeds  # the final pick's extra trainings
         total = ev.population * (ev.generations + 1) + reseeds
         done = ev.population * max(0, search.state.generation + 1)
-        if search.state.finished:
-            done = total
+        if search.state.finished and search.state.generation >= ev.generations:
+            done = total  # nothing left to do; a finished run extended with --generations has
         self.by_budget = bool(ev.max_trainings)  # with a budget, the bar counts trainings
         if self.by_budget:
             total, done = ev.max_trainings, min(search.state.trained, ev.max_trainings)
