@@ -181,9 +181,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     clock.mark_command_start()
     code = _main(argv)
-    if argv is None and code in _INTERRUPTED and interrupt_acknowledged():
+    stopped = code in _INTERRUPTED and interrupt_acknowledged()
+    if argv is None and (stopped or (code == 0 and _searched["done"])):
         _exit_now(code)
     return code
+
+
+# Whether the command just run was a search run in this process (evolve or resume), all of
+# whose files are written and closed once it returns.
+_searched = {"done": False}
 
 
 # The statuses of a command stopped by Ctrl-C, SIGTERM or SIGHUP.
@@ -191,11 +197,12 @@ _INTERRUPTED = {128 + int(s) for s in STOP_SIGNALS}
 
 
 def _exit_now(code: int) -> None:
-    """End an interrupted command at once, its run saved and its lock released.
+    """End a search command at once, its run saved, its files closed and its lock released.
 
     Python's own shutdown then frees every traced TensorFlow function and model
-    one by one, which took over ten seconds on a loaded machine: the signal asked
-    to stop, and everything worth keeping is on disk, so the process ends here.
+    one by one, which took from ten seconds to a minute on a loaded machine: after
+    an interrupt the signal asked to stop, and after a finished search the summary
+    is printed; everything worth keeping is on disk, so the process ends here.
     """
     for stream in (sys.stdout, sys.stderr):
         try:
@@ -219,7 +226,9 @@ def _main(argv: Sequence[str] | None) -> int:
         child = None if report.is_child else supervised_command(args, _words(argv))
         if child is not None:
             return supervise(child)
-        return args.run(args)
+        code = args.run(args)
+        _searched["done"] = args.command in ("evolve", "resume")
+        return code
     except GnasError as exc:
         print(f"gnas: error: {_one_line(str(exc))}", file=sys.stderr)
         return exc.exit_code
