@@ -180,7 +180,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     child process that this one watches (:mod:`gnas.cli.supervisor`).
     """
     clock.mark_command_start()
-    code = _main(argv)
+    try:
+        code = _main(argv)
+    except KeyboardInterrupt as exc:  # a signal just after the command ended: stop as asked
+        acknowledge_interrupt()
+        code = interrupt_exit_code(exc)
     stopped = code in _INTERRUPTED and interrupt_acknowledged()
     if argv is None and (stopped or (code == 0 and _searched["done"])):
         _exit_now(code)
