@@ -130,6 +130,11 @@ class ProgressBar(Callback):
         counts = "" if self.search is None else \
             f", {self.search.state.trained} trained, {self.search.state.reused} reused"
         training = f"; {self.training}" if self.training else ""
+        budget = self.search.cfg.evolution.max_seconds if self.search is not None else 0
+        if budget > 0:
+            from gnas.runs import clock
+
+            training += f"; {_clock_text(clock.spent())} of {_clock_text(budget)} budget"
         self.bar.set_postfix_str(f"best F {best}{counts}{training}", refresh=True)
 
     def on_generation_begin(self, search, generation):

@@ -35,6 +35,7 @@ def test_a_budgeted_run_plans_fits_its_budget_and_a_resume_may_not_lower_it(tmp_
     took = time.monotonic() - began
     assert took <= BUDGET_S + STARTUP_S, f"a {BUDGET_S} s budget took {took:.1f} s"
     assert "gnas: plan for" in proc.stderr and "networks of" in proc.stderr
+    assert "of 1:15 budget" in proc.stderr  # the progress line shows the clock against the budget
     assert (run / "best" / "model.keras").is_file()
     assert "test score" in proc.stdout
     spent = json.loads((run / "clock.json").read_text())["spent_s"]
