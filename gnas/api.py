@@ -75,14 +75,38 @@ class SearchResult:
 
         return load_deployable(path)
 
+    @property
+    def data(self) -> Any:
+        """The run's data set, split as the run split it: ``x_train``, ``y_train``, ``x_val``,
+        ``y_val``, ``x_test``, ``y_test`` (prepared as the networks saw them; the saved model
+        takes raw inputs) and what describes them (``name``, ``task``, ``n_classes``)."""
+        from gnas.datasets import load_for_run
+
+        return load_for_run(RunDir(self.run_dir).load_config())
+
     def to_dataframe(self) -> Any:
-        """The evaluations as a pandas DataFrame (pandas is optional: install it for this)."""
+        """The evaluations as a pandas DataFrame (pandas is optional: install it for this).
+
+        Besides every field of :attr:`evaluations`: ``fitness`` (F, minimised, as the
+        search ranked it), ``epochs`` and ``rung`` (what the network trained; a rung
+        only under successive halving), ``architecture`` (readable), ``learning_rate``
+        and ``momentum`` (decoded from the genome).
+        """
         try:
             import pandas
         except ImportError:
             raise ConfigError("to_dataframe needs pandas; pip install pandas, or read "
                               "result.evaluations (a list of records).") from None
-        return pandas.DataFrame.from_records(self.evaluations)
+        return pandas.DataFrame.from_records(self.table())
+
+    def table(self) -> list[dict[str, Any]]:
+        """The rows of :meth:`to_dataframe`: every evaluation record with its fitness, epochs,
+        rung, readable architecture, learning rate and momentum."""
+        if not self.evaluations:
+            return []
+        derived = _derived_columns(self.run_dir, self.evaluations)
+        return [{**record, **{name: values[i] for name, values in derived.items()}}
+                for i, record in enumerate(self.evaluations)]
 
 
 def evolve(x_train: Any = None, y_train: Any = None, *,
@@ -93,6 +117,7 @@ def evolve(x_train: Any = None, y_train: Any = None, *,
            on_generation: Callable[[dict[str, Any]], None] | None = None,
            verbose: bool = False, dataset: str | None = None, space: Any = None,
            evaluator: Any = None, strategy: Any = None, schedule: Any = None,
+           time_budget: float | str | None = None,
            **settings: Any) -> SearchResult:
     """Search architectures for in-memory arrays, as ``gnas evolve`` does for a data set.
 
@@ -115,13 +140,17 @@ def evolve(x_train: Any = None, y_train: Any = None, *,
         on_generation: Called after each generation with ``{"generation",
             "best_fitness", "mean_fitness", "trained", "reused"}`` (fitness is
             minimised; a failed network's is left out of both).
-        verbose: Print the progress bar and the summary (stderr / stdout).
         dataset: A named data set or file, as ``gnas evolve --dataset`` takes
             it (with ``space="nb201"``: cifar10, cifar100 or imagenet16).
         space, evaluator, strategy, schedule: A name the configuration knows
             (``space.kind``, ``evolution.strategy``, ``fidelity.schedule``) or
             one's own object; a space object comes with its evaluator object
             (``evaluate(task) -> EvalResult``).
+        verbose: Print the progress bar, gnas' messages (the calibration, the
+            plan) and the summary (stderr / stdout); in a notebook the bar is a widget.
+        time_budget: Wall clock of the whole call, calibration and final training
+            included: seconds, or ``"30m"``, ``"2h"``; alone, it plans the run to fit
+            (``evolution.max_seconds``, ``--time-budget``).
         **settings: Configuration keys by their own name, e.g. ``generations=3``.
 
     Returns:
@@ -132,12 +161,16 @@ def evolve(x_train: Any = None, y_train: Any = None, *,
             nothing is written then.
     """
     from gnas import session
+    from gnas.runs import clock
 
+    clock.mark_command_start()
+    settings = {**settings, **_budget(time_budget)}
     plugs, named = _plugs(space=space, evaluator=evaluator, strategy=strategy, schedule=schedule)
     if dataset is not None:
         named["data.dataset"] = dataset
     stageless = plugs.space is not None and not _staged(plugs.space)
     cfg = _config(settings, config, preset, named, STAGELESS_DEFAULTS if stageless else None)
+    given = None if preset else [*_overrides(settings), *dict(config or {}), *named]
     path = Path(run_dir) if run_dir is not None else _default_run_dir()
     RunDir(path).check_new()
     callbacks = _user_callbacks(on_evaluation, on_generation)
@@ -145,8 +178,9 @@ def evolve(x_train: Any = None, y_train: Any = None, *,
         if dataset is None and not stageless and cfg.space.kind == "genetic_cnn":
             raise ConfigError("gnas.evolve needs data: give x_train, y_train (arrays) or dataset= "
                               "(a named data set), or a space that needs none (space='nb201').")
-        code = session.start(cfg, path, out=_stream(verbose), extra_callbacks=callbacks,
-                             progress=verbose, plugs=plugs)
+        with _messages(verbose):
+            code = session.start(cfg, path, out=_stream(verbose), extra_callbacks=callbacks,
+                                 progress=verbose, plugs=plugs, given=given)
         return _finished(path, code)
     if dataset is not None:
         raise ConfigError("give either arrays (x_train, y_train) or dataset=, not both.")
@@ -158,29 +192,79 @@ def evolve(x_train: Any = None, y_train: Any = None, *,
     with tempfile.TemporaryDirectory(prefix=".gnas-arrays-", dir=_existing_parent(path)) as tmp:
         staged = Path(tmp) / DATA_FILE
         _save_npz(staged, arrays)
-        code = session.start(cfg, path, out=_stream(verbose), arrays=staged,
-                             extra_callbacks=callbacks, progress=verbose, plugs=plugs)
+        with _messages(verbose):
+            code = session.start(cfg, path, out=_stream(verbose), arrays=staged,
+                                 extra_callbacks=callbacks, progress=verbose, plugs=plugs,
+                                 given=given)
     return _finished(path, code)
+
+
+def _budget(time_budget: float | str | None) -> dict[str, float]:
+    """``time_budget`` as the ``max_seconds`` setting (none when not given)."""
+    if time_budget is None:
+        return {}
+    from gnas.search.timing import parse_duration
+
+    try:
+        return {"max_seconds": parse_duration(str(time_budget))}
+    except ValueError as exc:
+        raise ConfigError(f"time_budget: {exc}") from None
+
+
+class _Messages:
+    """With ``verbose``: gnas' log messages on stderr for the time of a call, where nothing shows
+    them yet (a notebook; the command line has its own handler)."""
+
+    def __init__(self, verbose: bool) -> None:
+        import logging
+
+        self.logger = logging.getLogger("gnas")
+        self.handler = None
+        if verbose and not self.logger.handlers:
+            self.handler = logging.StreamHandler(sys.stderr)
+            self.handler.setFormatter(logging.Formatter("gnas: %(message)s"))
+
+    def __enter__(self) -> None:
+        import logging
+
+        if self.handler is not None:
+            self.level = self.logger.level
+            self.logger.addHandler(self.handler)
+            self.logger.setLevel(logging.INFO)
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.handler is not None:
+            self.logger.removeHandler(self.handler)
+            self.logger.setLevel(self.level)
+
+
+_messages = _Messages
 
 
 def resume(run_dir: str | Path, *, generations: int | None = None,
            on_evaluation: Callable[[dict[str, Any]], None] | None = None,
            on_generation: Callable[[dict[str, Any]], None] | None = None,
            verbose: bool = False, space: Any = None, evaluator: Any = None,
-           strategy: Any = None, schedule: Any = None, **settings: Any) -> SearchResult:
+           strategy: Any = None, schedule: Any = None, time_budget: float | str | None = None,
+           **settings: Any) -> SearchResult:
     """Continue or extend a run (``gnas resume``); only how long and where it runs may change.
 
     A run made with one's own objects (``space=``, ``evaluator=``, ``strategy=``,
     ``schedule=``) resumes with the same objects passed again.
     """
+    from gnas.runs import clock
+
+    clock.mark_command_start()
+    settings = {**settings, **_budget(time_budget)}
     plugs, named = _plugs(space=space, evaluator=evaluator, strategy=strategy, schedule=schedule)
     overrides = {**_overrides({**settings, **({"generations": generations} if generations else {})}),
                  **named}
     from gnas import session
 
-    code = session.resume(run_dir, overrides, out=_stream(verbose),
-                          extra_callbacks=_user_callbacks(on_evaluation, on_generation),
-                          progress=verbose, plugs=plugs)
+    with _messages(verbose):
+        code = session.resume(run_dir, overrides, out=_stream(verbose),
+                              extra_callbacks=_user_callbacks(on_evaluation, on_generation),
+                              progress=verbose, plugs=plugs)
     return _finished(Path(run_dir), code)
 
 
@@ -373,6 +457,39 @@ def _user_callbacks(on_evaluation, on_generation) -> Sequence[Callback]:
     if on_evaluation is None and on_generation is None:
         return ()
     return (_UserCallbacks(on_evaluation, on_generation),)
+
+
+def _derived_columns(run_dir: Path, records: Sequence[dict[str, Any]]) -> dict[str, list[Any]]:
+    """Per record: fitness, epochs, rung, architecture, learning rate and momentum, from the run's
+    own configuration and search space."""
+    from gnas.genome.factory import make_space
+    from gnas.genome.space import str_to_bits
+    from gnas.search.fitness import FitnessModel
+
+    cfg = RunDir(run_dir).load_config()
+    space = make_space(cfg, SearchResult(run_dir, {}, []).data)
+    fitness = FitnessModel(cfg, space)
+    store = EvaluationStore(run_dir / "evaluations.db", read_only=True)
+    try:
+        results = {(r.key, str(getattr(r.kind, "value", r.kind)), r.generation): r for r in store.iter_results()}
+    finally:
+        store.close()
+    out: dict[str, list[Any]] = {k: [] for k in ("fitness", "epochs", "rung", "architecture",
+                                                 "learning_rate", "momentum")}
+    for record in records:
+        result = results.get((record["key"], record["kind"], record["generation"]))
+        metrics = record.get("metrics") or {}
+        out["fitness"].append(fitness.fitness(result) if result is not None and result.ok else None)
+        out["epochs"].append(metrics.get("epochs") or cfg.train.epochs)
+        out["rung"].append(metrics.get("rung"))
+        try:
+            arch = space.decode(str_to_bits(record["genome"]))
+        except Exception:  # noqa: BLE001 - a genome of another space: no description
+            arch = None
+        out["architecture"].append(arch.describe() if arch else None)
+        out["learning_rate"].append(arch.learning_rate if arch else None)
+        out["momentum"].append(arch.momentum if arch else None)
+    return out
 
 
 def _record(result: EvalResult) -> dict[str, Any]:

@@ -78,6 +78,8 @@ class EvolutionConfig:
                                               "included, would exceed this; 0 = no budget")
     max_eval_seconds: float = _opt(0.0, lo=0.0, doc="stop before the evaluation that would take the search's "
                               "clock (the evaluations' seconds; simulated for a table) past this; 0 = none")
+    max_seconds: float = _opt(0.0, lo=0.0, doc="wall-clock budget of the whole run in seconds, calibration and "
+                                              "final training included (--time-budget); 0 = none")
     final_candidates: int = _opt(2, lo=0, hi=100, doc="best networks re-trained before the final pick")
     final_seeds: int = _opt(2, lo=0, hi=100,
                             doc="extra seeds per final candidate (count in the budget); 0 = pick on one training")
@@ -122,6 +124,8 @@ class TrainConfig:
                            doc="candidates trained together in one step (same scores at any size > 1); "
                                "1 = one at a time, Keras' shuffle")
     mixed_precision: bool = _opt(False, doc="float16 compute with float32 weights, on a GPU only")
+    search_samples: int = _opt(0, lo=0, doc="the search trains on the first N samples of the training split "
+                                             "(the final training on all of it); 0 = all")
 
 
 @dataclass(frozen=True)
@@ -435,6 +439,7 @@ def to_toml(cfg: RunConfig) -> str:
 # keys), so changing it mid-run would mix two different searches in one directory.
 RESUMABLE_KEYS = ("evolution.generations", "evolution.max_trainings", "evolution.max_epochs_total",
                   "evolution.max_eval_seconds",
+                  "evolution.max_seconds",
                   "evolution.max_consecutive_failures", "data.data_dir", "train.threads",
                   "train.eval_timeout", "parallel.")
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import shlex
 import signal
 import sys
 import threading
@@ -19,11 +20,11 @@ from typing import Any, Callable, Sequence
 from gnas.chaos import population as chaos
 from gnas.competition.scoreboard import crossover_of
 from gnas.competition.step import CompetitionStep
-from gnas.config import RESUMABLE_KEYS, PlugsConfig, RunConfig, flatten
+from gnas.config import RESUMABLE_KEYS, PlugsConfig, RunConfig, apply_overrides, flatten
 from gnas.datasets import Dataset, load_for_run as load_data
 from gnas.errors import ConfigError, RunDirError
 from gnas.execution.local import (EVALUATORS, EvaluatorFactory, TaskEvaluator, check_parallel,
-                                  given_evaluator, make_executor)
+                                  given_evaluator, make_executor, uses_ray)
 from gnas.genome.factory import make_space, needs_data
 from gnas.genome.protocol import Space, has_stages, name_of
 from gnas.genome.space import SearchSpace, str_to_bits
@@ -36,11 +37,14 @@ from gnas.report.tensorboard import TensorBoardLogger
 from gnas.runs.atomic import durability
 from gnas.runs.data_digest import data_digest
 from gnas.runs.directory import RunDir, resume_command
+from gnas.runs import clock, heartbeat
+from gnas.runs.atomic import read_json
 from gnas.runs.faults import fault_point
 from gnas.runs.interrupts import acknowledge_interrupt, interrupt_exit_code
 from gnas.runs.state import SearchState
 from gnas.runs.store import EvaluationStore
-from gnas.search.callbacks import Callback, CallbackList, FinalTrainingProgress, ProgressBar
+from gnas.search import timing
+from gnas.search.callbacks import Callback, CallbackList, ClockKeeper, FinalTrainingProgress, ProgressBar
 from gnas.search.evaluation import SCHEDULES, Executor, Schedule
 from gnas.search.fidelity import check_epoch_budget, epoch_line, run_epochs
 from gnas.search.final import ExportShape, FinalExport, ObservedPick
@@ -136,20 +140,24 @@ def lambda_c_provider(cfg: RunConfig, dataset: Dataset | None, space: Space,
         from gnas.chaos.calibration import calibrate_for_run
         from gnas.report.analysis import write_chaos_plot
 
-        return calibrate_for_run(cfg, dataset, space, run_dir, plot=write_chaos_plot)
+        bound = timing.CALIBRATION_SHARE * cfg.evolution.max_seconds
+        return calibrate_for_run(cfg, dataset, space, run_dir, plot=write_chaos_plot, max_seconds=bound)
     return provide
 
 
 def start(cfg: RunConfig, run_dir_path: str | Path | None, out=sys.stdout,
           extra_callbacks: Sequence[Callback] = (), arrays: Path | None = None,
-          progress: bool = True, plugs: Plugs = NO_PLUGS) -> int:
+          progress: bool = True, plugs: Plugs = NO_PLUGS,
+          given: Sequence[str] | None = None) -> int:
     """A new search: validate everything cheap first, then create the run directory.
 
     The run directory, the data set and the search space are all checked before
     anything is written, so a mistake costs seconds and leaves no half-made run.
     ``arrays`` is an ``.npz`` staged by :mod:`gnas.api`: the data set is read
     from it and it is moved to ``cfg.data.dataset``, inside the run directory,
-    once that exists. ``plugs`` are the user's own objects (:class:`Plugs`).
+    once that exists. ``plugs`` are the user's own objects (:class:`Plugs`). With a time
+    budget the run is planned to fit it before the directory is made; ``given`` names the
+    config keys the user set (the plan keeps them; None: those that differ from the defaults).
     """
     run_dir = RunDir(run_dir_path or default_run_dir(cfg))
     run_dir.check_new()
@@ -157,6 +165,7 @@ def start(cfg: RunConfig, run_dir_path: str | Path | None, out=sys.stdout,
     dataset = data_of(cfg, plugs) if arrays is None else _staged(cfg, arrays)
     space = space_of(cfg, dataset, plugs)
     preflight(cfg, space, plugs)
+    cfg, reserve_s = budgeted(cfg, dataset, space, set(given) if given is not None else None)
     # a Ray that cannot start leaves no half-made run
     executor = start_executor(cfg, dataset, evaluator_of(cfg, plugs))
     try:
@@ -165,9 +174,81 @@ def start(cfg: RunConfig, run_dir_path: str | Path | None, out=sys.stdout,
             os.replace(arrays, cfg.data.dataset)
         with run_dir.locked():
             return execute(cfg, dataset, space, run_dir, None, executor, out, extra_callbacks,
-                           progress, plugs)
+                           progress, plugs, reserve_s)
     finally:
         executor.close()
+        clock.stop()
+
+
+def typical_genomes(cfg: RunConfig, dataset: Dataset, space: SearchSpace) -> list[str]:
+    """Networks whose epoch a plan is measured on: one as generation 0 draws it (at the paper's
+    lambda_c) and one with every stage on, as the search grows them."""
+    import numpy as np
+
+    from gnas.chaos.calibration import preset_for, run_sampler
+    from gnas.genome.space import bits_to_str
+
+    rng = np.random.default_rng(cfg.evolution.seed)
+    first = run_sampler(cfg, space)(preset_for(dataset.kind), 2, rng)[0]
+    return [bits_to_str(b) for b in [first, space.random_bits(rng)]]
+
+
+def estimate(cfg: RunConfig, dataset: Dataset, space: SearchSpace) -> None:
+    """A run without a budget on a large data set: say how long it will take, from a measured
+    epoch, and suggest ``--time-budget`` when that is over an hour."""
+    train_size = len(dataset.x_train) if not cfg.train.search_samples else cfg.train.search_samples
+    if len(dataset.x_train) < timing.ESTIMATE_FROM or uses_ray(cfg):
+        return
+    from gnas.backend import runtime
+
+    runtime.configure(cfg.train.threads)
+    from gnas.backend.epoch_cost import measure
+
+    ev = cfg.evolution
+    total, text = timing.estimate_text(measure(cfg, dataset, typical_genomes(cfg, dataset, space)), train_size,
+                                       ev.population * (ev.generations + 1) + ev.final_candidates * ev.final_seeds,
+                                       cfg.train.epochs, cfg.final.max_epochs)
+    (log.warning if total > timing.LONG_RUN_S else log.info)("%s", text)
+
+
+def budgeted(cfg: RunConfig, dataset: Dataset, space: SearchSpace,
+             given: set[str] | None) -> tuple[RunConfig, float]:
+    """With ``evolution.max_seconds``: the run planned to fit it (``gnas.search.timing``) and the
+    seconds kept for the final training; without, the run as it is and no reserve.
+
+    The plan comes from one measured epoch of typical candidates on this machine;
+    a budget too small for one network and a final model is refused here, before
+    anything is written.
+    """
+    budget = cfg.evolution.max_seconds
+    clock.start(budget)
+    if dataset is None or not has_stages(space):
+        return cfg, 0.0  # a table space: the clock bounds the run, nothing to plan
+    if budget <= 0:
+        estimate(cfg, dataset, space)
+        return cfg, 0.0
+    if budget < timing.MIN_BUDGET_S:
+        raise ConfigError(f"--time-budget {timing.duration_text(budget)} is too short: loading, measuring "
+                          f"and one network take longer; give --time-budget "
+                          f"{timing.duration_text(timing.MIN_BUDGET_S)} or more.")
+    if given is None:
+        defaults = flatten(RunConfig().to_dict())
+        given = {k for k, v in flatten(cfg.to_dict()).items() if defaults.get(k) != v}
+    from gnas.backend import runtime
+
+    runtime.configure(cfg.train.threads)
+    from gnas.backend.epoch_cost import measure
+
+    log.info("measuring one epoch of typical candidates to plan the run to fit %s ...",
+             timing.duration_text(budget))
+    cost = measure(cfg, dataset, typical_genomes(cfg, dataset, space))
+    ev = cfg.evolution
+    plan = timing.plan_run(budget, cost, len(dataset.x_train), clock.spent(), given, cfg.train.epochs,
+                           ev.population, ev.generations, cfg.final.max_epochs,
+                           scored=2 * len(dataset.x_val) + len(dataset.x_test))  # epoch end, then the report
+    log.info("%s (epoch measured in %.0f s)", plan.text(), cost.seconds)
+    clock.set_margin(plan.end_s)
+    return apply_overrides(cfg, plan.overrides), plan.final_s + plan.end_s
 
 
 def dataset_digest(dataset: Dataset | None) -> str | None:
@@ -322,6 +403,7 @@ def resume(path: str | Path, overrides: dict[str, Any], out=sys.stdout,
     """
     run_dir = RunDir(path)
     run_dir.open_existing()
+    previous_owner = read_json(run_dir.lock_path)  # a killed process' lock is taken over
     with run_dir.locked():
         try:
             # The run directory's own files first: they are cheap to check, and a
@@ -330,6 +412,7 @@ def resume(path: str | Path, overrides: dict[str, Any], out=sys.stdout,
             check_plugs(cfg, plugs)
             state = run_dir.load_state(warn=_warn)
             check_generations(state, cfg)
+            spent_s, reserve_s = check_time_budget(run_dir, cfg)
             EvaluationStore.check_file(run_dir.db_path)
             dataset = data_of(cfg, plugs)
             run_dir.check_data(dataset_digest(dataset))
@@ -344,10 +427,54 @@ def resume(path: str | Path, overrides: dict[str, Any], out=sys.stdout,
         try:
             run_dir.remove_stale_temp_files()
             run_dir.save_config(cfg)
+            log.info("%s", resume_line(run_dir, state, cfg, previous_owner))
+            clock.start(cfg.evolution.max_seconds, spent_s, clock.margin())
             return execute(cfg, dataset, space, run_dir, state, executor, out, extra_callbacks,
-                           progress, plugs)
+                           progress, plugs, reserve_s)
         finally:
             executor.close()
+            clock.stop()
+
+
+def resume_line(run_dir: RunDir, state: SearchState | None, cfg: RunConfig, owner: Any) -> str:
+    """What a resume found, in one line: generation, evaluations kept, training states it continues
+    from, and the stale lock of a killed process it took over."""
+    from gnas.runs.store import EvaluationStore as Store
+    from gnas.search.fidelity import CHECKPOINT_DIR
+
+    store = Store(run_dir.db_path)
+    try:
+        kept, failed = store.count(), store.count("failed")
+    finally:
+        store.close()
+    done = "no generation completed" if state is None or state.generation < 0 else \
+        f"generation {state.generation} of {cfg.evolution.generations} completed"
+    if state is not None and state.finished:
+        done += " (search finished)"
+    states = run_dir.path / CHECKPOINT_DIR
+    continued = sum(1 for _ in states.rglob("*") if _.is_file()) if states.is_dir() else 0
+    parts = [f"resuming {run_dir.path}: {done}", f"{kept} evaluations kept ({failed} failed)"]
+    if continued:
+        parts.append(f"{continued} saved training states to continue from")
+    parts.append("trainings that were in flight start again")
+    if isinstance(owner, dict) and owner.get("pid") not in (None, os.getpid()):
+        since = time.strftime("%Y-%m-%d %H:%M", time.localtime(float(owner.get("since", 0) or 0)))
+        parts.append(f"stale lock of process {owner.get('pid')} on {owner.get('host', '?')} "
+                     f"(since {since}) cleared")
+    return "; ".join(parts)
+
+
+def check_time_budget(run_dir: RunDir, cfg: RunConfig) -> tuple[float, float]:
+    """(seconds the run spent, seconds it keeps for its final training); refuses a budget a
+    resume lowers below what was spent. A resume may raise the budget."""
+    spent_s, reserve_s, margin_s = clock.load(run_dir.path)
+    clock.set_margin(margin_s)
+    budget = cfg.evolution.max_seconds
+    if budget > 0 and budget <= spent_s:
+        raise ConfigError(f"--time-budget {timing.duration_text(budget)} is below the "
+                          f"{timing.duration_text(spent_s)} this run has already spent; give more "
+                          f"than {timing.duration_text(spent_s)}.")
+    return spent_s, reserve_s
 
 
 def resume_config(run_dir: RunDir, overrides: dict[str, Any]) -> RunConfig:
@@ -399,29 +526,38 @@ def start_executor(cfg: RunConfig, dataset: Dataset | None,
 def execute(cfg: RunConfig, dataset: Dataset | None, space: Space, run_dir: RunDir,
             state: SearchState | None, executor: Executor, out=sys.stdout,
             extra_callbacks: Sequence[Callback] = (), progress: bool = True,
-            plugs: Plugs = NO_PLUGS) -> int:
+            plugs: Plugs = NO_PLUGS, reserve_s: float = 0.0) -> int:
     """Run the loop on the caller's ``executor`` (the caller closes it); on Ctrl-C / SIGTERM
-    keep what finished and say how to resume."""
+    keep what finished and say how to resume. ``reserve_s``: with a time budget, the
+    seconds the search leaves for the final training."""
     if not space.trains:  # lookups: atomic writes without fsync (see gnas.runs.atomic.durability)
         with durability(False):
             return execute_lookups(cfg, dataset, space, run_dir, state, executor, out,
                                    extra_callbacks, progress, plugs)
     store = EvaluationStore(run_dir.db_path)
+    budget = cfg.evolution.max_seconds > 0
+    keeper = [ClockKeeper(run_dir.path, reserve_s)] if budget else []
     try:
-        search = build_search(cfg, dataset, space, run_dir, store, executor, state, extra_callbacks,
-                              progress, plugs)
+        search = build_search(cfg, dataset, space, run_dir, store, executor, state,
+                              [*keeper, *extra_callbacks], progress, plugs)
+        search.reserve_s = reserve_s
         search.run()
         final_progress = FinalTrainingProgress(cfg.final.max_epochs, cfg.final.patience) if progress else None
-        summary = FinalExport(cfg, space, store, run_dir, executor, EXPORT_SHAPE,
-                              final_progress).finish(search.state)
+        with heartbeat.listening(final_progress.on_beat if final_progress else (lambda beat: None)):
+            summary = FinalExport(cfg, space, store, run_dir, executor, EXPORT_SHAPE,
+                                  final_progress).finish(search.state)
         spent = run_epochs(store.iter_results(), cfg)
+        failed = store.count("failed")
     except KeyboardInterrupt as exc:
         return interrupted(run_dir, exc)
     finally:
         store.close()
+        if budget:
+            clock.save(run_dir.path, reserve_s)
     print(format_summary({**summary, "trained": search.state.trained,
                           "reused": search.state.reused, "final": search.state.final,
-                          "epochs_spent": spent, "pruning": cfg.prune.fraction > 0}, run_dir),
+                          "epochs_spent": spent, "pruning": cfg.prune.fraction > 0,
+                          "failed": failed}, run_dir),
           file=out)
     return 0
 
@@ -534,19 +670,44 @@ def final_training_lines(summary: dict[str, Any]) -> list[str]:
             f"{final['search_epochs']}), {sum(epochs)} epochs over {len(epochs)} seed(s)"]
 
 
+def headline(summary: dict[str, Any], run_dir: RunDir) -> str:
+    """The one result to quote: the delivered model's test score, then the spread over its trainings."""
+    line = (f"result:            test score {summary['test_score']:.2f} of the delivered model "
+            f"({run_dir.best_dir / 'model.keras'})")
+    scores = summary.get("test_scores") or []
+    if len(scores) >= 2:
+        line += (f"; spread over {len(scores)} trainings of its architecture: "
+                 f"{summary['test_score_mean']:.2f} ± {summary['test_score_std']:.2f}")
+    return line
+
+
+def next_steps(run_dir: RunDir) -> list[str]:
+    """What a user can do with a finished run, one command a line."""
+    run = shlex.quote(str(run_dir.path))
+    model = str(run_dir.best_dir / "model.keras")
+    return [f"next:              gnas report {run}   (--plots: figures in {run}/plots)",
+            f"                   gnas export {run} --format onnx --out model.onnx   (or tflite, keras)",
+            f"                   tensorboard --logdir {shlex.quote(str(run_dir.tensorboard_dir))}",
+            f"                   keras.saving.load_model({model!r}) predicts on raw inputs"]
+
+
 def format_summary(summary: dict[str, Any], run_dir: RunDir) -> str:
+    failed = summary.get("failed") or 0
+    failures = f" ({failed} failed: reasons in `gnas report`)" if failed else ""
     return "\n".join([
         "",
+        headline(summary, run_dir),
         f"best architecture: {summary['description']}",
         f"validation error:  {summary['val_error']:.4f}",
         *final_training_lines(summary),
         f"test score:        {summary['test_score']:.2f}  (100 x (1 - test error))",
         *test_seed_lines(summary),
         f"parameters:        {parameters_text(summary, summary.get('pruning', False))}",
-        f"networks:          {summary['trained']} trained, {summary['reused']} reused",
+        f"networks:          {summary['trained']} trained{failures}, {summary['reused']} reused",
         *([f"epochs:            {epoch_line(summary['epochs_spent'], summary.get('final_epochs') or ())}"]
           if "epochs_spent" in summary else []),
         *final_lines(summary.get("final") or []),
         f"run directory:     {run_dir.path}",
         f"resume / extend:   {resume_command(run_dir.path)} --generations N",
+        *next_steps(run_dir),
     ])

@@ -41,7 +41,9 @@ def add_parser(sub) -> None:
 def run(args: argparse.Namespace) -> int:
     from gnas import session
 
-    cfg = load_config(args.config, overrides_from(args), preset=args.preset)
+    overrides = overrides_from(args)
+    cfg = load_config(args.config, overrides, preset=args.preset)
     if args.run_dir is None:  # named here, so that advice given after a failure can name it
         args.run_dir = str(session.default_run_dir(cfg))
-    return session.start(cfg, args.run_dir, progress=getattr(args, "verbosity", 0) >= 0)
+    given = None if args.config or args.preset else list(overrides)
+    return session.start(cfg, args.run_dir, progress=getattr(args, "verbosity", 0) >= 0, given=given)
