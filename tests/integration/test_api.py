@@ -23,8 +23,8 @@ FAST = {"generations": 1, "population": 4, "epochs": 1, "lambda_c": 0.786, "thre
 
 
 def readme_example() -> str:
-    """The Python block of the README's 'From Python' section."""
-    section = (ROOT / "README.md").read_text().split("## From Python", 1)[1].split("\n## ", 1)[0]
+    """The Python block of the README's "Quick start: Python" section."""
+    section = (ROOT / "README.md").read_text().split("## Quick start: Python", 1)[1].split("\n## ", 1)[0]
     return re.findall(r"```python\n(.*?)\n```", section, flags=re.S)[0]
 
 
