@@ -32,7 +32,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from gnas.errors import InvalidGenomeError
-from gnas.genome.space import HYPER_FIELDS, Bits, gray_to_int, int_to_gray
+from gnas.genome.space import HYPER_FIELDS, Bits, check_bits, gray_to_int, int_to_gray
 
 #: The table's operations, by the digit of the key.
 OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
@@ -64,11 +64,7 @@ class Nb201Space:
         self.length = offset
 
     def check(self, bits: Sequence[int]) -> Bits:
-        out = tuple(int(b) for b in bits)
-        if len(out) != self.length or any(b not in (0, 1) for b in out):
-            raise InvalidGenomeError(f"genome must be {self.length} bits of 0/1. "
-                                     f"Received: {len(out)} values.")
-        return out
+        return check_bits(bits, self.length)
 
     def repair(self, bits: Bits) -> Bits:
         """Every bit string is a cell: nothing to repair."""

@@ -139,11 +139,7 @@ class SearchSpace:
 
     def check(self, bits: Sequence[int]) -> Bits:
         """Validate length and values; return the bits as a tuple of ints."""
-        out = tuple(int(b) for b in bits)
-        if len(out) != self.length or any(b not in (0, 1) for b in out):
-            raise InvalidGenomeError(f"genome must be {self.length} bits of 0/1. "
-                                     f"Received: {len(out)} values.")
-        return out
+        return check_bits(bits, self.length)
 
     # --------------------------------------------------------------- decoding
     def active_stages(self, bits: Sequence[int]) -> list[int]:
@@ -255,6 +251,14 @@ class SearchSpace:
 
     def connection_genes(self, bits: Sequence[int]) -> Bits:
         return tuple(bits[: self.n_connection_genes])
+
+
+def check_bits(bits: Sequence[int], length: int) -> Bits:
+    """``bits`` as a tuple of ints, refused unless it is ``length`` values of 0 or 1."""
+    out = tuple(int(b) for b in bits)
+    if len(out) != length or any(b not in (0, 1) for b in out):
+        raise InvalidGenomeError(f"genome must be {length} bits of 0/1. Received: {len(out)} values.")
+    return out
 
 
 def bits_to_str(bits: Sequence[int]) -> str:
