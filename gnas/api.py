@@ -13,6 +13,13 @@ Settings are keyword arguments named for a configuration key: its own name
 where it is unique across sections (``generations=3``, ``population=8``,
 ``epochs=2``, ``lambda_c=0.8``), or the whole dotted key in ``config``
 (``config={"evolution.alpha": 0.2}``).
+
+The parts of a run plug in as objects, the Optuna shape: ``space=``,
+``evaluator=``, ``strategy=`` and ``schedule=`` take a name the configuration
+knows (``space="nb201"``, ``strategy="aging"``) or one's own object
+(:class:`gnas.session.Plugs`); ``gnas.resume`` then needs the same objects again.
+``gnas.evolve(space="nb201", dataset="cifar10")`` searches NAS-Bench-201 with
+no arrays at all.
 """
 from __future__ import annotations
 
@@ -27,7 +34,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from gnas.config import RunConfig, load_config
+from gnas.config import STAGELESS_DEFAULTS, RunConfig, load_config
 from gnas.datasets.held_out import split_off_test
 from gnas.errors import ConfigError, DataError, RunDirError
 from gnas.records import EvalResult
@@ -78,19 +85,23 @@ class SearchResult:
         return pandas.DataFrame.from_records(self.evaluations)
 
 
-def evolve(x_train: Any, y_train: Any, *, validation_data: tuple[Any, Any] | None = None,
+def evolve(x_train: Any = None, y_train: Any = None, *,
+           validation_data: tuple[Any, Any] | None = None,
            test_data: tuple[Any, Any] | None = None, run_dir: str | Path | None = None,
            config: Mapping[str, Any] | None = None, preset: str | None = None,
            on_evaluation: Callable[[dict[str, Any]], None] | None = None,
            on_generation: Callable[[dict[str, Any]], None] | None = None,
-           verbose: bool = False, **settings: Any) -> SearchResult:
+           verbose: bool = False, dataset: str | None = None, space: Any = None,
+           evaluator: Any = None, strategy: Any = None, schedule: Any = None,
+           **settings: Any) -> SearchResult:
     """Search architectures for in-memory arrays, as ``gnas evolve`` does for a data set.
 
     Args:
         x_train, y_train: Training inputs (``(N, features)`` vectors or
             ``(N, H, W[, C])`` images, numeric) and targets (integer classes,
             or floats for a regression), as raw as they come: the saved model
-            takes the same raw inputs.
+            takes the same raw inputs. Left out with ``dataset`` (a named data
+            set, as ``gnas evolve --dataset``) or with a space that needs no data.
         validation_data: ``(x_val, y_val)``; fitness is measured there. Without
             it, ``data.val_fraction`` of the training arrays is held out.
         test_data: ``(x_test, y_test)``, touched only for the final report.
@@ -105,6 +116,12 @@ def evolve(x_train: Any, y_train: Any, *, validation_data: tuple[Any, Any] | Non
             "best_fitness", "mean_fitness", "trained", "reused"}`` (fitness is
             minimised; a failed network's is left out of both).
         verbose: Print the progress bar and the summary (stderr / stdout).
+        dataset: A named data set or file, as ``gnas evolve --dataset`` takes
+            it (with ``space="nb201"``: cifar10, cifar100 or imagenet16).
+        space, evaluator, strategy, schedule: A name the configuration knows
+            (``space.kind``, ``evolution.strategy``, ``fidelity.schedule``) or
+            one's own object; a space object comes with its evaluator object
+            (``evaluate(task) -> EvalResult``).
         **settings: Configuration keys by their own name, e.g. ``generations=3``.
 
     Returns:
@@ -114,34 +131,83 @@ def evolve(x_train: Any, y_train: Any, *, validation_data: tuple[Any, Any] | Non
         ConfigError, DataError, RunDirError: Bad settings, arrays or directory;
             nothing is written then.
     """
-    cfg = _config(settings, config, preset)
-    path = Path(run_dir) if run_dir is not None else _default_run_dir()
-    RunDir(path).check_new()
-    arrays = _arrays(x_train, y_train, validation_data, test_data, cfg.data.task)
-    cfg = _with_data(cfg, path.absolute() / DATA_FILE)
     from gnas import session
 
+    plugs, named = _plugs(space=space, evaluator=evaluator, strategy=strategy, schedule=schedule)
+    if dataset is not None:
+        named["data.dataset"] = dataset
+    stageless = plugs.space is not None and not _staged(plugs.space)
+    cfg = _config(settings, config, preset, named, STAGELESS_DEFAULTS if stageless else None)
+    path = Path(run_dir) if run_dir is not None else _default_run_dir()
+    RunDir(path).check_new()
+    callbacks = _user_callbacks(on_evaluation, on_generation)
+    if x_train is None and y_train is None:
+        if dataset is None and not stageless and cfg.space.kind == "genetic_cnn":
+            raise ConfigError("gnas.evolve needs data: give x_train, y_train (arrays) or dataset= "
+                              "(a named data set), or a space that needs none (space='nb201').")
+        code = session.start(cfg, path, out=_stream(verbose), extra_callbacks=callbacks,
+                             progress=verbose, plugs=plugs)
+        return _finished(path, code)
+    if dataset is not None:
+        raise ConfigError("give either arrays (x_train, y_train) or dataset=, not both.")
+    arrays = _arrays(x_train, y_train, validation_data, test_data, cfg.data.task)
+    cfg = _with_data(cfg, path.absolute() / DATA_FILE)
     with tempfile.TemporaryDirectory(prefix=".gnas-arrays-", dir=_existing_parent(path)) as tmp:
         staged = Path(tmp) / DATA_FILE
         _save_npz(staged, arrays)
         code = session.start(cfg, path, out=_stream(verbose), arrays=staged,
-                             extra_callbacks=_user_callbacks(on_evaluation, on_generation),
-                             progress=verbose)
+                             extra_callbacks=callbacks, progress=verbose, plugs=plugs)
     return _finished(path, code)
 
 
 def resume(run_dir: str | Path, *, generations: int | None = None,
            on_evaluation: Callable[[dict[str, Any]], None] | None = None,
            on_generation: Callable[[dict[str, Any]], None] | None = None,
-           verbose: bool = False, **settings: Any) -> SearchResult:
-    """Continue or extend a run (``gnas resume``); only how long and where it runs may change."""
-    overrides = _overrides({**settings, **({"generations": generations} if generations else {})})
+           verbose: bool = False, space: Any = None, evaluator: Any = None,
+           strategy: Any = None, schedule: Any = None, **settings: Any) -> SearchResult:
+    """Continue or extend a run (``gnas resume``); only how long and where it runs may change.
+
+    A run made with one's own objects (``space=``, ``evaluator=``, ``strategy=``,
+    ``schedule=``) resumes with the same objects passed again.
+    """
+    plugs, named = _plugs(space=space, evaluator=evaluator, strategy=strategy, schedule=schedule)
+    overrides = {**_overrides({**settings, **({"generations": generations} if generations else {})}),
+                 **named}
     from gnas import session
 
     code = session.resume(run_dir, overrides, out=_stream(verbose),
                           extra_callbacks=_user_callbacks(on_evaluation, on_generation),
-                          progress=verbose)
+                          progress=verbose, plugs=plugs)
     return _finished(Path(run_dir), code)
+
+
+#: The keyword of each part of a run -> the configuration key that names a built-in one.
+PLUG_KEYS = {"space": "space.kind", "evaluator": "", "strategy": "evolution.strategy",
+             "schedule": "fidelity.schedule"}
+
+
+def _plugs(**given: Any) -> tuple[Any, dict[str, Any]]:
+    """The user's objects as :class:`gnas.session.Plugs`, and the names given as config keys."""
+    from gnas.session import Plugs
+
+    objects, named = {}, {}
+    for part, value in given.items():
+        if value is None:
+            continue
+        if isinstance(value, str):
+            if not PLUG_KEYS[part]:
+                raise ConfigError(f"{part}= takes an object with evaluate(task) -> EvalResult, "
+                                  f"not the name {value!r}.")
+            named[PLUG_KEYS[part]] = value
+        else:
+            objects[part] = value
+    return Plugs(**objects), named
+
+
+def _staged(space: Any) -> bool:
+    from gnas.genome.protocol import has_stages
+
+    return has_stages(space)
 
 
 def load(run_dir: str | Path) -> SearchResult:
@@ -159,13 +225,15 @@ def load(run_dir: str | Path) -> SearchResult:
 
 # ------------------------------------------------------------------ settings
 def _config(settings: Mapping[str, Any], config: Mapping[str, Any] | None,
-            preset: str | None) -> RunConfig:
-    """Defaults, preset, then the keyword settings, then ``config`` (which wins)."""
+            preset: str | None, named: Mapping[str, Any] | None = None,
+            defaults: Mapping[str, Any] | None = None) -> RunConfig:
+    """Defaults, preset, then the keyword settings, then ``config`` (which wins); ``named``
+    are the parts and the data set given by name (``space="nb201"``, ``dataset=``)."""
     overrides = {**_overrides(settings), **dict(config or {})}
     if "data.dataset" in overrides:
         raise ConfigError("data.dataset is set by gnas.evolve from the arrays it is given; "
-                          "leave it out (or run `gnas evolve --dataset` for a named data set).")
-    return load_config(None, overrides, preset=preset)
+                          "leave it out (or give dataset= for a named data set).")
+    return load_config(None, {**overrides, **dict(named or {})}, preset=preset, defaults=defaults)
 
 
 def _overrides(settings: Mapping[str, Any]) -> dict[str, Any]:

@@ -45,6 +45,9 @@ class DataConfig:
 class SpaceConfig:
     """The search space: stages of Genetic-CNN style DAGs, widths, limits."""
 
+    kind: str = _opt("genetic_cnn", choices=("genetic_cnn", "nb201"),
+                     doc="genetic_cnn: stages of Genetic-CNN DAGs trained on the data set; nb201: the "
+                         "NAS-Bench-201 cell, evaluated by table lookup (gnas.genome.factory.SPACES)")
     family: str = _opt("auto", choices=("auto", "conv", "dense"))
     stage_nodes: tuple[int, ...] = _opt((3, 4, 4), lo=2, hi=7)
     conv_widths: tuple[int, ...] = _opt((8, 16, 32, 64), lo=1, hi=4096)
@@ -69,6 +72,8 @@ class EvolutionConfig:
     max_trainings: int = _opt(0, lo=0, doc="stop after this many trained networks; 0 = no budget")
     max_epochs_total: int = _opt(0, lo=0, doc="stop when the run's training epochs, final trainings "
                                               "included, would exceed this; 0 = no budget")
+    max_seconds: float = _opt(0.0, lo=0.0, doc="stop before the evaluation that would take the search's "
+                              "clock (the evaluations' seconds; simulated for a table) past this; 0 = none")
     final_candidates: int = _opt(2, lo=0, hi=100, doc="best networks re-trained before the final pick")
     final_seeds: int = _opt(2, lo=0, hi=100,
                             doc="extra seeds per final candidate (count in the budget); 0 = pick on one training")
@@ -168,6 +173,19 @@ class ParallelConfig:
 
 
 @dataclass(frozen=True)
+class PlugsConfig:
+    """Names of the user's own objects a run was made with (empty: built from this config).
+
+    Recorded so that a resume can insist on the same objects; see ``gnas.session.Plugs``.
+    """
+
+    space: str = _opt("", doc="a space object passed to gnas.evolve(space=...)")
+    evaluator: str = _opt("", doc="an evaluator object passed to gnas.evolve(evaluator=...)")
+    strategy: str = _opt("", doc="a strategy object passed to gnas.evolve(strategy=...)")
+    schedule: str = _opt("", doc="a schedule object passed to gnas.evolve(schedule=...)")
+
+
+@dataclass(frozen=True)
 class RunConfig:
     """Everything a run needs; saved as config.toml in its run directory."""
 
@@ -179,6 +197,7 @@ class RunConfig:
     final: FinalConfig = field(default_factory=FinalConfig)
     fidelity: FidelityConfig = field(default_factory=FidelityConfig)
     parallel: ParallelConfig = field(default_factory=ParallelConfig)
+    plugs: PlugsConfig = field(default_factory=PlugsConfig)
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
         """Plain nested dict (tuples become lists), ready for TOML or JSON."""
@@ -201,6 +220,19 @@ PRESETS: dict[str, dict[str, Any]] = {
     "default": {},
     "tiny": {"evolution.population": 4, "evolution.generations": 2, "train.epochs": 1,
              "space.stage_nodes": (3, 3), "space.max_depth": 2, "final.max_epochs": 3},
+}
+
+
+#: What a space without stages cannot use: competition and growth act on stages, and a
+#: network that is not trained has no re-seeded final pick or final training.
+STAGELESS_DEFAULTS: dict[str, Any] = {
+    "evolution.competition": False, "evolution.growth": False, "evolution.final_seeds": 0,
+    "final.max_epochs": 0,
+}
+#: Defaults of a ``space.kind``, applied under the preset, the file and the overrides.
+#: NAS-Bench-201's lambda_c is the paper's value for images until one is measured.
+SPACE_DEFAULTS: dict[str, dict[str, Any]] = {
+    "nb201": {**STAGELESS_DEFAULTS, "data.dataset": "cifar10", "evolution.lambda_c": 0.881},
 }
 
 
@@ -339,16 +371,21 @@ def flatten(mapping: Mapping[str, Any], where: str = "") -> dict[str, Any]:
 
 
 def load_config(path: str | Path | None = None, overrides: Mapping[str, Any] | None = None,
-                preset: str | None = None) -> RunConfig:
-    """Build a RunConfig: defaults, then a preset, then a TOML file, then overrides."""
-    cfg = RunConfig()
+                preset: str | None = None, defaults: Mapping[str, Any] | None = None) -> RunConfig:
+    """Build a RunConfig: defaults (the space's, then ``defaults``), then a preset, then a
+    TOML file, then overrides."""
+    if preset and preset not in PRESETS:
+        raise ConfigError(f"unknown preset {preset!r}: choose one of {', '.join(PRESETS)}.")
+    file = flatten(read_toml(path)) if path else {}
+    overrides = dict(overrides or {})
+    kind = {**(PRESETS[preset] if preset else {}), **file, **overrides}.get("space.kind")
+    space_defaults = SPACE_DEFAULTS.get(kind, {}) if isinstance(kind, str) else {}
+    cfg = apply_overrides(RunConfig(), {**space_defaults, **(defaults or {})})
     if preset:
-        if preset not in PRESETS:
-            raise ConfigError(f"unknown preset {preset!r}: choose one of {', '.join(PRESETS)}.")
         cfg = apply_overrides(cfg, PRESETS[preset])
-    if path:
-        cfg = apply_overrides(cfg, flatten(read_toml(path)))
-    return apply_overrides(cfg, overrides or {})
+    if file:
+        cfg = apply_overrides(cfg, file)
+    return apply_overrides(cfg, overrides)
 
 
 def read_toml(path: str | Path) -> dict[str, Any]:
@@ -378,6 +415,7 @@ def to_toml(cfg: RunConfig) -> str:
 # Every other key defines the search itself (its genomes, their scores, the cache
 # keys), so changing it mid-run would mix two different searches in one directory.
 RESUMABLE_KEYS = ("evolution.generations", "evolution.max_trainings", "evolution.max_epochs_total",
+                  "evolution.max_seconds",
                   "evolution.max_consecutive_failures", "data.data_dir", "train.threads",
                   "train.eval_timeout", "parallel.")
 

@@ -13,16 +13,19 @@ import sys
 import threading
 import time
 from pathlib import Path
+from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 from gnas.chaos import population as chaos
 from gnas.competition.scoreboard import crossover_of
 from gnas.competition.step import CompetitionStep
-from gnas.config import RESUMABLE_KEYS, RunConfig, flatten
+from gnas.config import RESUMABLE_KEYS, PlugsConfig, RunConfig, flatten
 from gnas.datasets import Dataset, load_for_run as load_data
 from gnas.errors import ConfigError, RunDirError
-from gnas.execution.local import check_parallel, make_executor
-from gnas.genome.factory import make_space
+from gnas.execution.local import (EVALUATORS, EvaluatorFactory, TaskEvaluator, check_parallel,
+                                  given_evaluator, make_executor)
+from gnas.genome.factory import make_space, needs_data
+from gnas.genome.protocol import Space, has_stages, name_of
 from gnas.genome.space import SearchSpace
 from gnas.inheritance.lineage import Inheritance
 from gnas.inheritance.weights import WeightStore
@@ -30,23 +33,92 @@ from gnas.markov.recorder import MarkovRecorder
 from gnas.pruning import step as pruning_step
 from gnas.report.summary import parameters_text
 from gnas.report.tensorboard import TensorBoardLogger
+from gnas.runs.atomic import durability
 from gnas.runs.directory import RunDir, resume_command
 from gnas.runs.faults import fault_point
 from gnas.runs.interrupts import acknowledge_interrupt, interrupt_exit_code
 from gnas.runs.state import SearchState
 from gnas.runs.store import EvaluationStore
 from gnas.search.callbacks import Callback, CallbackList, FinalTrainingProgress, ProgressBar
-from gnas.search.evaluation import Executor, FullFidelity, Schedule
-from gnas.search.fidelity import SuccessiveHalving, check_epoch_budget, epoch_line, run_epochs
-from gnas.search.final import ExportShape, FinalExport
+from gnas.search.evaluation import SCHEDULES, Executor, Schedule
+from gnas.search.fidelity import check_epoch_budget, epoch_line, run_epochs
+from gnas.search.final import ExportShape, FinalExport, ObservedPick
 from gnas.search.fitness import FitnessModel
 from gnas.search.loop import InitialPopulation, Search
 from gnas.search.step import Step
-from gnas.search.strategies import (NSGA2, AgingEvolution, GeneticAlgorithm, RandomSearch,
-                                    Strategy, StrategyName, Unconditional)
+from gnas.search.strategies import NSGA2, STRATEGIES, Strategy, StrategyName, Unconditional
 from gnas.search.variation import Variation
+from gnas.tabular import checks as table_checks
+from gnas.tabular.summary import pick_details, pick_lines
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Plugs:
+    """A user's own objects for a run, the Optuna shape (``create_study(sampler=...)``).
+
+    Each one given replaces what the config would build: the search space (with
+    its evaluator: a space object needs one), the evaluator, the strategy, the
+    fidelity schedule. The run records their names (``[plugs]`` of config.toml),
+    and a resume needs the same objects passed again.
+    """
+
+    space: Space | None = None
+    evaluator: TaskEvaluator | None = None
+    strategy: Strategy | None = None
+    schedule: Schedule | None = None
+
+    def names(self) -> dict[str, str]:
+        """The recorded name of every object given."""
+        return {f.name: name_of(getattr(self, f.name)) for f in dataclasses.fields(self)
+                if getattr(self, f.name) is not None}
+
+
+NO_PLUGS = Plugs()
+
+
+def with_plug_names(cfg: RunConfig, plugs: Plugs) -> RunConfig:
+    """``cfg`` recording the names of the user's objects (``[plugs]``)."""
+    if plugs.space is not None and plugs.evaluator is None:
+        raise ConfigError("a space object needs its evaluator: pass evaluator= too (an object with "
+                          "evaluate(task) -> EvalResult).")
+    return dataclasses.replace(cfg, plugs=PlugsConfig(**plugs.names()))
+
+
+def check_plugs(cfg: RunConfig, plugs: Plugs) -> None:
+    """Refuse a resume whose objects are not the ones the run was made with."""
+    given = plugs.names()
+    for f in dataclasses.fields(PlugsConfig):
+        was, now = getattr(cfg.plugs, f.name), given.get(f.name, "")
+        if was == now:
+            continue
+        if not now:
+            raise ConfigError(f"this run was made with the {f.name} object {was!r}: pass the same "
+                              f"object again (gnas.resume(RUN, {f.name}=...)).")
+        if not was:
+            raise ConfigError(f"this run was made without a {f.name} object; resume it without "
+                              f"{f.name}= ({now!r}).")
+        raise ConfigError(f"this run was made with the {f.name} {was!r}, not {now!r}; pass the "
+                          "same object again.")
+
+
+def space_of(cfg: RunConfig, dataset: Dataset | None, plugs: Plugs) -> Space:
+    """The run's search space: the user's object, else the one ``space.kind`` names."""
+    return plugs.space if plugs.space is not None else make_space(cfg, dataset)
+
+
+def data_of(cfg: RunConfig, plugs: Plugs) -> Dataset | None:
+    """The run's data set; None for a space that needs none (a table, a formula)."""
+    wanted = plugs.space.needs_data if plugs.space is not None else needs_data(cfg)
+    return load_data(cfg) if wanted else None
+
+
+def evaluator_of(cfg: RunConfig, plugs: Plugs) -> EvaluatorFactory:
+    """The run's evaluator factory: the user's object, else the space's own evaluator."""
+    if plugs.evaluator is not None:
+        return given_evaluator(plugs.evaluator)
+    return EVALUATORS[cfg.space.kind]
 
 
 def default_run_dir(cfg: RunConfig) -> Path:
@@ -54,7 +126,7 @@ def default_run_dir(cfg: RunConfig) -> Path:
     return Path("runs") / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
-def lambda_c_provider(cfg: RunConfig, dataset: Dataset, space: SearchSpace,
+def lambda_c_provider(cfg: RunConfig, dataset: Dataset | None, space: Space,
                       run_dir: RunDir) -> Callable[[], tuple[float, str]]:
     """Where the initial population's lambda_c comes from: flag, calibration or preset."""
     def provide() -> tuple[float, str]:
@@ -69,29 +141,30 @@ def lambda_c_provider(cfg: RunConfig, dataset: Dataset, space: SearchSpace,
 
 def start(cfg: RunConfig, run_dir_path: str | Path | None, out=sys.stdout,
           extra_callbacks: Sequence[Callback] = (), arrays: Path | None = None,
-          progress: bool = True) -> int:
+          progress: bool = True, plugs: Plugs = NO_PLUGS) -> int:
     """A new search: validate everything cheap first, then create the run directory.
 
     The run directory, the data set and the search space are all checked before
     anything is written, so a mistake costs seconds and leaves no half-made run.
     ``arrays`` is an ``.npz`` staged by :mod:`gnas.api`: the data set is read
     from it and it is moved to ``cfg.data.dataset``, inside the run directory,
-    once that exists.
+    once that exists. ``plugs`` are the user's own objects (:class:`Plugs`).
     """
     run_dir = RunDir(run_dir_path or default_run_dir(cfg))
     run_dir.check_new()
-    cfg = absolute_data_paths(cfg)
-    dataset = load_data(cfg) if arrays is None else _staged(cfg, arrays)
-    space = make_space(cfg, dataset)
-    preflight(cfg, space)
-    executor = start_executor(cfg, dataset)  # a Ray that cannot start leaves no half-made run
+    cfg = absolute_data_paths(with_plug_names(cfg, plugs))
+    dataset = data_of(cfg, plugs) if arrays is None else _staged(cfg, arrays)
+    space = space_of(cfg, dataset, plugs)
+    preflight(cfg, space, plugs)
+    # a Ray that cannot start leaves no half-made run
+    executor = start_executor(cfg, dataset, evaluator_of(cfg, plugs))
     try:
         run_dir.create(cfg)
         if arrays is not None:
             os.replace(arrays, cfg.data.dataset)
         with run_dir.locked():
             return execute(cfg, dataset, space, run_dir, None, executor, out, extra_callbacks,
-                           progress)
+                           progress, plugs)
     finally:
         executor.close()
 
@@ -102,11 +175,37 @@ def _staged(cfg: RunConfig, path: Path) -> Dataset:
     return dataclasses.replace(dataset, name=cfg.data.dataset)
 
 
-def preflight(cfg: RunConfig, space: SearchSpace) -> None:
-    """Every check that can fail before a run starts: workers, GPUs, cluster, epoch budget, pruning masks."""
+def preflight(cfg: RunConfig, space: Space, plugs: Plugs = NO_PLUGS) -> None:
+    """Every check that can fail before a run starts: workers, GPUs, cluster, epoch budget,
+    pruning masks, what the space supports, and its table."""
     check_parallel(cfg)
     check_epoch_budget(cfg)
+    if not has_stages(space):
+        check_stageless(cfg, space)
+    if plugs.space is None and cfg.space.kind == "nb201":
+        table_checks.check_run(cfg)
     pruning_step.validate(cfg, space)
+
+
+#: What needs a space of stages: (is it asked for, what it is, how to leave it out).
+STAGE_FEATURES: tuple[tuple[Callable[[RunConfig], bool], str, str], ...] = (
+    (lambda c: c.evolution.competition, "layer-wise competition", "leave it off (--no-competition)"),
+    (lambda c: c.prune.fraction > 0, "pruning (--prune)", "leave --prune out"),
+    (lambda c: c.evolution.inherit != "none", "weight inheritance (--inherit)", "give --inherit none"),
+    (lambda c: c.fidelity.schedule == "sha", "successive halving (--fidelity sha)",
+     "give --fidelity full"),
+    (lambda c: c.evolution.growth, "growth (evolution.growth)", "set evolution.growth=false"),
+    (lambda c: c.evolution.init == "coe" and c.evolution.lambda_c < 0,
+     "measuring lambda_c (the chaos probe on Keras networks)", "give --lambda-c or --init random"),
+)
+
+
+def check_stageless(cfg: RunConfig, space: Space) -> None:
+    """Refuse, in one line, a feature that needs stages on a space without them."""
+    for asked, feature, hint in STAGE_FEATURES:
+        if asked(cfg):
+            raise ConfigError(f"{feature} needs a space of stages (genetic_cnn); the space "
+                              f"{space.name!r} has none: {hint}.")
 
 
 def steps_of(cfg: RunConfig, space: SearchSpace, run_dir: RunDir) -> list[Step]:
@@ -125,32 +224,41 @@ def steps_of(cfg: RunConfig, space: SearchSpace, run_dir: RunDir) -> list[Step]:
 
 
 def callbacks_of(cfg: RunConfig, run_dir: RunDir, extra: Sequence[Callback] = (),
-                 progress: bool = True) -> CallbackList:
+                 progress: bool = True, trains: bool = True) -> CallbackList:
     """Progress on stderr (unless ``progress`` is off), the Markov record and TensorBoard
     scalars of every generation.
 
-    ``extra`` callbacks (an experiment's recorder, say) follow them.
+    ``extra`` callbacks (an experiment's recorder, say) follow them. A space whose
+    networks are not trained (``trains`` False: a table, a formula) writes no
+    TensorBoard files: its candidates have no training to show, and a lookup
+    run is over in a second.
     """
     return CallbackList([*([ProgressBar()] if progress else []), MarkovRecorder(run_dir),
-                         TensorBoardLogger(run_dir, cfg.train.threads), *extra])
+                         *([TensorBoardLogger(run_dir, cfg.train.threads)] if trains else []),
+                         *extra])
 
 
-def build_search(cfg: RunConfig, dataset: Dataset, space: SearchSpace, run_dir: RunDir,
+def build_search(cfg: RunConfig, dataset: Dataset | None, space: Space, run_dir: RunDir,
                  store: EvaluationStore, executor: Executor, state: SearchState | None,
-                 extra_callbacks: Sequence[Callback] = (), progress: bool = True) -> Search:
+                 extra_callbacks: Sequence[Callback] = (), progress: bool = True,
+                 plugs: Plugs = NO_PLUGS) -> Search:
     """The one place a search is wired: its strategy, steps, callbacks and first population."""
     provide = lambda_c_provider(cfg, dataset, space, run_dir)
 
     def initial(rng) -> InitialPopulation:
         return chaos.initial_population(cfg, space, rng, provide)
 
-    return Search(cfg, space, run_dir, store, executor, strategy_of(cfg, space),
-                  callbacks_of(cfg, run_dir, extra_callbacks, progress), state,
-                  initial=initial, steps=steps_of(cfg, space, run_dir),
-                  schedule=schedule_of(cfg, store, run_dir), inheritance=inheritance_of(cfg, space, run_dir))
+    strategy = plugs.strategy if plugs.strategy is not None else strategy_of(cfg, space)
+    schedule = plugs.schedule if plugs.schedule is not None else schedule_of(cfg, store, run_dir)
+    # The steps belong to the paper's GA; a strategy of one's own runs without them.
+    steps = steps_of(cfg, space, run_dir) if plugs.strategy is None else []
+    return Search(cfg, space, run_dir, store, executor, strategy,
+                  callbacks_of(cfg, run_dir, extra_callbacks, progress, space.trains), state,
+                  initial=initial, steps=steps,
+                  schedule=schedule, inheritance=inheritance_of(cfg, space, run_dir))
 
 
-def inheritance_of(cfg: RunConfig, space: SearchSpace, run_dir: RunDir) -> Inheritance:
+def inheritance_of(cfg: RunConfig, space: Space, run_dir: RunDir) -> Inheritance:
     """The run's weight inheritance (``evolution.inherit``), its weights kept in ``RUN/weights``."""
     ev = cfg.evolution
     store = WeightStore(run_dir.weights_dir, ev.inherit_max_mb * 2**20) if ev.inherit != "none" else None
@@ -159,16 +267,10 @@ def inheritance_of(cfg: RunConfig, space: SearchSpace, run_dir: RunDir) -> Inher
 
 def schedule_of(cfg: RunConfig, store: EvaluationStore, run_dir: RunDir) -> Schedule:
     """The run's fidelity schedule (``fidelity.schedule``): full fidelity or successive halving."""
-    if cfg.fidelity.schedule == "sha":
-        return SuccessiveHalving(cfg, store, run_dir.path)
-    return FullFidelity()
+    return SCHEDULES[cfg.fidelity.schedule](cfg, store, run_dir.path)
 
 
-STRATEGIES = {StrategyName.GA: GeneticAlgorithm, StrategyName.RANDOM: RandomSearch,
-              StrategyName.AGING: AgingEvolution}
-
-
-def strategy_of(cfg: RunConfig, space: SearchSpace) -> Strategy:
+def strategy_of(cfg: RunConfig, space: Space) -> Strategy:
     """The run's strategy (``evolution.strategy``), with NSGA-II survival for several objectives.
 
     Stage-wise crossover goes with the layer-wise competition.
@@ -178,7 +280,7 @@ def strategy_of(cfg: RunConfig, space: SearchSpace) -> Strategy:
                           crossover=crossover_of(space, ev.competition))
     several = len(ev.objectives.split(",")) > 1
     survival = NSGA2(FitnessModel(cfg, space).measure) if several else Unconditional()
-    return STRATEGIES[StrategyName(ev.strategy)](ev, variation, survival)
+    return STRATEGIES[StrategyName(ev.strategy).value](ev, variation, survival)
 
 
 EXPORT_SHAPE = ExportShape(narrowed=pruning_step.narrowed,
@@ -198,7 +300,8 @@ def absolute_data_paths(cfg: RunConfig) -> RunConfig:
 
 
 def resume(path: str | Path, overrides: dict[str, Any], out=sys.stdout,
-           extra_callbacks: Sequence[Callback] = (), progress: bool = True) -> int:
+           extra_callbacks: Sequence[Callback] = (), progress: bool = True,
+           plugs: Plugs = NO_PLUGS) -> int:
     """Continue a run from its last checkpoint (optionally with more generations).
 
     Holds the run's lock throughout, so two processes never continue one run.
@@ -212,21 +315,23 @@ def resume(path: str | Path, overrides: dict[str, Any], out=sys.stdout,
             # The run directory's own files first: they are cheap to check, and a
             # refusal then comes before the data set and TensorFlow are loaded.
             cfg = absolute_data_paths(resume_config(run_dir, overrides))
+            check_plugs(cfg, plugs)
             state = run_dir.load_state(warn=_warn)
             check_generations(state, cfg)
             EvaluationStore.check_file(run_dir.db_path)
-            dataset = load_data(cfg)
-            space = make_space(cfg, dataset)
-            preflight(cfg, space)
+            dataset = data_of(cfg, plugs)
+            space = space_of(cfg, dataset, plugs)
+            preflight(cfg, space, plugs)
             check_compatible(run_dir, state, space)
-            executor = start_executor(cfg, dataset)  # before the first byte is written
+            # before the first byte is written
+            executor = start_executor(cfg, dataset, evaluator_of(cfg, plugs))
         except KeyboardInterrupt as exc:
             return interrupted(run_dir, exc)
         try:
             run_dir.remove_stale_temp_files()
             run_dir.save_config(cfg)
             return execute(cfg, dataset, space, run_dir, state, executor, out, extra_callbacks,
-                           progress)
+                           progress, plugs)
         finally:
             executor.close()
 
@@ -256,7 +361,7 @@ def check_generations(state: SearchState | None, cfg: RunConfig) -> None:
                           f"generations this run has done; give {state.generation} or more.")
 
 
-def check_compatible(run_dir: RunDir, state: SearchState | None, space: SearchSpace) -> None:
+def check_compatible(run_dir: RunDir, state: SearchState | None, space: Space) -> None:
     """Refuse a checkpoint whose chromosomes do not fit this search space."""
     if state is not None and (state.genome_length != space.length or state.l != space.l):
         raise RunDirError(f"{run_dir.path}: its chromosomes have {state.genome_length} bits "
@@ -264,27 +369,33 @@ def check_compatible(run_dir: RunDir, state: SearchState | None, space: SearchSp
                           "resume with the run's own config.toml.")
 
 
-def start_executor(cfg: RunConfig, dataset: Dataset) -> Executor:
+def start_executor(cfg: RunConfig, dataset: Dataset | None,
+                   factory: EvaluatorFactory = EVALUATORS["genetic_cnn"]) -> Executor:
     """The run's executor (a local Ray or a cluster when asked), with gnas' signal handlers kept.
 
     Started before anything is written to the run directory, so a Ray that
     cannot start or join fails the command with every file as it was.
     """
     handlers = _signal_handlers()
-    executor = make_executor(cfg, dataset)
+    executor = make_executor(cfg, dataset, factory)
     _restore_signal_handlers(handlers)
     return executor
 
 
-def execute(cfg: RunConfig, dataset: Dataset, space: SearchSpace, run_dir: RunDir,
+def execute(cfg: RunConfig, dataset: Dataset | None, space: Space, run_dir: RunDir,
             state: SearchState | None, executor: Executor, out=sys.stdout,
-            extra_callbacks: Sequence[Callback] = (), progress: bool = True) -> int:
+            extra_callbacks: Sequence[Callback] = (), progress: bool = True,
+            plugs: Plugs = NO_PLUGS) -> int:
     """Run the loop on the caller's ``executor`` (the caller closes it); on Ctrl-C / SIGTERM
     keep what finished and say how to resume."""
+    if not space.trains:  # lookups: atomic writes without fsync (see gnas.runs.atomic.durability)
+        with durability(False):
+            return execute_lookups(cfg, dataset, space, run_dir, state, executor, out,
+                                   extra_callbacks, progress, plugs)
     store = EvaluationStore(run_dir.db_path)
     try:
         search = build_search(cfg, dataset, space, run_dir, store, executor, state, extra_callbacks,
-                              progress)
+                              progress, plugs)
         search.run()
         final_progress = FinalTrainingProgress(cfg.final.max_epochs, cfg.final.patience) if progress else None
         summary = FinalExport(cfg, space, store, run_dir, executor, EXPORT_SHAPE,
@@ -299,6 +410,49 @@ def execute(cfg: RunConfig, dataset: Dataset, space: SearchSpace, run_dir: RunDi
                           "epochs_spent": spent, "pruning": cfg.prune.fraction > 0}, run_dir),
           file=out)
     return 0
+
+
+def execute_lookups(cfg: RunConfig, dataset: Dataset | None, space: Space, run_dir: RunDir,
+                    state: SearchState | None, executor: Executor, out=sys.stdout,
+                    extra_callbacks: Sequence[Callback] = (), progress: bool = True,
+                    plugs: Plugs = NO_PLUGS) -> int:
+    """:func:`execute` for a space that trains nothing: its pick is the best evaluation observed."""
+    store = EvaluationStore(run_dir.db_path, durable=False)
+    try:
+        search = build_search(cfg, dataset, space, run_dir, store, executor, state, extra_callbacks,
+                              progress, plugs)
+        search.run()
+        summary = observed_pick(cfg, space, store, run_dir, plugs).finish(search.state)
+    except KeyboardInterrupt as exc:
+        return interrupted(run_dir, exc)
+    finally:
+        store.close()
+    print(format_observed(summary, search.state, run_dir), file=out)
+    return 0
+
+
+def observed_pick(cfg: RunConfig, space: Space, store: EvaluationStore, run_dir: RunDir,
+                  plugs: Plugs) -> ObservedPick:
+    """The end of a search on a space that trains nothing; a NAS-Bench-201 pick gets its table's view."""
+    details = None
+    if plugs.space is None and cfg.space.kind == "nb201":
+        def details(key, row, rows):
+            return {"nb201": pick_details(cfg.data.dataset, key, row.metrics["val_acc"], rows)}
+    return ObservedPick(cfg, space, store, run_dir, details)
+
+
+def format_observed(summary: dict[str, Any], state: SearchState, run_dir: RunDir) -> str:
+    """The summary of a search whose pick is its best evaluation observed."""
+    nb = summary.get("nb201")
+    return "\n".join([
+        "",
+        f"best architecture: {summary['description']}",
+        f"validation error:  {summary['val_error']:.4f}  (best observed; no final training)",
+        *(pick_lines(nb) if nb else []),
+        f"networks:          {state.trained} evaluated, {state.reused} reused",
+        f"run directory:     {run_dir.path}",
+        f"resume / extend:   {resume_command(run_dir.path)} --generations N",
+    ])
 
 
 def interrupted(run_dir: RunDir, exc: KeyboardInterrupt) -> int:

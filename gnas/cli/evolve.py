@@ -11,7 +11,11 @@ def add_parser(sub) -> None:
     p = sub.add_parser("evolve", help="run a search (default: digits, about a minute on 2 CPU cores)",
                        description="Evolve network architectures on a data set.")
     p.add_argument("--dataset", help="digits (default), fashion_mnist, mnist, cifar10, cifar100, "
-                   "boston_housing, imdb, reuters, or a path to an .npz")
+                   "boston_housing, imdb, reuters, or a path to an .npz; with --space nb201: "
+                   "cifar10 (default), cifar100 or imagenet16")
+    p.add_argument("--space", choices=choices_of("space.kind"),
+                   help="genetic_cnn (default): networks trained on the data set; nb201: the "
+                   "NAS-Bench-201 cell, evaluated by table lookup (the gnas[bench] extra)")
     p.add_argument("--config", help="TOML configuration file")
     p.add_argument("--preset", help="paper (Table I), default or tiny")
     p.add_argument("--run-dir", dest="run_dir", help="where to keep the run (default runs/<dataset>-<time>)")

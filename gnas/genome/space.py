@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -75,7 +75,16 @@ def stage_edge_pairs(nodes: int) -> list[tuple[int, int]]:
 
 
 class SearchSpace:
-    """Knows every segment's offset, and turns bits into architectures."""
+    """Knows every segment's offset, and turns bits into architectures.
+
+    The Genetic-CNN space: a :class:`gnas.genome.protocol.StagedSpace`, the one
+    space that layer-wise competition, pruning, weight inheritance, growth and
+    the chaos probe act on.
+    """
+
+    name = "genetic_cnn"
+    trains = True       # every evaluation trains a Keras network
+    needs_data = True
 
     def __init__(self, cfg: SpaceConfig, input_shape: tuple[int, ...], n_outputs: int,
                  task: str = "classification", family: str = "dense") -> None:
@@ -165,6 +174,12 @@ class SearchSpace:
 
     def key(self, bits: Sequence[int]) -> str:
         return self.decode(bits).key()
+
+    def describe(self, bits: Sequence[int]) -> str:
+        return self.decode(bits).describe()
+
+    def export(self, bits: Sequence[int]) -> dict[str, Any]:
+        return self.decode(bits).to_dict()
 
     # ----------------------------------------------------------------- repair
     def complexity_of(self, arch: Architecture) -> int:

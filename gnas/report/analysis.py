@@ -231,7 +231,7 @@ def _describer(run_dir: RunDir):
 
     def describe(genome: str) -> str | None:
         try:
-            return space.decode(tuple(int(c) for c in genome)).describe()
+            return space.describe(tuple(int(c) for c in genome))
         except (GnasError, ValueError):
             return None
     return describe

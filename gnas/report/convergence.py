@@ -223,8 +223,7 @@ def for_run(run_dir: RunDir, upto: int | None = None) -> dict[str, Any]:
     ``upto`` judges the run as it stood after that generation (runs compared at
     a common horizon); None takes every recorded generation.
     """
-    from gnas.datasets import load_for_run
-    from gnas.genome.factory import make_space
+    from gnas.genome.factory import space_for_run
     from gnas.markov import chain
     from gnas.report import analysis
 
@@ -232,7 +231,7 @@ def for_run(run_dir: RunDir, upto: int | None = None) -> dict[str, Any]:
     best = analysis.best_per_generation(run_dir)
     observed = chain.observed_generations_to_convergence(best if upto is None else best[:upto + 1])
     cfg = run_dir.load_config()
-    return convergence_summary(run_dir, records, make_space(cfg, load_for_run(cfg)), observed)
+    return convergence_summary(run_dir, records, space_for_run(cfg), observed)
 
 
 def format_convergence(summary: dict[str, Any]) -> str:

@@ -118,6 +118,11 @@ def export_best(run_dir: RunDir, out: str | Path, *, epochs: int | None = None,
     check_format(fmt)
     out = check_out(out, fmt)
     cfg, best, row = best_entry(run_dir)
+    if cfg.space.kind != "genetic_cnn" or cfg.plugs.space:
+        from gnas.errors import ConfigError
+
+        raise ConfigError(f"gnas export builds the Keras network of a genetic_cnn run; this run's "
+                          f"pick is described in {run_dir.best_dir / 'architecture.json'}.")
     from gnas.backend import runtime
 
     runtime.configure(cfg.train.threads)

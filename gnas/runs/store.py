@@ -75,7 +75,7 @@ class EvaluationStore:
         RunDirError: The file is not an SQLite database, or not one of gnas.
     """
 
-    def __init__(self, path: str | Path, read_only: bool = False) -> None:
+    def __init__(self, path: str | Path, read_only: bool = False, durable: bool = True) -> None:
         self.path = Path(path)
         try:
             if read_only:
@@ -88,8 +88,10 @@ class EvaluationStore:
                 self._check_foreign()
                 # WAL + FULL: a commit survives a killed process and a power cut alike;
                 # one fsync per evaluation is nothing next to training a network.
+                # WAL + NORMAL (``durable=False``, a run of table lookups): a commit
+                # survives a killed process; a power cut may cost the last ones.
                 self.conn.execute("PRAGMA journal_mode=WAL")
-                self.conn.execute("PRAGMA synchronous=FULL")
+                self.conn.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
                 self.conn.executescript(_SCHEMA)
                 self.conn.commit()
             self._check_columns()
@@ -163,8 +165,13 @@ class EvaluationStore:
     def close(self) -> None:
         self.conn.close()
 
-    def add(self, result: EvalResult, fitness: float) -> None:
-        """Record one evaluation and commit at once (a Ctrl-C waits for the commit)."""
+    def add(self, result: EvalResult, fitness: float, commit: bool = True) -> None:
+        """Record one evaluation and commit at once (a Ctrl-C waits for the commit).
+
+        ``commit=False`` leaves the row to the next :meth:`commit`: a round of
+        lookups that cost nothing to repeat is one transaction, and a kill in the
+        middle of it loses only rows that a resume reproduces.
+        """
         row = (result.key, result.genome, result.kind, result.generation, result.status,
                _finite(result.val_error), _finite(result.val_loss), _finite(fitness), result.params,
                result.flops, result.pruned_fraction, result.seconds, result.attempts,
@@ -173,6 +180,12 @@ class EvaluationStore:
         with deferred_interrupts():
             self.conn.execute(f"INSERT INTO evaluations ({', '.join(_COLUMNS)}) "
                               f"VALUES ({', '.join('?' * len(_COLUMNS))})", row)
+            if commit:
+                self.conn.commit()
+
+    def commit(self) -> None:
+        """Commit the rows added with ``commit=False`` (one transaction, one fsync)."""
+        with deferred_interrupts():
             self.conn.commit()
 
     def key_counts(self, kind: str | None = None) -> dict[str, int]:

@@ -25,6 +25,7 @@ import numpy as np
 
 from gnas.config import EvolutionConfig, RunConfig
 from gnas.genome.architecture import Architecture, complexity
+from gnas.genome.protocol import Space
 from gnas.genome.space import Bits, SearchSpace, str_to_bits
 from gnas.records import SEARCH_EPOCHS, EvalResult, Kind, NetworkSize, derive_seed
 from gnas.runs.atomic import atomic_write_text, read_json
@@ -248,3 +249,44 @@ class FinalExport:
         if all("final_training" in r for r in runs):
             out["final_epochs"] = [r["final_training"]["epochs"] for r in runs]
         return out
+
+
+#: ``(pick's key, its row, every row) -> extra summary fields`` of a space's own (e.g. its table's view).
+PickDetails = Callable[[str, EvalResult, list[EvalResult]], dict[str, Any]]
+
+
+class ObservedPick:
+    """The end of a search on a space that trains nothing (a table, a formula).
+
+    No network is trained again: the pick is the best evaluation observed, as
+    NAS-Bench-201's own scripts pick; ``best/`` holds its summary and what the
+    space exports of it (``architecture.json``), ``details`` adds the space's own
+    figures (the table's mean over seeds, the pick's rank).
+    """
+
+    def __init__(self, cfg: RunConfig, space: Space, store: EvaluationStore, run_dir: RunDir,
+                 details: PickDetails | None = None) -> None:
+        self.cfg = cfg
+        self.space = space
+        self.store = store
+        self.run_dir = run_dir
+        self.details = details
+
+    def finish(self, state: SearchState) -> dict[str, Any]:
+        """Write ``best/summary.json`` and ``best/architecture.json`` of the best observed network."""
+        best = state.hall_of_fame[0]
+        row = self.store.lookup(best["key"])
+        bits = str_to_bits(best["genome"])
+        summary: dict[str, Any] = {
+            "key": best["key"], "genome": best["genome"], "fitness": best["fitness"],
+            "val_error": row.val_error if row else None, "space": self.space.name,
+            "description": self.space.describe(bits), "architecture": self.space.export(bits),
+            "dataset": self.cfg.data.dataset, "params": row.params if row else 0,
+            "flops": row.flops if row else 0, "trained": False}
+        if self.details is not None and row is not None:
+            summary.update(self.details(best["key"], row, list(self.store.iter_results())))
+        self.run_dir.best_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(self.run_dir.best_dir / "architecture.json",
+                          json.dumps(summary["architecture"], indent=1))
+        atomic_write_text(self.run_dir.best_dir / "summary.json", json.dumps(summary, indent=1))
+        return summary

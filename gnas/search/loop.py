@@ -29,7 +29,8 @@ import numpy as np
 
 from gnas.config import RunConfig
 from gnas.errors import FatalError
-from gnas.genome.space import Bits, SearchSpace, bits_to_str, str_to_bits
+from gnas.genome.protocol import Space
+from gnas.genome.space import Bits, bits_to_str, str_to_bits
 from gnas.inheritance.lineage import Inheritance, Parent
 from gnas.records import EvalResult, Kind, Operator, Phase
 from gnas.runs.directory import RunDir, resume_command
@@ -71,7 +72,7 @@ class Search:
         inheritance: Weight inheritance from parents to children (none when not given).
     """
 
-    def __init__(self, cfg: RunConfig, space: SearchSpace, run_dir: RunDir, store: EvaluationStore,
+    def __init__(self, cfg: RunConfig, space: Space, run_dir: RunDir, store: EvaluationStore,
                  executor: Executor, strategy: Strategy, callbacks: CallbackList | None = None,
                  state: SearchState | None = None,
                  initial: Callable[[np.random.Generator], InitialPopulation] | None = None,

@@ -266,3 +266,10 @@ def aging_offspring(population: Sequence[Bits], fitness: Sequence[float], *, sam
         parent = population[int(min(aspirants, key=lambda i: (fitness[i], i)))]
         out.append(Offspring(mutate(parent, rng), parent, Operator.MUTATION))
     return out
+
+
+#: ``evolution.strategy`` -> its class; the config offers exactly these names (a test holds them
+#: equal), and a user's own strategy object, passed to ``gnas.evolve(strategy=...)``, replaces one.
+STRATEGIES: dict[str, type[_Plug]] = {StrategyName.GA.value: GeneticAlgorithm,
+                                      StrategyName.RANDOM.value: RandomSearch,
+                                      StrategyName.AGING.value: AgingEvolution}

@@ -11,7 +11,8 @@ from typing import Callable
 
 import numpy as np
 
-from gnas.genome.space import Bits, SearchSpace
+from gnas.genome.protocol import Space
+from gnas.genome.space import Bits
 from gnas.records import Phase
 from gnas.search.novelty import Mutate, expressed_mutation, remutation
 from gnas.search.operators import Crossover, cx_one_point, growth
@@ -28,7 +29,7 @@ class Variation:
             stage-wise crossover for the layer-wise competition).
     """
 
-    def __init__(self, space: SearchSpace, *, indpb: float = 0.0, growth: bool = True,
+    def __init__(self, space: Space, *, indpb: float = 0.0, growth: bool = True,
                  grow_rate: float = 0.0, crossover: Crossover = cx_one_point) -> None:
         self.space = space
         self.indpb = indpb or 1.0 / space.length

@@ -23,7 +23,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("runs",),
     ("inheritance",),
     ("search",),
-    ("markov", "competition"),
+    ("markov", "competition", "tabular"),
     ("pruning",),
     ("backend",),
     ("chaos",),
