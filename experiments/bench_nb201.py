@@ -47,7 +47,7 @@ def gnas_run(job: tuple[str, int, str, str]) -> dict[str, Any]:
     arm, seed, dataset, setting = job
     config = {**GNAS_ARMS[arm], "evolution.seed": seed, "evolution.generations": 1_000_000}
     if setting == "budget":
-        config["evolution.max_seconds"] = peers.BUDGET_SECONDS
+        config["evolution.max_eval_seconds"] = peers.BUDGET_SECONDS
     else:
         config["evolution.max_trainings"] = int(setting[1:])
     with tempfile.TemporaryDirectory() as tmp:
