@@ -35,7 +35,10 @@ PAPER_REA = 91.20
 GNAS_ARMS: dict[str, dict[str, Any]] = {
     "ga": {},
     "ga-random-init": {"evolution.init": "random"},
-    "aging": {"evolution.strategy": "aging"},
+    # Regularized evolution as Real et al. and NAS-Bench-201's R_EA.py run it: a population of
+    # 10 from uniform cells, one child per step from a sample of 3, the oldest dies.
+    "aging": {"evolution.strategy": "aging", "evolution.aging_children": 1, "evolution.population": 10,
+              "evolution.tournament": 3, "evolution.init": "random"},
     "random": {"evolution.strategy": "random"},
 }
 

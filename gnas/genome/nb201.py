@@ -79,10 +79,26 @@ class Nb201Space:
         return _cell_key(tuple(int(b) for b in bits[:N_EDGES * (1 + OP_BITS)]))
 
     def random_bits(self, rng: np.random.Generator) -> Bits:
-        return tuple(int(b) for b in rng.integers(0, 2, self.length))
+        """A uniform cell (each edge one of the 5 operations, ``none`` included, with
+        probability 1/5), as NAS-Bench-201's random search draws it, with uniform rate genes.
+
+        Uniform bits would make an edge ``none`` half the time: not the benchmark's baseline.
+        """
+        key = "".join(str(int(d)) for d in rng.integers(0, len(OPS), N_EDGES))
+        tail = self.length - N_EDGES * (1 + OP_BITS)
+        return self.bits_of(key, [int(b) for b in rng.integers(0, 2, tail)])
 
     def connection_genes(self, bits: Sequence[int]) -> Bits:
         return tuple(bits[:N_EDGES])
+
+    def neighbour(self, bits: Bits, rng: np.random.Generator) -> Bits:
+        """One edge, drawn uniformly, given one of its four other operations uniformly."""
+        digits = [int(d) for d in self.key(bits)]
+        edge = int(rng.integers(0, N_EDGES))
+        others = [d for d in range(len(OPS)) if d != digits[edge]]
+        digits[edge] = others[int(rng.integers(0, len(others)))]
+        tail = N_EDGES * (1 + OP_BITS)
+        return self.bits_of("".join(map(str, digits)), bits[tail:])
 
     def hyper(self, bits: Sequence[int]) -> dict[str, float]:
         return {f.name: f.decode(bits[self.hyper_slices[f.name]]) for f in RATE_FIELDS}

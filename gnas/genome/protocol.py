@@ -80,6 +80,20 @@ class Space(Protocol):
 
 
 @runtime_checkable
+class NeighbourSpace(Space, Protocol):
+    """A space with a neighbourhood of its own, which the mutation's forced move takes.
+
+    On NAS-Bench-201 a single gene flip reaches three of an edge's four other
+    operations; one edge given any other operation is the move that regularized
+    evolution and local search make on that table.
+    """
+
+    def neighbour(self, bits: Bits, rng: np.random.Generator) -> Bits:
+        """A chromosome one move away from ``bits`` (another network), rate genes kept."""
+        ...
+
+
+@runtime_checkable
 class StagedSpace(Space, Protocol):
     """A space of stages of nodes: what competition, pruning, inheritance and growth act on."""
 

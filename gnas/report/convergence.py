@@ -32,6 +32,7 @@ from gnas.runs.directory import RunDir
 from gnas.runs.store import EvaluationStore
 from gnas.search.novelty import expressed_mutation, remutation
 from gnas.search.operators import growth
+from gnas.search.variation import neighbour_of
 
 MUTATED = (str(Operator.MUTATION), str(Operator.CROSSOVER_MUTATION))
 """Lineage labels of children that a mutation changed (the novelty rule's re-mutations included)."""
@@ -61,7 +62,7 @@ def run_variation(cfg: RunConfig, space: SearchSpace, evaluated: frozenset[str] 
         return hyper["mutation_rate"], hyper["crossover_rate"]
 
     indpb = ev.indpb or 1.0 / space.length
-    mutate = expressed_mutation(indpb=indpb, key_of=key_of, repair=repair)
+    mutate = expressed_mutation(indpb=indpb, key_of=key_of, repair=repair, neighbour=neighbour_of(space))
     grow = growth(space.active_slice, ev.grow_rate) if ev.growth else None
     remutate = remutation(mutate, rates=rates, repair=repair, grow=grow)
 

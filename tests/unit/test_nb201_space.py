@@ -38,6 +38,27 @@ def test_random_chromosomes_are_valid_and_repair_changes_nothing():
         assert SPACE.key(SPACE.bits_of(SPACE.key(bits))) == SPACE.key(bits)
 
 
+def test_random_cells_are_uniform_over_the_five_operations_as_the_benchmark_draws_them():
+    """Uniform bits would make an edge `none` half the time; random search draws a fifth."""
+    rng = np.random.default_rng(1)
+    digits = np.array([[int(d) for d in SPACE.key(SPACE.random_bits(rng))] for _ in range(4000)])
+    shares = np.bincount(digits.ravel(), minlength=len(OPS)) / digits.size
+    assert np.allclose(shares, 1 / len(OPS), atol=0.01)
+
+
+def test_a_neighbour_gives_one_edge_another_operation_and_keeps_the_rate_genes():
+    rng = np.random.default_rng(2)
+    reached = set()
+    for _ in range(500):
+        bits = SPACE.random_bits(rng)
+        moved = SPACE.neighbour(bits, rng)
+        before, after = SPACE.key(bits), SPACE.key(moved)
+        changed = [e for e in range(len(EDGES)) if before[e] != after[e]]
+        assert len(changed) == 1 and moved[18:] == bits[18:]
+        reached.add((before[changed[0]], after[changed[0]]))
+    assert len(reached) == len(OPS) * (len(OPS) - 1)  # every operation reaches every other one
+
+
 def test_an_absent_edge_s_operation_bits_and_the_rate_genes_do_not_change_the_network():
     bits = list(SPACE.bits_of("304012"))
     other = list(bits)
