@@ -13,6 +13,13 @@ Settings are keyword arguments named for a configuration key: its own name
 where it is unique across sections (``generations=3``, ``population=8``,
 ``epochs=2``, ``lambda_c=0.8``), or the whole dotted key in ``config``
 (``config={"evolution.alpha": 0.2}``).
+
+The parts of a run plug in as objects, the Optuna shape: ``space=``,
+``evaluator=``, ``strategy=`` and ``schedule=`` take a name the configuration
+knows (``space="nb201"``, ``strategy="aging"``) or one's own object
+(:class:`gnas.session.Plugs`); ``gnas.resume`` then needs the same objects again.
+``gnas.evolve(space="nb201", dataset="cifar10")`` searches NAS-Bench-201 with
+no arrays at all.
 """
 from __future__ import annotations
 
@@ -27,7 +34,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from gnas.config import RunConfig, load_config
+from gnas.config import STAGELESS_DEFAULTS, RunConfig, load_config
 from gnas.datasets.held_out import split_off_test
 from gnas.errors import ConfigError, DataError, RunDirError
 from gnas.records import EvalResult
@@ -68,29 +75,58 @@ class SearchResult:
 
         return load_deployable(path)
 
+    @property
+    def data(self) -> Any:
+        """The run's data set, split as the run split it: ``x_train``, ``y_train``, ``x_val``,
+        ``y_val``, ``x_test``, ``y_test`` (prepared as the networks saw them; the saved model
+        takes raw inputs) and what describes them (``name``, ``task``, ``n_classes``)."""
+        from gnas.datasets import load_for_run
+
+        return load_for_run(RunDir(self.run_dir).load_config())
+
     def to_dataframe(self) -> Any:
-        """The evaluations as a pandas DataFrame (pandas is optional: install it for this)."""
+        """The evaluations as a pandas DataFrame (pandas is optional: install it for this).
+
+        Besides every field of :attr:`evaluations`: ``fitness`` (F, minimised, as the
+        search ranked it), ``epochs`` and ``rung`` (what the network trained; a rung
+        only under successive halving), ``architecture`` (readable), ``learning_rate``
+        and ``momentum`` (decoded from the genome).
+        """
         try:
             import pandas
         except ImportError:
             raise ConfigError("to_dataframe needs pandas; pip install pandas, or read "
                               "result.evaluations (a list of records).") from None
-        return pandas.DataFrame.from_records(self.evaluations)
+        return pandas.DataFrame.from_records(self.table())
+
+    def table(self) -> list[dict[str, Any]]:
+        """The rows of :meth:`to_dataframe`: every evaluation record with its fitness, epochs,
+        rung, readable architecture, learning rate and momentum."""
+        if not self.evaluations:
+            return []
+        derived = _derived_columns(self.run_dir, self.evaluations)
+        return [{**record, **{name: values[i] for name, values in derived.items()}}
+                for i, record in enumerate(self.evaluations)]
 
 
-def evolve(x_train: Any, y_train: Any, *, validation_data: tuple[Any, Any] | None = None,
+def evolve(x_train: Any = None, y_train: Any = None, *,
+           validation_data: tuple[Any, Any] | None = None,
            test_data: tuple[Any, Any] | None = None, run_dir: str | Path | None = None,
            config: Mapping[str, Any] | None = None, preset: str | None = None,
            on_evaluation: Callable[[dict[str, Any]], None] | None = None,
            on_generation: Callable[[dict[str, Any]], None] | None = None,
-           verbose: bool = False, **settings: Any) -> SearchResult:
+           verbose: bool = False, dataset: str | None = None, space: Any = None,
+           evaluator: Any = None, strategy: Any = None, schedule: Any = None,
+           time_budget: float | str | None = None,
+           **settings: Any) -> SearchResult:
     """Search architectures for in-memory arrays, as ``gnas evolve`` does for a data set.
 
     Args:
         x_train, y_train: Training inputs (``(N, features)`` vectors or
             ``(N, H, W[, C])`` images, numeric) and targets (integer classes,
             or floats for a regression), as raw as they come: the saved model
-            takes the same raw inputs.
+            takes the same raw inputs. Left out with ``dataset`` (a named data
+            set, as ``gnas evolve --dataset``) or with a space that needs no data.
         validation_data: ``(x_val, y_val)``; fitness is measured there. Without
             it, ``data.val_fraction`` of the training arrays is held out.
         test_data: ``(x_test, y_test)``, touched only for the final report.
@@ -104,7 +140,17 @@ def evolve(x_train: Any, y_train: Any, *, validation_data: tuple[Any, Any] | Non
         on_generation: Called after each generation with ``{"generation",
             "best_fitness", "mean_fitness", "trained", "reused"}`` (fitness is
             minimised; a failed network's is left out of both).
-        verbose: Print the progress bar and the summary (stderr / stdout).
+        dataset: A named data set or file, as ``gnas evolve --dataset`` takes
+            it (with ``space="nb201"``: cifar10, cifar100 or imagenet16).
+        space, evaluator, strategy, schedule: A name the configuration knows
+            (``space.kind``, ``evolution.strategy``, ``fidelity.schedule``) or
+            one's own object; a space object comes with its evaluator object
+            (``evaluate(task) -> EvalResult``).
+        verbose: Print the progress bar, gnas' messages (the calibration, the
+            plan) and the summary (stderr / stdout); in a notebook the bar is a widget.
+        time_budget: Wall clock of the whole call, calibration and final training
+            included: seconds, or ``"30m"``, ``"2h"``; alone, it plans the run to fit
+            (``evolution.max_seconds``, ``--time-budget``).
         **settings: Configuration keys by their own name, e.g. ``generations=3``.
 
     Returns:
@@ -114,34 +160,141 @@ def evolve(x_train: Any, y_train: Any, *, validation_data: tuple[Any, Any] | Non
         ConfigError, DataError, RunDirError: Bad settings, arrays or directory;
             nothing is written then.
     """
-    cfg = _config(settings, config, preset)
+    from gnas import session
+    from gnas.runs import clock
+
+    clock.mark_command_start()
+    settings = {**settings, **_budget(time_budget)}
+    plugs, named = _plugs(space=space, evaluator=evaluator, strategy=strategy, schedule=schedule)
+    if dataset is not None:
+        named["data.dataset"] = dataset
+    stageless = plugs.space is not None and not _staged(plugs.space)
+    cfg = _config(settings, config, preset, named, STAGELESS_DEFAULTS if stageless else None)
+    given = None if preset else [*_overrides(settings), *dict(config or {}), *named]
     path = Path(run_dir) if run_dir is not None else _default_run_dir()
     RunDir(path).check_new()
+    callbacks = _user_callbacks(on_evaluation, on_generation)
+    if x_train is None and y_train is None:
+        if dataset is None and not stageless and cfg.space.kind == "genetic_cnn":
+            raise ConfigError("gnas.evolve needs data: give x_train, y_train (arrays) or dataset= "
+                              "(a named data set), or a space that needs none (space='nb201').")
+        with _messages(verbose):
+            code = session.start(cfg, path, out=_stream(verbose), extra_callbacks=callbacks,
+                                 progress=verbose, plugs=plugs, given=given)
+        return _finished(path, code)
+    if dataset is not None:
+        raise ConfigError("give either arrays (x_train, y_train) or dataset=, not both.")
     arrays = _arrays(x_train, y_train, validation_data, test_data, cfg.data.task)
-    cfg = _with_data(cfg, path.absolute() / DATA_FILE)
-    from gnas import session
+    from gnas.datasets.user_npz import check_arrays
 
+    check_arrays(arrays, "gnas.evolve", cfg.data.task)  # named as passed, before data.npz exists
+    cfg = _with_data(cfg, path.absolute() / DATA_FILE)
     with tempfile.TemporaryDirectory(prefix=".gnas-arrays-", dir=_existing_parent(path)) as tmp:
         staged = Path(tmp) / DATA_FILE
         _save_npz(staged, arrays)
-        code = session.start(cfg, path, out=_stream(verbose), arrays=staged,
-                             extra_callbacks=_user_callbacks(on_evaluation, on_generation),
-                             progress=verbose)
+        with _messages(verbose):
+            code = session.start(cfg, path, out=_stream(verbose), arrays=staged,
+                                 extra_callbacks=callbacks, progress=verbose, plugs=plugs,
+                                 given=given)
     return _finished(path, code)
+
+
+def _budget(time_budget: float | str | None) -> dict[str, float]:
+    """``time_budget`` as the ``max_seconds`` setting (none when not given)."""
+    if time_budget is None:
+        return {}
+    from gnas.search.timing import parse_duration
+
+    try:
+        return {"max_seconds": parse_duration(str(time_budget))}
+    except ValueError as exc:
+        raise ConfigError(f"time_budget: {exc}") from None
+
+
+class _Messages:
+    """With ``verbose``: gnas' log messages on stderr for the time of a call, where nothing shows
+    them yet (a notebook; the command line has its own handler)."""
+
+    def __init__(self, verbose: bool) -> None:
+        import logging
+
+        self.logger = logging.getLogger("gnas")
+        self.handler = None
+        if verbose and not self.logger.handlers:
+            self.handler = logging.StreamHandler(sys.stderr)
+            self.handler.setFormatter(logging.Formatter("gnas: %(message)s"))
+
+    def __enter__(self) -> None:
+        import logging
+
+        if self.handler is not None:
+            self.level = self.logger.level
+            self.logger.addHandler(self.handler)
+            self.logger.setLevel(logging.INFO)
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.handler is not None:
+            self.logger.removeHandler(self.handler)
+            self.logger.setLevel(self.level)
+
+
+_messages = _Messages
 
 
 def resume(run_dir: str | Path, *, generations: int | None = None,
            on_evaluation: Callable[[dict[str, Any]], None] | None = None,
            on_generation: Callable[[dict[str, Any]], None] | None = None,
-           verbose: bool = False, **settings: Any) -> SearchResult:
-    """Continue or extend a run (``gnas resume``); only how long and where it runs may change."""
-    overrides = _overrides({**settings, **({"generations": generations} if generations else {})})
+           verbose: bool = False, space: Any = None, evaluator: Any = None,
+           strategy: Any = None, schedule: Any = None, time_budget: float | str | None = None,
+           **settings: Any) -> SearchResult:
+    """Continue or extend a run (``gnas resume``); only how long and where it runs may change.
+
+    A run made with one's own objects (``space=``, ``evaluator=``, ``strategy=``,
+    ``schedule=``) resumes with the same objects passed again.
+    """
+    from gnas.runs import clock
+
+    clock.mark_command_start()
+    settings = {**settings, **_budget(time_budget)}
+    plugs, named = _plugs(space=space, evaluator=evaluator, strategy=strategy, schedule=schedule)
+    overrides = {**_overrides({**settings, **({"generations": generations} if generations else {})}),
+                 **named}
     from gnas import session
 
-    code = session.resume(run_dir, overrides, out=_stream(verbose),
-                          extra_callbacks=_user_callbacks(on_evaluation, on_generation),
-                          progress=verbose)
+    with _messages(verbose):
+        code = session.resume(run_dir, overrides, out=_stream(verbose),
+                              extra_callbacks=_user_callbacks(on_evaluation, on_generation),
+                              progress=verbose, plugs=plugs)
     return _finished(Path(run_dir), code)
+
+
+#: The keyword of each part of a run -> the configuration key that names a built-in one.
+PLUG_KEYS = {"space": "space.kind", "evaluator": "", "strategy": "evolution.strategy",
+             "schedule": "fidelity.schedule"}
+
+
+def _plugs(**given: Any) -> tuple[Any, dict[str, Any]]:
+    """The user's objects as :class:`gnas.session.Plugs`, and the names given as config keys."""
+    from gnas.session import Plugs
+
+    objects, named = {}, {}
+    for part, value in given.items():
+        if value is None:
+            continue
+        if isinstance(value, str):
+            if not PLUG_KEYS[part]:
+                raise ConfigError(f"{part}= takes an object with evaluate(task) -> EvalResult, "
+                                  f"not the name {value!r}.")
+            named[PLUG_KEYS[part]] = value
+        else:
+            objects[part] = value
+    return Plugs(**objects), named
+
+
+def _staged(space: Any) -> bool:
+    from gnas.genome.protocol import has_stages
+
+    return has_stages(space)
 
 
 def load(run_dir: str | Path) -> SearchResult:
@@ -159,13 +312,15 @@ def load(run_dir: str | Path) -> SearchResult:
 
 # ------------------------------------------------------------------ settings
 def _config(settings: Mapping[str, Any], config: Mapping[str, Any] | None,
-            preset: str | None) -> RunConfig:
-    """Defaults, preset, then the keyword settings, then ``config`` (which wins)."""
+            preset: str | None, named: Mapping[str, Any] | None = None,
+            defaults: Mapping[str, Any] | None = None) -> RunConfig:
+    """Defaults, preset, then the keyword settings, then ``config`` (which wins); ``named``
+    are the parts and the data set given by name (``space="nb201"``, ``dataset=``)."""
     overrides = {**_overrides(settings), **dict(config or {})}
     if "data.dataset" in overrides:
         raise ConfigError("data.dataset is set by gnas.evolve from the arrays it is given; "
-                          "leave it out (or run `gnas evolve --dataset` for a named data set).")
-    return load_config(None, overrides, preset=preset)
+                          "leave it out (or give dataset= for a named data set).")
+    return load_config(None, {**overrides, **dict(named or {})}, preset=preset, defaults=defaults)
 
 
 def _overrides(settings: Mapping[str, Any]) -> dict[str, Any]:
@@ -244,7 +399,7 @@ def _two(pair: Any, name: str) -> tuple[Any, Any]:
 
 def _pair(x: Any, y: Any, x_name: str, y_name: str) -> tuple[np.ndarray, np.ndarray]:
     """Inputs and targets as numeric arrays with one target per sample."""
-    x, y = np.asarray(x), np.asarray(y)
+    x, y = _array(x, x_name), _array(y, y_name)
     for name, a in ((x_name, x), (y_name, y)):
         if a.dtype.kind not in "biuf":
             raise DataError(f"{name} must be numeric (received dtype {a.dtype}); encode text or "
@@ -257,6 +412,15 @@ def _pair(x: Any, y: Any, x_name: str, y_name: str) -> tuple[np.ndarray, np.ndar
     if len(x) != len(y):
         raise DataError(f"{x_name} has {len(x)} samples but {y_name} {len(y)}; give one target per sample.")
     return x, y
+
+
+def _array(value: Any, name: str) -> np.ndarray:
+    """``value`` as an array; a ragged list (rows of different lengths) is a DataError."""
+    try:
+        return np.asarray(value)
+    except (ValueError, TypeError):
+        raise DataError(f"{name} is not a rectangular array of numbers (rows of different lengths "
+                        "or shapes); give every sample the same shape.") from None
 
 
 def _save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
@@ -293,6 +457,39 @@ def _user_callbacks(on_evaluation, on_generation) -> Sequence[Callback]:
     if on_evaluation is None and on_generation is None:
         return ()
     return (_UserCallbacks(on_evaluation, on_generation),)
+
+
+def _derived_columns(run_dir: Path, records: Sequence[dict[str, Any]]) -> dict[str, list[Any]]:
+    """Per record: fitness, epochs, rung, architecture, learning rate and momentum, from the run's
+    own configuration and search space."""
+    from gnas.genome.factory import make_space
+    from gnas.genome.space import str_to_bits
+    from gnas.search.fitness import FitnessModel
+
+    cfg = RunDir(run_dir).load_config()
+    space = make_space(cfg, SearchResult(run_dir, {}, []).data)
+    fitness = FitnessModel(cfg, space)
+    store = EvaluationStore(run_dir / "evaluations.db", read_only=True)
+    try:
+        results = {(r.key, str(getattr(r.kind, "value", r.kind)), r.generation): r for r in store.iter_results()}
+    finally:
+        store.close()
+    out: dict[str, list[Any]] = {k: [] for k in ("fitness", "epochs", "rung", "architecture",
+                                                 "learning_rate", "momentum")}
+    for record in records:
+        result = results.get((record["key"], record["kind"], record["generation"]))
+        metrics = record.get("metrics") or {}
+        out["fitness"].append(fitness.fitness(result) if result is not None and result.ok else None)
+        out["epochs"].append(metrics.get("epochs") or cfg.train.epochs)
+        out["rung"].append(metrics.get("rung"))
+        try:
+            arch = space.decode(str_to_bits(record["genome"]))
+        except Exception:  # noqa: BLE001 - a genome of another space: no description
+            arch = None
+        out["architecture"].append(arch.describe() if arch else None)
+        out["learning_rate"].append(arch.learning_rate if arch else None)
+        out["momentum"].append(arch.momentum if arch else None)
+    return out
 
 
 def _record(result: EvalResult) -> dict[str, Any]:

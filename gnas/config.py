@@ -36,7 +36,8 @@ class DataConfig:
                         "a .csv[:target] or an image folder")
     data_dir: str = _opt("", doc="extra directory searched before the Keras cache")
     max_train_samples: int = _opt(0, lo=0, doc="0 = the whole training split")
-    val_fraction: float = _opt(0.2, lo=0.01, hi=0.5)
+    val_fraction: float = _opt(0.2, lo=0.01, hi=0.5,
+                                doc="share of the training split held out for validation")
     task: str = _opt("auto", choices=("auto", "classification", "regression"),
                      doc="one's own data: auto infers it from the targets")
 
@@ -45,37 +46,52 @@ class DataConfig:
 class SpaceConfig:
     """The search space: stages of Genetic-CNN style DAGs, widths, limits."""
 
-    family: str = _opt("auto", choices=("auto", "conv", "dense"))
-    stage_nodes: tuple[int, ...] = _opt((3, 4, 4), lo=2, hi=7)
-    conv_widths: tuple[int, ...] = _opt((8, 16, 32, 64), lo=1, hi=4096)
-    dense_widths: tuple[int, ...] = _opt((32, 64, 128, 256), lo=1, hi=65536)
-    width_bits: int = _opt(2, lo=1, hi=6)
+    kind: str = _opt("genetic_cnn", choices=("genetic_cnn", "nb201"),
+                     doc="genetic_cnn: stages of Genetic-CNN DAGs trained on the data set; nb201: the "
+                         "NAS-Bench-201 cell, evaluated by table lookup (gnas.genome.factory.SPACES)")
+    family: str = _opt("auto", choices=("auto", "conv", "dense"),
+                     doc="networks searched; auto: conv for images except digits, dense otherwise")
+    stage_nodes: tuple[int, ...] = _opt((3, 4, 4), lo=2, hi=7,
+                                         doc="nodes of each stage's DAG, one entry per stage")
+    conv_widths: tuple[int, ...] = _opt((8, 16, 32, 64), lo=1, hi=4096, doc="filters a conv stage may have")
+    dense_widths: tuple[int, ...] = _opt((32, 64, 128, 256), lo=1, hi=65536,
+                                          doc="units a dense stage may have")
+    width_bits: int = _opt(2, lo=1, hi=6, doc="Gray-coded bits per stage choosing its width")
     max_depth: int = _opt(3, lo=1, hi=32, doc="most stages active at once")
     max_nodes: int = _opt(1024, lo=1, doc="most units/filters over all active nodes")
     max_complexity: int = _opt(0, lo=0, doc="C_max_allowed; 0 = no limit")
-    complexity: str = _opt("params", choices=("params", "flops"))
+    complexity: str = _opt("params", choices=("params", "flops"), doc="what C counts in the fitness")
 
 
 @dataclass(frozen=True)
 class EvolutionConfig:
     """The genetic algorithm (paper Table I and Algorithm 1)."""
 
-    population: int = _opt(8, lo=2, hi=100000)
+    population: int = _opt(8, lo=2, hi=100000, doc="individuals per generation (N)")
     generations: int = _opt(3, lo=1, hi=1000000, doc="generations after the initial one")
     elite: int = _opt(1, lo=0, doc="best individuals copied unchanged")
-    tournament: int = _opt(3, lo=1, hi=1000)
+    tournament: int = _opt(3, lo=1, hi=1000, doc="tournament size (aging: the sample size)")
+    aging_children: int = _opt(0, lo=0, hi=100000,
+                               doc="aging: children per generation, the oldest as many die; 0 = the "
+                                   "older half; 1 = Real et al.'s one child per step")
     strategy: str = _opt("ga", choices=("ga", "random", "aging"),
                          doc="ga: the paper's; random: uniform genomes; aging: regularized evolution")
     max_trainings: int = _opt(0, lo=0, doc="stop after this many trained networks; 0 = no budget")
     max_epochs_total: int = _opt(0, lo=0, doc="stop when the run's training epochs, final trainings "
                                               "included, would exceed this; 0 = no budget")
+    max_eval_seconds: float = _opt(0.0, lo=0.0, doc="stop before the evaluation that would take the search's "
+                              "clock (the evaluations' seconds; simulated for a table) past this; 0 = none")
+    max_seconds: float = _opt(0.0, lo=0.0, doc="wall-clock budget of the whole run in seconds, calibration and "
+                                              "final training included (--time-budget); 0 = none")
     final_candidates: int = _opt(2, lo=0, hi=100, doc="best networks re-trained before the final pick")
     final_seeds: int = _opt(2, lo=0, hi=100,
                             doc="extra seeds per final candidate (count in the budget); 0 = pick on one training")
     novelty_tries: int = _opt(20, lo=0, hi=10000,
                               doc="re-mutations of a child whose network is taken or evaluated; 0 = none")
-    seed: int = _opt(0, lo=0, hi=2**31 - 1)
-    init: str = _opt("coe", choices=("coe", "random"))
+    seed: int = _opt(0, lo=0, hi=2**31 - 1, doc="seeds the whole run: genomes, weights, batch orders")
+    init: str = _opt("coe", choices=("coe", "random"),
+                    doc="coe: a logistic map at the edge of chaos, thresholded at lambda_c; "
+                        "random: uniform bits")
     lambda_c: float = _opt(-1.0, lo=-1.0, hi=1.0, doc="-1 = measure it (gnas chaos)")
     indpb: float = _opt(0.0, lo=0.0, hi=1.0, doc="per-bit flip probability; 0 = 1/length")
     alpha: float = _opt(0.1, lo=0.0, hi=100.0, doc="weight of C/C_max in the fitness")
@@ -83,10 +99,12 @@ class EvolutionConfig:
     growth: bool = _opt(True, doc="start from base models with only stage 0 active")
     grow_rate: float = _opt(0.2, lo=0.0, hi=1.0,
                             doc="chance that a mutation also switches the next stage on while growing")
-    competition: bool = _opt(True)
-    champions: int = _opt(1, lo=0, hi=100)
-    objectives: str = _opt("error", choices=("error", "error,params", "error,flops"))
-    max_consecutive_failures: int = _opt(20, lo=1)
+    competition: bool = _opt(True, doc="layer-wise competition: evaluate champions of the best variants")
+    champions: int = _opt(1, lo=0, hi=100, doc="champions built per generation from the best individuals")
+    objectives: str = _opt("error", choices=("error", "error,params", "error,flops"),
+                          doc="error: the weighted fitness; two objectives: NSGA-II")
+    max_consecutive_failures: int = _opt(20, lo=1,
+                                        doc="stop the run after this many failed evaluations in a row")
     inherit: str = _opt("none", choices=("none", "parent", "first"),
                         doc="a child's matching layers start from its parent's trained weights: none, "
                             "parent (every matching layer) or first (stage 0 only)")
@@ -98,10 +116,10 @@ class EvolutionConfig:
 class TrainConfig:
     """How one candidate is trained and scored."""
 
-    epochs: int = _opt(4, lo=1, hi=10000)
+    epochs: int = _opt(4, lo=1, hi=10000, doc="training epochs of a candidate in the search (fidelity full)")
     batch_size: int = _opt(32, lo=0, hi=65536, doc="0 = auto: largest batch that fits in 80% of memory")
     threads: int = _opt(0, lo=0, hi=1024, doc="TensorFlow threads per evaluation; 0 = all cores")
-    bn_momentum: float = _opt(0.9, lo=0.0, hi=0.999)
+    bn_momentum: float = _opt(0.9, lo=0.0, hi=0.999, doc="momentum of the batch-norm moving statistics")
     weight_scale: float = _opt(2.0, lo=0.01, hi=100.0,
                                doc="sigma^2 of fan-in weight init; also sets where lambda_c lies (gnas chaos)")
     eval_timeout: float = _opt(0.0, lo=0.0, doc="seconds; 0 = none")
@@ -109,6 +127,8 @@ class TrainConfig:
                            doc="candidates trained together in one step (same scores at any size > 1); "
                                "1 = one at a time, Keras' shuffle")
     mixed_precision: bool = _opt(False, doc="float16 compute with float32 weights, on a GPU only")
+    search_samples: int = _opt(0, lo=0, doc="the search trains on the first N samples of the training split "
+                                             "(the final training on all of it); 0 = all")
 
 
 @dataclass(frozen=True)
@@ -121,13 +141,15 @@ class PruneConfig:
     cycles: int = _opt(40, lo=1, hi=49, doc="fine-tuning steps per cut (< 50)")
     tune_lr_scale: float = _opt(0.3, lo=1e-4, hi=1.0,
                                 doc="fine-tuning learning rate, as a fraction of the network's own")
-    mask: str = _opt("none", choices=("none", "irregular", "row", "column", "block", "nm"))
-    nm: str = _opt("2:4")
+    mask: str = _opt("none", choices=("none", "irregular", "row", "column", "block", "nm"),
+                    doc="weight masks the pruner adds inside kept layers; none = cuts only")
+    nm: str = _opt("2:4", doc="N:M pattern of mask nm: N weights kept in every M")
     candidates: int = _opt(1, lo=1, hi=100, doc="best individuals pruned")
     max_rejections: int = _opt(3, lo=1, hi=1000, doc="stop after this many rejected cuts in a row")
     p1_weight: float = _opt(0.5, lo=0.0, hi=1.0, doc="weight of Markov survival p1 vs saliency")
     mask_sparsity: float = _opt(0.0, lo=0.0, hi=0.99, doc="weight-mask sparsity; 0 = prune.fraction")
-    mask_score: str = _opt("magnitude", choices=("magnitude", "saliency"))
+    mask_score: str = _opt("magnitude", choices=("magnitude", "saliency"),
+                          doc="how weights are ranked for the masks")
 
 
 @dataclass(frozen=True)
@@ -159,12 +181,26 @@ class FidelityConfig:
 class ParallelConfig:
     """Where evaluations run."""
 
-    workers: int = _opt(0, lo=0, hi=4096)
-    ray_address: str = _opt("")
-    gpus_per_worker: float = _opt(0.0, lo=0.0, hi=64.0)
+    workers: int = _opt(0, lo=0, hi=4096, doc="Ray actors evaluating at once; 0 or 1 = in process, no Ray")
+    ray_address: str = _opt("", doc="HOST:PORT of a Ray cluster to join; empty = a local one")
+    gpus_per_worker: float = _opt(0.0, lo=0.0, hi=64.0,
+                                   doc="GPUs per Ray actor; 0.25 = four actors share one")
     recycle_every: int = _opt(0, lo=0, doc="replace a worker after N evaluations; 0 = never")
     restarts: int = _opt(2, lo=0, hi=100, doc="times a search whose Ray processes died is resumed from its "
                          "last checkpoint by itself; 0 = stop and print the resume command")
+
+
+@dataclass(frozen=True)
+class PlugsConfig:
+    """Names of the user's own objects a run was made with (empty: built from this config).
+
+    Recorded so that a resume can insist on the same objects; see ``gnas.session.Plugs``.
+    """
+
+    space: str = _opt("", doc="a space object passed to gnas.evolve(space=...)")
+    evaluator: str = _opt("", doc="an evaluator object passed to gnas.evolve(evaluator=...)")
+    strategy: str = _opt("", doc="a strategy object passed to gnas.evolve(strategy=...)")
+    schedule: str = _opt("", doc="a schedule object passed to gnas.evolve(schedule=...)")
 
 
 @dataclass(frozen=True)
@@ -179,6 +215,7 @@ class RunConfig:
     final: FinalConfig = field(default_factory=FinalConfig)
     fidelity: FidelityConfig = field(default_factory=FidelityConfig)
     parallel: ParallelConfig = field(default_factory=ParallelConfig)
+    plugs: PlugsConfig = field(default_factory=PlugsConfig)
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
         """Plain nested dict (tuples become lists), ready for TOML or JSON."""
@@ -201,6 +238,22 @@ PRESETS: dict[str, dict[str, Any]] = {
     "default": {},
     "tiny": {"evolution.population": 4, "evolution.generations": 2, "train.epochs": 1,
              "space.stage_nodes": (3, 3), "space.max_depth": 2, "final.max_epochs": 3},
+}
+
+
+#: What a space without stages cannot use: competition and growth act on stages, and a
+#: network that is not trained has no re-seeded final pick or final training.
+STAGELESS_DEFAULTS: dict[str, Any] = {
+    "evolution.competition": False, "evolution.growth": False, "evolution.final_seeds": 0,
+    "final.max_epochs": 0,
+}
+#: Defaults of a ``space.kind``, applied under the preset, the file and the overrides.
+#: NAS-Bench-201's lambda_c is the paper's value for images until one is measured. Its
+#: GA is smaller and more selective than the Genetic-CNN default (6 individuals, 3 elites,
+#: tournaments of 6), tuned on the CIFAR-10 table only (docs/nb201.md has the figures).
+SPACE_DEFAULTS: dict[str, dict[str, Any]] = {
+    "nb201": {**STAGELESS_DEFAULTS, "data.dataset": "cifar10", "evolution.lambda_c": 0.881,
+              "evolution.population": 6, "evolution.elite": 3, "evolution.tournament": 6},
 }
 
 
@@ -231,7 +284,7 @@ def _check_value(section: str, f: dataclasses.Field, value: Any) -> Any:
             raise ConfigError(f"{key}: expected a finite number. Received: {key}={item!r}.")
         lo, hi = meta.get("lo"), meta.get("hi")
         if (lo is not None and item < lo) or (hi is not None and item > hi):
-            raise ConfigError(f"{key}={item!r} is out of range: allowed "
+            raise ConfigError(f"{key}={_shown(item)} is out of range: allowed "
                               f"{_range_text(lo, hi)}. Set a value in that range.")
     if meta.get("choices") and value not in meta["choices"]:
         raise ConfigError(f"{key}={value!r} is not allowed: choose one of "
@@ -239,6 +292,14 @@ def _check_value(section: str, f: dataclasses.Field, value: Any) -> Any:
     if isinstance(value, tuple) and not value:
         raise ConfigError(f"{key}: expected a non-empty list. Received: {key}=[].")
     return value
+
+
+def _shown(item: Any) -> str:
+    """A number as a message shows it: an integer of more than 15 digits (``1e300``
+    coerced to int) in exponent form, anything else as written."""
+    if isinstance(item, int) and abs(item) >= 10 ** 15:
+        return f"{float(item):.3g}"
+    return repr(item)
 
 
 def _range_text(lo: float | None, hi: float | None) -> str:
@@ -339,16 +400,21 @@ def flatten(mapping: Mapping[str, Any], where: str = "") -> dict[str, Any]:
 
 
 def load_config(path: str | Path | None = None, overrides: Mapping[str, Any] | None = None,
-                preset: str | None = None) -> RunConfig:
-    """Build a RunConfig: defaults, then a preset, then a TOML file, then overrides."""
-    cfg = RunConfig()
+                preset: str | None = None, defaults: Mapping[str, Any] | None = None) -> RunConfig:
+    """Build a RunConfig: defaults (the space's, then ``defaults``), then a preset, then a
+    TOML file, then overrides."""
+    if preset and preset not in PRESETS:
+        raise ConfigError(f"unknown preset {preset!r}: choose one of {', '.join(PRESETS)}.")
+    file = flatten(read_toml(path)) if path else {}
+    overrides = dict(overrides or {})
+    kind = {**(PRESETS[preset] if preset else {}), **file, **overrides}.get("space.kind")
+    space_defaults = SPACE_DEFAULTS.get(kind, {}) if isinstance(kind, str) else {}
+    cfg = apply_overrides(RunConfig(), {**space_defaults, **(defaults or {})})
     if preset:
-        if preset not in PRESETS:
-            raise ConfigError(f"unknown preset {preset!r}: choose one of {', '.join(PRESETS)}.")
         cfg = apply_overrides(cfg, PRESETS[preset])
-    if path:
-        cfg = apply_overrides(cfg, flatten(read_toml(path)))
-    return apply_overrides(cfg, overrides or {})
+    if file:
+        cfg = apply_overrides(cfg, file)
+    return apply_overrides(cfg, overrides)
 
 
 def read_toml(path: str | Path) -> dict[str, Any]:
@@ -378,6 +444,8 @@ def to_toml(cfg: RunConfig) -> str:
 # Every other key defines the search itself (its genomes, their scores, the cache
 # keys), so changing it mid-run would mix two different searches in one directory.
 RESUMABLE_KEYS = ("evolution.generations", "evolution.max_trainings", "evolution.max_epochs_total",
+                  "evolution.max_eval_seconds",
+                  "evolution.max_seconds",
                   "evolution.max_consecutive_failures", "data.data_dir", "train.threads",
                   "train.eval_timeout", "parallel.")
 

@@ -35,9 +35,9 @@ def report(run_dir: str | Path) -> dict:
     return json.loads(gnas("report", str(run_dir), "--json").stdout)
 
 
-def start_gnas(*args: str, fault: str | None = None) -> subprocess.Popen:
+def start_gnas(*args: str, fault: str | None = None, env: dict | None = None) -> subprocess.Popen:
     """Start ``python -m gnas ARGS`` without waiting; ``fault`` sets ``GNAS_FAULT_AT``."""
-    env = dict(os.environ, GNAS_OFFLINE="1", TF_CPP_MIN_LOG_LEVEL="3")
+    env = dict(os.environ, GNAS_OFFLINE="1", TF_CPP_MIN_LOG_LEVEL="3", **(env or {}))
     env.pop("GNAS_FAULT_AT", None)
     if fault:
         env["GNAS_FAULT_AT"] = fault

@@ -19,7 +19,7 @@ from typing import Any, Callable
 import keras
 import numpy as np
 
-from gnas.backend.trainer import diverged_reason, loss_diverged
+from gnas.backend.trainer import Heartbeat, StopAtDeadline, diverged_reason, loss_diverged
 from gnas.errors import EvaluationFailed
 from gnas.genome.architecture import Architecture
 
@@ -112,7 +112,8 @@ def train_to_convergence(model: keras.Model, arch: Architecture, x: np.ndarray, 
         EvaluationFailed: No epoch ended with a finite validation loss.
     """
     keep = _KeepBest(arch.task, patience, report, after_step)
-    callbacks: list[keras.callbacks.Callback] = [keep]
+    callbacks: list[keras.callbacks.Callback] = [keep, Heartbeat("final training", max_epochs,
+                                                                 len(x), batch_size), StopAtDeadline()]
     if 0.0 < lr_factor < 1.0:
         callbacks.append(keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=lr_factor,
                                                            patience=lr_patience, min_delta=0.0))

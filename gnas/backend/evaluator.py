@@ -31,6 +31,7 @@ from gnas.backend.inheritance import inherited_metrics, layer_weights
 from gnas.backend.masking import apply_masks
 from gnas.backend.trainer import compile_model, fit, score
 from gnas.pruning.records import PruneOptions
+from gnas.runs import heartbeat
 from gnas.records import SEARCH_EPOCHS, EvalResult, EvalTask, Kind, failed, fidelity_metrics
 from gnas.genome.space import SearchSpace, str_to_bits
 from gnas.genome.factory import make_space
@@ -54,7 +55,8 @@ class Evaluator:
 
     def __init__(self, cfg: RunConfig, dataset: Dataset, worker: str = "local") -> None:
         self.cfg = cfg
-        self.data = dataset
+        self.full_data = dataset  # the final training's: the whole training split
+        self.data = search_subset(dataset, cfg.train.search_samples)
         self.space: SearchSpace = make_space(cfg, dataset)
         self.worker = worker
         self.node = platform.node()
@@ -158,7 +160,8 @@ class Evaluator:
         mem = self.memory_metrics(arch)
         extra: dict[str, Any] = dict(params=params, flops=flops, worker=self.worker, node=self.node)
         try:
-            model, lineage = self.train_task(arch, task)
+            with heartbeat.time_limit(self.cfg.train.eval_timeout):
+                model, lineage = self.train_task(arch, task)
             val = score(model, arch, self.data.x_val, self.data.y_val)
         except EvaluationFailed as exc:
             return failed(task, str(exc), seconds=time.perf_counter() - start, metrics=mem, **extra)
@@ -222,7 +225,9 @@ class Evaluator:
             return [self.evaluate(t) for t in tasks]
         from gnas.backend.population import train_group
 
-        return train_group(self, tasks)
+        # the limit is per evaluation: a group of P members may run P times it (as on Ray)
+        with heartbeat.time_limit(self.cfg.train.eval_timeout, len(tasks)):
+            return train_group(self, tasks)
 
     def final(self, genome: str, seed: int, options: dict[str, Any] | None = None,
               report: EpochReport | None = None) -> tuple[keras.Model, dict[str, Any]]:
@@ -273,8 +278,9 @@ class Evaluator:
             model = self.build(arch, seed)
         compile_model(model, arch)
         final = self.cfg.final
+        data = self.full_data
         converged = train_to_convergence(
-            model, arch, self.data.x_train, self.data.y_train, self.data.x_val, self.data.y_val,
+            model, arch, data.x_train, data.y_train, data.x_val, data.y_val,
             max_epochs=final.max_epochs, patience=final.patience, batch_size=self.batch_size(arch),
             report=report, after_step=(lambda m: apply_masks(m, masks)) if masks else None,
             lr_factor=final.lr_factor, lr_patience=final.lr_patience)
@@ -286,6 +292,19 @@ class Evaluator:
             return result
         arch = self.space.decode(str_to_bits(result.genome))
         return dataclasses.replace(result, metrics={**self.memory_metrics(arch), **result.metrics})
+
+
+def search_subset(dataset: Dataset, samples: int) -> Dataset:
+    """The data the search trains on: the first ``samples`` of the training split (0: all of it).
+
+    The training split is already in a seeded random order, so its first
+    samples are a random subset; validation and test stay whole, so scores
+    compare with those of the final training, which trains on every sample.
+    """
+    if not samples or samples >= len(dataset.x_train):
+        return dataset
+    return dataclasses.replace(dataset, x_train=dataset.x_train[:samples],
+                               y_train=dataset.y_train[:samples])
 
 
 def device_memory_bytes(cfg: RunConfig) -> int:

@@ -18,6 +18,7 @@ from gnas.backend.saving import save_keras
 from gnas.backend.trainer import StopOnNaN, compile_model
 from gnas.errors import ConfigError, RunDirError
 from gnas.genome.space import str_to_bits
+from gnas.pruning.records import PruneOptions
 from gnas.runs.atomic import read_json
 from gnas.runs.directory import RunDir
 
@@ -42,10 +43,17 @@ def search_model(run_dir: RunDir, evaluator: Evaluator, best: dict[str, Any], se
 
 def retrained_model(evaluator: Evaluator, genome: str, seed: int, options: dict[str, Any],
                     epochs: int) -> keras.Model:
-    """Fresh weights of the (pruned) network, trained on train + val for ``epochs``."""
+    """Fresh weights of the (pruned) network, trained on train + val for ``epochs``.
+
+    A pruned network's structure and zeroed weights come from replaying its cuts
+    (not from ``Evaluator.final``, which would first train it to convergence only
+    for those weights to be drawn afresh here).
+    """
     arch = evaluator.space.decode(str_to_bits(genome))
-    if options:  # the pruned structure and its zeroed weights come from the rebuilt network
-        pruned, _ = evaluator.final(genome, seed, options)
+    if options:
+        from gnas.backend.prune_eval import rebuild_pruned
+
+        pruned, arch = rebuild_pruned(evaluator, genome, seed, PruneOptions.from_dict(options))
         masks = zero_masks(pruned)
         keras.utils.set_random_seed(seed)
         model = keras.models.clone_model(pruned)

@@ -34,15 +34,19 @@ def _reads_network_input(model: keras.Model, layer: keras.layers.Layer) -> bool:
 
 
 def compute_masks(model: keras.Model, kind: str, sparsity: float, nm: tuple[int, int] = (2, 4),
-                  grads: dict[str, np.ndarray] | None = None) -> Masks:
+                  grads: dict[str, np.ndarray] | None = None, skip: tuple[str, ...] = ()) -> Masks:
     """A mask per kernel from magnitude, or from saliency when ``grads`` is given.
 
     For N:M, a layer that reads the raw network input keeps all its weights when
     M does not divide its input channels (the data fixes that number, e.g. one
     grey channel); every other layer must hold the pattern (MaskError otherwise).
+    Layers named in ``skip`` keep every weight (the head under a gradual column
+    mask: its columns are the outputs, which no compaction can remove).
     """
     out: Masks = {}
     for layer in kernel_layers(model):
+        if layer.name in skip:
+            continue
         kernel = layer.kernel.numpy()
         if kind == "nm" and kernel.shape[-2] % nm[1] and _reads_network_input(model, layer):
             continue

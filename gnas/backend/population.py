@@ -49,6 +49,7 @@ from gnas.backend.trainer import compile_model, diverged_reason, loss_diverged, 
 from gnas.errors import EvaluationFailed
 from gnas.genome.architecture import Architecture, complexity
 from gnas.genome.space import str_to_bits
+from gnas.runs import heartbeat
 from gnas.records import EvalResult, EvalTask, failed, fidelity_metrics
 
 if TYPE_CHECKING:
@@ -100,6 +101,10 @@ def train_group(evaluator: Evaluator, tasks: Sequence[EvalTask], *, fuse_dense: 
                 _save_state(m, epochs)
             if scored:
                 _score_together(evaluator, scored)
+    except EvaluationFailed as exc:  # the group ran past its time limit: every member did
+        seconds = (time.perf_counter() - start) / max(1, len(members))
+        return [failed(m.task, m.error or str(exc), seconds=seconds, metrics={**m.mem, **m.lineage},
+                       **m.extra) for m in members]
     except Exception as exc:  # noqa: BLE001 - e.g. out of memory in the shared step
         if _is_bug(exc):
             raise
@@ -221,14 +226,20 @@ def _fit_superset(evaluator: Evaluator, members: list[_Member], epochs: int) -> 
              momenta=[m.state.momenta if m.state is not None else None for m in members])
     data = evaluator.data
     x, y, n = tf.constant(superset.flat(data.x_train)), tf.constant(data.y_train), len(data.x_train)
-    for _ in range(epochs):
-        finite, bad = net.fit(x, y, [epoch_order(m.rng, n) for m in members])
+    for e in range(epochs):
+        finite, bad = net.fit(x, y, [epoch_order(m.rng, n) for m in members],
+                              what=_what(len(members)), which=(e + 1, epochs))
         for m, ok, loss in zip(members, finite, bad):
             if not ok and not m.error:
                 m.error = diverged_reason(float(loss), float(np.float32(m.arch.learning_rate)))
         if all(m.error for m in members):
             break
     return net
+
+
+def _what(members: int) -> str:
+    """How the progress names a group: ``8 networks``, ``1 network``."""
+    return f"{members} network{'s' if members != 1 else ''}"
 
 
 def _is_bug(exc: Exception) -> bool:
@@ -246,20 +257,22 @@ def _build(evaluator: Evaluator, arch: Architecture, seed: int) -> keras.Model:
 
 
 def _make_epoch(models: list[keras.Model], batch: int):
-    """One traced function that trains every model for one epoch, each on its own order.
+    """One traced function that trains every model for a slice of an epoch, each on its own order.
 
-    The whole epoch runs inside the graph (one call per epoch, no per-step Python),
-    each step training every member on its own batch of its own order; the last
-    batch is the remainder, as in Keras' ``fit``. Returns, per member, whether
-    no loss of the epoch diverged and the first one that did.
+    The slice runs inside the graph (no per-step Python), steps ``first`` to
+    ``first + count`` of the epoch, each step training every member on its own
+    batch of its own order; the last batch is the remainder, as in Keras' ``fit``.
+    ``first`` and ``count`` are tensors, so every slice reuses the one trace; the
+    epoch is cut into slices so that the process returns to Python (progress, an
+    interrupt) every fraction of a second, with the same steps in the same order.
+    Takes and returns, per member, whether no loss of the epoch diverged so far
+    and the first one that did.
     """
 
-    def epoch(x_all, y_all, orders):
+    def epoch(x_all, y_all, orders, first, count, finite, bad):
         n = tf.shape(orders)[1]
-        steps = (n + batch - 1) // batch
-        finite = [tf.constant(True) for _ in models]
-        bad = [tf.constant(0.0) for _ in models]
-        for i in tf.range(steps):
+        finite, bad = list(finite), list(bad)
+        for i in tf.range(first, first + count):
             lo = i * batch
             hi = tf.minimum(lo + batch, n)
             new_finite, new_bad = [], []
@@ -279,6 +292,22 @@ def _make_epoch(models: list[keras.Model], batch: int):
         return finite, bad
 
     return _traced(epoch)
+
+
+def run_epoch(epoch, x_all, y_all, orders, members: int, batch: int, what: str, which: tuple[int, int]):
+    """One epoch of a traced slice function (:func:`_make_epoch`), slice by slice.
+
+    Between slices the progress hears where the training stands and a pending
+    interrupt lands (``gnas.runs.heartbeat``). ``which`` is (epoch, epochs).
+    """
+    n = int(orders.shape[1])
+    batches = (n + batch - 1) // batch
+    finite = [tf.constant(True)] * members
+    bad = [tf.constant(0.0)] * members
+    for first, count in heartbeat.Slices(batches):
+        finite, bad = epoch(x_all, y_all, orders, tf.constant(first), tf.constant(count), finite, bad)
+        heartbeat.beat(what, which[0], which[1], first + count, batches)
+    return finite, bad
 
 
 def _traced(fn):
@@ -304,9 +333,10 @@ def _fit_together(evaluator: Evaluator, members: list[_Member], epochs: int) -> 
     batch = evaluator.batch_size(members[0].arch)
     active = list(members)
     epoch = _make_epoch([m.model for m in active], batch)
-    for _ in range(epochs):
+    for e in range(epochs):
         orders = tf.constant(np.stack([epoch_order(m.rng, n) for m in active]).astype(np.int32))
-        finite, bad = epoch(x_all, y_all, orders)
+        finite, bad = run_epoch(epoch, x_all, y_all, orders, len(active), batch,
+                                _what(len(active)), (e + 1, epochs))
         diverged = []
         for m, ok, loss in zip(active, finite, bad):
             if not bool(ok):

@@ -5,11 +5,13 @@ of connection genes cut so far (the last one being the attempt), the fine-tuning
 cycles and the mask settings. The network is rebuilt deterministically:
 
 1. train the base genome with its own seed, exactly as the search trained it;
-2. with a mask: choose the masks and fine-tune with them (``cycles`` steps);
+2. with a mask applied at once (irregular, N:M): choose the masks and fine-tune
+   with them (``cycles`` steps);
 3. for each cut in order: switch the gene(s) off, build the smaller network, copy
    every surviving layer's weights by node identity, mask, fine-tune; a unit cut
    keeps the stage's most salient units and rebuilds it narrower
-   (:mod:`gnas.backend.restructure`).
+   (:mod:`gnas.backend.restructure`); a mask step (row, column, block masks,
+   which grow gradually) chooses the masks at its higher sparsity and fine-tunes.
 
 The result is scored on the validation split, and the first-order Taylor
 saliency of each still-expressed connection gene is measured for the next
@@ -59,6 +61,7 @@ class Snapshot:
     arch: Architecture
     weights: dict[str, list[np.ndarray]]
     masks: masking.Masks
+    level: float = 0.0
 
 
 @dataclass
@@ -67,6 +70,7 @@ class _State:
     arch: Architecture
     model: keras.Model
     masks: masking.Masks
+    level: float = 0.0  # the masks' sparsity
 
 
 # ------------------------------------------------------------- interface ---
@@ -82,6 +86,7 @@ def evaluate_prune(evaluator: Evaluator, task: EvalTask) -> EvalResult:
         val = score(state.model, state.arch, evaluator.data.x_val, evaluator.data.y_val)
         sal = gene_saliency(evaluator, state)
         units = unit_cut_saliency(evaluator, state, opts)
+        mask_offer = mask_step_saliency(evaluator, state, opts)
     except EvaluationFailed as exc:
         return failed(task, str(exc), seconds=time.perf_counter() - start, **extra)
     except Exception as exc:  # noqa: BLE001 - a bad candidate must not stop the search
@@ -95,6 +100,8 @@ def evaluate_prune(evaluator: Evaluator, task: EvalTask) -> EvalResult:
     metrics = {"pid": os.getpid(), "saliency": {str(g): s for g, s in sal.items() if isinstance(g, int)},
                "node_saliency": [[list(g), s] for g, s in sal.items() if isinstance(g, tuple)],
                "unit_saliency": [[list(c), s] for c, s in units.items()],
+               "mask_saliency": [[list(c), s] for c, s in mask_offer.items()],
+               "mask_level": state.level,
                "widths": [st.width for st in state.arch.stages],
                "final_options": opts.final(),
                "params_total": total, "params_nonzero": active, "cuts": pruning.cuts_to_json(opts.cuts),
@@ -172,6 +179,9 @@ def replay(evaluator: Evaluator, opts: PruneOptions) -> _State:
     for k in range(done, len(cuts)):
         if pruning.is_unit_cut(cuts[k]):
             state = _narrow(evaluator, state, cuts[k], opts, step=k + 1)
+        elif pruning.is_mask_cut(cuts[k]):
+            state.level = opts.mask_level(cuts[:k + 1])
+            state = _masked_and_tuned(evaluator, state, opts, step=k + 1)
         else:
             state = _cut(evaluator, state, cuts[k], opts, step=k + 1)
         _remember(evaluator.prune_states, prefix_keys[k + 1], state)
@@ -186,8 +196,8 @@ def _base_seed(evaluator: Evaluator, base: Bits) -> int:
 def _train_base(evaluator: Evaluator, base: Bits, opts: PruneOptions) -> _State:
     arch = evaluator.space.decode(base)
     model = evaluator.train(arch, _base_seed(evaluator, base))
-    state = _State(base, arch, model, {})
-    if opts.mask != "none":
+    state = _State(base, arch, model, {}, opts.mask_level(()))
+    if opts.mask != "none" and state.level > 0:  # a gradual mask starts at sparsity 0
         state.masks = _choose_masks(evaluator, state, opts)
         _fine_tune(evaluator, state, opts, step=0)
     return state
@@ -206,7 +216,7 @@ def _cut(evaluator: Evaluator, state: _State, gene: pruning.Cut, opts: PruneOpti
     old = {layer.name: [w.copy() for w in layer.get_weights()] for layer in state.model.layers}
     model = evaluator.build(arch, derive_seed(_base_seed(evaluator, state.bits), f"cut{step}"))
     _copy_weights(model, old, pruning.layer_map(evaluator.space, state.bits, bits))
-    return _masked_and_tuned(evaluator, _State(bits, arch, model, {}), opts, step)
+    return _masked_and_tuned(evaluator, _State(bits, arch, model, {}, state.level), opts, step)
 
 
 def _narrow(evaluator: Evaluator, state: _State, cut: pruning.Cut, opts: PruneOptions, step: int) -> _State:
@@ -218,12 +228,12 @@ def _narrow(evaluator: Evaluator, state: _State, cut: pruning.Cut, opts: PruneOp
     seed = derive_seed(_base_seed(evaluator, state.bits), f"cut{step}")
     model = restructure.shrink(state.model, state.arch, arch, {int(index): keep},
                                lambda a: evaluator.build(a, seed))
-    return _masked_and_tuned(evaluator, _State(state.bits, arch, model, {}), opts, step)
+    return _masked_and_tuned(evaluator, _State(state.bits, arch, model, {}, state.level), opts, step)
 
 
 def _masked_and_tuned(evaluator: Evaluator, state: _State, opts: PruneOptions, step: int) -> _State:
     """``state`` after a cut: its masks chosen anew (under a mask), then fine-tuned."""
-    if opts.mask != "none":
+    if opts.mask != "none" and state.level > 0:
         state.masks = _choose_masks(evaluator, state, opts)
     _fine_tune(evaluator, state, opts, step)
     return state
@@ -247,6 +257,24 @@ def unit_cut_saliency(evaluator: Evaluator, state: _State, opts: PruneOptions) -
         sal = np.sort(restructure.unit_saliency(state.model, state.arch, st.index, grads))
         out[(pruning.UNITS, st.index, st.width - drop)] = float(sal[:drop].sum())
     return out
+
+
+def mask_step_saliency(evaluator: Evaluator, state: _State, opts: PruneOptions) -> dict[pruning.Cut, float]:
+    """The next mask step offered (under a gradual mask, below its sparsity) and its saliency:
+    the summed Taylor saliency ``|w * dL/dw|`` of the weights the step's masks would zero."""
+    k = int(round(state.level / opts.mask_step)) + 1 if opts.gradual else 0
+    if not opts.gradual or opts.mask_level([(pruning.MASK, k)]) <= state.level + 1e-9:
+        return {}
+    grads = kernel_gradients(evaluator, state)
+    nm = masks_lib.parse_nm(opts.nm)
+    nxt = masking.compute_masks(state.model, opts.mask, opts.mask_level([(pruning.MASK, k)]), nm,
+                                grads if opts.mask_score == "saliency" else None, _unmasked(opts))
+    total = 0.0
+    for name, mask in nxt.items():
+        kernel = state.model.get_layer(name).kernel.numpy()
+        now = state.masks.get(name, np.ones_like(mask))
+        total += float(np.sum(masks_lib.importance(kernel, grads[name]) * np.clip(now - mask, 0.0, 1.0)))
+    return {(pruning.MASK, k): total}
 
 
 def _copy_weights(model: keras.Model, old: dict[str, list[np.ndarray]], names: dict[str, str]) -> None:
@@ -284,11 +312,18 @@ def tune_seed(evaluator: Evaluator, opts: PruneOptions, step: int) -> int:
 
 
 def _choose_masks(evaluator: Evaluator, state: _State, opts: PruneOptions) -> masking.Masks:
+    """The masks of ``state`` at its sparsity ``state.level``."""
     nm = masks_lib.parse_nm(opts.nm)
     grads = None
     if opts.mask_score == "saliency":
         grads = kernel_gradients(evaluator, state)
-    return masking.compute_masks(state.model, opts.mask, opts.sparsity, nm, grads)
+    return masking.compute_masks(state.model, opts.mask, state.level, nm, grads, _unmasked(opts))
+
+
+def _unmasked(opts: PruneOptions) -> tuple[str, ...]:
+    """Layers a mask leaves whole: the head under a gradual column mask (its columns are
+    the outputs; masking them silences classes and compacts nothing)."""
+    return ("head",) if opts.gradual and opts.mask == "column" else ()
 
 
 # ------------------------------------------------------------ cache ------
@@ -301,7 +336,8 @@ def _cache_key(base: Bits, cuts: list[pruning.Cut], settings: dict[str, Any]) ->
 def _remember(kept: "OrderedDict[str, Snapshot]", key: str, state: _State) -> None:
     """Keep ``state``'s weights under ``key``, the least recently kept going first."""
     weights = {layer.name: [w.copy() for w in layer.get_weights()] for layer in state.model.layers}
-    kept[key] = Snapshot(state.bits, state.arch, weights, {k: v.copy() for k, v in state.masks.items()})
+    kept[key] = Snapshot(state.bits, state.arch, weights, {k: v.copy() for k, v in state.masks.items()},
+                         state.level)
     kept.move_to_end(key)
     while len(kept) > STATES_KEPT:
         kept.popitem(last=False)
@@ -313,7 +349,7 @@ def _restore(evaluator: Evaluator, snap: Snapshot, base: Bits) -> _State:
     for layer in model.layers:
         if layer.name in snap.weights and layer.weights:
             layer.set_weights(snap.weights[layer.name])
-    return _State(snap.bits, arch, model, {k: v.copy() for k, v in snap.masks.items()})
+    return _State(snap.bits, arch, model, {k: v.copy() for k, v in snap.masks.items()}, snap.level)
 
 
 # -------------------------------------------------------------- saliency ---

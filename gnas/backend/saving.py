@@ -10,10 +10,12 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any, Callable
 
 import keras
+import numpy as np
 
 from gnas.backend.preprocessing import deployable
 
@@ -41,15 +43,39 @@ def replace_file(path: Path, write: Callable[[Path], None]) -> None:
     removed and ``path`` keeps what it held.
     """
     tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
+    old = path.with_name(f".{path.stem}.old{path.suffix}")
+    _remove(tmp)  # left by a killed write of this same file
+    _remove(old)
     try:
         write(tmp)
-        os.replace(tmp, path)
+        if path.is_dir() and not path.is_symlink():  # a SavedModel exported before: swap the folders
+            os.replace(path, old)
+            os.replace(tmp, path)
+            _remove(old)
+        else:
+            os.replace(tmp, path)
     except BaseException:
         if tmp.is_dir():
             shutil.rmtree(tmp, ignore_errors=True)
         else:
             tmp.unlink(missing_ok=True)
         raise
+
+
+def _remove(path: Path) -> None:
+    """Remove a temporary file or folder of :func:`replace_file` (never a symlink's target)."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+
+
+def _called(model: keras.Model) -> keras.Model:
+    """``model`` after one call on zeros: Keras' ONNX export refuses a model never called."""
+    spec = model.inputs[0]
+    if np.dtype(spec.dtype).kind in "biuf":  # numbers; a text model is left as it is
+        model(np.zeros(tuple(1 if d is None else int(d) for d in spec.shape), dtype=spec.dtype))
+    return model
 
 
 def save_keras(model: keras.Model, path: Path, preprocessing: dict[str, Any], fmt: str = "keras") -> None:
@@ -63,7 +89,10 @@ def save_keras(model: keras.Model, path: Path, preprocessing: dict[str, Any], fm
     if fmt == "keras":
         replace_file(path, wrapped.save)
     else:
-        replace_file(path, lambda tmp: wrapped.export(str(tmp), format=KERAS_FORMATS[fmt], verbose=False))
+        called = _called(wrapped)
+        with warnings.catch_warnings():  # tf2onnx's own NumPy deprecation notes are not the user's
+            warnings.simplefilter("ignore", FutureWarning)
+            replace_file(path, lambda tmp: called.export(str(tmp), format=KERAS_FORMATS[fmt], verbose=False))
 
 
 def keras_bytes(model: keras.Model, preprocessing: dict[str, Any]) -> bytes:

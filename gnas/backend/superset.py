@@ -52,6 +52,7 @@ import tensorflow as tf
 
 from gnas.backend.trainer import loss_diverged
 from gnas.genome.architecture import Architecture
+from gnas.runs import heartbeat
 
 _CACHE_SIZE = 8  # superset shapes kept traced at once
 _MIN_MEMBERS = 2  # a batch of one takes another matmul kernel (see the module docstring)
@@ -361,17 +362,17 @@ class Superset:
         self.active.assign(keep[:, 0, 0])
         return losses
 
-    def _epoch(self, x_all, y_all, orders):
-        """One epoch, every member on its own order ``orders[k]``; the last batch is the remainder.
+    def _epoch(self, x_all, y_all, orders, first, count, finite, bad):
+        """Steps ``first`` to ``first + count`` of an epoch, every member on its own order
+        ``orders[k]``; the last batch is the remainder.
 
-        Returns per member whether no loss diverged and the first one that did.
+        Takes and returns per member whether no loss diverged so far and the first
+        one that did; :meth:`fit` runs an epoch as slices of it (one trace).
         """
         p = self.shape.members
         batch = self.shape.batch
         n = tf.shape(orders)[1]
-        finite = tf.ones([p], tf.bool)
-        bad = tf.zeros([p])
-        for i in tf.range((n + batch - 1) // batch):
+        for i in tf.range(first, first + count):
             idx = orders[:, i * batch:tf.minimum((i + 1) * batch, n)]
             x = tf.gather(x_all, idx)
             y = self._targets(tf.gather(y_all, idx), p)
@@ -407,15 +408,24 @@ class Superset:
     # -- driving it ---------------------------------------------------------------------
 
     def fit(self, x: np.ndarray | tf.Tensor, y: np.ndarray | tf.Tensor,
-            orders: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+            orders: Sequence[np.ndarray], what: str = "", which: tuple[int, int] = (1, 1)
+            ) -> tuple[np.ndarray, np.ndarray]:
         """One epoch on ``orders`` (one permutation per member): (finite per member, first bad loss).
 
         ``x`` and ``y`` may be tensors already, so that a group's epochs copy the
         training split into TensorFlow once. Empty slots read the first member's order.
+        The epoch runs in slices of a fraction of a second each, the progress told
+        of each (``what`` trains, epoch ``which[0]`` of ``which[1]``), so that an
+        interrupt lands between two of them.
         """
         orders = list(orders) + [orders[0]] * (self.shape.members - len(orders))
-        finite, bad = self.epoch(tf.convert_to_tensor(x), tf.convert_to_tensor(y),
-                                 tf.constant(np.stack(orders).astype(np.int32)))
+        x, y = tf.convert_to_tensor(x), tf.convert_to_tensor(y)
+        order = tf.constant(np.stack(orders).astype(np.int32))
+        batches = (len(orders[0]) + self.shape.batch - 1) // self.shape.batch
+        finite, bad = tf.ones([self.shape.members], tf.bool), tf.zeros([self.shape.members])
+        for first, count in heartbeat.Slices(batches):
+            finite, bad = self.epoch(x, y, order, tf.constant(first), tf.constant(count), finite, bad)
+            heartbeat.beat(what or f"{self.loaded} networks", which[0], which[1], first + count, batches)
         return finite.numpy()[:self.loaded], bad.numpy()[:self.loaded]
 
     def evaluate(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

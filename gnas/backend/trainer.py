@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import time
 from typing import Any
 
 import keras
@@ -9,6 +10,7 @@ import numpy as np
 
 from gnas.genome.architecture import Architecture
 from gnas.errors import EvaluationFailed
+from gnas.runs import clock, heartbeat
 
 
 MAX_LOSS = 1e6
@@ -46,6 +48,44 @@ class StopOnNaN(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
+class Heartbeat(keras.callbacks.Callback):
+    """Tells the progress where a Keras ``fit`` stands, at most every :data:`heartbeat.SLICE_S` seconds.
+
+    ``fit`` returns to Python after every batch, so an interrupt lands there
+    anyway; this makes a long epoch visible as it goes.
+    """
+
+    def __init__(self, what: str, epochs: int, samples: int, batch_size: int) -> None:
+        super().__init__()
+        self.what, self.epochs = what, epochs
+        self.batches = max(1, -(-samples // max(1, batch_size)))
+        self.epoch = 0
+        self._last = 0.0
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self.epoch = epoch + 1
+        heartbeat.beat(self.what, self.epoch, self.epochs, 0, self.batches)
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        now = time.monotonic()
+        if now - self._last >= heartbeat.SLICE_S or batch + 1 == self.batches:
+            self._last = now
+            heartbeat.beat(self.what, self.epoch, self.epochs, batch + 1, self.batches)
+
+
+class StopAtDeadline(keras.callbacks.Callback):
+    """Stop a training at the run's deadline (``evolution.max_seconds``) less what scoring and
+    saving the delivered model take, after the current batch.
+
+    The epoch in progress is then scored as it stands; a final training keeps
+    its best epoch so far.
+    """
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        if clock.training_passed():
+            self.model.stop_training = True
+
+
 def compile_model(model: keras.Model, arch: Architecture, learning_rate: float | None = None) -> None:
     """SGD with the individual's own learning rate and momentum (paper Table I)."""
     opt = keras.optimizers.SGD(learning_rate=learning_rate or arch.learning_rate,
@@ -67,7 +107,7 @@ def fit(model: keras.Model, x: np.ndarray, y: np.ndarray, *, epochs: int, batch_
         history = model.fit(x[:n], y[:n], batch_size=batch_size, epochs=1, verbose=0, shuffle=False)
     else:
         history = model.fit(x, y, batch_size=batch_size, epochs=epochs, verbose=0, shuffle=True,
-                            callbacks=[StopOnNaN()])
+                            callbacks=[StopOnNaN(), Heartbeat("1 network", epochs, len(x), batch_size)])
     loss = float(history.history["loss"][-1])
     if loss_diverged(loss):
         raise EvaluationFailed(diverged_reason(loss, float(model.optimizer.learning_rate.numpy())))

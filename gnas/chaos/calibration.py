@@ -52,7 +52,6 @@ from gnas.config import RunConfig
 from gnas.datasets import Dataset
 from gnas.errors import ConfigError, DataError
 from gnas.genome.space import Bits, SearchSpace
-from gnas.runs.atomic import read_json
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +63,7 @@ SWEEP_SAMPLES = 32    # chromosomes (and weight draws) per lambda
 BATCHES = 4           # batches of real inputs per chromosome (the bootstrap's columns)
 BATCH = 64            # real inputs per batch
 MIN_POINTS = 3
+MIN_SAMPLES = 4       # networks per point a sweep kept within a time bound goes down to
 THEORY_DEPTH = 16     # node layers of the linear chain of the theory check
 THEORY_WIDTH = 128
 CACHE_NAME = "chaos.json"
@@ -184,34 +184,120 @@ def network_seed(seed: int, point: int, sample: int) -> int:
 
 
 def log_progress(lam: float, point: int, points: int) -> None:
-    """The default :data:`Progress`: one INFO line per sweep point."""
+    """The default :data:`Progress`: one INFO line per sweep point (with an ETA, see :class:`SweepProgress`)."""
     log.info("calibrating lambda_c: lambda %.2f (%d/%d) ...", lam, point, points)
+
+
+class SweepProgress:
+    """One INFO line per sweep point with the elapsed time and the time left, from the points done."""
+
+    def __init__(self) -> None:
+        self.started: float | None = None
+
+    def __call__(self, lam: float, point: int, points: int) -> None:
+        now = time.perf_counter()
+        if self.started is None:
+            self.started = now
+        elapsed = now - self.started
+        eta = f", about {elapsed / (point - 1) * (points - point + 1):.0f} s left" if point > 1 else ""
+        log.info("calibrating lambda_c: lambda %.2f (%d/%d), %.0f s elapsed%s ...", lam, point, points,
+                 elapsed, eta)
 
 
 def measure_search_space(space: SearchSpace, batches: Sequence[np.ndarray], lambdas: np.ndarray, *,
                          weight_scale: float, samples: int, seed: int,
                          sampler: Sampler | None = None,
-                         progress: Progress | None = None) -> list[np.ndarray]:
+                         progress: Progress | None = None, max_seconds: float = 0.0) -> list[np.ndarray]:
     """Exponent tables (chromosomes x batches) per lambda for networks of ``space``.
 
     Row ``k`` of every table comes from the same random numbers (generator state
     and weight seed), so neighbouring sweep points differ by the threshold only
     and the noise of the crossing shrinks; the bootstrap resamples rows jointly
-    across the sweep to keep that pairing.
+    across the sweep to keep that pairing. With ``max_seconds`` the sweep keeps
+    to it (:class:`_SweepBound`): fewer networks per point, else fewer points.
     """
     from gnas.backend import probe
 
     draw = sampler or (lambda lam, count, rng: sample_chromosomes(space, lam, count, rng))
-    out = []
-    for i, lam in enumerate(lambdas):
+    out: list[np.ndarray | None] = [None] * len(lambdas)
+    bound = _SweepBound(max_seconds, len(lambdas))
+    samples = bound.first_samples(samples)
+    for step, i in enumerate(bound.order()):
+        lam = lambdas[i]
+        samples = bound.samples(out, samples)
+        if bound.over(step):
+            log.info("calibrating lambda_c: stopped after %d of %d points to keep within %.0f s",
+                     step, len(lambdas), max_seconds)
+            break
         if progress is not None:
-            progress(float(lam), i + 1, len(lambdas))
+            progress(float(lam), step + 1, len(lambdas))
         # common random numbers: every lambda starts from the same generator and weight
         # seeds, so sample k is one orbit (or uniform draw) thresholded ever higher
         archs = [space.decode(b) for b in draw(float(lam), samples, np.random.default_rng(seed))]
         seeds = [network_seed(seed, 0, k) for k in range(samples)]
-        out.append(probe.probe_table(archs, batches, weight_scale=weight_scale, seeds=seeds))
-    return out
+        out[i] = probe.probe_table(archs, batches, weight_scale=weight_scale, seeds=seeds)
+    return out  # type: ignore[return-value]
+
+
+def coarse_to_fine(points: int) -> list[int]:
+    """Sweep indices ends first, then midpoints of ever smaller gaps: ``0, 10, 5, 2, 7, ...``.
+
+    A sweep stopped early then still spans the whole range of lambda.
+    """
+    order, gaps = [0, points - 1] if points > 1 else [0], [(0, points - 1)]
+    while gaps:
+        lo, hi = gaps.pop(0)
+        mid = (lo + hi) // 2
+        if lo < mid < hi:
+            order.append(mid)
+            gaps += [(lo, mid), (mid, hi)]
+    return order
+
+
+class _SweepBound:
+    """Keeps a sweep within ``max_seconds`` (0: no bound, the points in order).
+
+    With a bound the points go coarse to fine (:func:`coarse_to_fine`), the
+    first two (the cheapest and the dearest lambda) with a quarter of the
+    networks; after them, the networks per point shrink (to no fewer than :data:`MIN_SAMPLES`) so that the whole sweep fits,
+    the tables measured so far cut to the same rows (row ``k`` is the same draw
+    at every point); a sweep that still runs out of time stops after its last
+    point in time, with at least :data:`MIN_POINTS` points.
+    """
+
+    def __init__(self, max_seconds: float, points: int) -> None:
+        self.max_seconds, self.points = max_seconds, points
+        self.started = time.perf_counter()
+
+    def first_samples(self, samples: int) -> int:
+        """Networks per point of the first two points: a quarter with a bound (they time the sweep)."""
+        return max(MIN_SAMPLES, samples // 4) if self.max_seconds > 0 else samples
+
+    def order(self) -> list[int]:
+        return coarse_to_fine(self.points) if self.max_seconds > 0 else list(range(self.points))
+
+    def samples(self, tables: list[np.ndarray | None], samples: int) -> int:
+        done = [k for k, t in enumerate(tables) if t is not None]
+        if self.max_seconds <= 0 or len(done) != 2:
+            return samples
+        per_point = (time.perf_counter() - self.started) / 2
+        if per_point * self.points <= self.max_seconds:
+            return samples
+        fewer = max(MIN_SAMPLES, int(samples * self.max_seconds / (per_point * self.points)))
+        if fewer < samples:
+            for k in done:
+                tables[k] = tables[k][:fewer]
+            log.info("calibrating lambda_c: %d networks per point instead of %d, to keep within %.0f s",
+                     fewer, samples, self.max_seconds)
+        return min(fewer, samples)
+
+    def over(self, done: int) -> bool:
+        if self.max_seconds <= 0 or done < MIN_POINTS:
+            return False
+        elapsed = time.perf_counter() - self.started
+        # the points left are the dearer half on average (many connections), and the
+        # bootstrap follows the sweep: half a point more of room
+        return elapsed + 1.5 * elapsed / done > self.max_seconds
 
 
 def measure_theory(batches: Sequence[np.ndarray], lambdas: np.ndarray, *, weight_scale: float,
@@ -258,7 +344,8 @@ def no_crossing_reason(sweep: Sequence[SweepPoint]) -> str:
     if all(p.exponent >= 0 for p in sweep):
         return ("no zero crossing: the exponent is >= 0 at every lambda (chaotic even with few "
                 "connections); a smaller train.weight_scale moves lambda_c into the sweep")
-    return ("no zero crossing: the exponent stays negative up to lambda = 1 (ordered); a larger "
+    last = max(p.lam for p in sweep)
+    return (f"no zero crossing: the exponent stays negative up to lambda = {last:g} (ordered); a larger "
             "train.weight_scale moves lambda_c into the sweep")
 
 
@@ -299,7 +386,8 @@ def conclude(sweep: list[SweepPoint], kind: str, tables: Sequence[np.ndarray] | 
 def calibrate(dataset: Dataset, space: SearchSpace | None, *, weight_scale: float,
               lambdas: np.ndarray | None = None, samples: int = SWEEP_SAMPLES, batch: int = BATCH,
               batches: int = BATCHES, seed: int = 0, threads: int = 0, theory: bool = False,
-              cfg: RunConfig | None = None, progress: Progress | None = log_progress) -> Calibration:
+              cfg: RunConfig | None = None, progress: Progress | None = log_progress,
+              max_seconds: float = 0.0) -> Calibration:
     """Sweep lambda and find lambda_c for ``space`` (or for the linear theory networks).
 
     Args:
@@ -316,6 +404,8 @@ def calibrate(dataset: Dataset, space: SearchSpace | None, *, weight_scale: floa
         cfg: The run's configuration: chromosomes are then drawn as that run draws
             generation 0 (:func:`run_sampler`); None draws Bernoulli(lambda) genes.
         progress: Told of each sweep point as it starts; None says nothing.
+        max_seconds: Keep the sweep within this many seconds (0: no bound): fewer
+            networks per point, else fewer points (a time-budgeted run's share).
     """
     lambdas = sweep_lambdas(SWEEP_POINTS) if lambdas is None else check_lambdas(lambdas)
     if samples < 1:
@@ -326,11 +416,15 @@ def calibrate(dataset: Dataset, space: SearchSpace | None, *, weight_scale: floa
     theory = theory or space is None
     sampler = run_sampler(cfg, space) if cfg is not None and not theory else None
     started = time.perf_counter()
+    if progress is log_progress:
+        progress = SweepProgress()
     tables = run_sweep(None if theory else space, xs, lambdas, weight_scale=weight_scale,
                        samples=samples, seed=seed, threads=threads, sampler=sampler,
-                       progress=progress)
+                       progress=progress, max_seconds=max_seconds)
+    lambdas = np.asarray([lam for lam, t in zip(lambdas, tables) if t is not None])
+    tables = [t for t in tables if t is not None]
     result = conclude(summarise(lambdas, tables), dataset.kind, tables, weight_scale=weight_scale,
-                      samples=samples, batch=batch, batches=batches, seed=seed,
+                      samples=int(tables[-1].shape[0]), batch=batch, batches=batches, seed=seed,
                       network="theory" if theory else "search",
                       chromosomes="run" if sampler is not None else "bernoulli",
                       expected=round(1.0 / weight_scale, 6) if theory else None)
@@ -340,7 +434,8 @@ def calibrate(dataset: Dataset, space: SearchSpace | None, *, weight_scale: floa
 
 def run_sweep(space: SearchSpace | None, batches: Sequence[np.ndarray], lambdas: np.ndarray, *,
               weight_scale: float, samples: int, seed: int, threads: int,
-              sampler: Sampler | None = None, progress: Progress | None = None) -> list[np.ndarray]:
+              sampler: Sampler | None = None, progress: Progress | None = None,
+              max_seconds: float = 0.0) -> list[np.ndarray]:
     """The sweep itself, with TensorFlow set up as for evaluations (None: theory networks)."""
     from gnas.backend import runtime
 
@@ -353,7 +448,8 @@ def run_sweep(space: SearchSpace | None, batches: Sequence[np.ndarray], lambdas:
             return measure_theory(batches, lambdas, weight_scale=weight_scale, samples=samples,
                                   seed=seed, progress=progress)
         return measure_search_space(space, batches, lambdas, weight_scale=weight_scale,
-                                    samples=samples, seed=seed, sampler=sampler, progress=progress)
+                                    samples=samples, seed=seed, sampler=sampler, progress=progress,
+                                    max_seconds=max_seconds)
     finally:
         probe.reset()
 
@@ -371,19 +467,25 @@ def space_fingerprint(space: SearchSpace, weight_scale: float) -> str:
 
 
 def load_cached(path: Path, dataset: str, fingerprint: str) -> dict[str, Any] | None:
-    """The cached calibration at ``path`` if it is readable and for this data and space."""
-    data = read_json(path)
-    if not isinstance(data, dict) or data.get("dataset") != dataset or data.get("space") != fingerprint:
-        return None
-    value, source = data.get("lambda_c"), data.get("source")
-    if not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0 or source not in ("measured", "preset"):
-        return None
-    return data
+    """The run's own calibration at ``path`` if it is sound and for this data and space
+    (read and checked as a kept one is: :func:`gnas.chaos.cache.problem`)."""
+    data, why = cache.read_record(path)
+    if why is None and cache.problem(data, key=None, dataset=dataset, fingerprint=fingerprint) is None:
+        return data
+    return None
+
+
+def run_cache_key(cfg: RunConfig, dataset: Dataset, space: SearchSpace) -> str:
+    """The calibration cache's key of a run's sweep (:func:`gnas.chaos.cache.calibration_key`)."""
+    batch = min(BATCH, len(dataset.x_train))
+    return cache.calibration_key(space_fingerprint(space, cfg.train.weight_scale),
+                                 seed=cfg.evolution.seed, growth=cfg.evolution.growth,
+                                 inputs=input_batches(dataset, BATCHES, batch, cfg.evolution.seed))
 
 
 def calibrate_for_run(cfg: RunConfig, dataset: Dataset, space: SearchSpace, run_dir,
-                      plot: Callable[[dict[str, Any], Path, str], Path] | None = None
-                      ) -> tuple[float, str]:
+                      plot: Callable[[dict[str, Any], Path, str], Path] | None = None,
+                      max_seconds: float = 0.0) -> tuple[float, str]:
     """lambda_c of a run: from ``RUN_DIR/chaos.json`` when it matches, else kept or measured now.
 
     The measurement uses the run's seed, weight scale and initialisation, the
@@ -392,7 +494,9 @@ def calibrate_for_run(cfg: RunConfig, dataset: Dataset, space: SearchSpace, run_
     calibration cache (:mod:`gnas.chaos.cache`); a new one is kept there. Either
     way the record goes into ``chaos.json`` of the run directory (and
     ``chaos.png`` through ``plot``, the report's figure writer, when given), and
-    ``(lambda_c, source)`` is returned.
+    ``(lambda_c, source)`` is returned. ``max_seconds`` bounds the sweep (a
+    time-budgeted run's share); a sweep cut short to keep within it is not kept
+    for later runs.
     """
     from gnas.runs.atomic import atomic_write_text
 
@@ -402,18 +506,18 @@ def calibrate_for_run(cfg: RunConfig, dataset: Dataset, space: SearchSpace, run_
     if cached is not None:
         return float(cached["lambda_c"]), str(cached["source"])
     batch = min(BATCH, len(dataset.x_train))
-    key = cache.calibration_key(fingerprint, seed=cfg.evolution.seed, growth=cfg.evolution.growth,
-                                inputs=input_batches(dataset, BATCHES, batch, cfg.evolution.seed))
-    kept = cache.path_for(key)
-    record = None if kept is None else load_cached(kept, cfg.data.dataset, fingerprint)
-    if record is not None and cache.usable(record, key):
+    key = run_cache_key(cfg, dataset, space)
+    record = cache.load(key, cfg.data.dataset, fingerprint)  # None: measure afresh
+    if record is not None:
         log.info("lambda_c = %.3f (%s: %s; as measured by an earlier run, kept in %s)",
-                 record["lambda_c"], record["source"], record.get("reason", ""), kept)
+                 record["lambda_c"], record["source"], record.get("reason", ""), cache.path_for(key))
     else:
         result = calibrate(dataset, space, weight_scale=cfg.train.weight_scale, batch=batch,
-                           seed=cfg.evolution.seed, threads=cfg.train.threads, cfg=cfg)
+                           seed=cfg.evolution.seed, threads=cfg.train.threads, cfg=cfg,
+                           max_seconds=max_seconds)
         record = {**result.to_dict(), "dataset": cfg.data.dataset, "space": fingerprint}
-        cache.store(key, record)
+        if result.samples == SWEEP_SAMPLES and len(result.sweep) == SWEEP_POINTS:
+            cache.store(key, record)  # a sweep cut short is this run's only
         log.info("lambda_c = %.3f (%s: %s; %.1f s)", result.lambda_c, result.source, result.reason,
                  result.seconds)
     record = {k: v for k, v in record.items() if k != "key"}

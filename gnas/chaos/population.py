@@ -26,7 +26,8 @@ import numpy as np
 
 from gnas.config import RunConfig
 from gnas.errors import ConfigError
-from gnas.genome.space import Bits, SearchSpace, gray_to_int, int_to_gray
+from gnas.genome.protocol import Space
+from gnas.genome.space import Bits, gray_to_int, int_to_gray
 from gnas.search.loop import InitialPopulation
 
 ONSET_OF_CHAOS_R = 3.5699456  # Feigenbaum point: aperiodic but not random
@@ -118,7 +119,7 @@ def coe_bits(n: int, length: int, lambda_c: float, rng: np.random.Generator) -> 
     return bits
 
 
-def edge_of_chaos_genomes(space: SearchSpace, n: int, lambda_c: float,
+def edge_of_chaos_genomes(space: Space, n: int, lambda_c: float,
                           rng: np.random.Generator) -> list[Bits]:
     """Initial genomes from logistic-map orbits at the onset of chaos.
 
@@ -135,7 +136,7 @@ def edge_of_chaos_genomes(space: SearchSpace, n: int, lambda_c: float,
             for c, v in zip(connections, values)]
 
 
-def initial_population(cfg: RunConfig, space: SearchSpace, rng: np.random.Generator,
+def initial_population(cfg: RunConfig, space: Space, rng: np.random.Generator,
                        lambda_c: Callable[[], tuple[float, str]]) -> InitialPopulation:
     """Generation 0: at the edge of chaos (``init = "coe"``) or uniform ("complete chaos").
 
@@ -157,7 +158,7 @@ def initial_population(cfg: RunConfig, space: SearchSpace, rng: np.random.Genera
     return InitialPopulation(genomes, ev.init, value, source)
 
 
-def wide_first_stage(space: SearchSpace, bits: Bits) -> Bits:
+def wide_first_stage(space: Space, bits: Bits) -> Bits:
     """Stage 0's width code moved into the upper half of its range (then repaired).
 
     A base model with the narrowest stage 0 (a few hundred parameters on

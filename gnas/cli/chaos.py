@@ -57,6 +57,11 @@ def run(args: argparse.Namespace) -> int:
 
     lambdas = calibration.check_lambdas(args.lambdas) if args.lambdas else calibration.sweep_lambdas(args.points)
     cfg = load_config(args.config, _overrides(args))
+    if cfg.space.kind != "genetic_cnn":
+        from gnas.errors import ConfigError
+
+        raise ConfigError(f"gnas chaos measures Keras networks of stages (genetic_cnn); the space "
+                          f"{cfg.space.kind!r} has none: give --lambda-c to gnas evolve instead.")
     dataset = load_dataset(cfg.data.dataset, data_dir=cfg.data.data_dir or None,
                            max_train_samples=cfg.data.max_train_samples or None,
                            val_fraction=cfg.data.val_fraction, seed=0)

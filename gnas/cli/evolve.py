@@ -11,7 +11,11 @@ def add_parser(sub) -> None:
     p = sub.add_parser("evolve", help="run a search (default: digits, about a minute on 2 CPU cores)",
                        description="Evolve network architectures on a data set.")
     p.add_argument("--dataset", help="digits (default), fashion_mnist, mnist, cifar10, cifar100, "
-                   "boston_housing, imdb, reuters, or a path to an .npz")
+                   "boston_housing, imdb, reuters, or a path to an .npz; with --space nb201: "
+                   "cifar10 (default), cifar100 or imagenet16")
+    p.add_argument("--space", choices=choices_of("space.kind"),
+                   help="genetic_cnn (default): networks trained on the data set; nb201: the "
+                   "NAS-Bench-201 cell, evaluated by table lookup (the gnas[bench] extra)")
     p.add_argument("--config", help="TOML configuration file")
     p.add_argument("--preset", help="paper (Table I), default or tiny")
     p.add_argument("--run-dir", dest="run_dir", help="where to keep the run (default runs/<dataset>-<time>)")
@@ -37,7 +41,9 @@ def add_parser(sub) -> None:
 def run(args: argparse.Namespace) -> int:
     from gnas import session
 
-    cfg = load_config(args.config, overrides_from(args), preset=args.preset)
+    overrides = overrides_from(args)
+    cfg = load_config(args.config, overrides, preset=args.preset)
     if args.run_dir is None:  # named here, so that advice given after a failure can name it
         args.run_dir = str(session.default_run_dir(cfg))
-    return session.start(cfg, args.run_dir, progress=getattr(args, "verbosity", 0) >= 0)
+    given = None if args.config or args.preset else list(overrides)
+    return session.start(cfg, args.run_dir, progress=getattr(args, "verbosity", 0) >= 0, given=given)

@@ -19,10 +19,11 @@ import signal
 import sys
 from typing import Sequence
 
-from gnas import __version__
+from gnas.version import __version__
 from gnas.cli import chaos, datasets, evolve, export, markov, report, resume
 from gnas.cli.supervisor import ChildReport, supervise, supervised_command
 from gnas.errors import GnasError, Terminated
+from gnas.runs import clock
 from gnas.runs.directory import RunDir, held_runs, resume_command
 from gnas.runs.interrupts import (acknowledge_interrupt, defer_interrupt, interrupt_acknowledged,
                                   interrupt_exit_code, note_interrupt)
@@ -178,6 +179,44 @@ def main(argv: Sequence[str] | None = None) -> int:
     SIGTERM (resume command printed); 1 a bug in gnas. A search on Ray runs in a
     child process that this one watches (:mod:`gnas.cli.supervisor`).
     """
+    clock.mark_command_start()
+    try:
+        code = _main(argv)
+    except KeyboardInterrupt as exc:  # a signal just after the command ended: stop as asked
+        acknowledge_interrupt()
+        code = interrupt_exit_code(exc)
+    stopped = code in _INTERRUPTED and interrupt_acknowledged()
+    if argv is None and (stopped or (code == 0 and _searched["done"])):
+        _exit_now(code)
+    return code
+
+
+# Whether the command just run was a search run in this process (evolve or resume), all of
+# whose files are written and closed once it returns.
+_searched = {"done": False}
+
+
+# The statuses of a command stopped by Ctrl-C, SIGTERM or SIGHUP.
+_INTERRUPTED = {128 + int(s) for s in STOP_SIGNALS}
+
+
+def _exit_now(code: int) -> None:
+    """End a search command at once, its run saved, its files closed and its lock released.
+
+    Python's own shutdown then frees every traced TensorFlow function and model
+    one by one, which took from ten seconds to a minute on a loaded machine: after
+    an interrupt the signal asked to stop, and after a finished search the summary
+    is printed; everything worth keeping is on disk, so the process ends here.
+    """
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(code)
+
+
+def _main(argv: Sequence[str] | None) -> int:
     report = ChildReport()
     Interrupts().install()
     args: argparse.Namespace | None = None
@@ -191,7 +230,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         child = None if report.is_child else supervised_command(args, _words(argv))
         if child is not None:
             return supervise(child)
-        return args.run(args)
+        code = args.run(args)
+        _searched["done"] = args.command in ("evolve", "resume")
+        return code
     except GnasError as exc:
         print(f"gnas: error: {_one_line(str(exc))}", file=sys.stderr)
         return exc.exit_code

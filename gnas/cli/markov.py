@@ -46,12 +46,10 @@ def run(args: argparse.Namespace) -> int:
 
 def _convergence(run_dir, records, observed) -> dict:
     """Both chains' predictions next to the observed convergence (needs the run's search space)."""
-    from gnas.datasets import load_for_run
-    from gnas.genome.factory import make_space
+    from gnas.genome.factory import space_for_run
     from gnas.report.convergence import convergence_summary
 
-    cfg = run_dir.load_config()
-    return convergence_summary(run_dir, records, make_space(cfg, load_for_run(cfg)), observed)
+    return convergence_summary(run_dir, records, space_for_run(run_dir.load_config()), observed)
 
 
 def _write_plots(run_dir, out: str | None) -> list[Path]:

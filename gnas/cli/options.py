@@ -14,10 +14,11 @@ FLAG_KEYS = {
     "seed": "evolution.seed", "init": "evolution.init", "lambda_c": "evolution.lambda_c",
     "objectives": "evolution.objectives",
     "strategy": "evolution.strategy", "budget": "evolution.max_trainings",
-    "budget_epochs": "evolution.max_epochs_total",
+    "budget_epochs": "evolution.max_epochs_total", "budget_seconds": "evolution.max_eval_seconds",
+    "space": "space.kind",
     "epochs": "train.epochs", "fidelity": "fidelity.schedule", "inherit": "evolution.inherit",
     "family": "space.family", "batch_size": "train.batch_size", "threads": "train.threads",
-    "eval_timeout": "train.eval_timeout",
+    "eval_timeout": "train.eval_timeout", "time_budget": "evolution.max_seconds",
     "prune": "prune.fraction", "mask": "prune.mask", "nm": "prune.nm",
     "workers": "parallel.workers", "ray_address": "parallel.ray_address",
     "gpus_per_worker": "parallel.gpus_per_worker",
@@ -45,6 +46,25 @@ def positive_int(text: str) -> int:
     return value
 
 
+def positive_seconds(text: str) -> float:
+    """A number of seconds above 0 (a budget on the search's clock)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
+    return value
+def duration(text: str) -> float:
+    """``30m``, ``2h``, ``90s`` or plain seconds, as seconds (``--time-budget``)."""
+    from gnas.search.timing import parse_duration
+
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def add_search_flags(p: argparse.ArgumentParser) -> None:
     """Flags of a new search (all optional; defaults come from the config)."""
     p.add_argument("--population", type=int, help="individuals per generation")
@@ -69,10 +89,18 @@ def add_resume_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--budget-epochs", dest="budget_epochs", type=positive_int, metavar="N",
                    help="spend at most N training epochs in all, final trainings included "
                    "(evolution.max_epochs_total)")
+    p.add_argument("--budget-seconds", dest="budget_seconds", type=positive_seconds, metavar="N",
+                   help="stop before the evaluation that would take the search's clock past N "
+                   "seconds: the simulated clock of a table space (evolution.max_eval_seconds)")
+    p.add_argument("--time-budget", dest="time_budget", type=duration, metavar="DURATION",
+                   help="wall clock of the whole run (30m, 2h, 90s, seconds), calibration and final "
+                   "training included; alone, it plans the run to fit (evolution.max_seconds)")
     p.add_argument("--workers", type=int, help="parallel evaluation workers (Ray when > 1)")
     p.add_argument("--ray-address", dest="ray_address", help="join a Ray cluster: auto or HOST:PORT")
     p.add_argument("--gpus-per-worker", dest="gpus_per_worker", type=float)
-    p.add_argument("--eval-timeout", dest="eval_timeout", type=float, help="seconds per evaluation")
+    p.add_argument("--eval-timeout", dest="eval_timeout", type=float,
+                   help="seconds per evaluation: a training over it fails with that reason (in this "
+                   "process at the next batch boundary, or on Ray)")
     p.add_argument("--threads", type=int, help="TensorFlow threads per evaluation")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
                    help="override any config key, e.g. --set evolution.alpha=0.2 (a resume: only "

@@ -2,10 +2,8 @@
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import sys
-from pathlib import Path
 
 
 def add_parser(sub) -> None:
@@ -48,20 +46,19 @@ def _evaluations(run_dir, args: argparse.Namespace) -> int:
     of failed evaluations are most wanted.
     """
     from gnas.errors import ConfigError, RunDirError
-    from gnas.report.evaluations import evaluation_rows, write_evaluations_csv
+    from gnas.report.evaluations import check_csv_out, csv_text, evaluation_rows, write_evaluations_csv
     from gnas.runs.atomic import atomic_write_text
 
     if args.json or args.plots:
         raise ConfigError("--evaluations writes only the CSV; run `gnas report` again for --json "
                           "or --plots.")
+    out = None if args.evaluations == "-" else check_csv_out(run_dir, args.evaluations)
     rows = evaluation_rows(run_dir)
-    if args.evaluations == "-":
+    if out is None:
         write_evaluations_csv(rows, sys.stdout)
         return 0
-    text = io.StringIO()
-    write_evaluations_csv(rows, text)
     try:
-        atomic_write_text(Path(args.evaluations), text.getvalue())
+        atomic_write_text(out, csv_text(rows))
     except OSError as exc:
         raise RunDirError(f"cannot write --evaluations {args.evaluations} ({exc.strerror}); choose a "
                           "file in a writable directory.") from None

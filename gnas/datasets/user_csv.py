@@ -74,6 +74,9 @@ def _rows(path: pathlib.Path) -> tuple[list[str] | None, list[list[str]]]:
                             "every row needs the same columns.")
     if width < 2:
         raise DataError(f"{path}: one column only; a CSV needs feature columns and a target column.")
+    if len(rows) == 1 and not all(_is_number(c) for c in rows[0]):
+        raise DataError(f"{path}: a header row and no data rows; the CSV needs one row per sample "
+                        "below its header.")
     header = rows[0] if len(rows) > 1 and _is_header(rows[0], rows[1]) else None
     data = rows[1:] if header is not None else rows
     return ([h.strip() for h in header] if header is not None else None), data

@@ -8,17 +8,16 @@ make a classification, anything else a regression.
 from __future__ import annotations
 
 import pathlib
+from typing import Mapping
 
 import numpy as np
 
-from gnas.datasets.checks import _check_labels, _check_raw
+from gnas.datasets.checks import MAX_CLASSES, _check_labels, _check_raw, check_class_count
 from gnas.datasets.dataset import _Raw
 from gnas.datasets.file_errors import _read_guarded
 from gnas.datasets.formats import _load_npz
 from gnas.errors import DataError
 
-
-MAX_CLASSES = 1000  # an .npz with more distinct integer targets is a regression
 
 _KEYS = ("x_train", "y_train", "x_test", "y_test")
 _VAL_KEYS = ("x_val", "y_val")
@@ -41,14 +40,31 @@ def _read_npz_arrays(path: pathlib.Path) -> _Raw:
 def _read_user_npz(path: pathlib.Path, task: str = "auto") -> tuple[_Raw, tuple[str, str, str, int]]:
     """Read a user ``.npz``; its task (unless given), kind and class count from the arrays."""
     raw = _read_guarded(path.name, path, _read_npz_arrays)
+    task, n_classes = _check_user_raw(raw, str(path), task)
+    kind = "image" if raw.x_train.ndim >= 3 else "vector"
+    return raw, (str(path), task, kind, n_classes)
+
+
+def check_arrays(arrays: Mapping[str, np.ndarray], source: str, task: str = "auto") -> None:
+    """Check in-memory arrays (``x_train, y_train, x_test, y_test[, x_val, y_val]``) as a
+    user ``.npz`` holding them is checked; messages name ``source`` and the arrays.
+
+    :func:`gnas.evolve` calls this before it writes its ``data.npz``, so a
+    refusal names what the caller passed, never a file of gnas's own.
+    """
+    raw = _Raw(arrays["x_train"], arrays["y_train"], arrays["x_test"], arrays["y_test"],
+               x_val=arrays.get("x_val"), y_val=arrays.get("y_val"))
+    _check_user_raw(raw, source, task)
+
+
+def _check_user_raw(raw: _Raw, source: str, task: str) -> tuple[str, int]:
+    """Every check of one's own arrays; the task (unless given) and class count."""
     for part in raw.parts():
         x = getattr(raw, f"x_{part}")
         if x.ndim > 4:
-            raise DataError(f"{path}: x_{part} has {x.ndim} dimensions; use (N, features) or (N, H, W[, C]).")
-    _check_raw(raw, str(path), None, None, None, None)
-    task, n_classes = _infer_classes(raw, str(path), task)
-    kind = "image" if raw.x_train.ndim >= 3 else "vector"
-    return raw, (str(path), task, kind, n_classes)
+            raise DataError(f"{source}: x_{part} has {x.ndim} dimensions; use (N, features) or (N, H, W[, C]).")
+    _check_raw(raw, source, None, None, None, None)
+    return _infer_classes(raw, source, task)
 
 
 def _infer_classes(raw: _Raw, source: str, task: str = "auto") -> tuple[str, int]:
@@ -57,7 +73,7 @@ def _infer_classes(raw: _Raw, source: str, task: str = "auto") -> tuple[str, int
     task = _infer_task(*ys) if task == "auto" else task
     if task == "regression":
         return task, 1
-    n_classes = int(max(y.max() for y in ys)) + 1
+    n_classes = check_class_count(ys, source)
     for part, y in zip(raw.parts(), ys):
         _check_labels(y, f"y_{part}", n_classes, source)
     if n_classes < 2:

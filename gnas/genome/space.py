@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -75,7 +75,16 @@ def stage_edge_pairs(nodes: int) -> list[tuple[int, int]]:
 
 
 class SearchSpace:
-    """Knows every segment's offset, and turns bits into architectures."""
+    """Knows every segment's offset, and turns bits into architectures.
+
+    The Genetic-CNN space: a :class:`gnas.genome.protocol.StagedSpace`, the one
+    space that layer-wise competition, pruning, weight inheritance, growth and
+    the chaos probe act on.
+    """
+
+    name = "genetic_cnn"
+    trains = True       # every evaluation trains a Keras network
+    needs_data = True
 
     def __init__(self, cfg: SpaceConfig, input_shape: tuple[int, ...], n_outputs: int,
                  task: str = "classification", family: str = "dense") -> None:
@@ -130,11 +139,7 @@ class SearchSpace:
 
     def check(self, bits: Sequence[int]) -> Bits:
         """Validate length and values; return the bits as a tuple of ints."""
-        out = tuple(int(b) for b in bits)
-        if len(out) != self.length or any(b not in (0, 1) for b in out):
-            raise InvalidGenomeError(f"genome must be {self.length} bits of 0/1. "
-                                     f"Received: {len(out)} values.")
-        return out
+        return check_bits(bits, self.length)
 
     # --------------------------------------------------------------- decoding
     def active_stages(self, bits: Sequence[int]) -> list[int]:
@@ -165,6 +170,12 @@ class SearchSpace:
 
     def key(self, bits: Sequence[int]) -> str:
         return self.decode(bits).key()
+
+    def describe(self, bits: Sequence[int]) -> str:
+        return self.decode(bits).describe()
+
+    def export(self, bits: Sequence[int]) -> dict[str, Any]:
+        return self.decode(bits).to_dict()
 
     # ----------------------------------------------------------------- repair
     def complexity_of(self, arch: Architecture) -> int:
@@ -240,6 +251,14 @@ class SearchSpace:
 
     def connection_genes(self, bits: Sequence[int]) -> Bits:
         return tuple(bits[: self.n_connection_genes])
+
+
+def check_bits(bits: Sequence[int], length: int) -> Bits:
+    """``bits`` as a tuple of ints, refused unless it is ``length`` values of 0 or 1."""
+    out = tuple(int(b) for b in bits)
+    if len(out) != length or any(b not in (0, 1) for b in out):
+        raise InvalidGenomeError(f"genome must be {length} bits of 0/1. Received: {len(out)} values.")
+    return out
 
 
 def bits_to_str(bits: Sequence[int]) -> str:

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import zipfile
+import zlib
 from enum import Enum
 from typing import Any, Sequence
 
@@ -22,6 +24,11 @@ from gnas.inheritance.weights import LayerWeights, WeightStore, WeightsUnreadabl
 from gnas.records import EvalResult, EvalTask, Kind
 
 _STAGE = re.compile(r"^s(\d+)_")
+
+#: What reading a damaged ``.npz`` can raise beyond :class:`WeightsUnreadable` (a truncated
+#: archive, a cut-off member, a corrupt deflate stream, a meta record nested too deep).
+DAMAGED = (WeightsUnreadable, zipfile.BadZipFile, EOFError, zlib.error, RecursionError,
+           OSError, ValueError, KeyError, TypeError)
 
 
 class InheritMode(str, Enum):
@@ -96,9 +103,12 @@ class Inheritance:
         for p in parents:
             try:
                 loaded.append(self.store.load(p.key) if self.store.has(p.key) else {})
-            except WeightsUnreadable as exc:
-                log.warning("%s; the child %s trains those layers from scratch", exc, task.key)
-                record["inherit_note"] = str(exc)
+            except DAMAGED as exc:  # the documented fallback: those layers train from scratch
+                note = str(exc) if isinstance(exc, WeightsUnreadable) else \
+                    f"cannot read the parent weights {self.store.file(p.key)}: {exc}"
+                note = " ".join(note.split())[:500]
+                log.warning("%s; the child %s trains those layers from scratch", note, task.key)
+                record["inherit_note"] = note
                 loaded.append({})
         if not any(loaded):
             record.setdefault("inherit_note", "no parent weights kept")

@@ -14,10 +14,13 @@ import json
 import logging
 import os
 import re
+import zipfile
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
 import numpy as np
+
+from gnas.runs.paths import inside
 
 log = logging.getLogger(__name__)
 
@@ -28,8 +31,18 @@ class WeightsUnreadable(Exception):
     """A kept weight file is missing or damaged; the message says which and why."""
 
 
+#: The names this store writes: a sanitised key (hex digits, for keys gnas makes) and ``.npz``,
+#: and their temporary names while written. Nothing else in the folder is ever deleted.
+_OWN = re.compile(r"[A-Za-z0-9_.-]+\.npz")
+_OWN_TEMP = re.compile(r"\.[A-Za-z0-9_.-]+\.npz\.tmp-[0-9]+")
+
+
 class WeightStore:
-    """``RUN/weights/<key>.npz``: a network's trained arrays by layer name, bounded in bytes."""
+    """``RUN/weights/<key>.npz``: a network's trained arrays by layer name, bounded in bytes.
+
+    The folder's parent is the run directory: every file written or deleted is
+    checked to lie inside it (:func:`gnas.runs.paths.inside`).
+    """
 
     def __init__(self, path: Path, max_bytes: int) -> None:
         self.path = path
@@ -37,7 +50,8 @@ class WeightStore:
         self._warned = False
 
     def file(self, key: str) -> Path:
-        return self.path / (re.sub(r"[^A-Za-z0-9_.-]", "_", key) + ".npz")
+        name = re.sub(r"[^A-Za-z0-9_.-]", "_", key).lstrip(".") + ".npz"
+        return inside(self.path.parent, Path(self.path.name) / name)
 
     def bytes(self) -> int:
         """The bytes the kept weights take on disk."""
@@ -77,19 +91,33 @@ class WeightStore:
                 meta = json.loads(bytes(data["meta"]).decode())
                 return {name: [data[f"l{i}_{j}"] for j in range(int(count))]
                         for i, (name, count) in enumerate(meta["layers"])}
-        except (OSError, ValueError, KeyError, TypeError) as exc:
+        except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile) as exc:
             raise WeightsUnreadable(f"cannot read the parent weights {path}: {exc}") from None
 
     def keep_only(self, keys: Iterable[str]) -> None:
         """Delete the weights of every network not in ``keys`` (those can no longer be parents)."""
         keep = {self.file(k).name for k in keys}
         for f in self.files():
-            if f.name not in keep:
+            if f.name not in keep and self._wrote(f):
                 f.unlink(missing_ok=True)
         if self.path.is_dir():  # a write a kill interrupted
-            for f in self.path.glob(".*.tmp-*"):
-                f.unlink(missing_ok=True)
+            for f in self.path.iterdir():
+                if _OWN_TEMP.fullmatch(f.name) and not f.is_dir():
+                    inside(self.path.parent, f).unlink(missing_ok=True)
+
+    def _wrote(self, path: Path) -> bool:
+        """Whether ``path`` is a file this store wrote: its own record names the key it is filed under."""
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                key = json.loads(bytes(data["meta"]).decode())["key"]
+            return isinstance(key, str) and self.file(key) == path
+        except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile):
+            return False
 
     def files(self) -> list[Path]:
-        """The kept weight files, one per network."""
-        return sorted(self.path.glob("*.npz")) if self.path.is_dir() else []
+        """The kept weight files, one per network (regular files of gnas' names only)."""
+        if not self.path.is_dir():
+            return []
+        folder = inside(self.path.parent, self.path.name)
+        return sorted(inside(self.path.parent, f) for f in folder.iterdir()
+                      if _OWN.fullmatch(f.name) and f.is_file() and not f.is_symlink())

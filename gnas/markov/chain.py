@@ -22,6 +22,7 @@ from typing import Sequence
 import numpy as np
 
 from gnas.errors import InvalidGenomeError, RunDirError
+from gnas.runs.atomic import sync
 
 FITNESS_FLOOR = 1e-12
 """Smallest positive fitness: keeps every ratio in eq. 4 finite and defined."""
@@ -422,7 +423,7 @@ def save_generation(
         with open(tmp, "wb") as fh:  # a file object stops numpy from appending ".npz"
             np.savez_compressed(fh, **record)
             fh.flush()
-            os.fsync(fh.fileno())
+            sync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)

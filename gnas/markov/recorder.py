@@ -34,7 +34,8 @@ from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
-from gnas.genome.space import SearchSpace, str_to_bits
+from gnas.genome.protocol import Space
+from gnas.genome.space import str_to_bits
 from gnas.markov import chain as markov
 from gnas.records import VARIATION_OPERATORS
 from gnas.runs.directory import RunDir
@@ -46,7 +47,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from gnas.search.loop import Search
 
 
-def lineage_arrays(offspring: Sequence[Offspring], space: SearchSpace
+def lineage_arrays(offspring: Sequence[Offspring], space: Space
                    ) -> tuple[np.ndarray, np.ndarray, list[str], list[str]]:
     """Connection genes of the counted moves: ``(parent_bits, child_bits, operators, excluded)``.
 
@@ -80,7 +81,7 @@ class MarkovRecorder(Callback):
     def on_generation_end(self, search: "Search", info: "Generation") -> None:
         self._save(search.space, info.generation, info.population, info.fitness, info.offspring)
 
-    def _save(self, space: SearchSpace, generation: int, population: Sequence[Sequence[int]],
+    def _save(self, space: Space, generation: int, population: Sequence[Sequence[int]],
               fitness: Sequence[float], offspring: Sequence[Offspring]) -> None:
         parents, children, operators, excluded = lineage_arrays(offspring, space)
         markov.save_generation(

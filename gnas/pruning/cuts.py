@@ -31,6 +31,13 @@ cut is a gene index, a tuple of gene indices or a unit cut; with ``structured``
 once a stage has been narrowed only unit cuts follow (a gene cut would rebuild
 the stage at its gene width).
 
+Mask steps. Under a row, column or block mask the mask itself is cut gradually:
+a *mask step* ``("mask", k)`` raises the mask's sparsity to ``k`` times the
+run's step (:attr:`gnas.pruning.records.PruneOptions.mask_step`), the masked
+network is fine-tuned, and the step is kept by the same rule as any other cut
+(F must not rise against the control), so a mask only grows while the network
+keeps up. Its saliency is that of the rows, columns or blocks it would zero.
+
 Pruned fraction ``P`` of a network (the ``P`` of fitness eq. 3) is measured on
 the network: ``1 - params / params_unpruned``, the share of the base network's
 parameters that are gone (the scorer reports it; ``gnas.backend.prune_eval``
@@ -55,8 +62,9 @@ TUNE_ONLY = -1  # a step of the chain that fine-tunes without cutting (the contr
 ACCEPT_TOLERANCE = 1e-12  # F computed twice from stored numbers may differ in the last bit
 
 UNITS = "units"  # tag of a unit cut: ("units", stage index, units kept)
-# one gene, the edge genes of one node switched off together, or a unit cut
-Cut = int | tuple[int, ...] | tuple[str, int, int]
+MASK = "mask"    # tag of a mask step: ("mask", k), the mask's sparsity raised to k steps
+# one gene, the edge genes of one node switched off together, a unit cut or a mask step
+Cut = int | tuple[int, ...] | tuple[str, int, int] | tuple[str, int]
 
 
 # ------------------------------------------------------------------ genes ---
@@ -70,9 +78,19 @@ def is_unit_cut(cut: Any) -> bool:
     return isinstance(cut, (list, tuple)) and len(cut) == 3 and cut[0] == UNITS
 
 
+def is_mask_cut(cut: Any) -> bool:
+    """Whether ``cut`` is a mask step (``("mask", k)``), which switches no gene off."""
+    return isinstance(cut, (list, tuple)) and len(cut) == 2 and cut[0] == MASK
+
+
+def mask_steps(cuts: Iterable[Cut]) -> int:
+    """The mask steps taken by ``cuts``: the largest ``k`` of its mask steps (0: none)."""
+    return max((int(c[1]) for c in cuts if is_mask_cut(c)), default=0)
+
+
 def cut_genes(cut: Cut | Sequence[int]) -> tuple[int, ...]:
-    """The genes one cut switches off (none for the control step or a unit cut)."""
-    if is_unit_cut(cut):
+    """The genes one cut switches off (none for the control step, a unit cut or a mask step)."""
+    if is_unit_cut(cut) or is_mask_cut(cut):
         return ()
     if isinstance(cut, (list, tuple)):
         return tuple(int(g) for g in cut)
@@ -83,6 +101,8 @@ def as_cut(value: Any) -> Cut:
     """A cut read back from JSON (a list for a node or unit cut) in its hashable form."""
     if is_unit_cut(value):
         return (UNITS, int(value[1]), int(value[2]))
+    if is_mask_cut(value):
+        return (MASK, int(value[1]))
     return tuple(int(g) for g in value) if isinstance(value, (list, tuple)) else int(value)
 
 
@@ -213,7 +233,8 @@ def ranking_scores(saliency: Mapping[Cut, float], p1: Mapping[int, float] | None
 
 def rank(scores: Mapping[Cut, float]) -> list[Cut]:
     """Cuts from the first to the last (ties: lower genes first, a gene before a node)."""
-    return sorted(scores, key=lambda g: (scores[g], str(g) if is_unit_cut(g) else "", cut_genes(g)))
+    return sorted(scores, key=lambda g: (scores[g], str(g) if is_unit_cut(g) or is_mask_cut(g) else "",
+                                         cut_genes(g)))
 
 
 def is_accepted(new_fitness: float, current_fitness: float) -> bool:
@@ -292,8 +313,9 @@ def prune_chain(space: SearchSpace, base: Sequence[int], scorer: Scorer, target:
         order = rank(ranking_scores(current.saliency, p1, weight))
         if structured:
             if any(is_unit_cut(c) for c in result.cuts):  # widths are the last thing cut
-                order = [c for c in order if is_unit_cut(c)]
-            order = [c for c in order if parameter_drop(space, base, result.cuts, c) > 0]
+                order = [c for c in order if is_unit_cut(c) or is_mask_cut(c)]
+            # a mask step shrinks what the backend measures, not the genome's architecture
+            order = [c for c in order if is_mask_cut(c) or parameter_drop(space, base, result.cuts, c) > 0]
         if not order:
             result.reason = ("no cut left that removes weights" if structured and current.saliency
                              else "no expressed connection gene left to cut")

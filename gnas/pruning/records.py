@@ -12,10 +12,15 @@ from typing import Any, Mapping, Sequence
 
 from gnas.config import RunConfig
 from gnas.genome.space import bits_to_str
-from gnas.pruning.cuts import Cut, as_cut, attempt_tag, cuts_to_json
+from gnas.pruning.cuts import Cut, as_cut, attempt_tag, cuts_to_json, mask_steps
 
 SETTINGS = ("cycles", "tune_lr_scale", "mask", "nm", "sparsity", "mask_score")
-"""What shapes every attempt of a run: in its variant digest and in its final options."""
+"""What shapes every attempt of a run: in its variant digest and in its final options
+(with ``mask_step`` too when it is set: attempts stored before it existed keep their digest)."""
+
+#: The share of a row, column or block mask's units one mask step zeroes (:data:`gnas.pruning.cuts.MASK`).
+MASK_STEP = 0.1
+STRUCTURED = ("row", "column", "block")
 
 
 @dataclass(frozen=True)
@@ -24,7 +29,10 @@ class PruneOptions:
 
     ``tune_lr_scale`` is 1 and the mask ``"none"`` in attempts stored before
     they existed; ``variant`` is the attempt's digest (:func:`attempt_tag`),
-    empty in a row's ``final_options``.
+    empty in a row's ``final_options``. ``mask_step`` > 0 (a row, column or
+    block mask) grows the mask by mask steps up to ``sparsity``, each one
+    accepted or not as a cut; 0 (irregular and N:M masks, and attempts stored
+    before it existed) applies the mask at ``sparsity`` on the base at once.
     """
 
     cycles: int = 40
@@ -33,6 +41,7 @@ class PruneOptions:
     nm: str = "2:4"
     sparsity: float = 0.5
     mask_score: str = "magnitude"
+    mask_step: float = 0.0
     base: str = ""
     cuts: tuple[Cut, ...] = ()
     variant: str = ""
@@ -42,7 +51,8 @@ class PruneOptions:
         """The settings of a run's attempts (no base or cuts yet)."""
         p = cfg.prune
         return cls(cycles=int(p.cycles), tune_lr_scale=float(p.tune_lr_scale), mask=p.mask, nm=p.nm,
-                   sparsity=float(p.mask_sparsity or p.fraction), mask_score=p.mask_score)
+                   sparsity=float(p.mask_sparsity or p.fraction), mask_score=p.mask_score,
+                   mask_step=MASK_STEP if p.mask in STRUCTURED else 0.0)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "PruneOptions":
@@ -52,12 +62,26 @@ class PruneOptions:
                    tune_lr_scale=float(data.get("tune_lr_scale", d.tune_lr_scale)),
                    mask=data.get("mask") or d.mask, nm=data.get("nm") or d.nm,
                    sparsity=float(data.get("sparsity", d.sparsity)),
-                   mask_score=data.get("mask_score") or d.mask_score, base=data.get("base", ""),
+                   mask_score=data.get("mask_score") or d.mask_score,
+                   mask_step=float(data.get("mask_step", d.mask_step)), base=data.get("base", ""),
                    cuts=tuple(as_cut(c) for c in data.get("cuts", [])), variant=data.get("variant", ""))
 
     def settings(self) -> dict[str, Any]:
         """The run-wide settings alone (:data:`SETTINGS`), e.g. for the step's state and cache keys."""
-        return {name: getattr(self, name) for name in SETTINGS}
+        out = {name: getattr(self, name) for name in SETTINGS}
+        return {**out, "mask_step": self.mask_step} if self.mask_step > 0 else out
+
+    @property
+    def gradual(self) -> bool:
+        """Whether the mask grows by mask steps (else it is applied at ``sparsity`` at once)."""
+        return self.mask != "none" and self.mask_step > 0
+
+    def mask_level(self, cuts: Sequence[Cut]) -> float:
+        """The mask's sparsity after ``cuts``: ``mask_step`` times their mask steps, at most
+        ``sparsity`` (without gradual masking: ``sparsity`` throughout)."""
+        if not self.gradual:
+            return self.sparsity
+        return min(self.sparsity, round(self.mask_step * mask_steps(cuts), 9))
 
     def attempt(self, base: Sequence[int], cuts: Sequence[Cut]) -> "PruneOptions":
         """These settings for the attempt ``base`` + ``cuts``, with its variant digest."""

@@ -148,7 +148,7 @@ class PruningStep:
             bits = pruning.apply_cuts(base, cuts)
             r = view.evaluate([bits], Kind.PRUNE, options)[0]
             sal: dict[pruning.Cut, float] = {int(g): float(v) for g, v in r.metrics.get("saliency", {}).items()}
-            for name in ("node_saliency", "unit_saliency"):
+            for name in ("node_saliency", "unit_saliency", "mask_saliency"):
                 sal.update({pruning.as_cut(g): float(v) for g, v in r.metrics.get(name, [])})
             return pruning.Attempt(ok=r.ok, fitness=view.fitness_of(r),
                                    pruned_fraction=r.pruned_fraction, saliency=sal, key=r.key,

@@ -41,21 +41,49 @@ def open_run(path: str | os.PathLike) -> RunDir:
     return run_dir
 
 
-def find_run(roots: Iterable[str | os.PathLike] = DEFAULT_ROOTS) -> RunDir:
-    """``$GNAS_RUN_DIR`` when set, else the most recently updated run under ``roots``.
+def find_run(run: str | os.PathLike | None = None,
+             roots: Iterable[str | os.PathLike] = DEFAULT_ROOTS) -> RunDir:
+    """The run a notebook shows: ``run`` (its parameters cell), else ``$GNAS_RUN_DIR``, else the
+    most recently updated *finished* run under ``roots``.
 
-    "Most recently updated" is the newest ``state.json`` (or run marker, for a
-    run that has not checkpointed yet), so a resumed old run counts as new.
+    A relative ``run`` is taken from the working directory, else from its parent:
+    a kernel starts in ``notebooks/``, while the user gave the path from where
+    they started Jupyter (the repository root). "Most recently updated" is the
+    newest ``state.json`` (or run marker, for a run that has not checkpointed
+    yet), so a resumed old run counts as new; a newer unfinished run is named,
+    not taken silently.
     """
-    chosen = os.environ.get(RUN_DIR_ENV)
+    chosen = run if run not in (None, "") else os.environ.get(RUN_DIR_ENV)
     if chosen:
-        return open_run(chosen)
+        return open_run(_resolve(Path(chosen)))
     runs = [d for root in roots if Path(root).is_dir()
             for d in Path(root).iterdir() if RunDir(d).is_run()]
     if not runs:
-        raise RunDirError(f"no gnas run under {' or '.join(map(str, roots))}; run `gnas evolve` or set "
-                          f"{RUN_DIR_ENV}=/path/to/run")
-    return open_run(max(runs, key=_last_update))
+        raise RunDirError(f"no gnas run under {' or '.join(map(str, roots))}; run `gnas evolve`, set "
+                          f"run = 'path/to/run' in the parameters cell or {RUN_DIR_ENV}=/path/to/run")
+    runs.sort(key=_last_update, reverse=True)
+    finished = [d for d in runs if _finished(d)]
+    if not finished:
+        print(f"no finished run under {' or '.join(map(str, roots))}; showing the newest, {runs[0]}, "
+              "which has not finished")
+        return open_run(runs[0])
+    if finished[0] != runs[0]:
+        print(f"showing {finished[0]}, the newest finished run; {runs[0]} is newer but has not finished "
+              "(set run = its path to see it)")
+    return open_run(finished[0])
+
+
+def _resolve(path: Path) -> Path:
+    """``path`` as given, else (relative) from the parent of the working directory, where it exists."""
+    if path.is_absolute() or path.exists():
+        return path
+    above = Path.cwd().parent / path
+    return above if above.exists() else path
+
+
+def _finished(path: Path) -> bool:
+    state = RunDir(path).load_state(warn=lambda message: None) if RunDir(path).state_path.exists() else None
+    return bool(state is not None and state.finished)
 
 
 def _last_update(path: Path) -> float:
@@ -231,7 +259,7 @@ def _describer(run_dir: RunDir):
 
     def describe(genome: str) -> str | None:
         try:
-            return space.decode(tuple(int(c) for c in genome)).describe()
+            return space.describe(tuple(int(c) for c in genome))
         except (GnasError, ValueError):
             return None
     return describe

@@ -32,6 +32,7 @@ from gnas.runs.directory import RunDir
 from gnas.runs.store import EvaluationStore
 from gnas.search.novelty import expressed_mutation, remutation
 from gnas.search.operators import growth
+from gnas.search.variation import neighbour_of
 
 MUTATED = (str(Operator.MUTATION), str(Operator.CROSSOVER_MUTATION))
 """Lineage labels of children that a mutation changed (the novelty rule's re-mutations included)."""
@@ -61,7 +62,7 @@ def run_variation(cfg: RunConfig, space: SearchSpace, evaluated: frozenset[str] 
         return hyper["mutation_rate"], hyper["crossover_rate"]
 
     indpb = ev.indpb or 1.0 / space.length
-    mutate = expressed_mutation(indpb=indpb, key_of=key_of, repair=repair)
+    mutate = expressed_mutation(indpb=indpb, key_of=key_of, repair=repair, neighbour=neighbour_of(space))
     grow = growth(space.active_slice, ev.grow_rate) if ev.growth else None
     remutate = remutation(mutate, rates=rates, repair=repair, grow=grow)
 
@@ -223,8 +224,7 @@ def for_run(run_dir: RunDir, upto: int | None = None) -> dict[str, Any]:
     ``upto`` judges the run as it stood after that generation (runs compared at
     a common horizon); None takes every recorded generation.
     """
-    from gnas.datasets import load_for_run
-    from gnas.genome.factory import make_space
+    from gnas.genome.factory import space_for_run
     from gnas.markov import chain
     from gnas.report import analysis
 
@@ -232,7 +232,7 @@ def for_run(run_dir: RunDir, upto: int | None = None) -> dict[str, Any]:
     best = analysis.best_per_generation(run_dir)
     observed = chain.observed_generations_to_convergence(best if upto is None else best[:upto + 1])
     cfg = run_dir.load_config()
-    return convergence_summary(run_dir, records, make_space(cfg, load_for_run(cfg)), observed)
+    return convergence_summary(run_dir, records, space_for_run(cfg), observed)
 
 
 def format_convergence(summary: dict[str, Any]) -> str:

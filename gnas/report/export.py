@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 
-from gnas import __version__
+from gnas.version import __version__
 
 from gnas.datasets.preprocessing import preprocessing_record
 from gnas.genome import memory
@@ -42,12 +42,15 @@ from gnas.pruning.records import PruneOptions
 from gnas.records import NetworkSize, derive_seed
 from gnas.runs.atomic import atomic_write_text, read_json
 from gnas.runs.directory import RunDir, resume_command
+from gnas.runs.paths import OUTPUTS, check_output
 from gnas.genome.space import str_to_bits
 from gnas.runs.store import EvaluationStore
 
 
 #: Export formats and the suffix of their ``--out`` ("" for SavedModel, a directory).
 FORMATS: dict[str, str] = {"keras": ".keras", "saved_model": "", "tflite": ".tflite", "onnx": ".onnx"}
+#: Fields every sidecar of ``gnas export`` has (how an earlier export is told from a user's file).
+_SIDECAR_FIELDS = {"gnas_version", "key", "genome", "format", "metrics", "preprocessing"}
 #: Packages a format needs beyond TensorFlow and Keras.
 FORMAT_NEEDS: dict[str, tuple[str, ...]] = {"onnx": ("tf2onnx", "onnx")}
 
@@ -62,22 +65,61 @@ def check_format(fmt: str) -> None:
                           "or export with --format keras, saved_model or tflite.")
 
 
-def check_out(out: str | Path, fmt: str = "keras") -> Path:
-    """The output path, refused early when it is not a writable file (or new folder) of ``fmt``."""
+def default_out(run_dir: RunDir, fmt: str = "keras") -> Path:
+    """Where an export goes without ``--out``: ``RUN/export/best.keras`` (``best_saved_model/``...)."""
+    return run_dir.path / OUTPUTS / (f"best{FORMATS[fmt]}" if FORMATS[fmt] else "best_saved_model")
+
+
+def sidecar_of(out: str | Path) -> Path:
+    """The JSON sidecar of an exported model: its path with the suffix ``.json``."""
     path = Path(out)
+    return (path if path.name not in ("", ".", "..") else Path(os.path.abspath(path))).with_suffix(".json")
+
+
+def is_export_sidecar(path: Path) -> bool:
+    """Whether ``path`` is a sidecar ``gnas export`` wrote (a regular JSON file with its fields)."""
+    if not path.is_file() or path.is_symlink() or path.stat().st_size > 2**24:
+        return False
+    data = read_json(path)
+    return isinstance(data, dict) and _SIDECAR_FIELDS <= set(data)
+
+
+def check_out(out: str | Path, fmt: str = "keras", run_dir: RunDir | None = None) -> Path:
+    """The output path, refused early when it is not a writable file (or folder) of ``fmt``.
+
+    Nothing but an earlier export is ever replaced: inside the run directory the
+    run's own files are refused (:func:`gnas.runs.paths.check_output`), and an
+    existing model or sidecar is replaced only when its sidecar says ``gnas
+    export`` wrote it. The sidecar is written first, so a kill never leaves an
+    exported model without one (and a second export is not refused).
+    """
+    path, sidecar = Path(out), sidecar_of(out)
+    if run_dir is not None:
+        check_output(run_dir.path, path, "--out")
+        check_output(run_dir.path, sidecar, "--out")
     suffix = FORMATS[fmt]
+    ours = is_export_sidecar(sidecar)
     if fmt == "saved_model":
-        if path.exists():
-            raise ConfigError(f"--out {path} exists; a SavedModel is a new directory, give a path "
-                              "that does not exist yet.")
+        if path.exists() and not (path.is_dir() and ours):
+            raise ConfigError(f"--out {path} exists and is not a SavedModel of `gnas export`; a SavedModel "
+                              "is a new directory, give a path that does not exist yet.")
     elif path.suffix != suffix:
         raise ConfigError(f"--out {path}: expected a file name ending in {suffix}, e.g. best{suffix}.")
-    if path.is_dir():
+    elif path.is_dir():
         raise ConfigError(f"--out {path} is a directory; give a file name ending in {suffix}.")
-    if not path.parent.exists():
+    elif path.exists() and not ours:
+        raise ConfigError(f"--out {path} exists and was not written by `gnas export` (no sidecar "
+                          f"{sidecar.name} of its own); it was left as it is. Give a new file name.")
+    if sidecar.exists() and not ours:
+        raise ConfigError(f"--out {path}: its sidecar {sidecar} exists and was not written by `gnas "
+                          "export`; it was left as it is. Give another --out name.")
+    folder = path.parent
+    if run_dir is not None and folder == run_dir.path / OUTPUTS and not folder.exists():
+        folder = run_dir.path  # RUN/export/ is made when the model is saved
+    if not folder.exists():
         raise ConfigError(f"--out {path}: directory {path.parent} does not exist; create it first.")
     try:  # a real write, not os.access: root passes access checks on a read-only mount
-        fd, probe = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".probe")
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=f".{path.stem}.", suffix=".probe")
         os.close(fd)
         os.unlink(probe)
     except OSError as exc:
@@ -107,17 +149,23 @@ def best_entry(run_dir: RunDir) -> tuple[RunConfig, dict[str, Any], dict[str, An
     return cfg, best, row.to_dict() if row else {}
 
 
-def export_best(run_dir: RunDir, out: str | Path, *, epochs: int | None = None,
+def export_best(run_dir: RunDir, out: str | Path | None = None, *, epochs: int | None = None,
                 retrain: bool = False, fmt: str = "keras") -> dict[str, Any]:
     """Build, keep or retrain, test and save the run's best network; returns the sidecar.
 
     ``fmt`` is one of :data:`FORMATS`: a ``.keras`` file, a TensorFlow
     SavedModel directory, a ``.tflite`` (LiteRT) file or an ``.onnx`` file, each
-    through Keras' own export, each taking raw inputs.
+    through Keras' own export, each taking raw inputs. Without ``out`` the model
+    goes to :func:`default_out`, inside the run directory.
     """
     check_format(fmt)
-    out = check_out(out, fmt)
+    out = check_out(default_out(run_dir, fmt) if out is None else out, fmt, run_dir)
     cfg, best, row = best_entry(run_dir)
+    if cfg.space.kind != "genetic_cnn" or cfg.plugs.space:
+        from gnas.errors import ConfigError
+
+        raise ConfigError(f"gnas export builds the Keras network of a genetic_cnn run; this run's "
+                          f"pick is described in {run_dir.best_dir / 'architecture.json'}.")
     from gnas.backend import runtime
 
     runtime.configure(cfg.train.threads)
@@ -140,10 +188,14 @@ def export_best(run_dir: RunDir, out: str | Path, *, epochs: int | None = None,
     test = test_metrics(model, arch.task, dataset.x_test, dataset.y_test)
     sidecar = _sidecar(cfg, dataset, best, row, arch, options, test, source, model.count_params())
     sidecar["retrain_epochs"] = (epochs or cfg.train.epochs) if retrain else None
-    save_model(model, out, sidecar["preprocessing"], fmt)
     sidecar["format"] = fmt
+    sidecar["metrics"]["file_bytes"] = None
+    out.parent.mkdir(exist_ok=True)  # RUN/export/ for the default --out
+    # The sidecar first: a model on disk always has one, so a killed export can be redone.
+    atomic_write_text(sidecar_of(out), json.dumps(sidecar, indent=1, allow_nan=False))
+    save_model(model, out, sidecar["preprocessing"], fmt)
     sidecar["metrics"]["file_bytes"] = _bytes(out)
-    atomic_write_text(out.with_suffix(".json"), json.dumps(sidecar, indent=1, allow_nan=False))
+    atomic_write_text(sidecar_of(out), json.dumps(sidecar, indent=1, allow_nan=False))
     return sidecar
 
 

@@ -171,10 +171,13 @@ def best_architecture(run_dir: RunDir, state: SearchState
     """The best network and the units of each of its nodes.
 
     From best/architecture.json (which records the exported file's per-node
-    widths), else decoded from the hall of fame with its stage widths.
+    widths), else decoded from the hall of fame with its stage widths. None for
+    a space without stages (a NAS-Bench-201 cell is drawn by its string).
     """
     path = run_dir.best_dir / "architecture.json"
     data = read_json(path)
+    if run_dir.load_config().space.kind != "genetic_cnn" or (isinstance(data, dict) and "stages" not in data):
+        return None
     if isinstance(data, dict):
         arch = Architecture.from_dict({**data, "stages": [
             {k: v for k, v in st.items() if k != "node_widths"} for st in data["stages"]]})

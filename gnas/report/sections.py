@@ -14,6 +14,7 @@ from gnas.config import RunConfig
 from gnas.errors import GnasError
 from gnas.inheritance.weights import WeightStore
 from gnas.markov import chain as markov
+from gnas.tabular.summary import pick_details
 from gnas.pruning import masks
 from gnas.pruning.step import row_summary
 from gnas.records import EvalResult, Kind
@@ -262,7 +263,26 @@ def inheritance_section(run_dir: RunDir, state: SearchState, store: EvaluationSt
 
 
 #: The report's sections, in the order they are built.
+def nb201_section(run_dir: RunDir, state: SearchState, store: EvaluationStore,
+                  cfg: RunConfig) -> dict[str, Any] | None:
+    """A NAS-Bench-201 run's pick as the table sees it (:func:`gnas.tabular.summary.pick_details`).
+
+    Read from the store and the hall of fame, so an unfinished run shows its best so far.
+    """
+    if cfg.space.kind != "nb201" or cfg.plugs.space or not state.hall_of_fame:
+        return None
+    key = state.hall_of_fame[0]["key"]
+    row = store.lookup(key)
+    if row is None or not row.ok:
+        return None
+    try:
+        return pick_details(cfg.data.dataset, key, row.metrics["val_acc"], store.iter_results())
+    except GnasError as exc:
+        return {"error": str(exc)}
+
+
 SECTIONS: tuple[tuple[str, Section], ...] = (
+    ("nb201", nb201_section),
     ("pareto_front", pareto_section),
     ("markov", markov_section),
     ("layers", layers_section),

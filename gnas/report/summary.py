@@ -9,6 +9,7 @@ from gnas.runs.atomic import read_json
 from gnas.runs.directory import RunDir
 from gnas.runs.store import EvaluationStore
 from gnas.search.fidelity import epoch_line, run_epochs
+from gnas.tabular.summary import pick_lines
 
 
 def build_report(run_dir: RunDir) -> dict[str, Any]:
@@ -28,8 +29,9 @@ def build_report(run_dir: RunDir) -> dict[str, Any]:
             "lambda_c_source": state.lambda_c_source or None, "finished": state.finished,
             "best": _best(run_dir, state, store), "top": _top(state, store),
             "logbook": state.logbook,
-            "epochs_spent": run_epochs(store.iter_results(), cfg),
         }
+        if trains(cfg):
+            report["epochs_spent"] = run_epochs(store.iter_results(), cfg)
         for name, section in SECTIONS:
             value = section(run_dir, state, store, cfg)
             if value is not None:
@@ -37,6 +39,11 @@ def build_report(run_dir: RunDir) -> dict[str, Any]:
     finally:
         store.close()
     return report
+
+
+def trains(cfg) -> bool:
+    """Whether the run's evaluations train networks (not a table lookup, not one's own space)."""
+    return cfg.space.kind != "nb201" and not cfg.plugs.space
 
 
 def _read_summary(path) -> dict[str, Any] | None:
@@ -133,6 +140,8 @@ def format_report(report: dict[str, Any]) -> str:
                for i, c in enumerate(report.get("final") or []) if c.get("mean_val_error") is not None],
              f"init:         {report['init']}  lambda_c = {report['lambda_c']}"]
     lines += _best_lines(report.get("best"), bool(report.get("pruning")))
+    if report.get("nb201") and "error" not in report["nb201"]:
+        lines += pick_lines(report["nb201"])
     lines += _top_lines(report["top"])
     lines += _pareto_lines(report.get("pareto_front"))
     lines += _pruning_lines(report.get("pruning"))

@@ -34,12 +34,13 @@ from typing import Any, Callable, Iterator
 
 from filelock import lock_descriptor
 
-from gnas import __version__
+from gnas.version import __version__
 from gnas.config import RunConfig, flatten, load_config, read_toml, search_defining, search_digest, to_toml
 from gnas.errors import ConfigError, RunDirError
 from gnas.runs.atomic import atomic_write_text, read_json
 from gnas.runs.faults import fault_point
 from gnas.runs.interrupts import deferred_interrupts
+from gnas.runs.paths import check_managed_entries, inside
 from gnas.runs.state import SCHEMA_VERSION, SearchState, readable_state, with_checksum
 
 log = logging.getLogger(__name__)
@@ -140,8 +141,11 @@ class RunDir:
             raise RunDirError(f"cannot create run directory {self.path}: {ancestor} is not a writable "
                               "directory. Choose a writable --run-dir.")
 
-    def create(self, cfg: RunConfig) -> None:
+    def create(self, cfg: RunConfig, data_digest: str | None = None) -> None:
         """Make a new run directory; refuse one that exists with other content.
+
+        ``data_digest`` (:func:`gnas.runs.data_digest.data_digest` of the run's
+        splits) is recorded in gnas-run.json, and a resume on other data refused.
 
         Nothing that already exists is ever deleted or changed here: a path that
         is a file, a non-empty directory or another run is refused with one line.
@@ -149,7 +153,7 @@ class RunDir:
         self.check_new()
         existed = self.path.is_dir()
         try:
-            self._create(cfg)
+            self._create(cfg, data_digest)
         except BaseException:
             # A full disk or an interrupt half-way: take back what was made here (the
             # directory was new or empty), so running the command again just works.
@@ -161,7 +165,7 @@ class RunDir:
                     sub.rmdir()
             raise
 
-    def _create(self, cfg: RunConfig) -> None:
+    def _create(self, cfg: RunConfig, data_digest: str | None) -> None:
         try:
             self.path.mkdir(parents=True, exist_ok=True)
             probe = self.path / ".write-test"
@@ -176,7 +180,8 @@ class RunDir:
         search = search_defining(cfg)
         atomic_write_text(self.path / MARKER, json.dumps(
             {"schema_version": SCHEMA_VERSION, "gnas_version": __version__,
-             "search_config": search, "search_digest": search_digest(search)},
+             "search_config": search, "search_digest": search_digest(search),
+             **({"data_digest": data_digest} if data_digest else {})},
             indent=1, allow_nan=False) + "\n")
 
     # opening
@@ -190,6 +195,7 @@ class RunDir:
         if not self.is_run():
             raise RunDirError(f"{self.path} is not a gnas run directory (no {MARKER}); "
                               "give the directory that `gnas evolve` created.")
+        check_managed_entries(self.path)
         version = int(self._marker()["schema_version"])
         if version > SCHEMA_VERSION:
             raise RunDirError(f"{self.path} was written by a newer gnas (schema {version}, this gnas "
@@ -228,6 +234,17 @@ class RunDir:
                 raise ConfigError(f"{self.config_path}: {key} was changed by hand (the run began with "
                                   f"{value!r}, the file has {now[key]!r}); it defines the search. Put "
                                   "it back, or start a new run with `gnas evolve`.")
+
+    def check_data(self, data_digest: str | None) -> None:
+        """Refuse to continue on data other than the run began with (reads only).
+
+        A run recorded without a digest (made by an earlier gnas) is not checked.
+        """
+        recorded = self._marker().get("data_digest")
+        if recorded is not None and recorded != data_digest:
+            raise RunDirError(f"{self.path} was started on other data than {self.config_path.name} "
+                              "names now (the data's digest differs); put the run's data back, or start "
+                              "a new run with `gnas evolve`.")
 
     def load_config(self, overrides: dict[str, Any] | None = None) -> RunConfig:
         if not self.config_path.is_file():
@@ -295,15 +312,30 @@ class RunDir:
             self.unlock()
 
     def remove_stale_temp_files(self) -> list[Path]:
-        """Delete temporary files that a killed process left behind (call under the lock)."""
-        stale = [p for d in (self.path, self.best_dir, self.markov_dir) if d.is_dir()
-                 for p in d.iterdir() if _is_temp(p)]
+        """Delete temporary files that a killed process left behind (call under the lock).
+
+        Every folder gnas writes in is searched (the run's own, never a symlink's
+        target); only names of gnas' temporary files are removed.
+        """
+        stale = [inside(self.path, p) for d in self._written_dirs() for p in d.iterdir() if _is_temp(p)]
         for p in stale:
             if p.is_dir():
                 shutil.rmtree(p, ignore_errors=True)
             else:
                 p.unlink(missing_ok=True)
         return stale
+
+    def _written_dirs(self) -> list[Path]:
+        """The run directory and every real folder below it that gnas writes in."""
+        tops = [self.path / name for name in ("best", "markov", "weights", "fidelity", "pruning", "export")]
+        found = [self.path]
+        for top in tops:
+            if top.is_dir() and not top.is_symlink():
+                found.append(top)
+                for parent, dirs, _ in os.walk(top):  # symlinks are not followed
+                    found.extend(Path(parent) / d for d in sorted(dirs)
+                                 if not (Path(parent) / d).is_symlink() and not _is_temp(Path(parent) / d))
+        return found
 
     # state
     def save_state(self, state: SearchState) -> None:

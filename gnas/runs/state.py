@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gnas import __version__
+from gnas.version import __version__
 from gnas.records import Phase
 from gnas.runs.atomic import read_json
 

@@ -14,9 +14,9 @@ import sqlite3
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
-from gnas.errors import RunDirError
+from gnas.errors import InvalidGenomeError, RunDirError
 from gnas.records import EvalResult, StoredEvaluation
 from gnas.runs.interrupts import deferred_interrupts
 
@@ -75,7 +75,7 @@ class EvaluationStore:
         RunDirError: The file is not an SQLite database, or not one of gnas.
     """
 
-    def __init__(self, path: str | Path, read_only: bool = False) -> None:
+    def __init__(self, path: str | Path, read_only: bool = False, durable: bool = True) -> None:
         self.path = Path(path)
         try:
             if read_only:
@@ -88,8 +88,10 @@ class EvaluationStore:
                 self._check_foreign()
                 # WAL + FULL: a commit survives a killed process and a power cut alike;
                 # one fsync per evaluation is nothing next to training a network.
+                # WAL + NORMAL (``durable=False``, a run of table lookups): a commit
+                # survives a killed process; a power cut may cost the last ones.
                 self.conn.execute("PRAGMA journal_mode=WAL")
-                self.conn.execute("PRAGMA synchronous=FULL")
+                self.conn.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
                 self.conn.executescript(_SCHEMA)
                 self.conn.commit()
             self._check_columns()
@@ -97,13 +99,14 @@ class EvaluationStore:
             raise _database_error(self.path, exc) from None
 
     @staticmethod
-    def check_file(path: str | Path) -> None:
+    def check_file(path: str | Path, key_of: Callable[[str], str] | None = None) -> None:
         """Refuse a file that is not gnas' evaluation database, writing nothing in the run.
 
         Opening a WAL database, even read-only, creates SQLite's side files, so the
         database (and its WAL) is checked on a copy in a temporary directory: the
-        header, the integrity and the columns. ``gnas resume`` calls this before it
-        writes anything, so a foreign or damaged file is refused as it is.
+        header, the integrity, the columns and the keys (:meth:`check_keys`, and
+        with ``key_of`` :meth:`check_digests`). ``gnas resume`` calls this before
+        it writes anything, so a foreign, damaged or edited file is refused as it is.
         """
         path = Path(path)
         try:
@@ -136,6 +139,9 @@ class EvaluationStore:
                     if store.conn.execute("PRAGMA quick_check").fetchone()[0] != "ok":
                         raise sqlite3.DatabaseError("integrity check failed")
                     store._check_foreign()
+                    store.check_keys()
+                    if key_of is not None:
+                        store.check_digests(key_of)
                 finally:
                     store.conn.close()
             except sqlite3.DatabaseError as exc:
@@ -160,11 +166,48 @@ class EvaluationStore:
             raise RunDirError(f"{self.path} is not a gnas evaluation database (no column(s) "
                               f"{', '.join(missing)}); restore it from a backup or start a new run.")
 
+    def check_keys(self) -> None:
+        """Refuse a database holding a key gnas did not make: 1 to 64 lowercase hex digits
+        (a digest, or a table space's cell code).
+
+        Keys name files of the run (parent weights, training states), so a key
+        written by hand could otherwise steer a write or a deletion anywhere.
+        """
+        row = self.conn.execute(
+            "SELECT id, genome_key FROM evaluations WHERE typeof(genome_key) != 'text' "
+            "OR length(genome_key) NOT BETWEEN 1 AND 64 OR genome_key GLOB '*[^0-9a-f]*' LIMIT 1").fetchone()
+        if row is not None:
+            raise RunDirError(f"{self.path}: row {row[0]} has the key {str(row[1])[:60]!r}, which gnas "
+                              "never makes; the database was edited. Restore it from a backup or start "
+                              "a new run.")
+
+    def check_digests(self, key_of: Callable[[str], str]) -> None:
+        """Refuse a search row whose key is not ``key_of`` its genome (the network's digest).
+
+        Only ``search`` rows are checked: pruning attempts and re-trainings have
+        keys derived from a variant that their row does not hold.
+        """
+        cur = self.conn.execute("SELECT id, genome_key, genome FROM evaluations WHERE kind = 'search'")
+        for row_id, key, genome in cur:
+            try:
+                same = isinstance(genome, str) and key_of(genome) == key
+            except (ValueError, TypeError, KeyError, IndexError, InvalidGenomeError):
+                same = False
+            if not same:
+                raise RunDirError(f"{self.path}: row {row_id} has the key {str(key)[:60]!r}, which is not "
+                                  "the digest of its genome; the database was edited. Restore it from a "
+                                  "backup or start a new run.")
+
     def close(self) -> None:
         self.conn.close()
 
-    def add(self, result: EvalResult, fitness: float) -> None:
-        """Record one evaluation and commit at once (a Ctrl-C waits for the commit)."""
+    def add(self, result: EvalResult, fitness: float, commit: bool = True) -> None:
+        """Record one evaluation and commit at once (a Ctrl-C waits for the commit).
+
+        ``commit=False`` leaves the row to the next :meth:`commit`: a round of
+        lookups that cost nothing to repeat is one transaction, and a kill in the
+        middle of it loses only rows that a resume reproduces.
+        """
         row = (result.key, result.genome, result.kind, result.generation, result.status,
                _finite(result.val_error), _finite(result.val_loss), _finite(fitness), result.params,
                result.flops, result.pruned_fraction, result.seconds, result.attempts,
@@ -173,6 +216,12 @@ class EvaluationStore:
         with deferred_interrupts():
             self.conn.execute(f"INSERT INTO evaluations ({', '.join(_COLUMNS)}) "
                               f"VALUES ({', '.join('?' * len(_COLUMNS))})", row)
+            if commit:
+                self.conn.commit()
+
+    def commit(self) -> None:
+        """Commit the rows added with ``commit=False`` (one transaction, one fsync)."""
+        with deferred_interrupts():
             self.conn.commit()
 
     def key_counts(self, kind: str | None = None) -> dict[str, int]:
@@ -228,7 +277,7 @@ class EvaluationStore:
         if through is not None:
             sql, args = sql + " AND COALESCE(generation, 0) <= ?", args + [int(through)]
         if kind is not None:
-            sql, args = sql + " AND kind = ?", args + [str(kind)]
+            sql, args = sql + " AND kind = ?", args + [kind]
         return [(g, f) for g, f in self.conn.execute(sql + " ORDER BY id", args).fetchall()]
 
     def rows(self) -> list[dict]:
@@ -272,11 +321,14 @@ class EvaluationStore:
                         "metrics": json.loads(row["metrics"] or "{}")})
         return out
 
-    def count(self, status: str | None = None) -> int:
-        if status is None:
-            return self.conn.execute("SELECT COUNT(*) FROM evaluations").fetchone()[0]
-        return self.conn.execute("SELECT COUNT(*) FROM evaluations WHERE status = ?",
-                                 (status,)).fetchone()[0]
+    def count(self, status: str | None = None, kind: str | None = None) -> int:
+        """Rows (each one training), optionally of one status and one kind."""
+        sql, args = "SELECT COUNT(*) FROM evaluations WHERE 1", []
+        if status is not None:
+            sql, args = sql + " AND status = ?", args + [status]
+        if kind is not None:
+            sql, args = sql + " AND kind = ?", args + [kind]
+        return self.conn.execute(sql, args).fetchone()[0]
 
 
 def _plain(value):

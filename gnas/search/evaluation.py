@@ -21,12 +21,13 @@ from typing import Any, Callable, Iterator, Mapping, Protocol, Sequence
 
 from gnas.config import RunConfig
 from gnas.errors import FatalError
-from gnas.genome.space import Bits, SearchSpace, bits_to_str
+from gnas.genome.protocol import Space
+from gnas.genome.space import Bits, bits_to_str
 from gnas.inheritance.lineage import Inheritance, Parent
 from gnas.records import EvalResult, EvalTask, Kind, derive_seed
 from gnas.runs.state import SearchState
 from gnas.runs.store import EvaluationStore
-from gnas.search.fidelity import epochs_held, epochs_trained, first_epochs, result_epochs
+from gnas.search.fidelity import SuccessiveHalving, epochs_held, epochs_trained, first_epochs, result_epochs
 from gnas.search.fitness import FitnessModel
 
 
@@ -66,6 +67,16 @@ class FullFidelity:
         return []
 
 
+def _full_fidelity(cfg: RunConfig, store: EvaluationStore, run_path: Path) -> FullFidelity:
+    return FullFidelity()
+
+
+#: ``fidelity.schedule`` -> the builder of that schedule (config, store, run directory); the
+#: config offers exactly these names, and a user's schedule object replaces a built one.
+SCHEDULES: dict[str, Callable[[RunConfig, EvaluationStore, Path], Schedule]] = {
+    "full": _full_fidelity, "sha": SuccessiveHalving}
+
+
 class BudgetSpent(Exception):
     """A budget (trained networks or epochs) ran out inside a round (caught by the loop)."""
 
@@ -92,7 +103,7 @@ class Evaluations:
             parents' kept weights, results leave theirs.
     """
 
-    def __init__(self, cfg: RunConfig, space: SearchSpace, store: EvaluationStore,
+    def __init__(self, cfg: RunConfig, space: Space, store: EvaluationStore,
                  executor: Executor, fitness_model: FitnessModel, state: SearchState,
                  report: Report, stop_hint: str, schedule: Schedule | None = None,
                  inheritance: Inheritance | None = None) -> None:
@@ -111,6 +122,9 @@ class Evaluations:
         self.searching = True  # False once the search ends and the final pick trains
         self._final_from = 0   # final_trained when the search ended
         self._final_epochs = 0  # epochs the final pick trained since the search ended
+        self.clock = search_seconds(store) if cfg.evolution.max_eval_seconds else 0.0
+        self._checkpointed_final = state.final_trained  # final picks' rows the checkpoint knew
+        self._count_from_store()
 
     def evaluate(self, genomes: Sequence[Bits], generation: int, kind: Kind = Kind.SEARCH,
                  options: Mapping[str, Any] | None = None,
@@ -170,12 +184,24 @@ class Evaluations:
         Every training is stored as it ends; a network's latest row is its result.
         Returns False when the budget cut a round short.
         """
+        try:
+            return self._rounds(tasks, kind, generation, known)
+        finally:
+            if not self.space.trains:
+                self.store.commit()  # a round of lookups is one transaction
+
+    def _rounds(self, tasks: list[EvalTask], kind: Kind, generation: int,
+                known: dict[str, EvalResult]) -> bool:
+        """:meth:`_train`'s rounds: the new tasks, then the schedule's promotions."""
         asked = set(known) | {t.key for t in tasks}
         pending = [self.schedule.first(t) for t in tasks]
         while True:
             affordable = self._affordable(pending)
             cut = affordable < len(pending)
             for result in self.executor.run(pending[:affordable]):
+                if self._past_clock(result, kind):
+                    cut = True
+                    break
                 result = self.inheritance.keep(result)
                 self._record(result, kind)
                 known[result.key] = result
@@ -204,10 +230,22 @@ class Evaluations:
                     return i
         return count
 
+    def _past_clock(self, result: EvalResult, kind: Kind) -> bool:
+        """Whether ``result`` would take the search's clock past ``evolution.max_eval_seconds``.
+
+        Its seconds are known once it is evaluated (a lookup knows them at once);
+        such a result is dropped, not stored, as NAS-Bench-201's own scripts drop
+        the query that would overrun the time budget.
+        """
+        limit = self.cfg.evolution.max_eval_seconds
+        return bool(limit) and kind != Kind.RESEED and self.clock + result.seconds > limit
+
     def _record(self, result: EvalResult, kind: Kind) -> None:
-        self.store.add(result, self.fitness_model.fitness(result))
-        self.state.trained += 1
-        self.state.final_trained += kind == Kind.RESEED
+        if kind != Kind.RESEED:
+            self.clock += result.seconds
+        # A trained network is committed the moment it exists; lookups, per round (see _train).
+        self.store.add(result, self.fitness_model.fitness(result), commit=self.space.trains)
+        self._count_from_store()
         if not self.searching:
             self._final_epochs += result_epochs(result, self.cfg.train.epochs)
         self._count_failure(result)
@@ -221,16 +259,43 @@ class Evaluations:
             raise FatalError(f"{limit} evaluations failed in a row (last: {reason}); check the data "
                              f"and the search space, then {self.stop_hint}.")
 
+    def _count_from_store(self) -> None:
+        """``state.trained`` and ``state.final_trained`` as the store has them: one row per training.
+
+        Counted from the rows, never carried over from a checkpoint, so a run
+        killed inside a generation (whose trainings are stored but not yet in the
+        checkpoint) counts, and so budgets, exactly as the uninterrupted run.
+        """
+        self.state.trained = self.store.count()
+        self.state.final_trained = self.store.count(kind=Kind.RESEED.value)
+
     def end_search(self) -> None:
-        """The search is over: from now on the final pick's re-trainings draw on the budget."""
+        """The search is over: from now on the final pick's re-trainings draw on the budget.
+
+        What earlier final picks trained is the checkpoint's count: a pick that a
+        kill cut short left its rows, but no checkpoint, so they count as this
+        pick's (reused now, as the uninterrupted pick trained them).
+        """
         self.searching = False
-        self._final_from = self.state.final_trained
+        self._final_from = min(self._checkpointed_final, self.state.final_trained)
 
     def spent(self) -> bool:
         """Whether a budget has nothing left for the search: no training, or too few
         epochs for a new candidate's first training."""
         epochs = self.epochs_left()
-        return self.budget_left() == 0 or (epochs is not None and epochs < first_epochs(self.cfg))
+        limit = self.cfg.evolution.max_eval_seconds
+        return self.budget_left() == 0 or (epochs is not None and epochs < first_epochs(self.cfg)) \
+            or bool(limit and self.clock >= limit)
+
+    def cut_short(self) -> bool:
+        """Whether the store holds rows of the generation after the checkpoint's.
+
+        A run killed inside a generation its budget then ended finds its budget
+        spent on resume; that generation is still gone through again, from the
+        store, so what it had trained reaches the hall of fame as in the
+        uninterrupted run.
+        """
+        return self.searching and bool(self.store.keys_of(self.state.generation + 1))
 
     def epochs_left(self) -> int | None:
         """Epochs left in ``evolution.max_epochs_total``; None without an epoch budget.
@@ -265,7 +330,7 @@ class Evaluations:
             return None
         held = ev.final_candidates * ev.final_seeds
         held = held if ev.max_trainings > 2 * held else 0
-        spent = self.state.trained - self.state.final_trained
+        spent = self.state.trained - self.state.final_trained  # both counted from the store
         if self.searching:
             return max(0, ev.max_trainings - held - spent)
         return max(0, ev.max_trainings - spent - (self.state.final_trained - self._final_from))
@@ -299,6 +364,11 @@ class EvaluatedBefore:
 
     def __contains__(self, key: object) -> bool:
         return isinstance(key, str) and self.store.contains(key, self.before_generation)
+
+
+def search_seconds(store: EvaluationStore) -> float:
+    """The seconds of the search's stored evaluations (the final pick's re-trainings left out)."""
+    return float(sum(r.seconds for r in store.iter_results() if r.kind != Kind.RESEED))
 
 
 def derived_key(key: str, variant: str) -> str:

@@ -25,6 +25,7 @@ from typing import Any, Iterable, Mapping, Sequence
 from gnas.config import FidelityConfig, RunConfig
 from gnas.errors import ConfigError
 from gnas.records import SEARCH_EPOCHS, EvalResult, EvalTask, Kind, StoredEvaluation, derive_seed
+from gnas.runs.paths import inside
 from gnas.runs.store import EvaluationStore
 
 #: Kinds that race in the rungs; pruning attempts keep their own training.
@@ -62,15 +63,23 @@ class SuccessiveHalving:
         self.store = store
         self.rungs = rung_epochs(cfg.fidelity)
         self.eta = cfg.fidelity.eta
-        self.dir = Path(run_path) / CHECKPOINT_DIR
+        self.run_path = Path(run_path)
+        self.dir = self.run_path / CHECKPOINT_DIR
 
     @property
     def top(self) -> int:
         return len(self.rungs) - 1
 
     def checkpoint(self, key: str, rung: int) -> str:
-        """Where a network's state after ``rung`` is kept; none after the last rung."""
-        return str(self.dir / f"{key}-e{self.rungs[rung]}.npz") if rung < self.top else ""
+        """Where a network's state after ``rung`` is kept; none after the last rung.
+
+        Keys come from the database, so the path is checked to stay inside the run
+        (and a key gnas did not make is refused when a resume opens the store).
+        """
+        if rung >= self.top:
+            return ""
+        path = inside(self.run_path, Path(CHECKPOINT_DIR) / f"{key}-e{self.rungs[rung]}.npz", CHECKPOINT_DIR)
+        return str(path)
 
     def first(self, task: EvalTask) -> EvalTask:
         """A racing candidate at the first rung; a re-training at the epochs it names."""
@@ -112,9 +121,9 @@ class SuccessiveHalving:
     def _drop_states(self, rung: int, promoted: set[str]) -> None:
         """Delete the states of ``rung`` that were continued: a network is promoted from a rung once."""
         for key in promoted:
-            path = self.checkpoint(key, rung)
-            if path:
-                Path(path).unlink(missing_ok=True)
+            path = self.checkpoint(key, rung)  # a training state this schedule wrote
+            if path and Path(path).is_file() and not Path(path).is_symlink():
+                Path(path).unlink()
 
 
 def result_epochs(result: EvalResult, default_epochs: int) -> int:

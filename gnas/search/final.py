@@ -16,6 +16,7 @@ what to train.
 from __future__ import annotations
 
 import json
+import logging
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +25,9 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from gnas.config import EvolutionConfig, RunConfig
+from gnas.errors import EvaluationFailed, FatalError
 from gnas.genome.architecture import Architecture, complexity
+from gnas.genome.protocol import Space
 from gnas.genome.space import Bits, SearchSpace, str_to_bits
 from gnas.records import SEARCH_EPOCHS, EvalResult, Kind, NetworkSize, derive_seed
 from gnas.runs.atomic import atomic_write_text, read_json
@@ -35,6 +38,31 @@ from gnas.search.evaluation import BudgetSpent, Executor, derived_key
 from gnas.search.step import TrainRequest
 
 Evaluate = Callable[[Sequence[Bits], int, Kind, Mapping[str, Any]], list[EvalResult]]
+
+log = logging.getLogger(__name__)
+
+#: How many of the store's best networks stand in for an empty hall of fame.
+STORE_CANDIDATES = 5
+
+
+def ranked_networks(state: SearchState, store: EvaluationStore) -> list[dict[str, Any]]:
+    """The hall of fame, or the store's best trained networks when it is empty.
+
+    A budget that runs out inside generation 0 (in a step after its
+    evaluations, such as the competition) leaves the hall of fame empty
+    although networks were trained: those rows are the candidates then, ranked
+    by their stored fitness, so the run still delivers its best network.
+    """
+    if state.hall_of_fame:
+        return list(state.hall_of_fame)
+    return [{"key": n["key"], "genome": n["genome"], "fitness": n["fitness"],
+             "generation": n["generation"] or 0} for n in store.top_networks(STORE_CANDIDATES)]
+
+
+def first_line(exc: BaseException) -> str:
+    """An exception's message on one line (a reason kept in a summary)."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def reseed_variant(j: int) -> str:
@@ -87,7 +115,7 @@ def pick_final(state: SearchState, evolution: EvolutionConfig, store: Evaluation
     above them keeps its place), and every candidate's errors are kept in the state.
     Without budget for every seed, the pick stays on single trainings.
     """
-    fame = state.hall_of_fame
+    fame = state.hall_of_fame = ranked_networks(state, store)
     rows = [store.lookup(e["key"]) for e in fame[:evolution.final_candidates]]
     chosen = [(e, r) for e, r in zip(fame, rows) if r is not None and r.ok and r.kind != Kind.PRUNE]
     if not evolution.final_seeds or not chosen:
@@ -174,21 +202,70 @@ class FinalExport:
     def finish(self, state: SearchState) -> dict[str, Any]:
         """Retrain the best network, score it on the test split, save best/; the summary.
 
-        A summary of the same network with its model already saved is kept (a
-        finished run resumed with nothing to do trains nothing).
+        A final training that fails (its loss diverges) skips that network, with
+        the reason kept in the summary's ``final_skipped``, and the next best is
+        trained instead; only when every candidate fails does the run stop, in one
+        line. A summary of the same choice with its model already saved is kept (a
+        finished run resumed with nothing to do trains nothing, and a skipped
+        network is not trained again).
         """
-        best = state.hall_of_fame[0]
+        fame = ranked_networks(state, self.store)
+        if not fame:
+            raise FatalError("no network of this run trained successfully, so there is nothing to "
+                             "deliver; check the data and the search space, then start a new run.")
+        kept = self._kept(fame)
+        if kept is not None:
+            return kept
+        skipped: list[dict[str, str]] = []
+        for best in fame:
+            try:
+                summary = self._deliver(best)
+            except EvaluationFailed as exc:
+                reason = first_line(exc)
+                log.warning("the final training of %s failed (%s); the next best network is trained",
+                            best["key"], reason)
+                skipped.append({"key": best["key"], "reason": reason})
+                continue
+            if skipped:
+                summary["final_skipped"] = skipped
+            atomic_write_text(self.run_dir.best_dir / "architecture.json",
+                              json.dumps(summary["architecture"], indent=1))
+            atomic_write_text(self.run_dir.best_dir / "summary.json", json.dumps(summary, indent=1))
+            return summary
+        raise FatalError(f"the final training of each of the {len(fame)} best networks failed "
+                         f"(last: {skipped[-1]['reason']}); training on this data is unstable: "
+                         "check its scale and labels (docs/data.md), then start a new run.")
+
+    def _kept(self, fame: Sequence[Mapping[str, Any]]) -> dict[str, Any] | None:
+        """The saved summary when it delivers the network this choice would (else None)."""
         summary_path = self.run_dir.best_dir / "summary.json"
         previous = read_json(summary_path)
-        if (isinstance(previous, dict) and previous.get("key") == best["key"]
-                and (self.run_dir.best_dir / "model.keras").is_file()):
-            if "test_scores" in previous:
-                return previous
-            # A summary written before test scores over seeds were kept: add them.
-            summary = {**previous, **self.test_over_seeds(best, previous,
-                                                          previous.get("final_options") or {})}
-            atomic_write_text(summary_path, json.dumps(summary, indent=1))
-            return summary
+        if not isinstance(previous, dict) or not (self.run_dir.best_dir / "model.keras").is_file():
+            return None
+        skipped = previous.get("final_skipped")
+        skipped_keys = {e.get("key") for e in skipped if isinstance(e, dict)} \
+            if isinstance(skipped, list) else set()
+        for best in fame:
+            if best["key"] == previous.get("key"):
+                break
+            if best["key"] not in skipped_keys:
+                return None
+        else:
+            return None
+        if "test_scores" in previous:
+            return previous
+        # A summary written before test scores over seeds were kept: add them.
+        summary = {**previous, **self.test_over_seeds(best, previous,
+                                                      previous.get("final_options") or {})}
+        atomic_write_text(summary_path, json.dumps(summary, indent=1))
+        return summary
+
+    def _deliver(self, best: Mapping[str, Any]) -> dict[str, Any]:
+        """Train ``best`` to the end (its model saved in best/) and over its seeds; its summary.
+
+        Raises:
+            EvaluationFailed: The training of the saved model failed.
+        """
         row = self.store.lookup(best["key"])
         options = (row.metrics.get("final_options") if row else None) or {}
         search_epochs = int(row.metrics.get("epochs", 0)) if row else 0  # its rung's (sha)
@@ -202,9 +279,6 @@ class FinalExport:
             summary["final_training"] = {**metrics["final_training"], "val_error": metrics["val_error"],
                                          "search_epochs": search_epochs or self.cfg.train.epochs}
         summary.update(self.test_over_seeds(best, metrics, training))
-        atomic_write_text(self.run_dir.best_dir / "architecture.json",
-                          json.dumps(summary["architecture"], indent=1))
-        atomic_write_text(summary_path, json.dumps(summary, indent=1))
         return summary
 
     def summary(self, best: Mapping[str, Any], row: EvalResult | None, metrics: Mapping[str, Any],
@@ -235,16 +309,65 @@ class FinalExport:
         These trainings come after the search and its choice: the test split still
         decides nothing. The saved model is the first seed's (``first``: its
         metrics). After final trainings to convergence, each one's epochs are kept.
+        A seed whose training fails (diverges) is left out of the scores, with its
+        reason in ``skipped_seeds``: the scores are those of models that exist.
         """
         runs = [first]
+        skipped: list[dict[str, Any]] = []
         seeds = reseed_seeds(self.cfg.evolution, best["key"])
         with tempfile.TemporaryDirectory(dir=self.run_dir.path, prefix=".seeds.tmp-") as scratch:
             for i, seed in enumerate(seeds, start=2):
-                runs.append(self.executor.final(best["genome"], seed, Path(scratch), dict(options),
-                                                self.progress(i, 1 + len(seeds))))
+                try:
+                    runs.append(self.executor.final(best["genome"], seed, Path(scratch), dict(options),
+                                                    self.progress(i, 1 + len(seeds))))
+                except EvaluationFailed as exc:  # that seed is left out, its reason kept
+                    skipped.append({"seed": int(seed), "reason": first_line(exc)})
         scores = [r["test_score"] for r in runs]
         out = {"test_scores": scores, "test_score_mean": float(np.mean(scores)),
                "test_score_std": float(np.std(scores))}
+        if skipped:
+            out["skipped_seeds"] = skipped
         if all("final_training" in r for r in runs):
             out["final_epochs"] = [r["final_training"]["epochs"] for r in runs]
         return out
+
+
+#: ``(pick's key, its row, every row) -> extra summary fields`` of a space's own (e.g. its table's view).
+PickDetails = Callable[[str, EvalResult, list[EvalResult]], dict[str, Any]]
+
+
+class ObservedPick:
+    """The end of a search on a space that trains nothing (a table, a formula).
+
+    No network is trained again: the pick is the best evaluation observed, as
+    NAS-Bench-201's own scripts pick; ``best/`` holds its summary and what the
+    space exports of it (``architecture.json``), ``details`` adds the space's own
+    figures (the table's mean over seeds, the pick's rank).
+    """
+
+    def __init__(self, cfg: RunConfig, space: Space, store: EvaluationStore, run_dir: RunDir,
+                 details: PickDetails | None = None) -> None:
+        self.cfg = cfg
+        self.space = space
+        self.store = store
+        self.run_dir = run_dir
+        self.details = details
+
+    def finish(self, state: SearchState) -> dict[str, Any]:
+        """Write ``best/summary.json`` and ``best/architecture.json`` of the best observed network."""
+        best = state.hall_of_fame[0]
+        row = self.store.lookup(best["key"])
+        bits = str_to_bits(best["genome"])
+        summary: dict[str, Any] = {
+            "key": best["key"], "genome": best["genome"], "fitness": best["fitness"],
+            "val_error": row.val_error if row else None, "space": self.space.name,
+            "description": self.space.describe(bits), "architecture": self.space.export(bits),
+            "dataset": self.cfg.data.dataset, "params": row.params if row else 0,
+            "flops": row.flops if row else 0, "trained": False}
+        if self.details is not None and row is not None:
+            summary.update(self.details(best["key"], row, list(self.store.iter_results())))
+        self.run_dir.best_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(self.run_dir.best_dir / "architecture.json",
+                          json.dumps(summary["architecture"], indent=1))
+        atomic_write_text(self.run_dir.best_dir / "summary.json", json.dumps(summary, indent=1))
+        return summary

@@ -15,14 +15,14 @@ from __future__ import annotations
 
 from gnas.config import RunConfig
 from gnas.records import WORST_ERROR, EvalResult
-from gnas.genome.space import SearchSpace
+from gnas.genome.protocol import Space
 from gnas.search.fidelity import rung_of, top_rung
 
 
 class FitnessModel:
     """Turns an evaluation result into the scalar the GA minimises."""
 
-    def __init__(self, cfg: RunConfig, space: SearchSpace) -> None:
+    def __init__(self, cfg: RunConfig, space: Space) -> None:
         self.alpha = cfg.evolution.alpha
         self.mu = cfg.evolution.mu
         objectives = cfg.evolution.objectives.split(",")

@@ -29,9 +29,11 @@ import numpy as np
 
 from gnas.config import RunConfig
 from gnas.errors import FatalError
-from gnas.genome.space import Bits, SearchSpace, bits_to_str, str_to_bits
+from gnas.genome.protocol import Space
+from gnas.genome.space import Bits, bits_to_str, str_to_bits
 from gnas.inheritance.lineage import Inheritance, Parent
 from gnas.records import EvalResult, Kind, Operator, Phase
+from gnas.runs import clock
 from gnas.runs.directory import RunDir, resume_command
 from gnas.runs.state import SearchState
 from gnas.runs.store import EvaluationStore
@@ -71,7 +73,7 @@ class Search:
         inheritance: Weight inheritance from parents to children (none when not given).
     """
 
-    def __init__(self, cfg: RunConfig, space: SearchSpace, run_dir: RunDir, store: EvaluationStore,
+    def __init__(self, cfg: RunConfig, space: Space, run_dir: RunDir, store: EvaluationStore,
                  executor: Executor, strategy: Strategy, callbacks: CallbackList | None = None,
                  state: SearchState | None = None,
                  initial: Callable[[np.random.Generator], InitialPopulation] | None = None,
@@ -99,6 +101,9 @@ class Search:
             inheritance=inheritance)
         self._reused_now = 0  # reuses of the generation in progress
         self.started = time.perf_counter()
+        self.reserve_s = 0.0  # with a time budget: seconds kept for the final pick and training
+        self._generation_s = 0.0  # how long the last generation took
+        self._generation_began = self.started
 
     # --------------------------------------------------------------- the loop
     def run(self) -> SearchState:
@@ -115,7 +120,8 @@ class Search:
                 results = self.evaluate(population, generation=0)
                 self._end_generation(Generation(0, population, self._fitness(results),
                                                 [r.key for r in results]))
-            while self.state.generation < self.cfg.evolution.generations and not self.evaluations.spent():
+            while self.state.generation < self.cfg.evolution.generations and (
+                    not self.evaluations.spent() or self.evaluations.cut_short()) and self.in_time():
                 g = self.state.generation + 1
                 self.callbacks.on_generation_begin(self, g)
                 self._end_generation(self._next_generation(g))
@@ -133,6 +139,12 @@ class Search:
             self.run_dir.save_state(self.state)
         self.callbacks.on_search_end(self)
         return self.state
+
+    def in_time(self) -> bool:
+        """With a time budget (``evolution.max_seconds``): whether one more generation, as long as
+        the last one, still ends before the seconds kept for the final training."""
+        left = clock.left()
+        return left == float("inf") or left - self.reserve_s >= self._generation_s
 
     def _next_generation(self, g: int) -> Generation:
         """The strategy's offspring, made novel, evaluated; the strategy's survivors."""
@@ -203,6 +215,8 @@ class Search:
         if front is not None:
             self.state.pareto_front = front
         self.run_dir.save_state(self.state)
+        now = time.perf_counter()
+        self._generation_s, self._generation_began = now - self._generation_began, now
         self.callbacks.on_generation_end(self, gen)
 
     def view(self, gen: Generation) -> GenerationView:

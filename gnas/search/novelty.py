@@ -64,18 +64,37 @@ def mut_expressed(bits: Bits, rng: np.random.Generator, *, rate: float, indpb: f
     return repair(tuple(out))
 
 
+def mut_neighbour(bits: Bits, rng: np.random.Generator, *, rate: float, indpb: float,
+                  neighbour: Callable[[Bits, np.random.Generator], Bits],
+                  repair: Callable[[Bits], Bits]) -> Bits:
+    """One move of the space's own neighbourhood, plus each bit with probability ``rate * indpb``.
+
+    :func:`mut_expressed` with the forced flip replaced by the space's move (see
+    ``gnas.genome.protocol.NeighbourSpace``).
+    """
+    out = np.array(neighbour(bits, rng))
+    extra = rng.random(len(bits)) < rate * indpb
+    out[extra] ^= 1
+    return repair(tuple(int(b) for b in out))
+
+
 Mutate = Callable[[Bits, np.random.Generator], Bits]
 RateMutate = Callable[[Bits, float, np.random.Generator], Bits]
 """A mutation at a given rate: (bits, rate, rng) -> bits."""
 
 
-def expressed_mutation(*, indpb: float, key_of: KeyOf, repair: Callable[[Bits], Bits]) -> RateMutate:
-    """The search's mutation, :func:`mut_expressed` with the run's per-bit probability, key and repair.
+def expressed_mutation(*, indpb: float, key_of: KeyOf, repair: Callable[[Bits], Bits],
+                       neighbour: Callable[[Bits, np.random.Generator], Bits] | None = None
+                       ) -> RateMutate:
+    """The search's mutation, :func:`mut_expressed` with the run's per-bit probability, key and
+    repair, or :func:`mut_neighbour` for a space with a neighbourhood of its own.
 
     The search loop and the operators' Markov chain both take it from here, so
     the chain forecasts the mutation the loop makes.
     """
     def mutate(bits: Bits, rate: float, rng: np.random.Generator) -> Bits:
+        if neighbour is not None:
+            return mut_neighbour(bits, rng, rate=rate, indpb=indpb, neighbour=neighbour, repair=repair)
         return mut_expressed(bits, rng, rate=rate, indpb=indpb, key_of=key_of, repair=repair)
     return mutate
 

@@ -229,7 +229,8 @@ class AgingEvolution(_Plug):
         remutate = self.variation.remutate(view.phase)
         return Proposal(aging_offspring(list(view.population), self.survival.ranks(view),
                                         sample=self.evolution.tournament, rng=rng,
-                                        mutate=remutate), remutate)
+                                        mutate=remutate, children=self.evolution.aging_children),
+                        remutate)
 
 
 def random_offspring(n: int, rng: np.random.Generator,
@@ -242,14 +243,15 @@ def random_offspring(n: int, rng: np.random.Generator,
     return out
 
 
-def aging_batch(population: int) -> int:
-    """Children per generation of aging evolution: the older half of the population."""
-    return max(1, population // 2)
+def aging_batch(population: int, children: int = 0) -> int:
+    """Children per generation of aging evolution: ``children`` (at most the population), or
+    with 0 the older half of the population."""
+    return min(population, children) if children else max(1, population // 2)
 
 
 def aging_offspring(population: Sequence[Bits], fitness: Sequence[float], *, sample: int,
                     rng: np.random.Generator, mutate: Callable[[Bits, np.random.Generator], Bits],
-                    ) -> list[Offspring]:
+                    children: int = 0) -> list[Offspring]:
     """One generation of regularized evolution on a population ordered oldest first.
 
     The :func:`aging_batch` oldest are removed whatever their fitness (that is the
@@ -258,7 +260,7 @@ def aging_offspring(population: Sequence[Bits], fitness: Sequence[float], *, sam
     uniformly without replacement from the whole current population, join at the end.
     """
     n = len(population)
-    batch = aging_batch(n)
+    batch = aging_batch(n, children)
     out = [Offspring(population[i], population[i], Operator.ELITE) for i in range(batch, n)]
     k = min(sample, n)
     for _ in range(batch):
@@ -266,3 +268,10 @@ def aging_offspring(population: Sequence[Bits], fitness: Sequence[float], *, sam
         parent = population[int(min(aspirants, key=lambda i: (fitness[i], i)))]
         out.append(Offspring(mutate(parent, rng), parent, Operator.MUTATION))
     return out
+
+
+#: ``evolution.strategy`` -> its class; the config offers exactly these names (a test holds them
+#: equal), and a user's own strategy object, passed to ``gnas.evolve(strategy=...)``, replaces one.
+STRATEGIES: dict[str, type[_Plug]] = {StrategyName.GA.value: GeneticAlgorithm,
+                                      StrategyName.RANDOM.value: RandomSearch,
+                                      StrategyName.AGING.value: AgingEvolution}

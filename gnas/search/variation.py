@@ -11,7 +11,8 @@ from typing import Callable
 
 import numpy as np
 
-from gnas.genome.space import Bits, SearchSpace
+from gnas.genome.protocol import NeighbourSpace, Space
+from gnas.genome.space import Bits
 from gnas.records import Phase
 from gnas.search.novelty import Mutate, expressed_mutation, remutation
 from gnas.search.operators import Crossover, cx_one_point, growth
@@ -28,7 +29,7 @@ class Variation:
             stage-wise crossover for the layer-wise competition).
     """
 
-    def __init__(self, space: SearchSpace, *, indpb: float = 0.0, growth: bool = True,
+    def __init__(self, space: Space, *, indpb: float = 0.0, growth: bool = True,
                  grow_rate: float = 0.0, crossover: Crossover = cx_one_point) -> None:
         self.space = space
         self.indpb = indpb or 1.0 / space.length
@@ -49,8 +50,8 @@ class Variation:
 
     def mutate(self, bits: Bits, rate: float, rng: np.random.Generator) -> Bits:
         """Mutation that always changes the network (see ``gnas.search.novelty``)."""
-        return expressed_mutation(indpb=self.indpb, key_of=self.space.key,
-                                  repair=self.space.repair)(bits, rate, rng)
+        return expressed_mutation(indpb=self.indpb, key_of=self.space.key, repair=self.space.repair,
+                                  neighbour=neighbour_of(self.space))(bits, rate, rng)
 
     def mutate_own_rate(self, bits: Bits, rng: np.random.Generator) -> Bits:
         """:meth:`mutate` at the individual's own mutation rate."""
@@ -60,3 +61,8 @@ class Variation:
         """The novelty rule's extra mutation of a duplicate child (growth included)."""
         return remutation(self.mutate, rates=self.rates, repair=self.space.repair,
                           grow=self.grow(phase))
+
+
+def neighbour_of(space: Space) -> Callable[[Bits, np.random.Generator], Bits] | None:
+    """The move a space's mutation forces: its own neighbourhood, or None for an expressed flip."""
+    return space.neighbour if isinstance(space, NeighbourSpace) else None

@@ -13,7 +13,6 @@ import pytest
 import gnas
 from gnas.errors import ConfigError, DataError, RunDirError
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from helpers import gnas as gnas_cli  # noqa: E402
 
 pytestmark = pytest.mark.slow
@@ -24,8 +23,8 @@ FAST = {"generations": 1, "population": 4, "epochs": 1, "lambda_c": 0.786, "thre
 
 
 def readme_example() -> str:
-    """The Python block of the README's 'From Python' section."""
-    section = (ROOT / "README.md").read_text().split("## From Python", 1)[1].split("\n## ", 1)[0]
+    """The Python block of the README's "Quick start: Python" section."""
+    section = (ROOT / "README.md").read_text().split("## Quick start: Python", 1)[1].split("\n## ", 1)[0]
     return re.findall(r"```python\n(.*?)\n```", section, flags=re.S)[0]
 
 
@@ -106,3 +105,33 @@ def test_without_test_data_a_fixed_stratified_share_is_held_out(digits, tmp_path
     for c in range(10):  # every class keeps its share
         assert (a["y_test"] == c).sum() == pytest.approx(TEST_FRACTION * (y == c).sum(), abs=1)
     assert len(a["y_train"]) + len(a["y_test"]) == len(y)
+
+
+def test_verbose_shows_gnas_messages_where_nothing_else_would_and_a_bad_budget_raises(digits, tmp_path,
+                                                                                      capfd, monkeypatch):
+    import logging
+
+    x, y = digits
+    monkeypatch.setenv("GNAS_CACHE_DIR", "off")
+    logger = logging.getLogger("gnas")
+    monkeypatch.setattr(logger, "handlers", [])  # as in a notebook: no command line configured it
+    settings = {k: v for k, v in FAST.items() if k != "lambda_c"}
+    result = gnas.evolve(x[:400], y[:400], validation_data=(x[400:450], y[400:450]),
+                         test_data=(x[450:500], y[450:500]), run_dir=tmp_path / "run", verbose=True,
+                         **settings)
+    err = capfd.readouterr().err
+    assert "gnas: calibrating lambda_c" in err and "gnas: lambda_c = " in err
+    assert logger.handlers == []  # routed for the call only
+    # the run's own splits, and a table of evaluations a user can read
+    data = gnas.load(tmp_path / "run").data
+    assert (len(data.x_train), len(data.x_val), len(data.x_test)) == (400, 50, 50)
+    assert np.array_equal(data.y_test, y[450:500]) and np.array_equal(data.y_val, y[400:450])
+    rows = result.table()
+    assert len(rows) == len(result.evaluations)
+    ok = [r for r in rows if r["status"] == "ok"]
+    assert ok and all(r["fitness"] >= r["val_error"] for r in ok)  # F = error + complexity term
+    assert all(r["epochs"] == 1 and r["architecture"].startswith("stage 0:") for r in rows)
+    assert all(0 < r["learning_rate"] < 1 and 0 <= r["momentum"] < 1 for r in rows)
+    with pytest.raises(ConfigError, match="time_budget"):
+        gnas.evolve(x[:400], y[:400], run_dir=tmp_path / "other", time_budget="soon", **FAST)
+    assert not (tmp_path / "other").exists()

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -62,8 +63,12 @@ def test_chaos_prints_a_progress_line_per_lambda_and_quiet_hides_it(tmp_path):
             "--threads", "1", "--max-train-samples", "300", "--out", str(tmp_path)]
     proc = gnas(*args)
     assert proc.returncode == 0, proc.stderr
-    assert [line for line in proc.stderr.splitlines() if line.startswith("gnas:")] == [f"gnas: calibrating lambda_c: lambda {lam} ({k}/3) ..."
-                                        for k, lam in enumerate(["0.00", "0.50", "1.00"], 1)]
+    lines = [line for line in proc.stderr.splitlines() if line.startswith("gnas:")]
+    assert len(lines) == 3
+    for k, (line, lam) in enumerate(zip(lines, ["0.00", "0.50", "1.00"]), 1):
+        eta = r", about \d+ s left" if k > 1 else ""  # from the second point on, the time left
+        assert re.fullmatch(rf"gnas: calibrating lambda_c: lambda {lam} \({k}/3\), \d+ s elapsed{eta} \.\.\.",
+                            line), line
     quiet = gnas("-q", *args)
     assert quiet.returncode == 0 and "gnas:" not in quiet.stderr
     assert quiet.stdout == proc.stdout, "-q hides the progress, not the result"
@@ -108,7 +113,8 @@ def test_evolve_with_coe_calibrates_and_reports_lambda_c(tmp_path):
     report = _evolve(tmp_path, "coe", stderr=stderr)
     run = tmp_path / "coe"
     progress = [line for line in stderr[0].splitlines() if "calibrating lambda_c" in line]
-    assert len(progress) == 11 and progress[-1] == "gnas: calibrating lambda_c: lambda 1.00 (11/11) ..."
+    assert len(progress) == 11 and re.fullmatch(
+        r"gnas: calibrating lambda_c: lambda 1\.00 \(11/11\), \d+ s elapsed, about \d+ s left \.\.\.", progress[-1])
     assert report["init"] == "coe"
     cached = json.loads((run / "chaos.json").read_text())
     assert report["lambda_c"] == pytest.approx(cached["lambda_c"])

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from helpers import gnas, report, state  # noqa: E402
 
 from gnas.competition.scoreboard import credited, scoreboard, stage_variants  # noqa: E402

@@ -1,18 +1,24 @@
 """`gnas export` round trip: the .keras file scores the same in a process without gnas."""
 from __future__ import annotations
 
+import hashlib
+import importlib.util
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from helpers import TINY, gnas  # noqa: E402
+from helpers import TINY, gnas, start_gnas  # noqa: E402
+
+ONNX_PACKAGES = ("tf2onnx", "onnx", "onnxruntime")
+HAVE_ONNX = all(importlib.util.find_spec(name) is not None for name in ONNX_PACKAGES)
 
 pytestmark = pytest.mark.slow
 
@@ -142,7 +148,8 @@ def test_export_to_tflite_and_saved_model_takes_raw_inputs(run, test_arrays, tmp
 
 
 @pytest.mark.parametrize("args,message", [
-    (["--out", "m.onnx", "--format", "onnx"], "pip install"),
+    pytest.param(["--out", "m.onnx", "--format", "onnx"], "pip install",
+                 marks=pytest.mark.skipif(HAVE_ONNX, reason="tf2onnx and onnx are installed")),
     (["--out", "m.tflite", "--format", "tflite2"], "expected one of keras, saved_model, tflite, onnx"),
     (["--out", "m.keras", "--format", "tflite"], "ending in .tflite"),
     (["--out", ".", "--format", "saved_model"], "exists"),
@@ -160,3 +167,108 @@ def test_export_refuses_bad_arguments_in_one_line(run, tmp_path, args, message):
 def test_export_of_a_directory_that_is_not_a_run(tmp_path):
     proc = gnas("export", tmp_path, "--out", tmp_path / "m.keras", check=False)
     assert proc.returncode == 2 and "not a gnas run" in proc.stderr
+
+
+def tree(path: Path) -> dict[str, str]:
+    """Every file's digest (SQLite's -wal / -shm side files aside)."""
+    return {str(p.relative_to(path)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(path.rglob("*")) if p.is_file() and not p.name.endswith(("-wal", "-shm"))}
+
+
+@pytest.mark.skipif(not HAVE_ONNX, reason="needs tf2onnx, onnx and onnxruntime")
+def test_export_to_onnx_scores_what_the_sidecar_says_in_onnxruntime(run, test_arrays, tmp_path):
+    import onnxruntime
+
+    out = tmp_path / "m.onnx"
+    gnas("export", run, "--out", out, "--format", "onnx")
+    sidecar = json.loads(out.with_suffix(".json").read_text())
+    summary = json.loads((run / "best" / "summary.json").read_text())
+    assert sidecar["format"] == "onnx"
+    assert sidecar["metrics"]["test_score"] == pytest.approx(summary["test_score"], abs=1e-4)
+    session = onnxruntime.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    x = np.load(test_arrays[0], allow_pickle=False).astype("float32")  # raw 0..16 pixels
+    y = np.load(test_arrays[1], allow_pickle=False)
+    pred = session.run(None, {session.get_inputs()[0].name: x})[0]
+    assert int((pred.argmax(axis=1) == y).sum()) == sidecar["metrics"]["test_correct"]
+
+
+def test_export_without_out_goes_into_the_run_and_touches_nothing_else(run, tmp_path):
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    before = tree(copy)
+    proc = gnas("export", copy, cwd=tmp_path)
+    out = copy / "export" / "best.keras"
+    assert f"model:       {out}" in proc.stdout and f"sidecar:     {out.with_suffix('.json')}" in proc.stdout
+    after = tree(copy)
+    assert {k: v for k, v in after.items() if not k.startswith("export/")} == before
+    assert sorted(k for k in after if k.startswith("export/")) == ["export/best.json", "export/best.keras"]
+    gnas("export", copy, cwd=tmp_path)  # an earlier export of its own is replaced
+    assert json.loads(out.with_suffix(".json").read_text())["metrics"]["file_bytes"] == out.stat().st_size
+
+
+@pytest.mark.parametrize("name", ["state.keras", "state.prev.keras", "gnas-run.keras", "best/model.keras",
+                                  "best/summary.keras", "weights"])
+def test_export_never_lands_on_a_file_of_the_run(run, tmp_path, name):
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    before = tree(copy)
+    fmt = ["--format", "saved_model"] if name == "weights" else []
+    proc = gnas("export", copy, "--out", copy / name, *fmt, check=False)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+    assert tree(copy) == before
+
+
+@pytest.mark.parametrize("fmt,out", [("keras", "m.keras"), ("saved_model", "m")])
+def test_export_leaves_a_users_files_as_they_are(run, tmp_path, fmt, out):
+    (tmp_path / "m.json").write_text('{"mine": true}')
+    proc = gnas("export", run, "--out", tmp_path / out, "--format", fmt, check=False)
+    assert proc.returncode == 2 and "was not written by `gnas export`" in proc.stderr
+    assert (tmp_path / "m.json").read_text() == '{"mine": true}'
+    (tmp_path / "m.json").unlink()
+    (tmp_path / "m.keras").write_bytes(b"a user's model")
+    proc = gnas("export", run, "--out", tmp_path / "m.keras", check=False)
+    assert proc.returncode == 2 and "was not written by `gnas export`" in proc.stderr
+    assert (tmp_path / "m.keras").read_bytes() == b"a user's model"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.keras"]
+
+
+def test_a_saved_model_export_killed_midway_is_exported_again(run, tmp_path):
+    out = tmp_path / "sm"
+    proc = start_gnas("export", run, "--out", out, "--format", "saved_model")
+    deadline = time.monotonic() + 300
+    while not out.with_suffix(".json").exists():  # written first, just before the model
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate(timeout=60)
+    gnas("export", run, "--out", out, "--format", "saved_model")
+    assert json.loads(out.with_suffix(".json").read_text())["format"] == "saved_model"
+    assert (out / "saved_model.pb").is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["sm", "sm.json"]  # no temporary folder left
+    gnas("export", run, "--out", out, "--format", "saved_model")  # and again, over its own export
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["sm", "sm.json"]
+
+
+def test_retraining_a_pruned_network_does_not_first_train_it_to_convergence(monkeypatch):
+    """``export --retrain`` of a pruned network takes only its structure and zeros from the replay."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from helpers import one_stage_evaluator
+
+    from gnas.backend import export
+    from gnas.backend.evaluator import Evaluator
+    from gnas.genome.space import bits_to_str
+
+    evaluator = one_stage_evaluator(epochs=1, samples=200)
+    assert evaluator.cfg.final.max_epochs > 0
+    genome = bits_to_str(evaluator.space.repair([1] * evaluator.space.length))
+    options = {"base": genome, "mask": "nm", "nm": "2:4", "sparsity": 0.5, "cycles": 1}
+
+    def converge(*args, **kwargs):
+        raise AssertionError("trained to convergence, then thrown away")
+
+    monkeypatch.setattr(Evaluator, "_converge", converge)
+    model = export.retrained_model(evaluator, genome, seed=3, options=options, epochs=1)
+    kernels = [layer.kernel.numpy() for layer in model.layers if getattr(layer, "kernel", None) is not None]
+    assert any((k == 0).mean() >= 0.45 for k in kernels), "the 2:4 mask's zeros are kept"

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from helpers import TINY, gnas, start_gnas, state, wait_rows  # noqa: E402
 
 pytestmark = pytest.mark.slow

@@ -25,7 +25,6 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from helpers import committed_rows as rows  # noqa: E402
 from helpers import start_gnas as gnas  # noqa: E402
 from helpers import wait_rows  # noqa: E402

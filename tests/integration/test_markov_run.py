@@ -218,15 +218,15 @@ def test_find_run_prefers_env_then_newest(run_path, tmp_path, monkeypatch):
     old, new = _copy_run(run_path, root / "old"), _copy_run(run_path, root / "new")
     (root / "not-a-run").mkdir()
     os.utime(old / "state.json", (1e9, 1e9))
-    assert analysis.find_run([root]).path == new
+    assert analysis.find_run(roots=[root]).path == new
     monkeypatch.setenv(analysis.RUN_DIR_ENV, str(old))
-    assert analysis.find_run([root]).path == old
+    assert analysis.find_run(roots=[root]).path == old
     monkeypatch.setenv(analysis.RUN_DIR_ENV, str(root / "not-a-run"))
     with pytest.raises(GnasError):
-        analysis.find_run([root])
+        analysis.find_run(roots=[root])
     monkeypatch.delenv(analysis.RUN_DIR_ENV)
     with pytest.raises(GnasError, match="no gnas run"):
-        analysis.find_run([tmp_path / "empty"])
+        analysis.find_run(roots=[tmp_path / "empty"])
 
 
 def test_logbook_convergence_table_and_top_architectures(run_path, records, state):

@@ -48,9 +48,12 @@ def kernel_env(tmp_path_factory):
         yield mp
 
 
-def execute(name: str, cwd: Path):
-    """Run every cell (nbclient raises CellExecutionError on the first failing one)."""
+def execute(name: str, cwd: Path, parameters: str | None = None):
+    """Run every cell (nbclient raises CellExecutionError on the first failing one); ``parameters``
+    replaces the parameters cell, as papermill does."""
     nb = nbformat.read(NOTEBOOKS / f"{name}.ipynb", as_version=4)
+    if parameters is not None:
+        nb.cells[0].source = parameters
     nbclient.NotebookClient(nb, timeout=300, kernel_name=KERNEL,
                             resources={"metadata": {"path": str(cwd)}}).execute()
     return nb
@@ -75,7 +78,9 @@ def test_notebooks_are_stored_without_outputs(name):
     nbformat.validate(nb)
     code = [c for c in nb.cells if c.cell_type == "code"]
     assert all(not c.outputs and c.execution_count is None for c in code)
-    assert nb.cells[0].cell_type == "code" and "analysis.find_run()" in nb.cells[0].source
+    assert nb.cells[0].cell_type == "code" and "parameters" in nb.cells[0].metadata.get("tags", [])
+    assert nb.cells[0].source.rstrip().endswith("run = None")
+    assert "analysis.find_run(run)" in nb.cells[1].source
     assert not any("def " in c.source or "class " in c.source for c in code)  # analysis lives in gnas
 
 
@@ -111,3 +116,30 @@ def test_run_overview_notebook_finds_newest_run_and_plots_chaos(run_path, kernel
     text = "".join(outputs(nb, "stdout"))
     assert not outputs(nb, "error") and "digits-copy" in text
     assert len(outputs(nb, "png")) == 3  # fitness, diversity, chaos sweep
+
+
+def test_run_overview_takes_a_relative_run_from_where_jupyter_started(run_path, kernel_env, tmp_path):
+    kernel_env.delenv("GNAS_RUN_DIR", raising=False)
+    shutil.copytree(run_path, tmp_path / "runs" / "chosen")
+    (tmp_path / "notebooks").mkdir()
+    # the kernel starts in notebooks/; the path is given from the folder above, as a user started there
+    nb = execute("run_overview", tmp_path / "notebooks", parameters='run = "runs/chosen"')
+    text = "".join(outputs(nb, "stdout"))
+    assert not outputs(nb, "error") and "chosen" in text
+
+
+def test_the_newest_finished_run_is_shown_and_a_newer_unfinished_one_named(run_path, tmp_path, monkeypatch):
+    import os
+    import time
+
+    from gnas.report import analysis
+
+    monkeypatch.delenv("GNAS_RUN_DIR", raising=False)
+    shutil.copytree(run_path, tmp_path / "runs" / "done")
+    shutil.copytree(run_path, tmp_path / "runs" / "running")
+    (tmp_path / "runs" / "running" / "state.json").unlink()  # no checkpoint yet: not finished
+    later = time.time() + 60
+    os.utime(tmp_path / "runs" / "running" / "gnas-run.json", (later, later))
+    monkeypatch.chdir(tmp_path)
+    assert analysis.find_run().path.name == "done"
+    assert analysis.find_run("runs/running").path.name == "running"

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from helpers import TINY, gnas, report, state  # noqa: E402
 
 from gnas.search.operators import crowded_ranks, sel_nsga2  # noqa: E402

@@ -2,15 +2,12 @@
 from __future__ import annotations
 
 import re
-import sys
 from pathlib import Path
 
 import pytest
+from helpers import gnas, report
 
 from gnas.config import load_config
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from helpers import gnas, report  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -26,6 +23,13 @@ def test_readme_has_exactly_two_commands():
     search, tests = readme_commands()
     assert search.endswith("gnas evolve") and "pip install" in search
     assert "pip install" in tests and '".[test]"' in tests and "pytest" in tests
+
+
+def test_readme_stays_short_and_points_into_docs():
+    """The README is the front page; the details live in docs/ (tests/integration/test_docs.py checks them)."""
+    text = (ROOT / "README.md").read_text()
+    assert len(text.splitlines()) <= 200, "move detail from README.md into docs/"
+    assert "(docs/index.md)" in text and (ROOT / "docs" / "index.md").is_file()
 
 
 def test_ci_runs_the_readme_test_command_verbatim():

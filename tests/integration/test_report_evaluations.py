@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from helpers import TINY, gnas  # noqa: E402
 
 from gnas.config import RunConfig
@@ -89,3 +88,27 @@ def test_a_real_run_lists_every_row_of_its_store(tmp_path: Path):
         keys = [k for (k,) in db.execute("SELECT genome_key FROM evaluations ORDER BY id")]
     assert [r["key"] for r in rows] == keys
     assert all(r["status"] in ("ok", "failed") and (r["status"] == "ok") == (r["error"] == "") for r in rows)
+
+
+@pytest.mark.parametrize("target", ["evaluations.db", "state.json", "gnas-run.json", "config.toml",
+                                    "markov", "best/summary.json", "link-to-db.csv"])
+def test_the_csv_never_lands_on_a_file_of_the_run(stored_run: Path, target: str):
+    (stored_run / "link-to-db.csv").symlink_to("evaluations.db")
+    before = tree(stored_run)
+    proc = gnas("report", stored_run, "--evaluations", stored_run / target, check=False)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and "the run's own files" in proc.stderr
+    assert tree(stored_run) == before
+    assert len(parse(gnas("report", stored_run, "--evaluations").stdout)) == 2  # the run still reads
+
+
+def test_the_csv_replaces_an_earlier_csv_but_no_other_file(stored_run: Path, tmp_path: Path):
+    mine = tmp_path / "notes.csv"
+    mine.write_text("name,phone\nann,123\n")
+    proc = gnas("report", stored_run, "--evaluations", mine, check=False)
+    assert proc.returncode == 2 and "not an evaluations CSV" in proc.stderr
+    assert mine.read_text() == "name,phone\nann,123\n"
+    out = stored_run / "evaluations.csv"  # a new name beside the run's files is fine
+    gnas("report", stored_run, "--evaluations", out)
+    gnas("report", stored_run, "--evaluations", out)  # and so is replacing it
+    assert len(parse(out.read_text())) == 2

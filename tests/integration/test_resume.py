@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from helpers import TINY, gnas, state  # noqa: E402
 
 GROUPS = ["--set", "train.group_size=4"]

@@ -9,6 +9,7 @@ In-flight evaluations are abandoned: the row count never grows after a signal.
 from __future__ import annotations
 
 import json
+import re
 import os
 import signal
 import sqlite3
@@ -19,7 +20,6 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from helpers import committed_rows as rows  # noqa: E402
 from helpers import start_gnas as gnas  # noqa: E402
 from helpers import wait_rows  # noqa: E402
@@ -120,3 +120,73 @@ def _stderr_so_far(proc: subprocess.Popen) -> str:
         buf += chunk.decode(errors="replace")
     _buffers[proc.pid] = buf
     return buf
+
+
+# A fused group of conv networks (exact graphs in one traced step) with a batch of
+# 1: an epoch is over a thousand steps, longer than the time a signal may take.
+FUSED = ["--dataset", "digits", "--family", "conv", "--population", "4", "--epochs", "3",
+         "--batch-size", "1", "--threads", "1", "--seed", "3", "--generations", "1",
+         "--set", "evolution.final_seeds=0"]
+ACT_WITHIN_S = 5.0
+
+
+def _signal_at(marker: str, signum: int, args: list[str], env: dict | None = None
+               ) -> tuple[int, str, float]:
+    """Start ``gnas evolve ARGS``, send ``signum`` a second after ``marker`` shows on stderr;
+    (exit status, stderr, seconds from the signal to the process' end)."""
+    proc = gnas("evolve", *args, env=env)
+    deadline = time.monotonic() + TIMEOUT_S
+    while marker not in _stderr_so_far(proc):
+        assert proc.poll() is None, _stderr_so_far(proc)[-2000:]
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    time.sleep(1.0)
+    assert proc.poll() is None
+    code, err, took = stop(proc, signum)
+    return code, _buffers.get(proc.pid, "") + err, took
+
+
+def test_a_signal_acts_within_seconds_in_a_fused_training(tmp_path: Path):
+    run = tmp_path / "run"
+    code, err, took = _signal_at("networks: epoch 1/3", signal.SIGTERM,
+                                 [*FUSED, "--lambda-c", "0.8", "--run-dir", str(run)])
+    assert code == 143, err[-2000:]
+    assert took <= ACT_WITHIN_S, f"SIGTERM took {took:.1f} s during a fused epoch"
+    assert_resumable(run, err)
+
+
+def test_a_signal_acts_within_seconds_in_the_calibration(tmp_path: Path):
+    run = tmp_path / "run"
+    code, err, took = _signal_at("calibrating lambda_c", signal.SIGINT, [*FUSED, "--run-dir", str(run)],
+                                 env={"GNAS_CACHE_DIR": "off"})
+    assert code == 130, err[-2000:]
+    assert took <= ACT_WITHIN_S, f"Ctrl-C took {took:.1f} s during the calibration"
+    assert f"gnas resume {run}" in err and "Traceback" not in err
+
+
+def test_a_signal_acts_within_seconds_in_the_final_training(tmp_path: Path):
+    run = tmp_path / "run"
+    args = [*FUSED, "--lambda-c", "0.8", "--epochs", "1", "--population", "2",
+            "--max-train-samples", "300", "--set", "final.max_epochs=50", "--run-dir", str(run)]
+    code, err, took = _signal_at("final training 1/1", signal.SIGINT, args)
+    assert code == 130, err[-2000:]
+    assert took <= ACT_WITHIN_S, f"Ctrl-C took {took:.1f} s during the final training"
+    assert_resumable(run, err)
+
+
+def test_a_resume_after_a_kill_says_what_it_found_in_one_line(tmp_path: Path):
+    run = tmp_path / "run"
+    proc = gnas("evolve", *ARGS, "--run-dir", str(run))
+    wait_rows(proc, run, 1)
+    proc.kill()  # SIGKILL: its lock file stays behind
+    proc.communicate(timeout=TIMEOUT_S)
+    killed = proc.pid
+    kept = rows(run)
+    proc = gnas("resume", str(run))
+    _, err = proc.communicate(timeout=TIMEOUT_S)
+    assert proc.returncode == 0, err[-3000:]
+    lines = [line for line in err.splitlines() if line.startswith(f"gnas: resuming {run}")]
+    assert len(lines) == 1, err[-3000:]
+    assert f"{kept} evaluations kept" in lines[0]
+    assert "no generation completed" in lines[0] or "generation 0 of 2 completed" in lines[0]
+    assert re.search(rf"stale lock of process {killed} on .* cleared", lines[0]), lines[0]

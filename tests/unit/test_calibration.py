@@ -269,3 +269,22 @@ def test_plot_is_written_by_the_report(tmp_path):
     path = write_chaos_plot(result.to_dict(), tmp_path / "sub" / "chaos.png", "title")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert not list((tmp_path / "sub").glob(".*"))
+
+
+def test_a_bounded_sweep_keeps_to_its_time_and_still_spans_lambda_from_0_to_1(digits, space):
+    import time
+
+    unbounded_began = time.perf_counter()
+    full = calibration.calibrate(digits, space, weight_scale=2.0, samples=8, batches=2, batch=32,
+                                 threads=1, progress=None)
+    full_s = time.perf_counter() - unbounded_began
+    bound = full_s / 3
+    began = time.perf_counter()
+    short = calibration.calibrate(digits, space, weight_scale=2.0, samples=8, batches=2, batch=32,
+                                  threads=1, progress=None, max_seconds=bound)
+    took = time.perf_counter() - began
+    lams = [p.lam for p in short.sweep]
+    assert len(lams) >= calibration.MIN_POINTS and lams == sorted(lams)
+    assert lams[0] == 0.0 and lams[-1] == 1.0  # coarse to fine: both ends first
+    assert len(short.sweep) < len(full.sweep) or short.samples < full.samples
+    assert took <= bound * 1.5 + 1.0, (took, bound)

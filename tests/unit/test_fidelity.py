@@ -16,7 +16,6 @@ from gnas.runs.store import EvaluationStore
 from gnas.search.fidelity import SuccessiveHalving, rung_epochs
 from gnas.search.fitness import FitnessModel
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from helpers import one_stage_evaluator  # noqa: E402
 
 SHA = {"fidelity.schedule": "sha", "fidelity.min_epochs": 1, "fidelity.max_epochs": 9,

@@ -15,7 +15,6 @@ from gnas.inheritance.lineage import Inheritance, InheritMode, Parent, inherited
 from gnas.inheritance.weights import WeightStore, WeightsUnreadable
 from gnas.records import EvalResult, EvalTask, Kind
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from helpers import one_stage_evaluator  # noqa: E402
 
 

@@ -105,3 +105,17 @@ def test_vary_applies_growth_as_part_of_mutation():
     none = vary(pop, [0.0] * 4, elite=0, tournsize=2, rates=lambda b: (0.0, 0.0), indpb=0.0,
                 repair=lambda b: b, rng=np.random.default_rng(0), grow=grow)
     assert all(o.bits == pop[0] for o in none)
+
+
+def test_aging_with_one_child_per_step_removes_only_the_oldest():
+    """Real et al.'s regularized evolution: one child joins at the end, the oldest dies."""
+    from gnas.search.strategies import aging_offspring
+
+    population = [(0, 0, 0, i % 2, i // 2 % 2, i // 4) for i in range(6)]
+    fitness = [0.5, 0.1, 0.9, 0.3, 0.7, 0.2]
+    out = aging_offspring(population, fitness, sample=3, rng=np.random.default_rng(0),
+                          mutate=lambda bits, rng: bits[:2] + (1,) + bits[3:], children=1)
+    assert [o.bits for o in out[:5]] == population[1:]
+    assert len(out) == 6 and out[-1].parent in population and out[-1].bits[2] == 1
+    assert len(aging_offspring(population, fitness, sample=3, rng=np.random.default_rng(0),
+                               mutate=lambda bits, rng: bits)) == 6  # the older half, as before

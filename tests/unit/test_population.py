@@ -17,7 +17,6 @@ from gnas.datasets import load_for_run
 from gnas.genome.space import bits_to_str, str_to_bits
 from gnas.records import EvalTask
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from helpers import one_stage_evaluator  # noqa: E402
 
 
@@ -288,7 +287,9 @@ def test_successive_groups_trace_once_each_without_a_retracing_warning(monkeypat
             model = _tiny_model()
             epoch = population._make_epoch([model], batch=8)
             for _ in range(2):
-                epoch(tf.constant(x), tf.constant(y), tf.constant(rng.permutation(16)[None].astype(np.int32)))
+                population.run_epoch(epoch, tf.constant(x), tf.constant(y),
+                                     tf.constant(rng.permutation(16)[None].astype(np.int32)), 1, 8,
+                                     "1 network", (1, 1))
             assert epoch.experimental_get_tracing_count() == 1
             member = SimpleNamespace(model=model, arch=arch, error="", val={})
             population._score_together(ev, [member])
@@ -321,6 +322,31 @@ def test_a_finite_but_huge_loss_stops_a_member_of_an_exact_graph_group_alone():
     x, y = rng.normal(size=(16, 4)).astype(np.float32), rng.integers(0, 2, 16).astype(np.int32)
     epoch = population._make_epoch([_tiny_model(), _tiny_model(1e12)], batch=8)
     order = rng.permutation(16).astype(np.int32)
-    finite, bad = epoch(tf.constant(x), tf.constant(y), tf.constant(np.stack([order, order])))
+    finite, bad = population.run_epoch(epoch, tf.constant(x), tf.constant(y),
+                                       tf.constant(np.stack([order, order])), 2, 8, "2 networks", (1, 1))
     assert [bool(f) for f in finite] == [True, False]
     assert 1e6 < float(bad[1]) < float("inf")  # finite, but diverged
+
+
+def test_an_epoch_in_slices_trains_as_one_slice_and_reports_every_slice(monkeypatch):
+    """Slicing an epoch (so that an interrupt lands within a fraction of a second) changes no bit."""
+    import tensorflow as tf
+
+    from gnas.backend import population
+    from gnas.runs import heartbeat
+
+    rng = np.random.default_rng(1)
+    x, y = rng.normal(size=(64, 4)).astype(np.float32), rng.integers(0, 2, 64).astype(np.int32)
+    order = tf.constant(rng.permutation(64)[None].astype(np.int32))
+    whole, sliced = _tiny_model(), _tiny_model()
+    population.run_epoch(population._make_epoch([whole], batch=4), tf.constant(x), tf.constant(y),
+                         order, 1, 4, "1 network", (1, 1))
+    monkeypatch.setattr(heartbeat, "SLICE_S", 1e-9)  # every next slice is one batch
+    beats: list[heartbeat.Beat] = []
+    epoch = population._make_epoch([sliced], batch=4)
+    with heartbeat.listening(beats.append):
+        population.run_epoch(epoch, tf.constant(x), tf.constant(y), order, 1, 4, "1 network", (1, 1))
+    assert [b.batch for b in beats] == [4, *range(5, 17)] and beats[-1].batches == 16
+    assert epoch.experimental_get_tracing_count() == 1
+    for a, b in zip(whole.get_weights(), sliced.get_weights()):
+        np.testing.assert_array_equal(a, b)

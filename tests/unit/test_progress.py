@@ -41,3 +41,26 @@ def test_a_budget_counts_trainings_only():
     bar.on_evaluated(search, result(Kind.SEARCH), cached=True)
     bar.on_evaluated(search, result(Kind.RESEED), cached=False)
     assert bar.bar.n == 1
+
+
+def test_a_finished_run_extended_with_more_generations_starts_where_it_stands():
+    search = fake_search(**{"evolution.generations": 4, "evolution.final_seeds": 0})
+    search.state.generation, search.state.finished = 2, True  # done 0..2, now asked for 4
+    bar = ProgressBar(stream=io.StringIO())
+    bar.on_search_begin(search)
+    assert (bar.bar.n, bar.bar.total) == (4 * 3, 4 * 5)
+
+
+def test_the_heartbeat_shows_where_the_training_in_progress_stands():
+    from gnas.runs import heartbeat
+
+    stream = io.StringIO()
+    bar = ProgressBar(stream=stream)
+    search = fake_search()
+    bar.on_search_begin(search)
+    heartbeat.beat("8 networks", 1, 2, 120, 469)
+    assert "8 networks: epoch 1/2, batch 120/469" in stream.getvalue()
+    bar.on_evaluated(search, result(Kind.SEARCH), cached=False)
+    bar.on_search_end(search)
+    heartbeat.beat("8 networks", 2, 2, 1, 469)  # no longer listening
+    assert "epoch 2/2" not in stream.getvalue()

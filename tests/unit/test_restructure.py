@@ -11,7 +11,6 @@ import pytest
 from gnas.genome.architecture import Architecture, StageArch, complexity
 from gnas.pruning.records import PruneOptions
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from helpers import one_stage_evaluator  # noqa: E402
 
 

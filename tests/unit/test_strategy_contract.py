@@ -34,6 +34,7 @@ CASES = {
     "nsga2": {"evolution.objectives": "error,params"},
     "random": {"evolution.strategy": "random"},
     "aging": {"evolution.strategy": "aging"},
+    "aging-one-child": {"evolution.strategy": "aging", "evolution.aging_children": 1},
     "ga+competition": {"evolution.competition": True},
 }
 BASE = {"evolution.population": 6, "evolution.generations": 4, "evolution.seed": 11,

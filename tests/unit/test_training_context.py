@@ -6,7 +6,6 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from helpers import one_stage_evaluator  # noqa: E402
 
 
