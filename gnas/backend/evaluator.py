@@ -53,8 +53,13 @@ class Evaluator:
     Kept here and not in modules, two evaluators in one process share nothing.
     """
 
-    def __init__(self, cfg: RunConfig, dataset: Dataset, worker: str = "local") -> None:
+    def __init__(self, cfg: RunConfig, dataset: Dataset, worker: str = "local",
+                 time_limit: bool = True) -> None:
+        """``time_limit``: enforce ``train.eval_timeout`` here, at batch boundaries. A Ray
+        actor's evaluator does not: its pool enforces the limit from outside (it also ends
+        an actor that hangs), with the limit the driver holds now."""
         self.cfg = cfg
+        self.time_limit = time_limit
         self.full_data = dataset  # the final training's: the whole training split
         self.data = search_subset(dataset, cfg.train.search_samples)
         self.space: SearchSpace = make_space(cfg, dataset)
@@ -63,6 +68,10 @@ class Evaluator:
         self._device_bytes: int | None = None
         self.prune_states: OrderedDict[str, Snapshot] = OrderedDict()
         self.supersets: dict[Shape, Superset] = {}
+
+    def _eval_timeout(self) -> float:
+        """The limit this evaluator enforces itself (0: none; see ``__init__``)."""
+        return self.cfg.train.eval_timeout if self.time_limit else 0.0
 
     def batch_size(self, arch: Architecture) -> int:
         """The configured batch, or with ``train.batch_size = 0`` the largest that fits.
@@ -160,7 +169,7 @@ class Evaluator:
         mem = self.memory_metrics(arch)
         extra: dict[str, Any] = dict(params=params, flops=flops, worker=self.worker, node=self.node)
         try:
-            with heartbeat.time_limit(self.cfg.train.eval_timeout):
+            with heartbeat.time_limit(self._eval_timeout()):
                 model, lineage = self.train_task(arch, task)
             val = score(model, arch, self.data.x_val, self.data.y_val)
         except EvaluationFailed as exc:
@@ -226,7 +235,7 @@ class Evaluator:
         from gnas.backend.population import train_group
 
         # the limit is per evaluation: a group of P members may run P times it (as on Ray)
-        with heartbeat.time_limit(self.cfg.train.eval_timeout, len(tasks)):
+        with heartbeat.time_limit(self._eval_timeout(), len(tasks)):
             return train_group(self, tasks)
 
     def final(self, genome: str, seed: int, options: dict[str, Any] | None = None,

@@ -35,7 +35,7 @@ class Worker:
                           use_gpu=gpu_fraction > 0)
         from gnas.backend.evaluator import Evaluator
 
-        self.evaluator = Evaluator(cfg, dataset, worker=name)
+        self.evaluator = Evaluator(cfg, dataset, worker=name, time_limit=False)  # the pool's to enforce
         node_id = ray.get_runtime_context().get_node_id()
         self.node = f"{ray.util.get_node_ip_address()}/{node_id[:12]}"
 
